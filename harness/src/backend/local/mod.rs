@@ -1,0 +1,292 @@
+//! The local backend: each node is a `postgres` process on 127.0.0.1, its data directory under
+//! the run directory, run as the server user.
+
+mod conf;
+mod process;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+
+use super::{Backend, BackendKind, Credentials};
+use crate::error::{Error, Result, ResultExt};
+use crate::node::{Endpoint, Login, Node, NodeSpec, Role};
+use crate::os::ServerUser;
+use crate::pg::PgInstall;
+use crate::run::RunDir;
+
+pub use process::{LocalProc, ProcState, down_local};
+
+/// Runs nodes as local processes.
+pub struct LocalBackend {
+    pg: PgInstall,
+    user: ServerUser,
+    run: RunDir,
+    creds: Credentials,
+    procs: Arc<Mutex<Vec<Arc<LocalProc>>>>,
+    finished: AtomicBool,
+}
+
+impl LocalBackend {
+    /// A backend that runs `pg` as `user`, keeping everything under `run`.
+    ///
+    /// # Errors
+    /// Environment error when the password file cannot be written.
+    pub fn new(
+        pg: PgInstall,
+        user: ServerUser,
+        run: RunDir,
+        creds: Credentials,
+    ) -> Result<LocalBackend> {
+        user.private_file(&run.passfile(), creds.pgpass().as_bytes())?;
+        Ok(LocalBackend {
+            pg,
+            user,
+            run,
+            creds,
+            procs: Arc::default(),
+            finished: AtomicBool::new(false),
+        })
+    }
+
+    /// The installation in use.
+    pub fn pg(&self) -> &PgInstall {
+        &self.pg
+    }
+
+    /// The run directory.
+    pub fn run_dir(&self) -> &RunDir {
+        &self.run
+    }
+
+    /// What is running, for the state file.
+    pub fn states(&self) -> Vec<ProcState> {
+        self.procs
+            .lock()
+            .expect("procs lock")
+            .iter()
+            .map(|p| p.state())
+            .collect()
+    }
+
+    fn check_name(&self, name: &str) -> Result<()> {
+        if self
+            .procs
+            .lock()
+            .expect("procs lock")
+            .iter()
+            .any(|p| p.name == name)
+        {
+            return Err(Error::internal(format!(
+                "node {name} already exists in this run"
+            )));
+        }
+        Ok(())
+    }
+
+    fn used_ports(&self) -> Vec<u16> {
+        self.procs
+            .lock()
+            .expect("procs lock")
+            .iter()
+            .map(|p| p.port())
+            .collect()
+    }
+
+    fn track(&self, p: Arc<LocalProc>) {
+        self.procs.lock().expect("procs lock").push(p);
+    }
+
+    fn node(&self, proc_: Arc<LocalProc>, role: Role, superuser: &Login) -> Node {
+        let ep = Endpoint {
+            host: "127.0.0.1".into(),
+            port: proc_.port(),
+        };
+        let admin = crate::node::ConnInfo {
+            endpoint: ep.clone(),
+            login: superuser.clone(),
+            dbname: "postgres".into(),
+        };
+        Node::new(
+            &proc_.name.clone(),
+            role,
+            admin,
+            ep,
+            self.pg.version.clone(),
+            true,
+            Box::new(process::LocalControl(proc_)),
+        )
+    }
+
+    /// Start `p` on its port; with an automatic port, move to another free port when the chosen
+    /// one was taken between choosing and binding.
+    async fn start_with_port(
+        &self,
+        p: &Arc<LocalProc>,
+        spec: &NodeSpec,
+        extra: &[(String, String)],
+    ) -> Result<()> {
+        let attempts = if spec.port.is_some() { 1 } else { 4 };
+        let mut last = None;
+        for _ in 0..attempts {
+            let port = match spec.port {
+                Some(port) => port,
+                None => process::free_port(&self.used_ports())?,
+            };
+            p.set_port(port);
+            conf::write_node_conf(
+                &p.data_dir,
+                &self.user,
+                &spec.name,
+                port,
+                extra,
+                &spec.settings,
+            )?;
+            match p.start().await {
+                Ok(()) => return Ok(()),
+                Err(e)
+                    if e.kind() == crate::ErrorKind::Environment
+                        && spec.port.is_none()
+                        && p.port_in_use_last_start() =>
+                {
+                    tracing::debug!(
+                        "port {port} taken before {} could bind it; picking another",
+                        spec.name
+                    );
+                    last = Some(e);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| Error::internal("no start attempt")))
+    }
+}
+
+#[async_trait]
+impl Backend for LocalBackend {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Local
+    }
+
+    async fn init_primary(&self, spec: &NodeSpec) -> Result<Node> {
+        self.check_name(&spec.name)?;
+        let dir = self.run.node_dir(&spec.name);
+        self.user.private_dir(&dir)?;
+        let p = Arc::new(LocalProc::new(
+            &spec.name,
+            dir.join("data"),
+            self.run.log(&spec.name),
+            self.pg.clone(),
+            self.user.clone(),
+            self.run.passfile(),
+        ));
+        self.track(p.clone());
+        tracing::info!(
+            "initialising {} (initdb, PostgreSQL {})",
+            spec.name,
+            self.pg.version
+        );
+        p.initdb(&spec.superuser).await.on_node(&spec.name)?;
+        conf::write_hba(&p.data_dir, &self.user, &["127.0.0.1/32", "::1/128"])?;
+        self.start_with_port(&p, spec, &[])
+            .await
+            .on_node(&spec.name)?;
+        Ok(self.node(p, spec.role, &spec.superuser))
+    }
+
+    async fn init_standby(
+        &self,
+        spec: &NodeSpec,
+        upstream: &Node,
+        via: &Endpoint,
+        replicator: &Login,
+        slot: &str,
+    ) -> Result<Node> {
+        self.check_name(&spec.name)?;
+        let dir = self.run.node_dir(&spec.name);
+        self.user.private_dir(&dir)?;
+        let p = Arc::new(LocalProc::new(
+            &spec.name,
+            dir.join("data"),
+            self.run.log(&spec.name),
+            self.pg.clone(),
+            self.user.clone(),
+            self.run.passfile(),
+        ));
+        self.track(p.clone());
+        tracing::info!(
+            "taking a base backup of {} for {} (pg_basebackup -R -X stream -S {slot})",
+            upstream.name(),
+            spec.name
+        );
+        p.basebackup(via, replicator, slot)
+            .await
+            .on_node(&spec.name)?;
+        self.start_with_port(&p, spec, &[])
+            .await
+            .on_node(&spec.name)?;
+        Ok(self.node(p, Role::Standby, &spec.superuser))
+    }
+
+    async fn teardown(&self, keep: bool) -> Result<()> {
+        if self.finished.swap(true, Ordering::SeqCst) {
+            return Ok(());
+        }
+        let procs: Vec<Arc<LocalProc>> = self.procs.lock().expect("procs lock").clone();
+        let mut first_err = None;
+        for p in procs.iter().rev() {
+            if keep {
+                continue;
+            }
+            if let Err(e) = p.stop_for_teardown().await {
+                first_err.get_or_insert(e);
+            }
+            if let Err(e) = p.remove_data() {
+                first_err.get_or_insert(e);
+            }
+        }
+        let _ = std::fs::remove_file(self.run.passfile());
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    fn detach(&self) {
+        self.finished.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Drop for LocalBackend {
+    fn drop(&mut self) {
+        if self.finished.load(Ordering::SeqCst) {
+            return;
+        }
+        // Teardown was never reached (panic or early exit): kill and remove synchronously.
+        for p in self.procs.lock().map(|v| v.clone()).unwrap_or_default() {
+            p.kill_now();
+            let _ = p.remove_data();
+        }
+        let _ = std::fs::remove_file(self.run.passfile());
+    }
+}
+
+/// Credentials accessor for the run (used by the chain to create roles).
+impl LocalBackend {
+    /// The run's logins.
+    pub fn credentials(&self) -> &Credentials {
+        &self.creds
+    }
+
+    /// Data directories of every node.
+    pub fn data_dirs(&self) -> Vec<PathBuf> {
+        self.procs
+            .lock()
+            .expect("procs lock")
+            .iter()
+            .map(|p| p.data_dir.clone())
+            .collect()
+    }
+}

@@ -1,0 +1,513 @@
+//! One local `postgres` process: initdb, base backup, start, stop, signals, log.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU16, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use nix::sys::signal::Signal;
+use tokio::sync::Mutex;
+
+use crate::error::{Error, Result, io_error};
+use crate::node::{Endpoint, Login, NodeControl, StopMode, tail};
+use crate::os::{ServerUser, pid_alive, signal_group};
+use crate::pg::PgInstall;
+use crate::wait::{Check, wait_for};
+
+/// How long a server may take to accept connections after being started.
+const START_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long a stop may take before the harness escalates to SIGKILL.
+const STOP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What the state file records about a local node.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct ProcState {
+    /// Node name.
+    pub name: String,
+    /// Port on 127.0.0.1.
+    pub port: u16,
+    /// Postmaster pid (also its process group), 0 when not running.
+    pub pid: i32,
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Server log.
+    pub log: PathBuf,
+}
+
+/// A local server process and its files.
+pub struct LocalProc {
+    pub(crate) name: String,
+    pub(crate) data_dir: PathBuf,
+    log: PathBuf,
+    pg: PgInstall,
+    user: ServerUser,
+    passfile: PathBuf,
+    port: AtomicU16,
+    pid: AtomicI32,
+    child: Mutex<Option<tokio::process::Child>>,
+    port_in_use: AtomicBool,
+}
+
+impl LocalProc {
+    pub(crate) fn new(
+        name: &str,
+        data_dir: PathBuf,
+        log: PathBuf,
+        pg: PgInstall,
+        user: ServerUser,
+        passfile: PathBuf,
+    ) -> LocalProc {
+        LocalProc {
+            name: name.to_string(),
+            data_dir,
+            log,
+            pg,
+            user,
+            passfile,
+            port: AtomicU16::new(0),
+            pid: AtomicI32::new(0),
+            child: Mutex::new(None),
+            port_in_use: AtomicBool::new(false),
+        }
+    }
+
+    pub(crate) fn port(&self) -> u16 {
+        self.port.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn set_port(&self, p: u16) {
+        self.port.store(p, Ordering::SeqCst);
+    }
+
+    pub(crate) fn port_in_use_last_start(&self) -> bool {
+        self.port_in_use.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn state(&self) -> ProcState {
+        ProcState {
+            name: self.name.clone(),
+            port: self.port(),
+            pid: self.pid.load(Ordering::SeqCst),
+            data_dir: self.data_dir.clone(),
+            log: self.log.clone(),
+        }
+    }
+
+    /// Run a PostgreSQL program as the server user and fail with its stderr if it fails.
+    pub(crate) async fn run(
+        &self,
+        tool: &str,
+        args: &[String],
+        stdin: Option<Vec<u8>>,
+    ) -> Result<Vec<u8>> {
+        let mut cmd = self.user.command(self.pg.tool(tool));
+        cmd.args(args)
+            .env("PGPASSFILE", &self.passfile)
+            .env("PGCONNECT_TIMEOUT", "10")
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| io_error("cannot run", self.pg.tool(tool), e))?;
+        if let Some(input) = stdin {
+            use tokio::io::AsyncWriteExt;
+            let mut w = child.stdin.take().expect("piped stdin");
+            // A failing program may close stdin early; its exit status tells the story.
+            let _ = w.write_all(&input).await;
+            drop(w);
+        }
+        let out = child
+            .wait_with_output()
+            .await
+            .map_err(|e| io_error("cannot wait for", self.pg.tool(tool), e))?;
+        if !out.status.success() {
+            let err = crate::secret::redact(String::from_utf8_lossy(&out.stderr).trim());
+            return Err(Error::database(format!(
+                "{tool} failed ({}): {}",
+                out.status,
+                tail(&err, 15)
+            )));
+        }
+        Ok(out.stdout)
+    }
+
+    pub(crate) async fn initdb(&self, superuser: &Login) -> Result<()> {
+        let pwfile = self.data_dir.with_extension("pw");
+        self.user
+            .private_file(&pwfile, superuser.password.expose().as_bytes())?;
+        let args: Vec<String> = vec![
+            "-D".into(),
+            self.data_dir.display().to_string(),
+            "-U".into(),
+            superuser.user.clone(),
+            format!("--pwfile={}", pwfile.display()),
+            "--auth=scram-sha-256".into(),
+            "--encoding=UTF8".into(),
+            "--locale=C".into(),
+            // Rehearsal data is disposable: skipping initdb's fsync saves most of its time.
+            "--no-sync".into(),
+            "--no-instructions".into(),
+        ];
+        let res = self.run("initdb", &args, None).await;
+        let _ = std::fs::remove_file(&pwfile);
+        res.map(|_| ()).map_err(|e| e.context("initdb"))
+    }
+
+    pub(crate) async fn basebackup(
+        &self,
+        via: &Endpoint,
+        replicator: &Login,
+        slot: &str,
+    ) -> Result<()> {
+        let args: Vec<String> = vec![
+            "-h".into(),
+            via.host.clone(),
+            "-p".into(),
+            via.port.to_string(),
+            "-U".into(),
+            replicator.user.clone(),
+            "-D".into(),
+            self.data_dir.display().to_string(),
+            "-R".into(),
+            "-X".into(),
+            "stream".into(),
+            "-S".into(),
+            slot.into(),
+            "-c".into(),
+            "fast".into(),
+            "--no-sync".into(),
+        ];
+        self.run("pg_basebackup", &args, None)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.context("pg_basebackup"))
+    }
+
+    fn open_log(&self) -> Result<std::fs::File> {
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .map_err(|e| io_error("cannot open log", &self.log, e))?;
+        Ok(f)
+    }
+
+    pub(crate) async fn start(&self) -> Result<()> {
+        let mut guard = self.child.lock().await;
+        if let Some(c) = guard.as_mut() {
+            if c.try_wait().ok().flatten().is_none() {
+                return Err(Error::internal("start: the server is already running"));
+            }
+        }
+        self.port_in_use.store(false, Ordering::SeqCst);
+        let log_start = std::fs::metadata(&self.log).map(|m| m.len()).unwrap_or(0);
+        let log = self.open_log()?;
+        let log2 = log
+            .try_clone()
+            .map_err(|e| io_error("cannot open log", &self.log, e))?;
+        let mut cmd = self.user.command(self.pg.tool("postgres"));
+        cmd.arg("-D")
+            .arg(&self.data_dir)
+            .env("PGPASSFILE", &self.passfile)
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log2)
+            // Own process group: a terminal Ctrl-C reaches only the harness, which then shuts
+            // the servers down in order; and kill/pause can address every backend at once.
+            .process_group(0);
+        let child = cmd
+            .spawn()
+            .map_err(|e| io_error("cannot start", self.pg.tool("postgres"), e))?;
+        let pid = child.id().map(|p| p as i32).unwrap_or(0);
+        self.pid.store(pid, Ordering::SeqCst);
+        *guard = Some(child);
+        drop(guard);
+
+        let port = self.port();
+        let what = format!("{} to accept connections on 127.0.0.1:{port}", self.name);
+        let res = wait_for(&what, START_TIMEOUT, || async {
+            if let Some(status) = self
+                .child
+                .lock()
+                .await
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                return Err(self.start_failure(status, log_start));
+            }
+            match tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+                Err(e) => return Ok(Check::NotYet(format!("tcp connect: {e}"))),
+                Ok(s) => drop(s),
+            }
+            // The port may answer before the server accepts sessions ("the database system is
+            // starting up"); pg_isready semantics: any authentication-stage reply counts.
+            match self.ping(port).await {
+                Ok(()) => Ok(Check::Done(())),
+                Err(e) => Ok(Check::NotYet(e)),
+            }
+        })
+        .await;
+        if let Err(e) = res {
+            if e.kind() == crate::ErrorKind::Timeout {
+                let t = self.log_text(log_start).unwrap_or_default();
+                return Err(e.with_detail(format!(
+                    "server log ({}):\n{}",
+                    self.log.display(),
+                    tail(&t, 20)
+                )));
+            }
+            return Err(e);
+        }
+        tracing::debug!("{} is up on 127.0.0.1:{port} (pid {pid})", self.name);
+        Ok(())
+    }
+
+    async fn ping(&self, port: u16) -> std::result::Result<(), String> {
+        let out = self
+            .user
+            .command(self.pg.tool("pg_isready"))
+            .args(["-q", "-h", "127.0.0.1", "-p", &port.to_string(), "-t", "2"])
+            .output()
+            .await;
+        match out {
+            Ok(o) if o.status.success() => Ok(()),
+            Ok(o) => Err(format!("pg_isready exit {}", o.status.code().unwrap_or(-1))),
+            // No pg_isready in this install: a TCP accept is the best we can do.
+            Err(_) => Ok(()),
+        }
+    }
+
+    fn log_text(&self, from: u64) -> Result<String> {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut f = match std::fs::File::open(&self.log) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(String::new()),
+            Err(e) => return Err(io_error("cannot read", &self.log, e)),
+        };
+        f.seek(SeekFrom::Start(from))
+            .map_err(|e| io_error("cannot read", &self.log, e))?;
+        let mut buf = Vec::new();
+        f.read_to_end(&mut buf)
+            .map_err(|e| io_error("cannot read", &self.log, e))?;
+        Ok(String::from_utf8_lossy(&buf).into_owned())
+    }
+
+    fn start_failure(&self, status: std::process::ExitStatus, log_start: u64) -> Error {
+        let text = self.log_text(log_start).unwrap_or_default();
+        let port = self.port();
+        if text.contains("Address already in use") {
+            self.port_in_use.store(true, Ordering::SeqCst);
+            return Error::environment(format!("port {port} on 127.0.0.1 is already in use"))
+                .with_detail(tail(&text, 10))
+                .with_hint("stop whatever listens there, or leave the node's port unset so pgrehearse picks a free one");
+        }
+        Error::environment(format!("postgres exited during startup ({status})")).with_detail(
+            format!("server log ({}):\n{}", self.log.display(), tail(&text, 20)),
+        )
+    }
+
+    async fn signal_and_wait(&self, sig: Signal, timeout: Duration) -> Result<bool> {
+        let pid = self.pid.load(Ordering::SeqCst);
+        if pid <= 0 {
+            return Ok(true);
+        }
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig);
+        let mut guard = self.child.lock().await;
+        let exited = match guard.as_mut() {
+            Some(c) => tokio::time::timeout(timeout, c.wait()).await.is_ok(),
+            None => {
+                // Started by another harness process (`down`): poll the pid.
+                let deadline = tokio::time::Instant::now() + timeout;
+                while pid_alive(pid) && tokio::time::Instant::now() < deadline {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                !pid_alive(pid)
+            }
+        };
+        if exited {
+            *guard = None;
+            self.pid.store(0, Ordering::SeqCst);
+        }
+        Ok(exited)
+    }
+
+    pub(crate) async fn stop(&self, mode: StopMode) -> Result<()> {
+        let sig = match mode {
+            StopMode::Smart => Signal::SIGTERM,
+            StopMode::Fast => Signal::SIGINT,
+            StopMode::Immediate => Signal::SIGQUIT,
+        };
+        // A paused server cannot act on a signal until it runs again.
+        let pid = self.pid.load(Ordering::SeqCst);
+        if pid > 0 {
+            let _ = signal_group(pid, Signal::SIGCONT);
+        }
+        if self.signal_and_wait(sig, STOP_TIMEOUT).await? {
+            return Ok(());
+        }
+        let log = self.log_text(0).unwrap_or_default();
+        self.kill().await?;
+        Err(Error::timeout(format!(
+            "stop ({mode:?}) did not finish in {}s; killed it",
+            STOP_TIMEOUT.as_secs()
+        ))
+        .with_detail(tail(&log, 20)))
+    }
+
+    pub(crate) async fn stop_for_teardown(&self) -> Result<()> {
+        if self.pid.load(Ordering::SeqCst) <= 0 {
+            return Ok(());
+        }
+        let pid = self.pid.load(Ordering::SeqCst);
+        let _ = signal_group(pid, Signal::SIGCONT);
+        if !self
+            .signal_and_wait(Signal::SIGQUIT, Duration::from_secs(10))
+            .await?
+        {
+            self.kill().await?;
+        }
+        // Backends of an immediate shutdown may outlive the postmaster by a moment.
+        signal_group(pid, Signal::SIGKILL)
+    }
+
+    pub(crate) async fn kill(&self) -> Result<()> {
+        let pid = self.pid.load(Ordering::SeqCst);
+        if pid <= 0 {
+            return Ok(());
+        }
+        signal_group(pid, Signal::SIGKILL)?;
+        let mut guard = self.child.lock().await;
+        if let Some(c) = guard.as_mut() {
+            let _ = c.wait().await;
+        } else {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+            while pid_alive(pid) && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        *guard = None;
+        self.pid.store(0, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Synchronous kill for Drop paths (no runtime needed).
+    pub(crate) fn kill_now(&self) {
+        let pid = self.pid.swap(0, Ordering::SeqCst);
+        if pid > 0 {
+            let _ = signal_group(pid, Signal::SIGCONT);
+            let _ = signal_group(pid, Signal::SIGKILL);
+        }
+    }
+
+    pub(crate) fn remove_data(&self) -> Result<()> {
+        let dir = self.data_dir.parent().unwrap_or(&self.data_dir);
+        match std::fs::remove_dir_all(dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_error("cannot remove", dir, e)),
+        }
+    }
+}
+
+/// `NodeControl` over a shared [`LocalProc`].
+pub(crate) struct LocalControl(pub(crate) std::sync::Arc<LocalProc>);
+
+#[async_trait]
+impl NodeControl for LocalControl {
+    async fn start(&self) -> Result<()> {
+        self.0.start().await
+    }
+    async fn stop(&self, mode: StopMode) -> Result<()> {
+        self.0.stop(mode).await
+    }
+    async fn kill(&self) -> Result<()> {
+        self.0.kill().await
+    }
+    async fn pause(&self) -> Result<()> {
+        signal_group(self.0.pid.load(Ordering::SeqCst), Signal::SIGSTOP)
+    }
+    async fn resume(&self) -> Result<()> {
+        signal_group(self.0.pid.load(Ordering::SeqCst), Signal::SIGCONT)
+    }
+    async fn is_running(&self) -> bool {
+        pid_alive(self.0.pid.load(Ordering::SeqCst))
+    }
+    async fn log_since(&self, offset: u64) -> Result<(String, u64)> {
+        let len = std::fs::metadata(&self.0.log).map(|m| m.len()).unwrap_or(0);
+        if offset >= len {
+            return Ok((String::new(), len));
+        }
+        Ok((self.0.log_text(offset)?, len))
+    }
+    fn log_location(&self) -> String {
+        self.0.log.display().to_string()
+    }
+    async fn run_tool(
+        &self,
+        tool: &str,
+        args: &[String],
+        stdin: Option<Vec<u8>>,
+    ) -> Result<Vec<u8>> {
+        self.0.run(tool, args, stdin).await
+    }
+    fn data_dir(&self) -> Option<PathBuf> {
+        Some(self.0.data_dir.clone())
+    }
+}
+
+/// A free TCP port on 127.0.0.1, not in `avoid`.
+pub(crate) fn free_port(avoid: &[u16]) -> Result<u16> {
+    for _ in 0..20 {
+        let l = std::net::TcpListener::bind(("127.0.0.1", 0)).map_err(|e| {
+            Error::environment("cannot find a free port on 127.0.0.1").with_source(e)
+        })?;
+        let p = l
+            .local_addr()
+            .map_err(|e| Error::environment("cannot read local port").with_source(e))?
+            .port();
+        if !avoid.contains(&p) {
+            return Ok(p);
+        }
+    }
+    Err(Error::environment("cannot find a free port on 127.0.0.1"))
+}
+
+/// Stop and remove local nodes recorded in a state file by another (finished or crashed)
+/// harness process. Only processes whose command line names the recorded data directory are
+/// signalled, so a recycled pid is never hit.
+pub fn down_local(states: &[ProcState], keep_data: bool) -> Vec<String> {
+    let mut done = Vec::new();
+    for s in states {
+        if s.pid > 0 && pid_alive(s.pid) && cmdline_mentions(s.pid, &s.data_dir) {
+            let _ = signal_group(s.pid, Signal::SIGCONT);
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(s.pid), Signal::SIGQUIT);
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while pid_alive(s.pid) && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = signal_group(s.pid, Signal::SIGKILL);
+            done.push(format!("stopped {} (pid {})", s.name, s.pid));
+        }
+        if !keep_data {
+            if let Some(dir) = s.data_dir.parent() {
+                if dir.exists() && std::fs::remove_dir_all(dir).is_ok() {
+                    done.push(format!("removed {}", dir.display()));
+                }
+            }
+        }
+    }
+    done
+}
+
+fn cmdline_mentions(pid: i32, data_dir: &Path) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|c| String::from_utf8_lossy(&c).contains(&*data_dir.to_string_lossy()))
+        .unwrap_or(false)
+}

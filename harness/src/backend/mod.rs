@@ -1,0 +1,94 @@
+//! Backends create nodes: local processes (default), containers, or existing servers on AWS.
+//!
+//! A backend owns everything it starts and removes it in [`Backend::teardown`]; if teardown is
+//! never reached (panic, early return) its `Drop` kills what is left.
+
+pub mod local;
+
+use async_trait::async_trait;
+
+use crate::error::Result;
+use crate::node::{Endpoint, Login, Node, NodeSpec};
+
+pub use local::LocalBackend;
+
+/// Logins every node of a run shares: the harness's superuser and the replication role.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Credentials {
+    /// Superuser used by the harness (on C: the migration role).
+    pub superuser: Login,
+    /// Role with REPLICATION used by B (physical) and by the subscription on C (logical).
+    pub replicator: Login,
+}
+
+impl Credentials {
+    /// Fresh random passwords for `postgres` and `rehearse_repl`.
+    pub fn generate() -> Credentials {
+        Credentials {
+            superuser: Login {
+                user: "postgres".into(),
+                password: crate::secret::Secret::generate(),
+            },
+            replicator: Login {
+                user: "rehearse_repl".into(),
+                password: crate::secret::Secret::generate(),
+            },
+        }
+    }
+
+    /// libpq password-file lines for both logins (any host, port and database).
+    pub fn pgpass(&self) -> String {
+        let esc = |s: &str| s.replace('\\', "\\\\").replace(':', "\\:");
+        format!(
+            "*:*:*:{}:{}\n*:*:*:{}:{}\n",
+            esc(&self.superuser.user),
+            esc(self.superuser.password.expose()),
+            esc(&self.replicator.user),
+            esc(self.replicator.password.expose())
+        )
+    }
+}
+
+/// Which backend a run uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum BackendKind {
+    /// PostgreSQL processes on this machine.
+    #[default]
+    Local,
+    /// Docker containers.
+    Docker,
+}
+
+/// Creates, and later removes, the servers of a chain.
+#[async_trait]
+pub trait Backend: Send + Sync {
+    /// Which backend this is.
+    fn kind(&self) -> BackendKind;
+
+    /// Create a fresh cluster with `spec`'s settings and start it.
+    async fn init_primary(&self, spec: &NodeSpec) -> Result<Node>;
+
+    /// Create a standby of `upstream` by base backup over `via` as `replicator`, streaming
+    /// from physical slot `slot`, and start it.
+    async fn init_standby(
+        &self,
+        spec: &NodeSpec,
+        upstream: &Node,
+        via: &Endpoint,
+        replicator: &Login,
+        slot: &str,
+    ) -> Result<Node>;
+
+    /// How a node reaches `node` (the address other servers use in conninfo).
+    fn peer_endpoint(&self, node: &Node) -> Endpoint {
+        node.peer().clone()
+    }
+
+    /// Stop every server this backend started and remove their data (unless `keep`).
+    async fn teardown(&self, keep: bool) -> Result<()>;
+
+    /// Leave everything running after this process exits (`up`, `--keep`); state stays in the
+    /// run directory for `status` and `down`.
+    fn detach(&self);
+}

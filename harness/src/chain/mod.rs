@@ -1,0 +1,447 @@
+//! The chain: A (primary) → physical streaming → B (hot standby) → logical decoding on B → C.
+//!
+//! Built in the order of the migration runbook, one public step per phase so tests can follow
+//! the same procedure: [`Chain::init_primary`], seed A, [`Chain::publish`],
+//! [`Chain::init_standby`], [`Chain::init_target`], [`Chain::replicate`].
+
+mod nudge;
+mod replicator;
+mod schema;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub use nudge::Nudger;
+pub use replicator::{NativeSubscription, Replicator};
+pub use schema::copy_schema;
+
+use crate::backend::{Backend, Credentials};
+use crate::error::{Error, Result, ResultExt};
+use crate::node::{CatchupMode, LsnKind, Node, NodeSpec, Role};
+use crate::util::{quote_ident, quote_literal};
+use crate::wait::{Check, wait_for};
+
+/// Schema on every node holding the harness's own tables (fence, heartbeat). Verification skips
+/// it; replication carries it like any other schema.
+pub const HARNESS_SCHEMA: &str = "pgrehearse";
+
+/// What to build.
+#[derive(Debug, Clone)]
+pub struct ChainSpec {
+    /// Database replicated from A to C.
+    pub database: String,
+    /// Extra settings per node (user overrides from the scenario), applied after the chain's.
+    pub a_settings: Vec<(String, String)>,
+    /// Settings for B.
+    pub b_settings: Vec<(String, String)>,
+    /// Settings for C.
+    pub c_settings: Vec<(String, String)>,
+    /// Fixed ports (None: pick free ones).
+    pub ports: [Option<u16>; 3],
+    /// Physical slot on A used by B (None: B streams without a slot, as the popular write-up
+    /// does; catalog rows B's logical slot needs are then not protected while B is away).
+    pub physical_slot: Option<String>,
+    /// hot_standby_feedback on B.
+    pub hot_standby_feedback: bool,
+    /// Publication on A.
+    pub publication: String,
+    /// Subscription on C (and logical slot on B).
+    pub subscription: String,
+    /// How long catch-up waits may take.
+    pub catchup_timeout: Duration,
+    /// How long the initial copy may take.
+    pub sync_timeout: Duration,
+}
+
+impl Default for ChainSpec {
+    fn default() -> Self {
+        ChainSpec {
+            database: "app".into(),
+            a_settings: Vec::new(),
+            b_settings: Vec::new(),
+            c_settings: Vec::new(),
+            ports: [None; 3],
+            physical_slot: Some("b_physical".into()),
+            hot_standby_feedback: true,
+            publication: "pgrehearse_pub".into(),
+            subscription: "pgrehearse_sub".into(),
+            catchup_timeout: Duration::from_secs(120),
+            sync_timeout: Duration::from_secs(600),
+        }
+    }
+}
+
+/// Time taken by each build phase, for the report.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct BuildTimings {
+    /// initdb + start of A (and C, in parallel).
+    pub primary_ms: u64,
+    /// Base backup + start of B + catch-up.
+    pub standby_ms: u64,
+    /// Schema copy to C.
+    pub schema_ms: u64,
+    /// Subscription creation + initial copy.
+    pub replicate_ms: u64,
+}
+
+/// A built chain.
+pub struct Chain {
+    /// The primary.
+    pub a: Node,
+    /// The hot standby, which decodes for C.
+    pub b: Node,
+    /// The target.
+    pub c: Node,
+    /// What was built.
+    pub spec: ChainSpec,
+    /// The B → C replicator.
+    pub replicator: Arc<dyn Replicator>,
+    /// The run's logins.
+    pub creds: Credentials,
+    /// Phase timings.
+    pub timings: BuildTimings,
+}
+
+fn a_settings(spec: &ChainSpec) -> Vec<(String, String)> {
+    let mut s: Vec<(String, String)> = [
+        // Decoding happens on B but the WAL is written on A: A must log logical information.
+        ("wal_level", "logical"),
+        ("max_wal_senders", "20"),
+        ("max_replication_slots", "20"),
+        ("hot_standby", "on"),
+        ("wal_keep_size", "0"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    s.extend(spec.a_settings.iter().cloned());
+    s
+}
+
+fn b_settings(spec: &ChainSpec) -> Vec<(String, String)> {
+    let mut s: Vec<(String, String)> = vec![
+        ("hot_standby".into(), "on".into()),
+        (
+            "hot_standby_feedback".into(),
+            if spec.hot_standby_feedback {
+                "on"
+            } else {
+                "off"
+            }
+            .into(),
+        ),
+        ("wal_level".into(), "logical".into()),
+        ("max_wal_senders".into(), "20".into()),
+        ("max_replication_slots".into(), "20".into()),
+    ];
+    s.extend(spec.b_settings.iter().cloned());
+    s
+}
+
+fn c_settings(spec: &ChainSpec) -> Vec<(String, String)> {
+    let mut s: Vec<(String, String)> = vec![
+        ("max_logical_replication_workers".into(), "8".into()),
+        ("max_sync_workers_per_subscription".into(), "4".into()),
+        ("max_worker_processes".into(), "16".into()),
+    ];
+    s.extend(spec.c_settings.iter().cloned());
+    s
+}
+
+impl Chain {
+    /// Phase 1: create A (and C, which needs nothing from A yet, in parallel), the replication
+    /// role, the database, the harness schema and B's physical slot.
+    ///
+    /// # Errors
+    /// Whatever failed, naming the node.
+    pub async fn init_primary_and_target(
+        backend: &dyn Backend,
+        spec: &ChainSpec,
+        creds: &Credentials,
+    ) -> Result<(Node, Node)> {
+        let a_spec = NodeSpec {
+            settings: a_settings(spec),
+            ..NodeSpec::new("a", creds.superuser.clone())
+        }
+        .with_port(spec.ports[0]);
+        let c_spec = NodeSpec {
+            settings: c_settings(spec),
+            ..NodeSpec::new("c", creds.superuser.clone())
+        }
+        .with_port(spec.ports[2])
+        .with_role(Role::Target);
+        let (a, c) = tokio::join!(backend.init_primary(&a_spec), backend.init_primary(&c_spec));
+        let (a, c) = (a?, c?);
+        Self::prepare_primary(&a, spec, creds).await?;
+        c.execute(
+            "postgres",
+            &format!("CREATE DATABASE {}", quote_ident(&spec.database)),
+        )
+        .await
+        .step("creating the database on c")?;
+        Ok((a, c))
+    }
+
+    /// Roles, database, harness schema and physical slot on A.
+    async fn prepare_primary(a: &Node, spec: &ChainSpec, creds: &Credentials) -> Result<()> {
+        let r = &creds.replicator;
+        a.execute(
+            "postgres",
+            &format!(
+                "CREATE ROLE {u} LOGIN REPLICATION PASSWORD {p}; GRANT pg_read_all_data TO {u};",
+                u = quote_ident(&r.user),
+                p = quote_literal(r.password.expose()),
+            ),
+        )
+        .await
+        .step("creating the replication role on a")?;
+        a.execute(
+            "postgres",
+            &format!("CREATE DATABASE {}", quote_ident(&spec.database)),
+        )
+        .await
+        .step("creating the database on a")?;
+        a.execute(
+            &spec.database,
+            &format!(
+                "CREATE SCHEMA {s};
+                 CREATE TABLE {s}.fence (id int PRIMARY KEY, token text NOT NULL, written_at timestamptz NOT NULL DEFAULT now());
+                 CREATE TABLE {s}.heartbeat (id int PRIMARY KEY, seq bigint NOT NULL, ts timestamptz NOT NULL);",
+                s = HARNESS_SCHEMA
+            ),
+        )
+        .await
+        .step("creating the harness schema on a")?;
+        if let Some(slot) = &spec.physical_slot {
+            a.execute(
+                "postgres",
+                &format!(
+                    "SELECT pg_create_physical_replication_slot({}, true)",
+                    quote_literal(slot)
+                ),
+            )
+            .await
+            .step("creating the physical slot for b on a")?;
+        }
+        Ok(())
+    }
+
+    /// Phase 2 (after seeding A): the publication, on A, because B is read-only; it reaches B
+    /// through WAL like everything else.
+    ///
+    /// # Errors
+    /// Database error.
+    pub async fn publish(a: &Node, spec: &ChainSpec) -> Result<()> {
+        tracing::info!(
+            "creating publication {} on a (FOR ALL TABLES)",
+            spec.publication
+        );
+        a.execute(
+            &spec.database,
+            &format!(
+                "CREATE PUBLICATION {} FOR ALL TABLES",
+                quote_ident(&spec.publication)
+            ),
+        )
+        .await
+        .step("creating the publication on a")
+    }
+
+    /// Phase 3: B from a base backup of A, streaming (through its physical slot), caught up.
+    ///
+    /// # Errors
+    /// Whatever failed, with pg_stat_replication on A.
+    pub async fn init_standby(
+        backend: &dyn Backend,
+        a: &Node,
+        spec: &ChainSpec,
+        creds: &Credentials,
+    ) -> Result<Node> {
+        let b_spec = NodeSpec {
+            settings: b_settings(spec),
+            ..NodeSpec::new("b", creds.superuser.clone())
+        }
+        .with_port(spec.ports[1])
+        .with_role(Role::Standby);
+        let via = backend.peer_endpoint(a);
+        let slot = spec.physical_slot.as_deref().unwrap_or("");
+        let b = backend
+            .init_standby(&b_spec, a, &via, &creds.replicator, slot)
+            .await?;
+        // Poll B itself: A's pg_stat_replication learns B's replay position only from B's
+        // status messages, which an idle B sends every wal_receiver_status_interval (10 s).
+        let target = a.lsn(LsnKind::Write).await?;
+        b.wait_for_replay(target, spec.catchup_timeout).await?;
+        Ok(b)
+    }
+
+    /// Phase 4: C's schema, copied from B.
+    ///
+    /// # Errors
+    /// pg_dump / psql errors.
+    pub async fn init_target_schema(b: &Node, c: &Node, spec: &ChainSpec) -> Result<()> {
+        copy_schema(b, c, &spec.database).await
+    }
+
+    /// Build the whole chain. `seed` runs on A after it is created and before B is cloned.
+    ///
+    /// # Errors
+    /// The first phase that failed. Nodes already created stay tracked by the backend, whose
+    /// teardown removes them.
+    pub async fn build<F, Fut>(
+        backend: &dyn Backend,
+        spec: ChainSpec,
+        creds: Credentials,
+        seed: F,
+    ) -> Result<Chain>
+    where
+        F: FnOnce(Node) -> Fut,
+        Fut: std::future::Future<Output = Result<()>>,
+    {
+        let mut timings = BuildTimings::default();
+        let t = Instant::now();
+        let (a, c) = Self::init_primary_and_target(backend, &spec, &creds).await?;
+        timings.primary_ms = t.elapsed().as_millis() as u64;
+        seed(a.clone()).await?;
+        Self::publish(&a, &spec).await?;
+        let t = Instant::now();
+        let b = Self::init_standby(backend, &a, &spec, &creds).await?;
+        timings.standby_ms = t.elapsed().as_millis() as u64;
+        let t = Instant::now();
+        Self::init_target_schema(&b, &c, &spec).await?;
+        timings.schema_ms = t.elapsed().as_millis() as u64;
+        let replicator: Arc<dyn Replicator> = Arc::new(NativeSubscription {
+            name: spec.subscription.clone(),
+            publication: spec.publication.clone(),
+            database: spec.database.clone(),
+            login: creds.replicator.clone(),
+            sync_timeout: spec.sync_timeout,
+        });
+        let t = Instant::now();
+        replicator
+            .start(Some(&a), &b, &c, &backend.peer_endpoint(&b))
+            .await?;
+        timings.replicate_ms = t.elapsed().as_millis() as u64;
+        let chain = Chain {
+            a,
+            b,
+            c,
+            spec,
+            replicator,
+            creds,
+            timings,
+        };
+        chain.fence().await?;
+        Ok(chain)
+    }
+
+    /// The node taking writes now: A, or B after promotion.
+    pub fn primary(&self) -> &Node {
+        if self.b.role() == Role::Primary {
+            &self.b
+        } else {
+            &self.a
+        }
+    }
+
+    /// Wait until B's walsender for C has confirmed `target` (default: the primary's insert
+    /// LSN now).
+    ///
+    /// # Errors
+    /// Timeout with B's pg_stat_replication and slots.
+    pub async fn wait_for_c_catchup(&self, target: Option<crate::node::Lsn>) -> Result<()> {
+        let target = match target {
+            Some(t) => t,
+            None => self.primary().lsn(LsnKind::Write).await?,
+        };
+        if self.b.role() == Role::Standby {
+            self.b
+                .wait_for_replay(target, self.spec.catchup_timeout)
+                .await?;
+        }
+        self.b
+            .wait_for_catchup(
+                &self.spec.subscription,
+                CatchupMode::Replay,
+                Some(target),
+                self.spec.catchup_timeout,
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Write a fence row on the primary and wait until C shows it: every transaction committed
+    /// before the fence has then been applied on C (the apply worker commits in order).
+    ///
+    /// # Errors
+    /// Timeout with replication state of B and the subscription state of C.
+    pub async fn fence(&self) -> Result<Duration> {
+        let token = format!("{:016x}", rand::random::<u64>());
+        let p = self.primary();
+        let start = Instant::now();
+        p.execute(
+            &self.spec.database,
+            &format!(
+                "INSERT INTO {s}.fence (id, token) VALUES (1, {t}) ON CONFLICT (id) DO UPDATE SET token = EXCLUDED.token, written_at = now()",
+                s = HARNESS_SCHEMA,
+                t = quote_literal(&token)
+            ),
+        )
+        .await
+        .step_with(|| format!("writing the fence on {}", p.name()))?;
+        let client = self.c.connect(&self.spec.database).await?;
+        let sql = format!("SELECT token FROM {HARNESS_SCHEMA}.fence WHERE id = 1");
+        let res = wait_for(
+            format!("fence {token} written on {} to appear on c", p.name()),
+            self.spec.catchup_timeout,
+            || async {
+                let rows = client.query(&sql, &[]).await?;
+                let seen: Option<String> = rows.first().map(|r| r.get(0));
+                Ok(match seen {
+                    Some(t) if t == token => Check::Done(()),
+                    other => Check::NotYet(format!(
+                        "fence on c: {}",
+                        other.as_deref().unwrap_or("(none)")
+                    )),
+                })
+            },
+        )
+        .await;
+        match res {
+            Ok(()) => Ok(start.elapsed()),
+            Err(e) => {
+                let subs = crate::node::dump_rows(&self.c, &self.spec.database, "SELECT subname, pid, received_lsn, latest_end_lsn, last_msg_receipt_time FROM pg_stat_subscription").await;
+                let e =
+                    crate::node::append_detail(e, &format!("pg_stat_subscription on c:\n{subs}"));
+                Err(self.b.with_replication_state(e).await)
+            }
+        }
+    }
+
+    /// Fail unless every node answers.
+    ///
+    /// # Errors
+    /// Database error naming the unreachable node.
+    pub async fn ping(&self) -> Result<()> {
+        for n in [&self.a, &self.b, &self.c] {
+            n.query_one("postgres", "SELECT 1").await?;
+        }
+        Ok(())
+    }
+}
+
+/// Fail with a clear message when `node` cannot take part (version too old for standby
+/// decoding).
+///
+/// # Errors
+/// Environment error.
+pub fn require_standby_decoding(node: &Node) -> Result<()> {
+    if node.version().major < crate::pg::MIN_MAJOR {
+        return Err(Error::environment(format!(
+            "{} runs PostgreSQL {}: logical decoding on a standby needs 16 or later",
+            node.name(),
+            node.version()
+        )));
+    }
+    Ok(())
+}

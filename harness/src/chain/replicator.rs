@@ -1,0 +1,172 @@
+//! The B → C hop. Locally that is a native subscription on C connected to B; in production it
+//! is AWS DMS (later). Both decode on B from a slot that B's walsender serves.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::nudge::Nudger;
+use crate::error::{Error, Result, ResultExt};
+use crate::node::{ConnInfo, Endpoint, Login, Node};
+use crate::util::quote_literal;
+use crate::wait::{Check, wait_for};
+
+/// Moves changes from B to C.
+#[async_trait]
+pub trait Replicator: Send + Sync {
+    /// Human name for reports ("native logical replication (subscription on C)").
+    fn describe(&self) -> String;
+    /// The logical slot on B this replicator consumes.
+    fn slot_name(&self) -> &str;
+    /// Create the replication (slot on B, initial copy) and return once every table is synced.
+    async fn start(&self, a: Option<&Node>, b: &Node, c: &Node, via: &Endpoint) -> Result<()>;
+    /// Stop consuming (the slot stays and B retains WAL): the "DMS task stopped" case.
+    async fn stop(&self, c: &Node) -> Result<()>;
+    /// Resume consuming.
+    async fn resume(&self, c: &Node) -> Result<()>;
+}
+
+/// Native logical replication: `CREATE SUBSCRIPTION` on C with B as the publisher-side server
+/// and the publication created on A (B is read-only; the publication reaches B through WAL).
+pub struct NativeSubscription {
+    /// Subscription name on C (also the slot name on B).
+    pub name: String,
+    /// Publication name (created on A).
+    pub publication: String,
+    /// Database on every node.
+    pub database: String,
+    /// Login the subscription uses to connect to B.
+    pub login: Login,
+    /// How long the initial copy may take.
+    pub sync_timeout: Duration,
+}
+
+#[async_trait]
+impl Replicator for NativeSubscription {
+    fn describe(&self) -> String {
+        format!(
+            "native logical replication (subscription {} on c, slot on b)",
+            self.name
+        )
+    }
+
+    fn slot_name(&self) -> &str {
+        &self.name
+    }
+
+    async fn start(&self, a: Option<&Node>, b: &Node, c: &Node, via: &Endpoint) -> Result<()> {
+        let conn = ConnInfo {
+            endpoint: via.clone(),
+            login: self.login.clone(),
+            dbname: self.database.clone(),
+        };
+        // Slot creation on B and every table-sync worker's temporary slot wait for a
+        // running-xacts record from A: keep A writing them until the copy is done.
+        let _nudge = a.map(|a| Nudger::start(a, Duration::from_millis(100)));
+        tracing::info!(
+            "creating subscription {} on c (connects to b at {via}, publication {} from a)",
+            self.name,
+            self.publication
+        );
+        let sql = format!(
+            "CREATE SUBSCRIPTION {name} CONNECTION {conn} PUBLICATION {publ} WITH (slot_name = {slot}, copy_data = true)",
+            name = crate::util::quote_ident(&self.name),
+            conn = quote_literal(&conn.libpq_with_password()),
+            publ = crate::util::quote_ident(&self.publication),
+            slot = quote_literal(&self.name),
+        );
+        let create = c.execute(&self.database, &sql);
+        match tokio::time::timeout(self.sync_timeout, create).await {
+            Ok(r) => r.step("creating the subscription on c")?,
+            Err(_) => {
+                let e = Error::timeout(format!(
+                    "creating subscription {} on c: the logical slot on b was not created within {}",
+                    self.name,
+                    crate::util::fmt_duration(self.sync_timeout)
+                ));
+                return Err(b.with_replication_state(e).await);
+            }
+        }
+        self.wait_for_sync(b, c).await
+    }
+
+    async fn stop(&self, c: &Node) -> Result<()> {
+        tracing::info!(
+            "disabling subscription {} on c (the consumer stops; b keeps the slot)",
+            self.name
+        );
+        c.execute(
+            &self.database,
+            &format!(
+                "ALTER SUBSCRIPTION {} DISABLE",
+                crate::util::quote_ident(&self.name)
+            ),
+        )
+        .await
+    }
+
+    async fn resume(&self, c: &Node) -> Result<()> {
+        tracing::info!("enabling subscription {} on c", self.name);
+        c.execute(
+            &self.database,
+            &format!(
+                "ALTER SUBSCRIPTION {} ENABLE",
+                crate::util::quote_ident(&self.name)
+            ),
+        )
+        .await
+    }
+}
+
+impl NativeSubscription {
+    /// Wait until every table of the subscription is in state `r` (ready).
+    async fn wait_for_sync(&self, b: &Node, c: &Node) -> Result<()> {
+        let client = c.connect(&self.database).await?;
+        let what = format!("initial copy of subscription {} on c", self.name);
+        let res = wait_for(&what, self.sync_timeout, || async {
+            let rows = client
+                .query(
+                    "SELECT r.srrelid::regclass::text, r.srsubstate::text FROM pg_subscription_rel r \
+                     JOIN pg_subscription s ON s.oid = r.srsubid WHERE s.subname = $1 ORDER BY 1",
+                    &[&self.name],
+                )
+                .await?;
+            let pending: Vec<String> = rows
+                .iter()
+                .filter(|r| r.get::<_, String>(1) != "r")
+                .map(|r| format!("{}={}", r.get::<_, String>(0), r.get::<_, String>(1)))
+                .collect();
+            Ok(if pending.is_empty() {
+                Check::Done(rows.len())
+            } else {
+                Check::NotYet(format!(
+                    "{} of {} tables not ready (i=init d=copying f=copied s=synced): {}",
+                    pending.len(),
+                    rows.len(),
+                    pending.join(", ")
+                ))
+            })
+        })
+        .await;
+        match res {
+            Ok(n) => {
+                tracing::info!(
+                    "subscription {} on c: {n} tables copied and ready",
+                    self.name
+                );
+                Ok(())
+            }
+            Err(e) => {
+                let subs = crate::node::dump_rows(c, &self.database, "SELECT subname, pid, relid::regclass, received_lsn, latest_end_lsn, last_msg_receipt_time FROM pg_stat_subscription").await;
+                let e = crate::node::append_detail(
+                    e,
+                    &format!(
+                        "pg_stat_subscription on c:\n{subs}\nlog of c:\n{}",
+                        c.log_tail(15).await
+                    ),
+                );
+                Err(b.with_replication_state(e).await)
+            }
+        }
+    }
+}

@@ -1,0 +1,20 @@
+//! pgrehearse: rehearse a PostgreSQL migration A → B → C before the real cutover.
+//!
+//! A is the primary, B a hot standby fed by physical streaming replication, and C the target,
+//! fed by logical decoding on B. The library builds that chain on a [`backend::Backend`], runs a
+//! seeded [`workload`] against A, and [`verify`]s C row by row.
+
+#![warn(missing_docs)]
+
+pub mod backend;
+pub mod chain;
+pub mod error;
+pub mod node;
+pub mod os;
+pub mod pg;
+pub mod run;
+pub mod secret;
+pub mod util;
+pub mod wait;
+
+pub use error::{Error, ErrorKind, Result};

@@ -1,0 +1,116 @@
+//! How to reach a server: for the harness itself, and for another node.
+
+use std::time::Duration;
+
+use tokio_postgres::{Client, NoTls};
+
+use crate::error::{Error, Result};
+use crate::secret::Secret;
+
+/// A network address as one party sees another ("127.0.0.1:5433", "run1-a:5432").
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Endpoint {
+    /// Host name or address.
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.host, self.port)
+    }
+}
+
+/// Credentials: a role and its password.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Login {
+    /// Role name.
+    pub user: String,
+    /// Its password (never printed).
+    pub password: Secret,
+}
+
+/// Everything needed to open a session on one database.
+#[derive(Debug, Clone)]
+pub struct ConnInfo {
+    /// Where.
+    pub endpoint: Endpoint,
+    /// As whom.
+    pub login: Login,
+    /// Which database.
+    pub dbname: String,
+}
+
+impl ConnInfo {
+    /// The same server, another database.
+    pub fn with_db(&self, db: &str) -> ConnInfo {
+        ConnInfo {
+            dbname: db.to_string(),
+            ..self.clone()
+        }
+    }
+
+    /// A libpq connection string including the password (for CREATE SUBSCRIPTION and
+    /// primary_conninfo). Never print it; use [`ConnInfo::display`].
+    pub fn libpq_with_password(&self) -> String {
+        format!(
+            "host={} port={} user={} password={} dbname={}",
+            self.endpoint.host,
+            self.endpoint.port,
+            quote_conn(&self.login.user),
+            quote_conn(self.login.password.expose()),
+            quote_conn(&self.dbname)
+        )
+    }
+
+    /// The connection string without the password, safe to print.
+    pub fn display(&self) -> String {
+        format!(
+            "host={} port={} user={} dbname={}",
+            self.endpoint.host,
+            self.endpoint.port,
+            quote_conn(&self.login.user),
+            quote_conn(&self.dbname)
+        )
+    }
+
+    /// Open a session. The connection task runs on the current runtime and ends with the client.
+    ///
+    /// # Errors
+    /// Database error naming the endpoint when the server is unreachable or rejects the login.
+    pub async fn connect(&self, timeout: Duration) -> Result<Client> {
+        let mut cfg = tokio_postgres::Config::new();
+        cfg.host(&self.endpoint.host)
+            .port(self.endpoint.port)
+            .user(&self.login.user)
+            .password(self.login.password.expose())
+            .dbname(&self.dbname)
+            .application_name("pgrehearse")
+            .connect_timeout(timeout);
+        let (client, conn) = cfg.connect(NoTls).await.map_err(|e| {
+            Error::database(format!(
+                "cannot connect to {} as {}",
+                self.endpoint, self.login.user
+            ))
+            .with_source(e)
+        })?;
+        tokio::spawn(async move {
+            // Errors surface on the client's next call; nothing to do here.
+            let _ = conn.await;
+        });
+        Ok(client)
+    }
+}
+
+/// Quote a value for a libpq key=value string when it needs it.
+pub fn quote_conn(v: &str) -> String {
+    if !v.is_empty()
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-/:".contains(c))
+    {
+        v.to_string()
+    } else {
+        format!("'{}'", v.replace('\\', "\\\\").replace('\'', "\\'"))
+    }
+}

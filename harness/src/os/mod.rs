@@ -1,0 +1,178 @@
+//! The operating-system side: which user runs the servers, and running PostgreSQL programs as
+//! that user. PostgreSQL refuses to run as root, so a root harness runs them as `pgrehearse`
+//! (created on first use); an unprivileged harness runs them as itself.
+
+use std::ffi::OsStr;
+use std::path::Path;
+
+use nix::unistd::{Gid, Uid, User};
+
+use crate::error::{Error, Result, io_error};
+
+/// Name of the system user created to run servers when the harness runs as root.
+pub const SERVER_USER: &str = "pgrehearse";
+
+/// The user PostgreSQL processes run as.
+#[derive(Debug, Clone)]
+pub struct ServerUser {
+    /// Login name.
+    pub name: String,
+    /// Numeric user id.
+    pub uid: Uid,
+    /// Primary group id.
+    pub gid: Gid,
+    /// True when the harness must switch to this user to start programs (it runs as root).
+    pub switch: bool,
+}
+
+impl ServerUser {
+    /// The current user, or — when running as root — the `pgrehearse` system user (created with
+    /// useradd if missing; override the name with `PGREHEARSE_SERVER_USER`).
+    ///
+    /// # Errors
+    /// Environment error when the user cannot be found or created.
+    pub fn resolve() -> Result<ServerUser> {
+        let euid = nix::unistd::geteuid();
+        if !euid.is_root() {
+            let u = User::from_uid(euid).ok().flatten();
+            return Ok(ServerUser {
+                name: u.map(|u| u.name).unwrap_or_else(|| euid.to_string()),
+                uid: euid,
+                gid: nix::unistd::getegid(),
+                switch: false,
+            });
+        }
+        let name =
+            std::env::var("PGREHEARSE_SERVER_USER").unwrap_or_else(|_| SERVER_USER.to_string());
+        if let Some(u) = lookup(&name)? {
+            return Ok(ServerUser {
+                name,
+                uid: u.uid,
+                gid: u.gid,
+                switch: true,
+            });
+        }
+        tracing::info!(
+            "running as root: creating system user {name} to run PostgreSQL (it refuses to run as root)"
+        );
+        let out = std::process::Command::new("useradd")
+            .args(["--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin"])
+            .arg(&name)
+            .output()
+            .map_err(|e| {
+                Error::environment(format!("running as root and cannot run useradd to create user {name}"))
+                    .with_source(e)
+                    .with_hint("create an unprivileged user and set PGREHEARSE_SERVER_USER to its name, or run pgrehearse as a normal user")
+            })?;
+        // Another process (a parallel test) may have created it meanwhile: look again either way.
+        match lookup(&name)? {
+            Some(u) => Ok(ServerUser {
+                name,
+                uid: u.uid,
+                gid: u.gid,
+                switch: true,
+            }),
+            None => Err(Error::environment(format!(
+                "cannot create system user {name}: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ))),
+        }
+    }
+
+    /// A command that runs `program` as this user with a clean PostgreSQL environment: PG*
+    /// variables from the caller's shell must not redirect the harness's own connections.
+    pub fn command(&self, program: impl AsRef<OsStr>) -> tokio::process::Command {
+        let mut cmd = tokio::process::Command::new(program);
+        for (k, _) in std::env::vars_os() {
+            if k.to_string_lossy().starts_with("PG") {
+                cmd.env_remove(k);
+            }
+        }
+        if self.switch {
+            cmd.uid(self.uid.as_raw()).gid(self.gid.as_raw());
+            cmd.env("HOME", "/nonexistent")
+                .env("USER", &self.name)
+                .env("LOGNAME", &self.name);
+        }
+        cmd
+    }
+
+    /// Make `path` (and everything below it) owned by this user, when switching users.
+    ///
+    /// # Errors
+    /// Environment error naming the path.
+    pub fn own(&self, path: &Path) -> Result<()> {
+        if !self.switch {
+            return Ok(());
+        }
+        chown_tree(path, self.uid, self.gid)
+    }
+
+    /// Create `path` as a private directory (0700) of this user.
+    ///
+    /// # Errors
+    /// Environment error naming the path.
+    pub fn private_dir(&self, path: &Path) -> Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::create_dir_all(path).map_err(|e| io_error("cannot create", path, e))?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| io_error("cannot chmod", path, e))?;
+        self.own(path)
+    }
+
+    /// Write `contents` to `path` as a private file (0600) of this user.
+    ///
+    /// # Errors
+    /// Environment error naming the path.
+    pub fn private_file(&self, path: &Path, contents: &[u8]) -> Result<()> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| io_error("cannot create", path, e))?;
+        f.write_all(contents)
+            .map_err(|e| io_error("cannot write", path, e))?;
+        self.own(path)
+    }
+}
+
+fn lookup(name: &str) -> Result<Option<User>> {
+    User::from_name(name)
+        .map_err(|e| Error::environment(format!("cannot look up user {name}")).with_source(e))
+}
+
+fn chown_tree(path: &Path, uid: Uid, gid: Gid) -> Result<()> {
+    nix::unistd::chown(path, Some(uid), Some(gid)).map_err(|e| {
+        Error::environment(format!("cannot chown {}", path.display())).with_source(e)
+    })?;
+    let meta = std::fs::symlink_metadata(path).map_err(|e| io_error("cannot stat", path, e))?;
+    if meta.is_dir() {
+        for entry in std::fs::read_dir(path).map_err(|e| io_error("cannot read", path, e))? {
+            let entry = entry.map_err(|e| io_error("cannot read", path, e))?;
+            chown_tree(&entry.path(), uid, gid)?;
+        }
+    }
+    Ok(())
+}
+
+/// Whether process `pid` exists (signal 0).
+pub fn pid_alive(pid: i32) -> bool {
+    pid > 0 && nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
+}
+
+/// Send `sig` to process group `pgid`; a group that is already gone is not an error.
+///
+/// # Errors
+/// Environment error when the signal cannot be sent for another reason (permissions).
+pub fn signal_group(pgid: i32, sig: nix::sys::signal::Signal) -> Result<()> {
+    match nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pgid), sig) {
+        Ok(()) | Err(nix::errno::Errno::ESRCH) => Ok(()),
+        Err(e) => Err(
+            Error::environment(format!("cannot send {sig} to process group {pgid}")).with_source(e),
+        ),
+    }
+}

@@ -1,0 +1,149 @@
+//! The run directory: everything one rehearsal creates lives under it.
+//!
+//! ```text
+//! <run>/
+//!   state.json      what is running (for status/verify/down from another process)
+//!   pgpass          passwords for client programs (0600, server user)
+//!   logs/<node>.log server logs (kept)
+//!   nodes/<node>/   data directories (removed at teardown unless --keep)
+//!   ledger.jsonl    every workload operation and its outcome
+//!   report.json, report.md
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Result, io_error};
+use crate::os::ServerUser;
+
+/// Root of all runs: `PGREHEARSE_HOME`, else `$XDG_STATE_HOME/pgrehearse` or
+/// `~/.local/state/pgrehearse`; as root `/var/lib/pgrehearse` (the server user must be able to
+/// walk down to the data directories, and cannot enter /root).
+pub fn home() -> PathBuf {
+    if let Some(d) = std::env::var_os("PGREHEARSE_HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(d);
+    }
+    if nix::unistd::geteuid().is_root() {
+        return PathBuf::from("/var/lib/pgrehearse");
+    }
+    if let Some(d) = std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(d).join("pgrehearse");
+    }
+    match std::env::var_os("HOME") {
+        Some(h) => PathBuf::from(h).join(".local/state/pgrehearse"),
+        None => std::env::temp_dir().join("pgrehearse"),
+    }
+}
+
+/// One run's directory.
+#[derive(Debug, Clone)]
+pub struct RunDir {
+    root: PathBuf,
+    id: String,
+}
+
+impl RunDir {
+    /// Create a fresh run directory under `base` (default: `home()/runs`), named
+    /// `<timestamp>-<label>-<random>`.
+    ///
+    /// # Errors
+    /// Environment error when the directory cannot be created.
+    pub fn create(base: Option<&Path>, label: &str, user: &ServerUser) -> Result<RunDir> {
+        let base = base
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| home().join("runs"));
+        let label: String = label
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .take(40)
+            .collect();
+        let id = format!(
+            "{}-{label}-{:04x}",
+            chrono::Utc::now().format("%Y%m%d-%H%M%S"),
+            rand::random::<u16>()
+        );
+        Self::create_at(&base.join(&id), &id, user)
+    }
+
+    /// Create (or reuse, when empty) exactly `root` as the run directory.
+    ///
+    /// # Errors
+    /// Environment error when the directory cannot be created.
+    pub fn create_at(root: &Path, id: &str, user: &ServerUser) -> Result<RunDir> {
+        use std::os::unix::fs::PermissionsExt;
+        for d in [root.to_path_buf(), root.join("logs"), root.join("nodes")] {
+            std::fs::create_dir_all(&d)
+                .map_err(|e| io_error("cannot create run directory", &d, e))?;
+            // Readable by the server user, which writes nothing here but its own subfolders.
+            std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755))
+                .map_err(|e| io_error("cannot chmod", &d, e))?;
+        }
+        if user.switch {
+            let mut cur = root.parent();
+            while let Some(d) = cur {
+                if d.starts_with(home()) {
+                    let _ = std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755));
+                }
+                cur = d.parent();
+            }
+        }
+        user.own(&root.join("logs"))?;
+        user.own(&root.join("nodes"))?;
+        Ok(RunDir {
+            root: root.to_path_buf(),
+            id: id.to_string(),
+        })
+    }
+
+    /// Open an existing run directory.
+    pub fn open(root: &Path) -> RunDir {
+        let id = root
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        RunDir {
+            root: root.to_path_buf(),
+            id,
+        }
+    }
+
+    /// The run id (the directory name).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The directory itself.
+    pub fn path(&self) -> &Path {
+        &self.root
+    }
+
+    /// Data directory parent of node `name`.
+    pub fn node_dir(&self, name: &str) -> PathBuf {
+        self.root.join("nodes").join(name)
+    }
+
+    /// Server log of node `name`.
+    pub fn log(&self, name: &str) -> PathBuf {
+        self.root.join("logs").join(format!("{name}.log"))
+    }
+
+    /// The libpq password file for client programs.
+    pub fn passfile(&self) -> PathBuf {
+        self.root.join("pgpass")
+    }
+
+    /// The state file read by `status`, `verify` and `down`.
+    pub fn state_file(&self) -> PathBuf {
+        self.root.join("state.json")
+    }
+
+    /// Any file in the run directory.
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.root.join(name)
+    }
+}

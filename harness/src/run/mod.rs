@@ -1,0 +1,5 @@
+//! Running a rehearsal: the run directory, the state file, and the executor.
+
+mod dir;
+
+pub use dir::{RunDir, home};

@@ -1,0 +1,95 @@
+//! Passwords the harness generates, and scrubbing them out of anything printed.
+//!
+//! A [`Secret`] never shows its value through `Display` or `Debug`; the only way out is
+//! [`Secret::expose`], which call sites use when building a connection.
+
+use std::fmt;
+use std::sync::LazyLock;
+
+use rand::RngExt;
+use regex::Regex;
+
+/// A password. Printing it prints `***`.
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// A fresh random password (24 alphanumerics from the OS-seeded generator, never from the
+    /// rehearsal seed: replaying a seed must not replay credentials).
+    pub fn generate() -> Self {
+        const CHARS: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
+        let mut rng = rand::rng();
+        Secret(
+            (0..24)
+                .map(|_| CHARS[rng.random_range(0..CHARS.len())] as char)
+                .collect(),
+        )
+    }
+
+    /// Wrap an existing password (from a state file or the user).
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+
+    /// The password itself, for building a connection. Never log the result.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+static PASSWORD_KV: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r#"(?i)(password\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s']+)"#).expect("static regex")
+});
+static PASSWORD_SQL: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r#"(?i)(password\s+)'(?:[^']|'')*'"#).expect("static regex"));
+static PASSWORD_URL: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r#"(postgres(?:ql)?://[^:/@\s]+:)[^@\s]+@"#).expect("static regex")
+});
+
+/// Replace every password in `s` (conninfo `password=...`, SQL `PASSWORD '...'`, URLs
+/// `user:pw@`) with `***`. Applied to every error message and log line that may quote a
+/// connection string or a statement.
+pub fn redact(s: &str) -> String {
+    let s = PASSWORD_KV.replace_all(s, "${1}***");
+    let s = PASSWORD_SQL.replace_all(&s, "${1}'***'");
+    PASSWORD_URL.replace_all(&s, "${1}***@").into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_do_not_print() {
+        let s = Secret::generate();
+        assert_eq!(format!("{s} {s:?}"), "*** ***");
+        assert_eq!(s.expose().len(), 24);
+        assert_ne!(Secret::generate(), s);
+    }
+
+    #[test]
+    fn redact_hides_passwords_in_every_form() {
+        let r = redact("host=x password=hunter2 user=u");
+        assert_eq!(r, "host=x password=*** user=u");
+        let r = redact("connection 'host=b password = \\'a b\\' dbname=app'");
+        assert!(!r.contains("a b"), "{r}");
+        let r = redact("ALTER ROLE x PASSWORD 'it''s secret'");
+        assert_eq!(r, "ALTER ROLE x PASSWORD '***'");
+        let r = redact("postgres://u:pw@h:5432/db");
+        assert_eq!(r, "postgres://u:***@h:5432/db");
+        assert_eq!(redact("nothing here"), "nothing here");
+    }
+}

@@ -15,6 +15,8 @@ pub mod pg;
 pub mod run;
 pub mod secret;
 pub mod util;
+pub mod verdict;
 pub mod wait;
 
 pub use error::{Error, ErrorKind, Result};
+pub use verdict::Verdict;

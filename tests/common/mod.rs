@@ -1,0 +1,56 @@
+//! Shared set-up for integration tests: real servers, started by the real backend.
+#![allow(dead_code)]
+
+use std::sync::Once;
+
+use harness::backend::{Backend, Credentials, LocalBackend};
+use harness::chain::{Chain, ChainSpec};
+use harness::node::{Node, NodeSpec};
+use harness::os::ServerUser;
+use harness::pg::{Locate, PgInstall};
+use harness::run::RunDir;
+
+static LOG: Once = Once::new();
+
+/// Log to the test's output (shown on failure) at `RUST_LOG` or info.
+pub fn init_logging() {
+    LOG.call_once(|| {
+        let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
+        tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().init();
+    });
+}
+
+/// PostgreSQL 17 (or `PGREHEARSE_TEST_PG`'s major), found or fetched once.
+pub fn pg() -> PgInstall {
+    let major = std::env::var("PGREHEARSE_TEST_PG").ok().and_then(|v| v.parse().ok()).unwrap_or(17);
+    Locate::from_env(Some(major)).find().expect("PostgreSQL binaries")
+}
+
+/// A local backend in a fresh run directory named after the test.
+pub fn backend(label: &str) -> (LocalBackend, Credentials) {
+    init_logging();
+    let user = ServerUser::resolve().expect("server user");
+    let run = RunDir::create(None, label, &user).expect("run dir");
+    let creds = Credentials::generate();
+    let b = LocalBackend::new(pg(), user, run, creds.clone()).expect("backend");
+    (b, creds)
+}
+
+/// Two independent primaries (no replication), for comparing servers directly.
+pub async fn two_servers(label: &str) -> (LocalBackend, Node, Node) {
+    let (b, creds) = backend(label);
+    let x = b.init_primary(&NodeSpec::new("x", creds.superuser.clone())).await.expect("start x");
+    let y = b.init_primary(&NodeSpec::new("y", creds.superuser.clone())).await.expect("start y");
+    (b, x, y)
+}
+
+/// A full chain with `seed` run on A before B is cloned.
+pub async fn chain<F, Fut>(label: &str, spec: ChainSpec, seed: F) -> (LocalBackend, Chain)
+where
+    F: FnOnce(Node) -> Fut,
+    Fut: std::future::Future<Output = harness::Result<()>>,
+{
+    let (b, creds) = backend(label);
+    let c = Chain::build(&b, spec, creds, seed).await.unwrap_or_else(|e| panic!("building the chain: {e:?}"));
+    (b, c)
+}

@@ -16,7 +16,9 @@ pub mod run;
 pub mod secret;
 pub mod util;
 pub mod verdict;
+pub mod verify;
 pub mod wait;
+pub mod workload;
 
 pub use error::{Error, ErrorKind, Result};
 pub use verdict::Verdict;

@@ -9,7 +9,9 @@
 pub mod backend;
 pub mod chain;
 pub mod error;
+pub mod faults;
 pub mod node;
+pub mod observe;
 pub mod os;
 pub mod pg;
 pub mod run;

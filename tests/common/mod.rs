@@ -16,14 +16,22 @@ static LOG: Once = Once::new();
 pub fn init_logging() {
     LOG.call_once(|| {
         let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
-        tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().init();
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_test_writer()
+            .init();
     });
 }
 
 /// PostgreSQL 17 (or `PGREHEARSE_TEST_PG`'s major), found or fetched once.
 pub fn pg() -> PgInstall {
-    let major = std::env::var("PGREHEARSE_TEST_PG").ok().and_then(|v| v.parse().ok()).unwrap_or(17);
-    Locate::from_env(Some(major)).find().expect("PostgreSQL binaries")
+    let major = std::env::var("PGREHEARSE_TEST_PG")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(17);
+    Locate::from_env(Some(major))
+        .find()
+        .expect("PostgreSQL binaries")
 }
 
 /// A local backend in a fresh run directory named after the test.
@@ -39,8 +47,14 @@ pub fn backend(label: &str) -> (LocalBackend, Credentials) {
 /// Two independent primaries (no replication), for comparing servers directly.
 pub async fn two_servers(label: &str) -> (LocalBackend, Node, Node) {
     let (b, creds) = backend(label);
-    let x = b.init_primary(&NodeSpec::new("x", creds.superuser.clone())).await.expect("start x");
-    let y = b.init_primary(&NodeSpec::new("y", creds.superuser.clone())).await.expect("start y");
+    let x = b
+        .init_primary(&NodeSpec::new("x", creds.superuser.clone()))
+        .await
+        .expect("start x");
+    let y = b
+        .init_primary(&NodeSpec::new("y", creds.superuser.clone()))
+        .await
+        .expect("start y");
     (b, x, y)
 }
 
@@ -51,6 +65,47 @@ where
     Fut: std::future::Future<Output = harness::Result<()>>,
 {
     let (b, creds) = backend(label);
-    let c = Chain::build(&b, spec, creds, seed).await.unwrap_or_else(|e| panic!("building the chain: {e:?}"));
+    let c = Chain::build(&b, spec, creds, seed)
+        .await
+        .unwrap_or_else(|e| panic!("building the chain: {e:?}"));
     (b, c)
+}
+
+/// Pids of processes whose command line mentions `dir` (servers of a run still alive).
+pub fn processes_under(dir: &std::path::Path) -> Vec<i32> {
+    let needle = dir.to_string_lossy().to_string();
+    let mut pids = Vec::new();
+    let me = std::process::id() as i32;
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        if let Ok(c) = std::fs::read(e.path().join("cmdline"))
+            && String::from_utf8_lossy(&c).contains(&needle)
+        {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// A PostgreSQL 15 installation, for version-check tests: Debian's if installed, else a stand-in
+/// directory whose `postgres --version` answers 15 (the check under test reads only that).
+pub fn pg15_dir() -> std::path::PathBuf {
+    let real = std::path::PathBuf::from("/usr/lib/postgresql/15/bin");
+    if real.join("postgres").is_file() && real.join("pg_basebackup").is_file() {
+        return real;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("pgrehearse-fake-pg15-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for tool in harness::pg::REQUIRED_TOOLS {
+        let p = dir.join(tool);
+        std::fs::write(&p, "#!/bin/sh\necho 'postgres (PostgreSQL) 15.18'\n").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    dir
 }

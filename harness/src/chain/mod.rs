@@ -7,6 +7,7 @@
 mod nudge;
 mod replicator;
 mod schema;
+mod seed;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,6 +15,7 @@ use std::time::{Duration, Instant};
 pub use nudge::Nudger;
 pub use replicator::{NativeSubscription, Replicator};
 pub use schema::copy_schema;
+pub use seed::{DataSeed, load_seed, preflight_notes};
 
 use crate::backend::{Backend, Credentials};
 use crate::error::{Error, Result, ResultExt};
@@ -444,4 +446,58 @@ pub fn require_standby_decoding(node: &Node) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+impl Chain {
+    /// Re-attach to a chain left running by another harness process (from its state file).
+    ///
+    /// # Errors
+    /// Internal error when the state lacks a node.
+    pub fn attach(
+        nodes: Vec<Node>,
+        state: &crate::run::RunState,
+        creds: Credentials,
+    ) -> Result<Chain> {
+        let find = |n: &str| {
+            nodes
+                .iter()
+                .find(|x| x.name() == n)
+                .cloned()
+                .ok_or_else(|| Error::internal(format!("run state has no node {n}")))
+        };
+        let spec = ChainSpec {
+            database: state.database.clone(),
+            subscription: state.subscription.clone(),
+            physical_slot: state.physical_slot.clone(),
+            ..ChainSpec::default()
+        };
+        let replicator: Arc<dyn Replicator> = Arc::new(NativeSubscription {
+            name: spec.subscription.clone(),
+            publication: spec.publication.clone(),
+            database: spec.database.clone(),
+            login: creds.replicator.clone(),
+            sync_timeout: spec.sync_timeout,
+        });
+        Ok(Chain {
+            a: find("a")?,
+            b: find("b")?,
+            c: find("c")?,
+            spec,
+            replicator,
+            creds,
+            timings: BuildTimings::default(),
+        })
+    }
+
+    /// A snapshot of every hop.
+    pub async fn snapshot(&self) -> crate::observe::ChainSnapshot {
+        crate::observe::ChainSnapshot::take(
+            &self.a,
+            &self.b,
+            &self.c,
+            &self.spec.database,
+            &self.spec.subscription,
+        )
+        .await
+    }
 }

@@ -183,12 +183,11 @@ fn candidate_dirs(major: u32) -> Vec<(PathBuf, String)> {
     if let Ok(out) = std::process::Command::new("pg_config")
         .arg("--bindir")
         .output()
+        && out.status.success()
     {
-        if out.status.success() {
-            let d = String::from_utf8_lossy(&out.stdout).trim().to_string();
-            if !d.is_empty() {
-                dirs.push((PathBuf::from(d), "pg_config on PATH".to_string()));
-            }
+        let d = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if !d.is_empty() {
+            dirs.push((PathBuf::from(d), "pg_config on PATH".to_string()));
         }
     }
     for d in [

@@ -1,5 +1,12 @@
-//! Running a rehearsal: the run directory, the state file, and the executor.
+//! Running a rehearsal: the run directory, the state file, the executor, and re-attaching to a
+//! running chain.
 
+mod attach;
 mod dir;
+mod progress;
+mod state;
 
+pub use attach::{Attached, down_all};
 pub use dir::{RunDir, home};
+pub use progress::{NoProgress, Progress};
+pub use state::{RunState, forget_secrets, list_runs, pick_run};

@@ -17,7 +17,7 @@ use crate::os::ServerUser;
 use crate::pg::PgInstall;
 use crate::run::RunDir;
 
-pub use process::{LocalProc, ProcState, down_local};
+pub use process::{LocalProc, ProcState};
 
 /// Runs nodes as local processes.
 pub struct LocalBackend {
@@ -49,6 +49,37 @@ impl LocalBackend {
             procs: Arc::default(),
             finished: AtomicBool::new(false),
         })
+    }
+
+    /// Take over the nodes of a run started by another harness process (for `status`,
+    /// `verify`, `down`). Processes are addressed by the pids in the state file.
+    ///
+    /// # Errors
+    /// Environment error when the password file cannot be written.
+    pub fn adopt(
+        pg: PgInstall,
+        user: ServerUser,
+        run: RunDir,
+        creds: Credentials,
+        nodes: &[(ProcState, Role)],
+    ) -> Result<(LocalBackend, Vec<Node>)> {
+        let b = LocalBackend::new(pg, user, run, creds)?;
+        let mut out = Vec::new();
+        for (st, role) in nodes {
+            let p = Arc::new(LocalProc::new(
+                &st.name,
+                st.data_dir.clone(),
+                st.log.clone(),
+                b.pg.clone(),
+                b.user.clone(),
+                b.run.passfile(),
+            ));
+            p.set_port(st.port);
+            p.adopt_pid(st.pid);
+            b.track(p.clone());
+            out.push(b.node(p, *role, &b.creds.superuser.clone()));
+        }
+        Ok((b, out))
     }
 
     /// The installation in use.

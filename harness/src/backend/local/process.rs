@@ -80,6 +80,13 @@ impl LocalProc {
         self.port.store(p, Ordering::SeqCst);
     }
 
+    pub(crate) fn adopt_pid(&self, pid: i32) {
+        // Only a live postmaster of this data directory counts; a stale pid is dropped.
+        if pid > 0 && pid_alive(pid) && cmdline_mentions(pid, &self.data_dir) {
+            self.pid.store(pid, Ordering::SeqCst);
+        }
+    }
+
     pub(crate) fn port_in_use_last_start(&self) -> bool {
         self.port_in_use.load(Ordering::SeqCst)
     }
@@ -201,10 +208,10 @@ impl LocalProc {
 
     pub(crate) async fn start(&self) -> Result<()> {
         let mut guard = self.child.lock().await;
-        if let Some(c) = guard.as_mut() {
-            if c.try_wait().ok().flatten().is_none() {
-                return Err(Error::internal("start: the server is already running"));
-            }
+        if let Some(c) = guard.as_mut()
+            && c.try_wait().ok().flatten().is_none()
+        {
+            return Err(Error::internal("start: the server is already running"));
         }
         self.port_in_use.store(false, Ordering::SeqCst);
         let log_start = std::fs::metadata(&self.log).map(|m| m.len()).unwrap_or(0);
@@ -477,33 +484,6 @@ pub(crate) fn free_port(avoid: &[u16]) -> Result<u16> {
         }
     }
     Err(Error::environment("cannot find a free port on 127.0.0.1"))
-}
-
-/// Stop and remove local nodes recorded in a state file by another (finished or crashed)
-/// harness process. Only processes whose command line names the recorded data directory are
-/// signalled, so a recycled pid is never hit.
-pub fn down_local(states: &[ProcState], keep_data: bool) -> Vec<String> {
-    let mut done = Vec::new();
-    for s in states {
-        if s.pid > 0 && pid_alive(s.pid) && cmdline_mentions(s.pid, &s.data_dir) {
-            let _ = signal_group(s.pid, Signal::SIGCONT);
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(s.pid), Signal::SIGQUIT);
-            let deadline = std::time::Instant::now() + Duration::from_secs(10);
-            while pid_alive(s.pid) && std::time::Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = signal_group(s.pid, Signal::SIGKILL);
-            done.push(format!("stopped {} (pid {})", s.name, s.pid));
-        }
-        if !keep_data {
-            if let Some(dir) = s.data_dir.parent() {
-                if dir.exists() && std::fs::remove_dir_all(dir).is_ok() {
-                    done.push(format!("removed {}", dir.display()));
-                }
-            }
-        }
-    }
-    done
 }
 
 fn cmdline_mentions(pid: i32, data_dir: &Path) -> bool {

@@ -1,0 +1,121 @@
+//! Bringing your own data: seed A from a SQL script or a pg_dump archive before the chain is
+//! built, so B gets it by base backup and C by the subscription's initial copy — the path real
+//! data takes in a migration.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result, io_error};
+use crate::node::Node;
+
+/// Where A's initial data comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DataSeed {
+    /// A psql script.
+    Sql(PathBuf),
+    /// A pg_dump archive (custom or tar format; directory format when the server user can
+    /// read it).
+    Dump(PathBuf),
+}
+
+impl DataSeed {
+    /// The file it reads.
+    pub fn path(&self) -> &Path {
+        match self {
+            DataSeed::Sql(p) | DataSeed::Dump(p) => p,
+        }
+    }
+}
+
+/// Load `seed` into database `db` on `a`. The file is streamed through stdin, so it needs to be
+/// readable only by the harness, not by the server user.
+///
+/// # Errors
+/// Usage error when the file cannot be read; database error quoting psql's / pg_restore's
+/// message (with the file name in place of `<stdin>`).
+pub async fn load_seed(a: &Node, db: &str, seed: &DataSeed) -> Result<()> {
+    let path = seed.path();
+    let conn_args = |tool_args: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = vec![
+            "-h".into(),
+            a.peer().host.clone(),
+            "-p".into(),
+            a.peer().port.to_string(),
+            "-U".into(),
+            a.admin().login.user.clone(),
+            "-d".into(),
+            db.into(),
+        ];
+        v.extend(tool_args.iter().map(|s| s.to_string()));
+        v
+    };
+    let (tool, args, input) = match seed {
+        DataSeed::Sql(p) => {
+            let bytes = std::fs::read(p).map_err(|e| {
+                Error::usage(format!("cannot read seed file {}", p.display())).with_source(e)
+            })?;
+            (
+                "psql",
+                conn_args(&["-X", "-q", "-v", "ON_ERROR_STOP=1"]),
+                Some(bytes),
+            )
+        }
+        DataSeed::Dump(p) if p.is_dir() => {
+            let mut args = conn_args(&["--no-owner", "--no-privileges", "--exit-on-error"]);
+            args.push(p.display().to_string());
+            ("pg_restore", args, None)
+        }
+        DataSeed::Dump(p) => {
+            let bytes = std::fs::read(p).map_err(|e| io_error("cannot read seed dump", p, e))?;
+            (
+                "pg_restore",
+                conn_args(&["--no-owner", "--no-privileges", "--exit-on-error"]),
+                Some(bytes),
+            )
+        }
+    };
+    tracing::info!("seeding a from {} ({tool})", path.display());
+    a.control().run_tool(tool, &args, input).await.map(|_| ()).map_err(|e| {
+        let msg = e.to_string().replace("<stdin>", &path.display().to_string());
+        Error::database(format!("seeding a from {}: {msg}", path.display()))
+            .with_node("a")
+            .with_hint("fix the seed file, or run it by hand against a scratch database to see the full error")
+    })
+}
+
+/// Plain-language warnings about the seeded schema that will bite during a migration.
+///
+/// # Errors
+/// Database error.
+pub async fn preflight_notes(a: &Node, db: &str) -> Result<Vec<String>> {
+    let c = a.connect(db).await?;
+    let rows = c
+        .query(
+            "SELECT format('%I.%I', n.nspname, c.relname), c.relreplident::text,
+                    EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pgrehearse')
+               AND n.nspname NOT LIKE 'pg_toast%'
+             ORDER BY 1",
+            &[],
+        )
+        .await?;
+    let mut notes = Vec::new();
+    for r in rows {
+        let (name, ident, has_pk): (String, String, bool) = (r.get(0), r.get(1), r.get(2));
+        if has_pk {
+            continue;
+        }
+        match ident.as_str() {
+            "f" => notes.push(format!(
+                "{name} has no primary key: logical replication uses REPLICA IDENTITY FULL (every UPDATE/DELETE \
+                 scans C's table unless it has a suitable index); AWS DMS loses UPDATE and DELETE on such tables"
+            )),
+            "n" | "d" => notes.push(format!(
+                "{name} has no primary key and no replica identity: once published, UPDATE and DELETE on it fail on A \
+                 (\"cannot update table because it does not have a replica identity\"); add a key or REPLICA IDENTITY FULL"
+            )),
+            _ => {}
+        }
+    }
+    Ok(notes)
+}

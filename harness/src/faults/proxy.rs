@@ -1,0 +1,496 @@
+//! A TCP proxy the harness puts on a replication hop (A→B, B→C) so that link faults can be
+//! injected without privileges: latency with jitter, a bandwidth cap, a blackhole (connections
+//! stay open, no bytes pass — what a partition looks like to the endpoints), and down
+//! (connections reset, new ones refused). With no fault set it forwards bytes untouched.
+//!
+//! Faults act on the data direction of the hop (upstream server → downstream client: WAL from
+//! A to B, changes from B to C); the feedback direction only stops under blackhole/down.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use rand::{RngExt, SeedableRng};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use crate::error::{Error, Result};
+use crate::node::Endpoint;
+
+/// What the link does right now.
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+pub struct LinkState {
+    /// Extra one-way delay on the data direction.
+    pub latency: Duration,
+    /// Uniform jitter added to the delay (0..=jitter), order preserved as TCP would.
+    pub jitter: Duration,
+    /// Bytes per second on the data direction; None = unlimited.
+    pub bandwidth: Option<u64>,
+    /// Connectivity.
+    pub mode: LinkMode,
+}
+
+/// Connectivity of a link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkMode {
+    /// Bytes flow.
+    #[default]
+    Up,
+    /// Connections stay open; no bytes pass in either direction (queued until healed).
+    Blackhole,
+    /// Existing connections are reset; new ones are refused.
+    Down,
+}
+
+/// Counters for reports.
+#[derive(Debug, Default)]
+pub struct LinkCounters {
+    /// Connections accepted.
+    pub connections: AtomicU64,
+    /// Bytes forwarded upstream → downstream.
+    pub bytes_down: AtomicU64,
+    /// Bytes forwarded downstream → upstream.
+    pub bytes_up: AtomicU64,
+}
+
+/// A running proxy for one hop.
+pub struct LinkProxy {
+    name: String,
+    listen: SocketAddr,
+    state: watch::Sender<LinkState>,
+    counters: Arc<LinkCounters>,
+    tasks: JoinSet<()>,
+}
+
+impl LinkProxy {
+    /// Listen on 127.0.0.1 (a free port) and forward to `upstream`. `seed` drives jitter.
+    ///
+    /// # Errors
+    /// Environment error when no port can be bound.
+    pub async fn start(name: &str, upstream: Endpoint, seed: u64) -> Result<LinkProxy> {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await.map_err(|e| {
+            Error::environment(format!("link {name}: cannot listen on 127.0.0.1")).with_source(e)
+        })?;
+        let listen = listener
+            .local_addr()
+            .map_err(|e| Error::environment("proxy address").with_source(e))?;
+        let (tx, rx) = watch::channel(LinkState::default());
+        let counters = Arc::new(LinkCounters::default());
+        let mut tasks = JoinSet::new();
+        let c2 = counters.clone();
+        let n2 = name.to_string();
+        tasks.spawn(accept_loop(n2, listener, upstream, rx, c2, seed));
+        tracing::debug!("link {name}: proxy on {listen}");
+        Ok(LinkProxy {
+            name: name.to_string(),
+            listen,
+            state: tx,
+            counters,
+            tasks,
+        })
+    }
+
+    /// Where the downstream node should connect.
+    pub fn endpoint(&self) -> Endpoint {
+        Endpoint {
+            host: self.listen.ip().to_string(),
+            port: self.listen.port(),
+        }
+    }
+
+    /// The hop's name ("a-b").
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Change the link's behaviour (applies to existing connections at once).
+    pub fn set(&self, state: LinkState) {
+        tracing::info!("link {}: {}", self.name, describe(&state));
+        self.state.send_replace(state);
+    }
+
+    /// Back to a transparent link.
+    pub fn heal(&self) {
+        self.set(LinkState::default());
+    }
+
+    /// Current behaviour.
+    pub fn current(&self) -> LinkState {
+        self.state.borrow().clone()
+    }
+
+    /// Traffic counters.
+    pub fn counters(&self) -> &LinkCounters {
+        &self.counters
+    }
+}
+
+impl Drop for LinkProxy {
+    fn drop(&mut self) {
+        self.tasks.abort_all();
+    }
+}
+
+/// Human description of a link state, for logs and reports.
+pub fn describe(s: &LinkState) -> String {
+    let mut parts = Vec::new();
+    match s.mode {
+        LinkMode::Up => {}
+        LinkMode::Blackhole => parts.push("blackhole (no bytes pass)".to_string()),
+        LinkMode::Down => parts.push("down (connections reset/refused)".to_string()),
+    }
+    if !s.latency.is_zero() {
+        parts.push(format!("latency {}", crate::util::fmt_duration(s.latency)));
+    }
+    if !s.jitter.is_zero() {
+        parts.push(format!("jitter {}", crate::util::fmt_duration(s.jitter)));
+    }
+    if let Some(b) = s.bandwidth {
+        parts.push(format!("bandwidth {}/s", crate::util::fmt_bytes(b)));
+    }
+    if parts.is_empty() {
+        "healed (transparent)".into()
+    } else {
+        parts.join(", ")
+    }
+}
+
+async fn accept_loop(
+    name: String,
+    listener: TcpListener,
+    upstream: Endpoint,
+    state: watch::Receiver<LinkState>,
+    counters: Arc<LinkCounters>,
+    seed: u64,
+) {
+    let mut conns = JoinSet::new();
+    let mut n = 0u64;
+    loop {
+        let Ok((client, _)) = listener.accept().await else {
+            continue;
+        };
+        if state.borrow().mode == LinkMode::Down {
+            reset(client);
+            continue;
+        }
+        n += 1;
+        counters.connections.fetch_add(1, Ordering::Relaxed);
+        let st = state.clone();
+        let ctr = counters.clone();
+        let up = upstream.clone();
+        let name = name.clone();
+        let conn_seed = seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        conns.spawn(async move {
+            if let Err(e) = serve(client, up, st, ctr, conn_seed).await {
+                tracing::trace!("link {name}: connection ended: {e}");
+            }
+        });
+        // Reap finished connections so the set does not grow without bound.
+        while conns.try_join_next().is_some() {}
+    }
+}
+
+/// Close with RST rather than FIN, as a network that drops the connection would look.
+fn reset(s: TcpStream) {
+    let _ = s.set_zero_linger();
+    drop(s);
+}
+
+async fn wait_while_blackholed(state: &mut watch::Receiver<LinkState>) -> bool {
+    loop {
+        let mode = state.borrow_and_update().mode;
+        match mode {
+            LinkMode::Up => return true,
+            LinkMode::Down => return false,
+            LinkMode::Blackhole => {
+                if state.changed().await.is_err() {
+                    return false;
+                }
+            }
+        }
+    }
+}
+
+async fn serve(
+    client: TcpStream,
+    upstream: Endpoint,
+    mut state: watch::Receiver<LinkState>,
+    counters: Arc<LinkCounters>,
+    seed: u64,
+) -> std::io::Result<()> {
+    // A connection opened during a blackhole hangs until the link comes back, as a SYN to an
+    // unreachable host would.
+    if !wait_while_blackholed(&mut state).await {
+        reset(client);
+        return Ok(());
+    }
+    let server = match TcpStream::connect((upstream.host.as_str(), upstream.port)).await {
+        Ok(s) => s,
+        Err(e) => {
+            reset(client);
+            return Err(e);
+        }
+    };
+    let _ = client.set_nodelay(true);
+    let _ = server.set_nodelay(true);
+    let fds = [client.as_raw_fd(), server.as_raw_fd()];
+    let (cr, cw) = client.into_split();
+    let (sr, sw) = server.into_split();
+    let down = pump(sr, cw, state.clone(), counters.clone(), true, seed);
+    let up = pump(cr, sw, state.clone(), counters.clone(), false, seed);
+    let mut watch_down = state.clone();
+    let killed = async move {
+        loop {
+            if watch_down.borrow_and_update().mode == LinkMode::Down {
+                return;
+            }
+            if watch_down.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        r = down => r,
+        r = up => r,
+        _ = killed => {
+            // The sockets are still open here (the pumps are dropped after this arm):
+            // make their close a reset, as a link that goes down would look.
+            for fd in fds {
+                abort_on_close(fd);
+            }
+            Ok(())
+        }
+    }
+}
+
+fn abort_on_close(fd: std::os::fd::RawFd) {
+    let l = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: fd belongs to a socket owned by the enclosing `serve` call and still open;
+    // setsockopt only reads the linger struct.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&l as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        );
+    }
+}
+
+/// Forward one direction. On the data direction, chunks are delivered no earlier than their
+/// arrival plus latency (+ jitter, never reordered) and no faster than the bandwidth cap.
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    mut state: watch::Receiver<LinkState>,
+    counters: Arc<LinkCounters>,
+    data_direction: bool,
+    seed: u64,
+) -> std::io::Result<()> {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ data_direction as u64);
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut queue: VecDeque<(Instant, Vec<u8>)> = VecDeque::new();
+    let mut last_due = Instant::now();
+    let mut send_budget_at = Instant::now();
+    let mut eof = false;
+    loop {
+        if !wait_while_blackholed(&mut state).await {
+            let _ = to.shutdown().await;
+            return Ok(());
+        }
+        let cur = state.borrow().clone();
+        let next_due = queue.front().map(|(t, _)| *t);
+        tokio::select! {
+            biased;
+            _ = state.changed() => continue,
+            _ = async { tokio::time::sleep_until(next_due.unwrap_or_else(Instant::now)).await }, if next_due.is_some() => {
+                let (_, chunk) = queue.pop_front().expect("queue head");
+                if data_direction
+                    && let Some(bw) = cur.bandwidth.filter(|b| *b > 0)
+                {
+                    // Token bucket with no burst: each chunk occupies the link for len/bw.
+                    let start = send_budget_at.max(Instant::now());
+                    tokio::time::sleep_until(start).await;
+                    send_budget_at = start + Duration::from_secs_f64(chunk.len() as f64 / bw as f64);
+                }
+                to.write_all(&chunk).await?;
+                let ctr = if data_direction { &counters.bytes_down } else { &counters.bytes_up };
+                ctr.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+            }
+            r = from.read(&mut buf), if !eof && queue.len() < 1024 => {
+                let n = r?;
+                if n == 0 {
+                    eof = true;
+                } else {
+                    let delay = if data_direction {
+                        let j = if cur.jitter.is_zero() { Duration::ZERO } else {
+                            Duration::from_nanos(rng.random_range(0..=cur.jitter.as_nanos() as u64))
+                        };
+                        cur.latency + j
+                    } else {
+                        Duration::ZERO
+                    };
+                    let due = (Instant::now() + delay).max(last_due);
+                    last_due = due;
+                    queue.push_back((due, buf[..n].to_vec()));
+                }
+            }
+        }
+        if eof && queue.is_empty() {
+            let _ = to.shutdown().await;
+            return Ok(());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An upstream that sends whatever it receives back, to exercise both directions.
+    async fn echo_server() -> Endpoint {
+        let l = TcpListener::bind(("127.0.0.1", 0)).await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            loop {
+                let (mut s, _) = l.accept().await.unwrap();
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    loop {
+                        match s.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => {
+                                if s.write_all(&buf[..n]).await.is_err() {
+                                    return;
+                                }
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        Endpoint {
+            host: "127.0.0.1".into(),
+            port,
+        }
+    }
+
+    async fn connect(p: &LinkProxy) -> TcpStream {
+        let ep = p.endpoint();
+        TcpStream::connect((ep.host.as_str(), ep.port))
+            .await
+            .unwrap()
+    }
+
+    async fn roundtrip(s: &mut TcpStream, msg: &[u8]) -> Vec<u8> {
+        s.write_all(msg).await.unwrap();
+        let mut got = vec![0u8; msg.len()];
+        s.read_exact(&mut got).await.unwrap();
+        got
+    }
+
+    #[tokio::test]
+    async fn transparent_until_told_otherwise() {
+        let p = LinkProxy::start("t", echo_server().await, 1).await.unwrap();
+        let mut s = connect(&p).await;
+        assert_eq!(roundtrip(&mut s, b"hello").await, b"hello");
+        assert_eq!(p.counters().bytes_down.load(Ordering::Relaxed), 5);
+        assert_eq!(p.counters().bytes_up.load(Ordering::Relaxed), 5);
+    }
+
+    #[tokio::test]
+    async fn latency_delays_the_data_direction() {
+        let p = LinkProxy::start("t", echo_server().await, 1).await.unwrap();
+        let mut s = connect(&p).await;
+        p.set(LinkState {
+            latency: Duration::from_millis(150),
+            ..Default::default()
+        });
+        let t = std::time::Instant::now();
+        assert_eq!(roundtrip(&mut s, b"x").await, b"x");
+        assert!(
+            t.elapsed() >= Duration::from_millis(150),
+            "{:?}",
+            t.elapsed()
+        );
+    }
+
+    #[tokio::test]
+    async fn blackhole_holds_bytes_and_heal_delivers_them_intact() {
+        let p = LinkProxy::start("t", echo_server().await, 1).await.unwrap();
+        let mut s = connect(&p).await;
+        assert_eq!(roundtrip(&mut s, b"before").await, b"before");
+        p.set(LinkState {
+            mode: LinkMode::Blackhole,
+            ..Default::default()
+        });
+        s.write_all(b"during").await.unwrap();
+        let mut buf = [0u8; 6];
+        // Nothing may arrive while the link is blackholed (the connection stays open).
+        let r = tokio::time::timeout(Duration::from_millis(300), s.read_exact(&mut buf)).await;
+        assert!(r.is_err(), "bytes crossed a blackholed link");
+        p.heal();
+        tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(&buf, b"during");
+    }
+
+    #[tokio::test]
+    async fn down_resets_existing_connections_and_refuses_new_ones() {
+        let p = LinkProxy::start("t", echo_server().await, 1).await.unwrap();
+        let mut s = connect(&p).await;
+        assert_eq!(roundtrip(&mut s, b"a").await, b"a");
+        p.set(LinkState {
+            mode: LinkMode::Down,
+            ..Default::default()
+        });
+        let mut buf = [0u8; 1];
+        let r = tokio::time::timeout(Duration::from_secs(5), async {
+            let _ = s.write_all(b"b").await;
+            s.read(&mut buf).await
+        })
+        .await
+        .expect("the proxy must close the connection");
+        assert!(matches!(r, Ok(0) | Err(_)), "{r:?}");
+        let mut s2 = connect(&p).await;
+        let r2 = tokio::time::timeout(Duration::from_secs(5), s2.read(&mut buf))
+            .await
+            .unwrap();
+        assert!(matches!(r2, Ok(0) | Err(_)), "{r2:?}");
+        p.heal();
+        let mut s3 = connect(&p).await;
+        assert_eq!(roundtrip(&mut s3, b"c").await, b"c");
+    }
+
+    #[tokio::test]
+    async fn bandwidth_cap_slows_the_data_direction() {
+        let p = LinkProxy::start("t", echo_server().await, 1).await.unwrap();
+        let mut s = connect(&p).await;
+        p.set(LinkState {
+            bandwidth: Some(100 * 1024),
+            ..Default::default()
+        });
+        let msg = vec![7u8; 50 * 1024];
+        let t = std::time::Instant::now();
+        assert_eq!(roundtrip(&mut s, &msg).await, msg);
+        // 50 KiB at 100 KiB/s: at least ~half a second (lower bound only).
+        assert!(
+            t.elapsed() >= Duration::from_millis(400),
+            "{:?}",
+            t.elapsed()
+        );
+    }
+}

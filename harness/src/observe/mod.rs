@@ -1,0 +1,5 @@
+//! Observing the chain: point-in-time snapshots of every hop (lag, slots, subscription).
+
+mod snapshot;
+
+pub use snapshot::{ChainSnapshot, HopLag, NodeSnapshot, SlotRow, SubscriptionRow, WalSenderRow};

@@ -1,0 +1,371 @@
+//! One snapshot of the chain's replication state, read from the views PostgreSQL provides.
+//!
+//! Rules kept here: `pg_current_wal_lsn()` is only asked of a primary (it errors on a standby);
+//! a NULL lag column means "idle", never zero; a node that does not answer is reported as
+//! unreachable rather than failing the whole snapshot.
+
+use tokio_postgres::{Client, SimpleQueryMessage};
+
+use crate::node::{Lsn, Node};
+
+/// A walsender as pg_stat_replication shows it.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct WalSenderRow {
+    /// application_name (a standby's cluster_name, or the subscription name).
+    pub application_name: String,
+    /// streaming, catchup, backup, ...
+    pub state: Option<String>,
+    /// Last WAL sent.
+    pub sent_lsn: Option<Lsn>,
+    /// Last WAL the receiver wrote.
+    pub write_lsn: Option<Lsn>,
+    /// Last WAL the receiver flushed.
+    pub flush_lsn: Option<Lsn>,
+    /// Last WAL the receiver replayed (applied).
+    pub replay_lsn: Option<Lsn>,
+    /// write_lag in seconds; None when idle.
+    pub write_lag_s: Option<f64>,
+    /// flush_lag in seconds; None when idle.
+    pub flush_lag_s: Option<f64>,
+    /// replay_lag in seconds; None when idle.
+    pub replay_lag_s: Option<f64>,
+    /// async, sync, potential, quorum.
+    pub sync_state: Option<String>,
+}
+
+/// A replication slot as pg_replication_slots shows it.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct SlotRow {
+    /// Slot name.
+    pub slot_name: String,
+    /// physical or logical.
+    pub slot_type: String,
+    /// A consumer is connected.
+    pub active: bool,
+    /// Oldest WAL the slot needs.
+    pub restart_lsn: Option<Lsn>,
+    /// Logical slots: what the consumer confirmed.
+    pub confirmed_flush_lsn: Option<Lsn>,
+    /// reserved, extended, unreserved, lost.
+    pub wal_status: Option<String>,
+    /// Bytes that can still be written before the slot is in danger; None when unlimited or lost.
+    pub safe_wal_size: Option<i64>,
+    /// Physical slots: xmin held for hot_standby_feedback.
+    pub xmin: Option<String>,
+    /// catalog_xmin held (logical decoding's catalog rows).
+    pub catalog_xmin: Option<String>,
+    /// 16+: invalidated by a recovery conflict.
+    pub conflicting: Option<bool>,
+    /// 17+: rows_removed, wal_removed, wal_level_insufficient (18: idle_timeout).
+    pub invalidation_reason: Option<String>,
+    /// Bytes of WAL the slot retains on its server (current position − restart_lsn).
+    pub retained_bytes: Option<u64>,
+}
+
+/// A subscription worker as pg_stat_subscription shows it.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct SubscriptionRow {
+    /// Subscription name.
+    pub subname: String,
+    /// Worker pid (None: no worker running).
+    pub pid: Option<i32>,
+    /// Table-sync worker's table, None for the apply worker.
+    pub relid: Option<String>,
+    /// Last WAL received.
+    pub received_lsn: Option<Lsn>,
+    /// Last WAL reported back to the walsender.
+    pub latest_end_lsn: Option<Lsn>,
+    /// Seconds since the last message from the publisher.
+    pub last_msg_age_s: Option<f64>,
+    /// Whether the subscription is enabled.
+    pub enabled: Option<bool>,
+}
+
+/// What one node reported.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct NodeSnapshot {
+    /// Node name.
+    pub name: String,
+    /// Where it listens (host:port).
+    pub endpoint: String,
+    /// The node answered.
+    pub reachable: bool,
+    /// Why not, when it did not.
+    pub error: Option<String>,
+    /// pg_is_in_recovery().
+    pub in_recovery: Option<bool>,
+    /// Primary: pg_current_wal_lsn().
+    pub current_lsn: Option<Lsn>,
+    /// Standby: pg_last_wal_receive_lsn().
+    pub receive_lsn: Option<Lsn>,
+    /// Standby: pg_last_wal_replay_lsn().
+    pub replay_lsn: Option<Lsn>,
+    /// Standby: seconds since the last replayed transaction committed on the primary.
+    pub replay_age_s: Option<f64>,
+    /// Standby: replay paused with pg_wal_replay_pause().
+    pub replay_paused: Option<bool>,
+    /// Size of pg_wal in bytes.
+    pub wal_bytes: Option<u64>,
+    /// Walsenders on this node.
+    pub senders: Vec<WalSenderRow>,
+    /// Slots on this node.
+    pub slots: Vec<SlotRow>,
+    /// Subscriptions on this node.
+    pub subscriptions: Vec<SubscriptionRow>,
+}
+
+/// Lag of one hop, in bytes and (when PostgreSQL knows it) seconds.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct HopLag {
+    /// "a→b", "b→c", "a→c".
+    pub hop: String,
+    /// WAL bytes not yet applied downstream; None when it cannot be computed (node down).
+    pub bytes: Option<u64>,
+    /// Seconds behind; None when idle or unknown (never reported as 0 when NULL).
+    pub seconds: Option<f64>,
+}
+
+/// The whole chain at one moment.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct ChainSnapshot {
+    /// When it was taken (RFC 3339, UTC).
+    pub taken_at: String,
+    /// Per node, in chain order.
+    pub nodes: Vec<NodeSnapshot>,
+    /// Per hop.
+    pub lags: Vec<HopLag>,
+}
+
+fn opt_lsn(v: Option<&str>) -> Option<Lsn> {
+    v.and_then(|s| s.parse().ok())
+}
+
+fn opt_f64(v: Option<&str>) -> Option<f64> {
+    v.and_then(|s| s.parse().ok())
+}
+
+fn opt_bool(v: Option<&str>) -> Option<bool> {
+    v.map(|s| s == "t")
+}
+
+async fn rows(
+    c: &Client,
+    sql: &str,
+) -> Result<Vec<tokio_postgres::SimpleQueryRow>, tokio_postgres::Error> {
+    Ok(c.simple_query(sql)
+        .await?
+        .into_iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::Row(r) => Some(r),
+            _ => None,
+        })
+        .collect())
+}
+
+impl NodeSnapshot {
+    /// Read one node. Never fails: an unreachable node is recorded as such.
+    pub async fn take(node: &Node, db: &str) -> NodeSnapshot {
+        let mut s = NodeSnapshot {
+            name: node.name().to_string(),
+            endpoint: node.admin().endpoint.to_string(),
+            ..Default::default()
+        };
+        let client = match node.connect("postgres").await {
+            Ok(c) => c,
+            Err(e) => {
+                s.error = Some(e.to_string());
+                return s;
+            }
+        };
+        match Self::fill(&mut s, &client, node).await {
+            Ok(()) => s.reachable = true,
+            Err(e) => s.error = Some(crate::Error::from(e).to_string()),
+        }
+        if s.reachable
+            && let Ok(c) = node.connect(db).await
+            && let Ok(subs) = Self::subscriptions(&c).await
+        {
+            s.subscriptions = subs;
+        }
+        s
+    }
+
+    async fn fill(
+        s: &mut NodeSnapshot,
+        c: &Client,
+        node: &Node,
+    ) -> Result<(), tokio_postgres::Error> {
+        let v = node.version().major;
+        let r = rows(
+            c,
+            "SELECT pg_is_in_recovery(), (SELECT sum(size) FROM pg_ls_waldir())",
+        )
+        .await?;
+        let in_recovery = opt_bool(r[0].get(0)).unwrap_or(false);
+        s.in_recovery = Some(in_recovery);
+        s.wal_bytes = r[0].get(1).and_then(|x| x.parse().ok());
+        let here = if in_recovery {
+            let r = rows(
+                c,
+                "SELECT pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn(), \
+                 extract(epoch FROM now() - pg_last_xact_replay_timestamp()), pg_is_wal_replay_paused()",
+            )
+            .await?;
+            s.receive_lsn = opt_lsn(r[0].get(0));
+            s.replay_lsn = opt_lsn(r[0].get(1));
+            s.replay_age_s = opt_f64(r[0].get(2));
+            s.replay_paused = opt_bool(r[0].get(3));
+            "pg_last_wal_replay_lsn()"
+        } else {
+            let r = rows(c, "SELECT pg_current_wal_lsn()").await?;
+            s.current_lsn = opt_lsn(r[0].get(0));
+            "pg_current_wal_lsn()"
+        };
+        for r in rows(
+            c,
+            "SELECT application_name, state, sent_lsn, write_lsn, flush_lsn, replay_lsn, \
+             extract(epoch FROM write_lag), extract(epoch FROM flush_lag), extract(epoch FROM replay_lag), sync_state \
+             FROM pg_stat_replication ORDER BY application_name",
+        )
+        .await?
+        {
+            s.senders.push(WalSenderRow {
+                application_name: r.get(0).unwrap_or_default().to_string(),
+                state: r.get(1).map(str::to_string),
+                sent_lsn: opt_lsn(r.get(2)),
+                write_lsn: opt_lsn(r.get(3)),
+                flush_lsn: opt_lsn(r.get(4)),
+                replay_lsn: opt_lsn(r.get(5)),
+                write_lag_s: opt_f64(r.get(6)),
+                flush_lag_s: opt_f64(r.get(7)),
+                replay_lag_s: opt_f64(r.get(8)),
+                sync_state: r.get(9).map(str::to_string),
+            });
+        }
+        let conflicting = if v >= 16 { "conflicting" } else { "NULL::bool" };
+        let reason = if v >= 17 {
+            "invalidation_reason"
+        } else {
+            "NULL::text"
+        };
+        let sql = format!(
+            "SELECT slot_name, slot_type, active, restart_lsn, confirmed_flush_lsn, wal_status, safe_wal_size, \
+             xmin, catalog_xmin, {conflicting}, {reason}, pg_wal_lsn_diff({here}, restart_lsn)::bigint \
+             FROM pg_replication_slots WHERE NOT temporary ORDER BY slot_name"
+        );
+        for r in rows(c, &sql).await? {
+            s.slots.push(SlotRow {
+                slot_name: r.get(0).unwrap_or_default().to_string(),
+                slot_type: r.get(1).unwrap_or_default().to_string(),
+                active: opt_bool(r.get(2)).unwrap_or(false),
+                restart_lsn: opt_lsn(r.get(3)),
+                confirmed_flush_lsn: opt_lsn(r.get(4)),
+                wal_status: r.get(5).map(str::to_string),
+                safe_wal_size: r.get(6).and_then(|x| x.parse().ok()),
+                xmin: r.get(7).map(str::to_string),
+                catalog_xmin: r.get(8).map(str::to_string),
+                conflicting: opt_bool(r.get(9)),
+                invalidation_reason: r.get(10).map(str::to_string),
+                retained_bytes: r
+                    .get(11)
+                    .and_then(|x| x.parse::<i64>().ok())
+                    .map(|x| x.max(0) as u64),
+            });
+        }
+        Ok(())
+    }
+
+    async fn subscriptions(c: &Client) -> Result<Vec<SubscriptionRow>, tokio_postgres::Error> {
+        let mut out = Vec::new();
+        for r in rows(
+            c,
+            "SELECT s.subname, st.pid, st.relid::regclass::text, st.received_lsn, st.latest_end_lsn, \
+             extract(epoch FROM now() - st.last_msg_receipt_time), s.subenabled \
+             FROM pg_subscription s LEFT JOIN pg_stat_subscription st ON st.subid = s.oid \
+             WHERE s.subdbid = (SELECT oid FROM pg_database WHERE datname = current_database()) ORDER BY 1, 3 NULLS FIRST",
+        )
+        .await?
+        {
+            out.push(SubscriptionRow {
+                subname: r.get(0).unwrap_or_default().to_string(),
+                pid: r.get(1).and_then(|x| x.parse().ok()),
+                relid: r.get(2).map(str::to_string),
+                received_lsn: opt_lsn(r.get(3)),
+                latest_end_lsn: opt_lsn(r.get(4)),
+                last_msg_age_s: opt_f64(r.get(5)),
+                enabled: opt_bool(r.get(6)),
+            });
+        }
+        Ok(out)
+    }
+}
+
+impl ChainSnapshot {
+    /// Snapshot A, B and C concurrently and derive per-hop lag. `physical_slot` and
+    /// `logical_slot` name the slots of the two hops.
+    pub async fn take(a: &Node, b: &Node, c: &Node, db: &str, logical_slot: &str) -> ChainSnapshot {
+        let (sa, sb, sc) = tokio::join!(
+            NodeSnapshot::take(a, db),
+            NodeSnapshot::take(b, db),
+            NodeSnapshot::take(c, db)
+        );
+        let lags = derive_lags(&sa, &sb, logical_slot);
+        ChainSnapshot {
+            taken_at: chrono::Utc::now().to_rfc3339(),
+            nodes: vec![sa, sb, sc],
+            lags,
+        }
+    }
+}
+
+/// Per-hop lag from node snapshots. A→B compares A's write position with B's replay position;
+/// B→C compares what B has replayed (or written, once promoted) with what C confirmed on the
+/// slot; A→C is end to end.
+pub fn derive_lags(a: &NodeSnapshot, b: &NodeSnapshot, logical_slot: &str) -> Vec<HopLag> {
+    let b_pos = if b.in_recovery == Some(true) {
+        b.replay_lsn
+    } else {
+        b.current_lsn
+    };
+    let confirmed = b
+        .slots
+        .iter()
+        .find(|s| s.slot_name == logical_slot)
+        .and_then(|s| s.confirmed_flush_lsn);
+    let a_to_b_seconds = a
+        .senders
+        .iter()
+        .find(|w| w.application_name == "b")
+        .and_then(|w| w.replay_lag_s);
+    let b_to_c_seconds = b
+        .senders
+        .iter()
+        .find(|w| w.application_name == logical_slot)
+        .and_then(|w| w.replay_lag_s);
+    let diff = |x: Option<Lsn>, y: Option<Lsn>| match (x, y) {
+        (Some(x), Some(y)) => Some(x.bytes_since(y)),
+        _ => None,
+    };
+    let top = if b.in_recovery == Some(false) {
+        b.current_lsn
+    } else {
+        a.current_lsn
+    };
+    vec![
+        HopLag {
+            hop: "a→b".into(),
+            bytes: diff(a.current_lsn, b_pos),
+            seconds: a_to_b_seconds,
+        },
+        HopLag {
+            hop: "b→c".into(),
+            bytes: diff(b_pos, confirmed),
+            seconds: b_to_c_seconds,
+        },
+        HopLag {
+            hop: "a→c".into(),
+            bytes: diff(top, confirmed),
+            seconds: None,
+        },
+    ]
+}

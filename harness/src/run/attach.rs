@@ -1,0 +1,113 @@
+//! Reaching a chain that another harness process started (`up`, `--keep`): for `status`,
+//! `verify` and `down`.
+
+use crate::backend::local::LocalBackend;
+use crate::backend::{Backend, BackendKind};
+use crate::chain::Chain;
+use crate::error::{Error, Result};
+use crate::os::ServerUser;
+use crate::pg::PgInstall;
+
+use super::{RunDir, RunState, forget_secrets, list_runs};
+
+/// A running chain adopted from its state file.
+pub struct Attached {
+    /// The chain's nodes and names.
+    pub chain: Chain,
+    /// What the state file says.
+    pub state: RunState,
+    /// The run directory.
+    pub run: RunDir,
+    backend: LocalBackend,
+}
+
+impl Attached {
+    /// Adopt the run in `run`.
+    ///
+    /// # Errors
+    /// Usage error when the directory is not a run; environment error when its backend is not
+    /// supported here.
+    pub fn open(run: RunDir) -> Result<Attached> {
+        let (state, creds) = RunState::load(&run)?;
+        if state.backend != BackendKind::Local {
+            return Err(Error::usage(format!(
+                "run {} uses the {:?} backend",
+                state.run_id, state.backend
+            )));
+        }
+        let pg: PgInstall = state.pg.clone().ok_or_else(|| {
+            Error::internal(format!(
+                "run {} records no PostgreSQL install",
+                state.run_id
+            ))
+        })?;
+        let user = ServerUser::resolve()?;
+        let (backend, nodes) =
+            LocalBackend::adopt(pg, user, run.clone(), creds.clone(), &state.nodes)?;
+        let chain = Chain::attach(nodes, &state, creds)?;
+        Ok(Attached {
+            chain,
+            state,
+            run,
+            backend,
+        })
+    }
+
+    /// Stop the servers and remove their data; the run directory keeps logs and reports.
+    ///
+    /// # Errors
+    /// The first failure while stopping or removing.
+    pub async fn down(self) -> Result<()> {
+        let res = self.backend.teardown(false).await;
+        forget_secrets(&self.run);
+        let mut state = self.state;
+        state.detached = false;
+        for (n, _) in state.nodes.iter_mut() {
+            n.pid = 0;
+        }
+        if let Ok(text) = serde_json::to_string_pretty(&state) {
+            let _ = std::fs::write(self.run.state_file(), text);
+        }
+        res
+    }
+
+    /// Leave the chain running (after status / verify).
+    pub fn release(self) {
+        self.backend.detach();
+    }
+}
+
+/// Stop every run whose servers are still up and which nobody owns any more (left by `up`,
+/// `--keep`, or a harness that was killed). Returns the run ids it took down.
+///
+/// # Errors
+/// The first failure; other runs are still attempted.
+pub async fn down_all(base: Option<&std::path::Path>) -> Result<Vec<String>> {
+    let mut done = Vec::new();
+    let mut first_err = None;
+    for dir in list_runs(base) {
+        let run = RunDir::open(&dir);
+        let Ok((state, _)) = RunState::load(&run) else {
+            continue;
+        };
+        let live_owner = !state.owner_gone() && state.owner_pid != std::process::id();
+        if !state.anything_running() || (live_owner && !state.detached) {
+            continue;
+        }
+        match Attached::open(run) {
+            Ok(a) => match a.down().await {
+                Ok(()) => done.push(state.run_id.clone()),
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            },
+            Err(e) => {
+                first_err.get_or_insert(e);
+            }
+        }
+    }
+    match first_err {
+        Some(e) if done.is_empty() => Err(e),
+        _ => Ok(done),
+    }
+}

@@ -1,0 +1,152 @@
+//! The state file: what a run left running, so that `status`, `verify` and `down` — separate
+//! processes — can find and reach it. Passwords live beside it in a 0600 file, never in
+//! state.json.
+
+use std::path::{Path, PathBuf};
+
+use crate::backend::local::ProcState;
+use crate::backend::{BackendKind, Credentials};
+use crate::error::{Error, Result, io_error};
+use crate::node::Role;
+use crate::os::ServerUser;
+use crate::pg::PgInstall;
+
+use super::{RunDir, home};
+
+/// What `state.json` records.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct RunState {
+    /// Run id (directory name).
+    pub run_id: String,
+    /// Scenario name.
+    pub scenario: String,
+    /// Pid of the harness process that owns the run.
+    pub owner_pid: u32,
+    /// True when the run was left running on purpose (`up`, `--keep`).
+    pub detached: bool,
+    /// Backend kind.
+    pub backend: BackendKind,
+    /// PostgreSQL installation (local backend).
+    pub pg: Option<PgInstall>,
+    /// Replicated database.
+    pub database: String,
+    /// Subscription on C (also the logical slot name on B).
+    pub subscription: String,
+    /// Physical slot on A, if any.
+    pub physical_slot: Option<String>,
+    /// Nodes and their roles.
+    pub nodes: Vec<(ProcState, Role)>,
+    /// When the run started (RFC 3339).
+    pub started_at: String,
+}
+
+const SECRETS: &str = "secrets.json";
+
+impl RunState {
+    /// Write state.json (and the run's credentials, 0600, beside it).
+    ///
+    /// # Errors
+    /// Environment error naming the file.
+    pub fn save(&self, run: &RunDir, creds: &Credentials, user: &ServerUser) -> Result<()> {
+        let path = run.state_file();
+        let tmp = path.with_extension("json.tmp");
+        let text = serde_json::to_string_pretty(self)
+            .map_err(|e| Error::internal("serialising state").with_source(e))?;
+        std::fs::write(&tmp, text).map_err(|e| io_error("cannot write", &tmp, e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| io_error("cannot write", &path, e))?;
+        let secrets = serde_json::to_vec(creds)
+            .map_err(|e| Error::internal("serialising credentials").with_source(e))?;
+        // The harness itself reads it back; the server user does not need it.
+        let me = ServerUser {
+            switch: false,
+            ..user.clone()
+        };
+        me.private_file(&run.file(SECRETS), &secrets)
+    }
+
+    /// Read a run's state and credentials.
+    ///
+    /// # Errors
+    /// Usage error when the directory holds no run state.
+    pub fn load(run: &RunDir) -> Result<(RunState, Credentials)> {
+        let path = run.state_file();
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            Error::usage(format!("no pgrehearse run at {}", run.path().display())).with_source(e)
+        })?;
+        let state: RunState = serde_json::from_str(&text).map_err(|e| {
+            Error::usage(format!("{} is not a pgrehearse state file", path.display()))
+                .with_source(e)
+        })?;
+        let sp = run.file(SECRETS);
+        let creds = std::fs::read(&sp).map_err(|e| io_error("cannot read", &sp, e))?;
+        let creds: Credentials = serde_json::from_slice(&creds)
+            .map_err(|e| Error::internal(format!("reading {}", sp.display())).with_source(e))?;
+        Ok((state, creds))
+    }
+
+    /// Whether any node of the run still has a live process.
+    pub fn anything_running(&self) -> bool {
+        self.nodes.iter().any(|(n, _)| crate::os::pid_alive(n.pid))
+    }
+
+    /// Whether the owning harness process is gone.
+    pub fn owner_gone(&self) -> bool {
+        !crate::os::pid_alive(self.owner_pid as i32)
+    }
+}
+
+/// Remove the run's secrets (on teardown).
+pub fn forget_secrets(run: &RunDir) {
+    let _ = std::fs::remove_file(run.file(SECRETS));
+}
+
+/// Every run directory under the runs folder, newest first.
+pub fn list_runs(base: Option<&Path>) -> Vec<PathBuf> {
+    let base = base
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| home().join("runs"));
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&base)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.join("state.json").is_file())
+                .collect()
+        })
+        .unwrap_or_default();
+    dirs.sort();
+    dirs.reverse();
+    dirs
+}
+
+/// The run to act on: `explicit` (an id or a path), else the newest run that is still running.
+///
+/// # Errors
+/// Usage error when there is none.
+pub fn pick_run(explicit: Option<&str>, base: Option<&Path>) -> Result<RunDir> {
+    if let Some(x) = explicit {
+        let p = PathBuf::from(x);
+        let dir = if p.join("state.json").is_file() {
+            p
+        } else {
+            base.map(Path::to_path_buf)
+                .unwrap_or_else(|| home().join("runs"))
+                .join(x)
+        };
+        if !dir.join("state.json").is_file() {
+            return Err(Error::usage(format!(
+                "no pgrehearse run {x} (looked for {})",
+                dir.join("state.json").display()
+            )));
+        }
+        return Ok(RunDir::open(&dir));
+    }
+    for dir in list_runs(base) {
+        let run = RunDir::open(&dir);
+        if let Ok((state, _)) = RunState::load(&run)
+            && state.anything_running()
+        {
+            return Ok(run);
+        }
+    }
+    Err(Error::usage("no running chain found")
+        .with_hint("start one with `pgrehearse up SCENARIO`, or name a run with --run"))
+}

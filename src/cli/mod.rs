@@ -1,0 +1,192 @@
+//! Command-line definitions and dispatch. Each command is a few lines over the library.
+
+mod commands;
+pub mod ui;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Rehearse a PostgreSQL migration: A (primary) → B (hot standby) → C (logical target),
+/// under a workload, with row-level verification.
+#[derive(Parser, Debug)]
+#[command(name = "pgrehearse", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// More logging (-v debug, -vv trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only warnings and results.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Build the chain, run the workload, verify C, write the report, tear everything down.
+    Run(RunArgs),
+    /// Build the chain and leave it running; prints connection strings for A, B and C.
+    Up(RunArgs),
+    /// Show lag, slots and the subscription of a running chain.
+    Status(StatusArgs),
+    /// Verify C against A row by row on a running chain.
+    Verify(VerifyArgs),
+    /// Stop a running chain and remove its data.
+    Down(DownArgs),
+    /// PostgreSQL binaries: find them, or fetch pinned ones.
+    #[command(subcommand)]
+    Pg(PgCommand),
+    /// Benchmarks for capacity planning (chain-up time, verify cost, workload throughput).
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RunArgs {
+    /// Scenario file (TOML), e.g. scenarios/smoke.toml.
+    pub scenario: PathBuf,
+    /// Seed for every random choice (overrides the scenario's); printed first so a run can be
+    /// replayed.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Directory with PostgreSQL binaries (postgres, initdb, pg_basebackup, ...).
+    #[arg(long, env = "PGREHEARSE_PG_BIN", value_name = "DIR")]
+    pub pg_bin: Option<PathBuf>,
+    /// Where run directories go (default: $PGREHEARSE_HOME/runs).
+    #[arg(long, value_name = "DIR")]
+    pub runs_dir: Option<PathBuf>,
+    /// Leave servers and data in place after the run (`pgrehearse down` removes them).
+    #[arg(long)]
+    pub keep: bool,
+    /// Print the report as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    /// Run id or directory (default: the newest running chain).
+    #[arg(long)]
+    pub run: Option<String>,
+    /// Output JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Refresh until interrupted.
+    #[arg(long)]
+    pub watch: bool,
+    /// Refresh interval for --watch.
+    #[arg(long, default_value = "1s", value_parser = humantime_parse)]
+    pub interval: std::time::Duration,
+}
+
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    /// Run id or directory (default: the newest running chain).
+    #[arg(long)]
+    pub run: Option<String>,
+    /// Output JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Do not write a fence on the primary first (compare as things are now).
+    #[arg(long)]
+    pub no_fence: bool,
+    /// Also compare B with the reference.
+    #[arg(long)]
+    pub with_standby: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct DownArgs {
+    /// Run id or directory (default: the newest running chain).
+    #[arg(long)]
+    pub run: Option<String>,
+    /// Every run whose servers are still up, including leftovers of crashed runs.
+    #[arg(long, conflicts_with = "run")]
+    pub all: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PgCommand {
+    /// Fetch the pinned build of MAJOR into the cache (no-op when cached).
+    Install {
+        /// Major version: 16, 17 or 18.
+        #[arg(default_value_t = 17)]
+        major: u32,
+    },
+    /// Show which binaries a run would use.
+    Which {
+        /// Major version.
+        #[arg(default_value_t = 17)]
+        major: u32,
+        /// Explicit directory to check instead of searching.
+        #[arg(long, env = "PGREHEARSE_PG_BIN", value_name = "DIR")]
+        pg_bin: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BenchCommand {
+    /// Time building an empty chain, N times.
+    ChainUp {
+        #[arg(long, default_value_t = 5)]
+        runs: u32,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Verify time for a table of ROWS rows with no differences, against
+    /// `SELECT sum(hashtext(t::text))` on both sides.
+    Verify {
+        #[arg(long, default_value_t = 2_000_000)]
+        rows: u64,
+        #[arg(long, default_value_t = 3)]
+        runs: u32,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Built-in workload throughput against pgbench's simple-update on the same chain.
+    Workload {
+        #[arg(long, default_value_t = 4)]
+        connections: u32,
+        #[arg(long, default_value = "20s", value_parser = humantime_parse)]
+        duration: std::time::Duration,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn humantime_parse(s: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(s).map_err(|e| e.to_string())
+}
+
+/// Run the command; returns the process exit code.
+pub async fn dispatch(cli: Cli, ui: ui::Ui) -> i32 {
+    let res = match cli.command {
+        Command::Run(a) => commands::run(a, false, &ui).await,
+        Command::Up(a) => commands::run(a, true, &ui).await,
+        Command::Status(a) => commands::status(a, &ui).await,
+        Command::Verify(a) => commands::verify(a, &ui).await,
+        Command::Down(a) => commands::down(a, &ui).await,
+        Command::Pg(c) => commands::pg(c, &ui),
+        Command::Bench(c) => commands::bench(c, &ui).await,
+    };
+    match res {
+        Ok(code) => code,
+        Err(e) => {
+            report_error(&e);
+            e.exit_code()
+        }
+    }
+}
+
+fn report_error(e: &harness::Error) {
+    eprintln!("error: {e}");
+    if let Some(d) = e.detail() {
+        for line in harness::secret::redact(d).lines() {
+            eprintln!("  {line}");
+        }
+    }
+    if let Some(h) = e.hint() {
+        eprintln!("hint: {h}");
+    }
+}

@@ -1,0 +1,146 @@
+//! Terminal output: log lines and progress bars that do not trample each other.
+
+use std::io::Write;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+static MULTI: OnceLock<MultiProgress> = OnceLock::new();
+
+/// Output settings and the shared progress area.
+#[derive(Clone)]
+pub struct Ui {
+    multi: MultiProgress,
+}
+
+/// Routes tracing output through the progress area so bars are redrawn below log lines.
+struct LogWriter;
+
+impl Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let text = String::from_utf8_lossy(buf);
+        let line = harness::secret::redact(text.trim_end_matches('\n'));
+        match MULTI.get() {
+            Some(m) if !m.is_hidden() => m.suspend(|| eprintln!("{line}")),
+            _ => eprintln!("{line}"),
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Ui {
+    /// Set up logging: `-v` for debug, `-q` for warnings only, `RUST_LOG` wins over both.
+    pub fn init(verbose: u8, quiet: bool) -> Ui {
+        let multi = MultiProgress::new();
+        if quiet || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+            multi.set_draw_target(ProgressDrawTarget::hidden());
+        }
+        let _ = MULTI.set(multi.clone());
+        let level = match (quiet, verbose) {
+            (true, _) => "warn",
+            (false, 0) => "info",
+            (false, 1) => "debug",
+            _ => "trace",
+        };
+        let filter = std::env::var("RUST_LOG")
+            .unwrap_or_else(|_| format!("warn,pgrehearse={level},harness={level}"));
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_target(false)
+            .without_time()
+            .with_writer(|| LogWriter)
+            .try_init();
+        Ui { multi }
+    }
+
+    /// A spinner for a step of unknown length.
+    pub fn spinner(&self, msg: &str) -> ProgressBar {
+        let pb = self.multi.add(ProgressBar::new_spinner());
+        pb.set_style(
+            ProgressStyle::with_template("{spinner} {msg} [{elapsed}]").expect("static template"),
+        );
+        pb.set_message(msg.to_string());
+        pb.enable_steady_tick(Duration::from_millis(120));
+        pb
+    }
+
+    /// A bar counting up to `len` (seconds of workload, tables to verify).
+    pub fn bar(&self, len: u64, msg: &str) -> ProgressBar {
+        let pb = self.multi.add(ProgressBar::new(len));
+        pb.set_style(
+            ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {prefix}")
+                .expect("static template")
+                .progress_chars("=> "),
+        );
+        pb.set_message(msg.to_string());
+        pb
+    }
+
+    /// Print a line to stdout (results), keeping bars intact.
+    pub fn out(&self, line: impl AsRef<str>) {
+        let line = line.as_ref().to_string();
+        if self.multi.is_hidden() {
+            println!("{line}");
+        } else {
+            self.multi.suspend(|| println!("{line}"));
+        }
+    }
+}
+
+/// Progress hooks the library calls during a run, drawn as bars.
+pub struct BarProgress {
+    ui: Ui,
+    current: std::sync::Mutex<Option<ProgressBar>>,
+}
+
+impl BarProgress {
+    pub fn new(ui: &Ui) -> Arc<BarProgress> {
+        Arc::new(BarProgress {
+            ui: ui.clone(),
+            current: std::sync::Mutex::new(None),
+        })
+    }
+}
+
+impl harness::run::Progress for BarProgress {
+    fn phase(&self, name: &str) {
+        let mut cur = self.current.lock().expect("progress lock");
+        if let Some(pb) = cur.take() {
+            pb.finish_and_clear();
+        }
+        *cur = Some(self.ui.spinner(name));
+    }
+
+    fn measured(&self, name: &str, done: u64, total: u64) {
+        let mut cur = self.current.lock().expect("progress lock");
+        match cur.as_ref() {
+            Some(pb) if pb.length() == Some(total) => {
+                pb.set_position(done);
+            }
+            _ => {
+                if let Some(pb) = cur.take() {
+                    pb.finish_and_clear();
+                }
+                let pb = self.ui.bar(total, name);
+                pb.set_position(done);
+                *cur = Some(pb);
+            }
+        }
+    }
+
+    fn note(&self, text: &str) {
+        if let Some(pb) = self.current.lock().expect("progress lock").as_ref() {
+            pb.set_prefix(text.to_string());
+        }
+    }
+
+    fn done(&self) {
+        if let Some(pb) = self.current.lock().expect("progress lock").take() {
+            pb.finish_and_clear();
+        }
+    }
+}

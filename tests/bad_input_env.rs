@@ -1,0 +1,73 @@
+//! Bad environments get clear errors and leave nothing running: PostgreSQL too old for standby
+//! decoding, a port already taken.
+
+mod common;
+
+use harness::ErrorKind;
+use harness::backend::Backend;
+use harness::node::NodeSpec;
+use harness::pg::Locate;
+
+#[test]
+fn postgres_15_is_refused_with_the_reason() {
+    let dir = common::pg15_dir();
+    let loc = Locate {
+        explicit: Some((dir.clone(), "--pg-bin".into())),
+        major: Some(17),
+        allow_fetch: false,
+    };
+    let err = loc.find().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Environment);
+    assert_eq!(err.exit_code(), 2);
+    let msg = err.to_string();
+    assert!(msg.contains("PostgreSQL 15"), "{msg}");
+    assert!(msg.contains("logical decoding on a standby"), "{msg}");
+    assert!(msg.contains("16"), "{msg}");
+    assert!(
+        err.hint().is_some_and(|h| h.contains("16, 17 or 18")),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_taken_port_is_named_and_nothing_is_left_running() {
+    let (backend, creds) = common::backend("port-taken");
+    let taken = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let spec = NodeSpec::new("a", creds.superuser.clone()).with_port(Some(port));
+
+    let err = backend.init_primary(&spec).await.unwrap_err();
+
+    assert_eq!(err.kind(), ErrorKind::Environment, "{err:?}");
+    assert!(
+        err.to_string()
+            .contains(&format!("port {port} on 127.0.0.1 is already in use")),
+        "{err}"
+    );
+    assert!(err.hint().is_some(), "{err:?}");
+    let run = backend.run_dir().path().to_path_buf();
+    backend.teardown(false).await.unwrap();
+    assert!(
+        common::processes_under(&run).is_empty(),
+        "processes left under {}",
+        run.display()
+    );
+    assert!(!run.join("nodes/a").exists(), "data directory left behind");
+}
+
+#[tokio::test]
+async fn an_automatic_port_avoids_a_taken_one() {
+    let (backend, creds) = common::backend("port-auto");
+    let node = backend
+        .init_primary(&NodeSpec::new("a", creds.superuser.clone()))
+        .await
+        .unwrap();
+    assert_eq!(
+        node.query_one("postgres", "SELECT 1")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("1")
+    );
+    backend.teardown(false).await.unwrap();
+}

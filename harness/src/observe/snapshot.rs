@@ -165,29 +165,7 @@ async fn rows(
 impl NodeSnapshot {
     /// Read one node. Never fails: an unreachable node is recorded as such.
     pub async fn take(node: &Node, db: &str) -> NodeSnapshot {
-        let mut s = NodeSnapshot {
-            name: node.name().to_string(),
-            endpoint: node.admin().endpoint.to_string(),
-            ..Default::default()
-        };
-        let client = match node.connect("postgres").await {
-            Ok(c) => c,
-            Err(e) => {
-                s.error = Some(e.to_string());
-                return s;
-            }
-        };
-        match Self::fill(&mut s, &client, node).await {
-            Ok(()) => s.reachable = true,
-            Err(e) => s.error = Some(crate::Error::from(e).to_string()),
-        }
-        if s.reachable
-            && let Ok(c) = node.connect(db).await
-            && let Ok(subs) = Self::subscriptions(&c).await
-        {
-            s.subscriptions = subs;
-        }
-        s
+        NodeProbe::new(node.clone(), db).take().await
     }
 
     async fn fill(
@@ -300,9 +278,69 @@ impl NodeSnapshot {
     }
 }
 
+/// Repeated snapshots of one node over kept-open sessions (a sampler polls several times a
+/// second; reconnecting each time would cost more than the queries).
+pub struct NodeProbe {
+    node: Node,
+    db: String,
+    admin: Option<Client>,
+    dbc: Option<Client>,
+}
+
+impl NodeProbe {
+    /// A probe for `node`; `db` is where subscriptions live.
+    pub fn new(node: Node, db: &str) -> NodeProbe {
+        NodeProbe {
+            node,
+            db: db.to_string(),
+            admin: None,
+            dbc: None,
+        }
+    }
+
+    /// One snapshot; reconnects after an error, never fails.
+    pub async fn take(&mut self) -> NodeSnapshot {
+        let node = &self.node;
+        let mut s = NodeSnapshot {
+            name: node.name().to_string(),
+            endpoint: node.admin().endpoint.to_string(),
+            ..Default::default()
+        };
+        if self.admin.as_ref().is_none_or(|c| c.is_closed()) {
+            match node.connect("postgres").await {
+                Ok(c) => self.admin = Some(c),
+                Err(e) => {
+                    self.admin = None;
+                    s.error = Some(e.to_string());
+                    return s;
+                }
+            }
+        }
+        let client = self.admin.as_ref().expect("connected above");
+        match NodeSnapshot::fill(&mut s, client, node).await {
+            Ok(()) => s.reachable = true,
+            Err(e) => {
+                s.error = Some(crate::Error::from(e).to_string());
+                self.admin = None;
+                return s;
+            }
+        }
+        if self.dbc.as_ref().is_none_or(|c| c.is_closed()) {
+            self.dbc = node.connect(&self.db).await.ok();
+        }
+        if let Some(c) = &self.dbc {
+            match NodeSnapshot::subscriptions(c).await {
+                Ok(subs) => s.subscriptions = subs,
+                Err(_) => self.dbc = None,
+            }
+        }
+        s
+    }
+}
+
 impl ChainSnapshot {
-    /// Snapshot A, B and C concurrently and derive per-hop lag. `physical_slot` and
-    /// `logical_slot` name the slots of the two hops.
+    /// Snapshot A, B and C concurrently and derive per-hop lag; `logical_slot` names the slot
+    /// on B that feeds C.
     pub async fn take(a: &Node, b: &Node, c: &Node, db: &str, logical_slot: &str) -> ChainSnapshot {
         let (sa, sb, sc) = tokio::join!(
             NodeSnapshot::take(a, db),

@@ -1,0 +1,147 @@
+//! The sampler: every interval (default 250 ms) a snapshot of A, B and C plus the heartbeat
+//! seen on C, appended to `samples.jsonl` in the run directory and kept for the report.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::heartbeat::HeartbeatLog;
+use super::snapshot::{HopLag, NodeProbe, NodeSnapshot, derive_lags};
+use crate::chain::HARNESS_SCHEMA;
+use crate::error::{Result, io_error};
+use crate::node::Node;
+
+/// One sample.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Sample {
+    /// Milliseconds since the run clock's origin.
+    pub t_ms: u64,
+    /// A, B, C as they answered.
+    pub nodes: Vec<NodeSnapshot>,
+    /// Per-hop lag; the "a→c" entry carries the heartbeat lag in seconds.
+    pub lags: Vec<HopLag>,
+    /// Latest heartbeat sequence visible on C.
+    pub heartbeat_seq_on_c: Option<u64>,
+}
+
+impl Sample {
+    /// Lag of `hop` ("a→b", "b→c", "a→c").
+    pub fn lag(&self, hop: &str) -> Option<&HopLag> {
+        self.lags.iter().find(|l| l.hop == hop)
+    }
+
+    /// Snapshot of node `name`.
+    pub fn node(&self, name: &str) -> Option<&NodeSnapshot> {
+        self.nodes.iter().find(|n| n.name == name)
+    }
+}
+
+/// Samples collected so far (shared with the running task).
+pub type Samples = Arc<Mutex<Vec<Sample>>>;
+
+/// A running sampler; stops when dropped or [`Sampler::stop`]ped.
+pub struct Sampler {
+    task: JoinHandle<()>,
+    samples: Samples,
+}
+
+/// What the sampler watches.
+pub struct SamplerConfig {
+    /// A, B, C.
+    pub nodes: [Node; 3],
+    /// Replicated database (subscriptions and heartbeat live there).
+    pub database: String,
+    /// The logical slot on B.
+    pub logical_slot: String,
+    /// Sampling period.
+    pub every: Duration,
+    /// Run clock origin.
+    pub clock: Instant,
+    /// Heartbeat commits, for end-to-end lag.
+    pub heartbeat: Option<Arc<HeartbeatLog>>,
+}
+
+impl Sampler {
+    /// Start sampling; every sample is also appended to `out` as one JSON line.
+    ///
+    /// # Errors
+    /// Environment error when `out` cannot be created.
+    pub fn start(cfg: SamplerConfig, out: &Path) -> Result<Sampler> {
+        let mut file = std::io::BufWriter::new(
+            std::fs::File::create(out).map_err(|e| io_error("cannot create", out, e))?,
+        );
+        let samples: Samples = Arc::default();
+        let s2 = samples.clone();
+        let task = tokio::spawn(async move {
+            let [a, b, c] = cfg.nodes;
+            let (mut pa, mut pb, mut pc) = (
+                NodeProbe::new(a, &cfg.database),
+                NodeProbe::new(b, &cfg.database),
+                NodeProbe::new(c.clone(), &cfg.database),
+            );
+            let mut hb_client: Option<tokio_postgres::Client> = None;
+            let hb_sql = format!("SELECT seq FROM {HARNESS_SCHEMA}.heartbeat WHERE id = 1");
+            let mut tick = tokio::time::interval(cfg.every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            loop {
+                tick.tick().await;
+                let t_ms = cfg.clock.elapsed().as_millis() as u64;
+                let hb = async {
+                    if hb_client.as_ref().is_none_or(|c| c.is_closed()) {
+                        hb_client = c.connect(&cfg.database).await.ok();
+                    }
+                    let cl = hb_client.as_ref()?;
+                    let row = cl.query_opt(hb_sql.as_str(), &[]).await.ok()?;
+                    Some(row.map(|r| r.get::<_, i64>(0) as u64).unwrap_or(0))
+                };
+                let (sa, sb, sc, seq) = tokio::join!(pa.take(), pb.take(), pc.take(), hb);
+                let mut lags = derive_lags(&sa, &sb, &cfg.logical_slot);
+                if let (Some(log), Some(seq), Some(e2e)) = (
+                    &cfg.heartbeat,
+                    seq,
+                    lags.iter_mut().find(|l| l.hop == "a→c"),
+                ) {
+                    e2e.seconds = Some(log.lag_at(seq, t_ms));
+                }
+                let sample = Sample {
+                    t_ms,
+                    nodes: vec![sa, sb, sc],
+                    lags,
+                    heartbeat_seq_on_c: seq,
+                };
+                if let Ok(line) = serde_json::to_string(&sample) {
+                    let _ = writeln!(file, "{line}");
+                    let _ = file.flush();
+                }
+                s2.lock().expect("samples").push(sample);
+            }
+        });
+        Ok(Sampler { task, samples })
+    }
+
+    /// The samples so far.
+    pub fn samples(&self) -> Samples {
+        self.samples.clone()
+    }
+
+    /// Stop and return every sample.
+    pub fn stop(self) -> Vec<Sample> {
+        self.task.abort();
+        self.samples.lock().expect("samples").clone()
+    }
+}
+
+impl Drop for Sampler {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A channel naming the current primary, shared by the workload, heartbeat and faults.
+pub fn primary_channel(a: &Node) -> (watch::Sender<Node>, watch::Receiver<Node>) {
+    watch::channel(a.clone())
+}

@@ -13,6 +13,7 @@ pub mod node;
 pub mod os;
 pub mod pg;
 pub mod run;
+pub mod scenario;
 pub mod secret;
 pub mod util;
 pub mod verdict;

@@ -12,6 +12,7 @@ pub mod error;
 pub mod node;
 pub mod os;
 pub mod pg;
+pub mod report;
 pub mod run;
 pub mod scenario;
 pub mod secret;

@@ -74,7 +74,7 @@ impl Default for ChainSpec {
 }
 
 /// Time taken by each build phase, for the report.
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct BuildTimings {
     /// initdb + start of A (and C, in parallel).
     pub primary_ms: u64,

@@ -1,0 +1,312 @@
+//! Judging a scenario's expectations against what the run observed.
+
+use std::time::Duration;
+
+use super::text::{count, key_list};
+use crate::scenario::Expectations;
+use crate::util::fmt_duration;
+use crate::verdict::Verdict;
+use crate::verify::{SequenceStatus, TableStatus, VerifyReport};
+use crate::workload::LedgerCheck;
+
+/// One expectation, judged.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ExpectationResult {
+    /// The expectation's key in the scenario file ("consistent", "max_catchup", ...).
+    pub name: String,
+    /// Whether it held.
+    pub verdict: Verdict,
+    /// What the scenario asked for, in words.
+    pub expected: String,
+    /// What the run saw, in a few words.
+    pub observed: String,
+    /// The numbers behind the verdict.
+    pub evidence: String,
+}
+
+/// What the run observed, as far as expectations care.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunFacts<'a> {
+    /// Time from the end of the workload until C had applied everything, if measured.
+    pub catchup: Option<Duration>,
+    /// Row-level comparisons.
+    pub verify: &'a [VerifyReport],
+    /// Ledger checks.
+    pub ledger: &'a [LedgerCheck],
+}
+
+impl<'a> RunFacts<'a> {
+    /// The facts recorded in a report so far.
+    pub fn of(report: &'a super::Report) -> RunFacts<'a> {
+        RunFacts {
+            catchup: report.catchup_ms.map(Duration::from_millis),
+            verify: &report.verify,
+            ledger: &report.ledger,
+        }
+    }
+}
+
+/// Judge every expectation the scenario sets. `sequences_match` is judged only when asked for.
+pub fn evaluate(expect: &Expectations, facts: &RunFacts) -> Vec<ExpectationResult> {
+    let mut out = Vec::new();
+    if expect.consistent {
+        out.push(consistent(facts));
+    }
+    if let Some(limit) = expect.max_catchup {
+        out.push(max_catchup(limit, facts.catchup));
+    }
+    if expect.sequences_match {
+        out.push(sequences_match(facts));
+    }
+    out
+}
+
+/// C equals the reference, and the ledger finds no acknowledged write missing.
+fn consistent(facts: &RunFacts) -> ExpectationResult {
+    let expected = "c equals the reference row for row; no acknowledged write lost".to_string();
+    if !facts.verify.iter().any(|r| r.target == "c") {
+        return ExpectationResult {
+            name: "consistent".into(),
+            verdict: Verdict::Unknown,
+            expected,
+            observed: "c was not verified".into(),
+            evidence: "no row comparison of c was recorded".into(),
+        };
+    }
+    let verdict = Verdict::all(
+        facts
+            .verify
+            .iter()
+            .map(|r| r.verdict)
+            .chain(facts.ledger.iter().map(|l| l.verdict)),
+    );
+    let mut observed = Vec::new();
+    let mut evidence = Vec::new();
+    for r in facts.verify {
+        let (short, long) = verify_summary(r);
+        observed.push(short);
+        evidence.push(long);
+    }
+    for l in facts.ledger {
+        let (short, long) = ledger_summary(l);
+        observed.push(short);
+        evidence.push(long);
+    }
+    ExpectationResult {
+        name: "consistent".into(),
+        verdict,
+        expected,
+        observed: observed.join("; "),
+        evidence: evidence.join("; "),
+    }
+}
+
+/// A few words and the full numbers for one comparison.
+fn verify_summary(r: &VerifyReport) -> (String, String) {
+    let who = format!("{} vs {}", r.target, r.reference);
+    let rows: u64 = r.tables.iter().map(|t| t.rows_reference).sum();
+    let differ: Vec<_> = r
+        .tables
+        .iter()
+        .filter(|t| t.status == TableStatus::Differ)
+        .collect();
+    let failed: Vec<_> = r
+        .tables
+        .iter()
+        .filter(|t| t.status == TableStatus::Error)
+        .collect();
+    let mut short = Vec::new();
+    let mut long = Vec::new();
+    if !differ.is_empty() {
+        let n = count(differ.len() as u64, "table differs", "tables differ");
+        short.push(n.clone());
+        let detail: Vec<String> = differ
+            .iter()
+            .map(|t| {
+                let mut parts = Vec::new();
+                for (n, what) in [
+                    (t.missing.count, "missing"),
+                    (t.changed.count, "changed"),
+                    (t.extra.count, "extra"),
+                ] {
+                    if n > 0 {
+                        parts.push(format!("{n} {what}"));
+                    }
+                }
+                format!("{}: {}", t.table, parts.join(", "))
+            })
+            .collect();
+        long.push(format!("{n} ({})", detail.join("; ")));
+    }
+    if !failed.is_empty() {
+        let n = count(
+            failed.len() as u64,
+            "table could not be compared",
+            "tables could not be compared",
+        );
+        short.push(n.clone());
+        let detail: Vec<String> = failed
+            .iter()
+            .map(|t| {
+                format!(
+                    "{}: {}",
+                    t.table,
+                    t.error.as_deref().unwrap_or("no reason recorded")
+                )
+            })
+            .collect();
+        long.push(format!("{n} ({})", detail.join("; ")));
+    }
+    if !r.schema.is_empty() {
+        let n = count(
+            r.schema.len() as u64,
+            "schema difference",
+            "schema differences",
+        );
+        short.push(n.clone());
+        let detail: Vec<String> = r
+            .schema
+            .iter()
+            .map(|d| format!("{}: {}", d.object, super::markdown::drift_words(d.kind)))
+            .collect();
+        long.push(format!("{n} ({})", detail.join("; ")));
+    }
+    if short.is_empty() {
+        let what = format!(
+            "{} match ({})",
+            count(r.tables.len() as u64, "table", "tables"),
+            count(rows, "row", "rows")
+        );
+        if r.verdict == Verdict::Valid {
+            return (format!("{who}: {what}"), format!("{who}: {what}"));
+        }
+        // A verdict the tables do not explain: say so rather than guess.
+        let s = format!("{who}: verdict {}", r.verdict);
+        return (s.clone(), format!("{s}; {what}"));
+    }
+    (
+        format!("{who}: {}", short.join(", ")),
+        format!("{who}: {}", long.join("; ")),
+    )
+}
+
+/// A few words and the full numbers for one ledger check.
+fn ledger_summary(l: &LedgerCheck) -> (String, String) {
+    let who = format!("ledger on {}", l.node);
+    let short = if l.lost.is_empty() {
+        format!(
+            "{who}: no acknowledged write lost ({} checked)",
+            count(l.keys_checked, "key", "keys")
+        )
+    } else {
+        format!(
+            "{who}: {} lost",
+            count(l.lost.count, "acknowledged write", "acknowledged writes")
+        )
+    };
+    let mut long = vec![format!("{} checked", count(l.keys_checked, "key", "keys"))];
+    long.push(key_list("lost", &l.lost));
+    if !l.unexplained.is_empty() {
+        long.push(key_list("unexplained", &l.unexplained));
+    }
+    if l.unknown_applied + l.unknown_not_applied > 0 {
+        long.push(format!(
+            "unknown outcomes: {} applied, {} not applied",
+            l.unknown_applied, l.unknown_not_applied
+        ));
+    }
+    if l.verdict == Verdict::Unknown {
+        long.push("verdict unknown".into());
+    }
+    (short, format!("{who}: {}", long.join(", ")))
+}
+
+/// C caught up within the limit once the workload stopped.
+fn max_catchup(limit: Duration, measured: Option<Duration>) -> ExpectationResult {
+    let expected = format!("c caught up within {}", fmt_duration(limit));
+    match measured {
+        None => ExpectationResult {
+            name: "max_catchup".into(),
+            verdict: Verdict::Unknown,
+            expected,
+            observed: "not measured".into(),
+            evidence: "the run ended before the catch-up fence was measured".into(),
+        },
+        Some(d) => {
+            let ok = d <= limit;
+            ExpectationResult {
+                name: "max_catchup".into(),
+                verdict: if ok { Verdict::Valid } else { Verdict::Invalid },
+                expected,
+                observed: fmt_duration(d),
+                evidence: format!(
+                    "c applied everything {} after the workload ended ({} the limit of {})",
+                    fmt_duration(d),
+                    if ok { "within" } else { "over" },
+                    fmt_duration(limit)
+                ),
+            }
+        }
+    }
+}
+
+/// Every sequence on C has A's value.
+fn sequences_match(facts: &RunFacts) -> ExpectationResult {
+    let expected = "sequences on c equal the reference".to_string();
+    let reports: Vec<_> = facts.verify.iter().filter(|r| r.target == "c").collect();
+    if reports.is_empty() {
+        return ExpectationResult {
+            name: "sequences_match".into(),
+            verdict: Verdict::Unknown,
+            expected,
+            observed: "c was not verified".into(),
+            evidence: "no comparison of c was recorded".into(),
+        };
+    }
+    let mut verdict = Verdict::Valid;
+    let mut observed = Vec::new();
+    let mut evidence = Vec::new();
+    for r in reports {
+        let bad: Vec<_> = r
+            .sequences
+            .iter()
+            .filter(|s| s.status != SequenceStatus::Match)
+            .collect();
+        let who = format!("{} vs {}", r.target, r.reference);
+        if bad.is_empty() {
+            let n = count(
+                r.sequences.len() as u64,
+                "sequence matches",
+                "sequences match",
+            );
+            observed.push(format!("{who}: {n}"));
+            evidence.push(format!("{who}: {n}"));
+            continue;
+        }
+        verdict = Verdict::Invalid;
+        let n = count(bad.len() as u64, "sequence differs", "sequences differ");
+        observed.push(format!("{who}: {n}"));
+        let show = |v: Option<i64>| v.map_or("none".to_string(), |v| v.to_string());
+        let detail: Vec<String> = bad
+            .iter()
+            .map(|s| {
+                format!(
+                    "{}: {}={} {}={}",
+                    s.sequence,
+                    r.reference,
+                    show(s.reference),
+                    r.target,
+                    show(s.target)
+                )
+            })
+            .collect();
+        evidence.push(format!("{who}: {n} ({})", detail.join("; ")));
+    }
+    ExpectationResult {
+        name: "sequences_match".into(),
+        verdict,
+        expected,
+        observed: observed.join("; "),
+        evidence: evidence.join("; "),
+    }
+}

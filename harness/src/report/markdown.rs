@@ -1,0 +1,317 @@
+//! The human summary, report.md: verdict and seed first, then timings, workload,
+//! verification, ledger, expectations and notes. Short enough to read in a CI log.
+
+use std::fmt::Write;
+
+use chrono::SecondsFormat;
+
+use super::Report;
+use super::text::{cell, code, key_list_with, md, micros, millis};
+use crate::verify::{CompareMethod, DriftKind, SequenceStatus, TableStatus, VerifyReport};
+use crate::workload::{LedgerCheck, WorkloadStats};
+
+/// Render the Markdown summary of `report`.
+pub fn render_markdown(r: &Report) -> String {
+    let mut out = String::new();
+    header(&mut out, r);
+    timings(&mut out, r);
+    workload(&mut out, r.workload.as_ref());
+    if r.verify.is_empty() {
+        out.push_str("## Verification\n\nNot run.\n\n");
+    }
+    for v in &r.verify {
+        verification(&mut out, v);
+    }
+    ledger(&mut out, &r.ledger);
+    expectations(&mut out, r);
+    if !r.notes.is_empty() {
+        out.push_str("## Notes\n\n");
+        for n in &r.notes {
+            let _ = writeln!(out, "- {n}");
+        }
+        out.push('\n');
+    }
+    while out.ends_with("\n\n") {
+        out.pop();
+    }
+    out
+}
+
+fn upper(v: crate::Verdict) -> String {
+    v.word().to_uppercase()
+}
+
+fn header(out: &mut String, r: &Report) {
+    let _ = writeln!(
+        out,
+        "# {} · {} · seed {}\n",
+        upper(r.verdict),
+        r.scenario.name,
+        r.seed
+    );
+    let _ = writeln!(out, "Replay: {}\n", code(&r.replay_command()));
+    if let Some(e) = &r.error {
+        let _ = writeln!(out, "**The run stopped early:** {}\n", md(e.trim()));
+    }
+    if let Some(d) = &r.scenario.description {
+        let _ = writeln!(out, "> {}\n", d.trim().replace('\n', "\n> "));
+    }
+    let ts = |t: &chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(SecondsFormat::Secs, true);
+    let finished = match r.finished_at {
+        Some(f) => {
+            let ms = (f - r.started_at).num_milliseconds().max(0) as u64;
+            format!("{} ({})", ts(&f), millis(ms))
+        }
+        None => "not finished".into(),
+    };
+    let pg = match &r.postgres {
+        Some(p) => format!(
+            "PostgreSQL {} from {} ({})",
+            p.version,
+            code(&p.bin_dir.to_string_lossy()),
+            p.source
+        ),
+        None => "PostgreSQL not located".into(),
+    };
+    let _ = writeln!(out, "| | |\n|---|---|");
+    let rows = [
+        ("run", code(&r.run_id)),
+        ("run directory", code(&r.run_dir.to_string_lossy())),
+        ("scenario", code(&r.scenario.path.to_string_lossy())),
+        ("started", ts(&r.started_at)),
+        ("finished", finished),
+        ("backend", r.backend.clone()),
+        ("postgres", pg),
+        ("pgrehearse", r.tool_version.clone()),
+    ];
+    for (k, v) in rows {
+        let _ = writeln!(out, "| {k} | {} |", cell(&v));
+    }
+    out.push('\n');
+}
+
+fn timings(out: &mut String, r: &Report) {
+    let ms = |v: Option<u64>| v.map_or("—".to_string(), millis);
+    let c = r.chain.as_ref();
+    let rows = [
+        ("A and C created", ms(c.map(|c| c.primary_ms))),
+        ("B cloned from A and caught up", ms(c.map(|c| c.standby_ms))),
+        ("schema copied to C", ms(c.map(|c| c.schema_ms))),
+        (
+            "subscription and initial copy",
+            ms(c.map(|c| c.replicate_ms)),
+        ),
+        ("workload", ms(r.workload.as_ref().map(|w| w.duration_ms))),
+        ("catch-up after the workload (fence)", ms(r.catchup_ms)),
+    ];
+    out.push_str("## Timings\n\n| phase | time |\n|---|---:|\n");
+    for (k, v) in rows {
+        let _ = writeln!(out, "| {k} | {v} |");
+    }
+    out.push('\n');
+}
+
+fn workload(out: &mut String, w: Option<&WorkloadStats>) {
+    out.push_str("## Workload\n\n");
+    let Some(w) = w else {
+        out.push_str("No workload ran.\n\n");
+        return;
+    };
+    let target = w
+        .target_rate
+        .map_or("flat out".to_string(), |r| format!("target {r}/s"));
+    let _ = writeln!(
+        out,
+        "{} ok · {} failed · {} unknown outcome in {}: {:.1} ops/s ({target}, {} connections, \
+         workload seed {}); latency p50 {}, p99 {}.\n",
+        w.ok,
+        w.failed,
+        w.unknown,
+        millis(w.duration_ms),
+        w.throughput,
+        w.connections,
+        w.seed,
+        micros(w.latency_p50_us),
+        micros(w.latency_p99_us),
+    );
+}
+
+fn verification(out: &mut String, v: &VerifyReport) {
+    let (a, c) = (&v.reference, &v.target);
+    let _ = writeln!(out, "## Verification: {c} vs {a} — {}\n", upper(v.verdict));
+    if v.tables.is_empty() {
+        out.push_str("No tables compared.\n\n");
+    } else {
+        let _ = writeln!(
+            out,
+            "| table | status | rows {a} | rows {c} | missing | extra | changed |\n|---|---|---:|---:|---:|---:|---:|"
+        );
+        for t in &v.tables {
+            let status = match (t.status, &t.method) {
+                (TableStatus::Match, CompareMethod::RowMultiset) => "match (no key)",
+                (TableStatus::Match, _) => "match",
+                (TableStatus::Differ, _) => "DIFFER",
+                (TableStatus::Error, _) => "ERROR",
+            };
+            let _ = writeln!(
+                out,
+                "| {} | {status} | {} | {} | {} | {} | {} |",
+                cell(&t.table),
+                t.rows_reference,
+                t.rows_target,
+                t.missing.count,
+                t.extra.count,
+                t.changed.count
+            );
+        }
+        out.push('\n');
+    }
+    let mut keys = String::new();
+    let mut failed = String::new();
+    for t in &v.tables {
+        match t.status {
+            TableStatus::Differ => {
+                let parts: Vec<String> = [
+                    ("missing", &t.missing),
+                    ("extra", &t.extra),
+                    ("changed", &t.changed),
+                ]
+                .into_iter()
+                .filter(|(_, s)| !s.is_empty())
+                .map(|(l, s)| key_list_with(l, s, md))
+                .collect();
+                let _ = writeln!(keys, "- {}: {}", code(&t.table), parts.join("; "));
+            }
+            TableStatus::Error => {
+                let _ = writeln!(
+                    failed,
+                    "- {}: {}",
+                    code(&t.table),
+                    md(t.error.as_deref().unwrap_or("no reason recorded"))
+                );
+            }
+            TableStatus::Match => {}
+        }
+    }
+    if !keys.is_empty() {
+        let _ = writeln!(
+            out,
+            "Keys that differ (missing: on {a} but not on {c}; extra: on {c} but not on {a}):\n\n{keys}"
+        );
+    }
+    if !failed.is_empty() {
+        let _ = writeln!(out, "Not compared (verdict unknown):\n\n{failed}");
+    }
+    if !v.sequences.is_empty() {
+        let _ = writeln!(
+            out,
+            "Sequences:\n\n| sequence | {a} | {c} | status |\n|---|---:|---:|---|"
+        );
+        let show = |x: Option<i64>| x.map_or("—".to_string(), |x| x.to_string());
+        let mut why: Vec<&str> = Vec::new();
+        for s in &v.sequences {
+            let status = match s.status {
+                SequenceStatus::Match => "match",
+                SequenceStatus::Drift => "drift",
+                SequenceStatus::Missing => "missing",
+            };
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {status} |",
+                cell(&s.sequence),
+                show(s.reference),
+                show(s.target)
+            );
+            if s.status != SequenceStatus::Match && !s.note.is_empty() && !why.contains(&&*s.note) {
+                why.push(&s.note);
+            }
+        }
+        out.push('\n');
+        for w in why {
+            let _ = writeln!(out, "Sequence drift: {}\n", md(w));
+        }
+    }
+    if !v.schema.is_empty() {
+        out.push_str("Schema drift:\n\n");
+        let show = |x: &Option<String>| x.as_deref().map_or("—".to_string(), code);
+        for d in &v.schema {
+            let _ = writeln!(
+                out,
+                "- {}: {} ({a}: {}, {c}: {})",
+                code(&d.object),
+                drift_words(d.kind),
+                show(&d.reference),
+                show(&d.target)
+            );
+        }
+        out.push('\n');
+    }
+    let _ = writeln!(out, "Compared in {}.\n", millis(v.elapsed_ms));
+}
+
+/// A drift kind in words.
+pub(super) fn drift_words(k: DriftKind) -> &'static str {
+    match k {
+        DriftKind::TableMissing => "table missing on the target",
+        DriftKind::TableExtra => "table only on the target",
+        DriftKind::ColumnMissing => "column missing on the target",
+        DriftKind::ColumnExtra => "column only on the target",
+        DriftKind::TypeChanged => "type changed",
+        DriftKind::PrimaryKeyChanged => "primary key changed",
+    }
+}
+
+fn ledger(out: &mut String, checks: &[LedgerCheck]) {
+    out.push_str("## Ledger check (acknowledged writes)\n\n");
+    if checks.is_empty() {
+        out.push_str("Not run.\n\n");
+        return;
+    }
+    for l in checks {
+        let _ = writeln!(
+            out,
+            "- {}: {} — {} keys checked; {}; unknown outcomes: {} applied, {} not applied; {}",
+            l.node,
+            upper(l.verdict),
+            l.keys_checked,
+            key_list_with("lost writes", &l.lost, md),
+            l.unknown_applied,
+            l.unknown_not_applied,
+            key_list_with("unexplained", &l.unexplained, md),
+        );
+    }
+    out.push('\n');
+}
+
+fn expectations(out: &mut String, r: &Report) {
+    out.push_str("## Expectations\n\n");
+    if r.expectations.is_empty() {
+        out.push_str("None judged.\n\n");
+        return;
+    }
+    out.push_str("| expectation | verdict | expected | observed |\n|---|---|---|---|\n");
+    for e in &r.expectations {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} |",
+            cell(&e.name),
+            upper(e.verdict),
+            cell(&e.expected),
+            cell(&e.observed)
+        );
+    }
+    out.push('\n');
+    for e in r
+        .expectations
+        .iter()
+        .filter(|e| e.verdict != crate::Verdict::Valid)
+    {
+        let _ = writeln!(out, "- **{}**: {}", e.name, md(&e.evidence));
+    }
+    if r.expectations
+        .iter()
+        .any(|e| e.verdict != crate::Verdict::Valid)
+    {
+        out.push('\n');
+    }
+}

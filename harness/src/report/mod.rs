@@ -1,0 +1,202 @@
+//! Run reports: one [`Report`] per rehearsal, written as `report.json` (everything, for tools),
+//! `report.md` (a short summary for people) and `report.junit.xml` (one test case per
+//! expectation, for CI).
+//!
+//! The seed comes first everywhere, with the command that replays it.
+
+mod evaluate;
+mod junit;
+mod markdown;
+mod notes;
+mod text;
+
+#[cfg(test)]
+mod tests;
+
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+
+pub use evaluate::{ExpectationResult, RunFacts, evaluate};
+pub use junit::render_junit;
+pub use markdown::render_markdown;
+
+use crate::chain::BuildTimings;
+use crate::error::{Error, Result, io_error};
+use crate::pg::PgInstall;
+use crate::scenario::Scenario;
+use crate::verdict::Verdict;
+use crate::verify::VerifyReport;
+use crate::workload::{LedgerCheck, WorkloadStats};
+
+/// The scenario a run came from.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ScenarioInfo {
+    /// Its name.
+    pub name: String,
+    /// The scenario file, absolute.
+    pub path: PathBuf,
+    /// Its description, if any.
+    pub description: Option<String>,
+}
+
+/// Everything one run observed and concluded. The executor fills it as the run goes, so a
+/// run that stops early still reports what it got. The seed and the verdict come first, in
+/// the JSON too.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Report {
+    /// The run seed; `pgrehearse run <scenario> --seed <seed>` replays the run.
+    pub seed: u64,
+    /// The merge of the expectations (and Unknown when the run failed).
+    pub verdict: Verdict,
+    /// The process exit code of the run.
+    pub exit_code: i32,
+    /// The scenario.
+    pub scenario: ScenarioInfo,
+    /// The run id (the run directory's name).
+    pub run_id: String,
+    /// The run directory.
+    pub run_dir: PathBuf,
+    /// Version of pgrehearse that ran.
+    pub tool_version: String,
+    /// When the run started (UTC).
+    pub started_at: DateTime<Utc>,
+    /// When it ended (None while running).
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Where the nodes ran ("local", "docker").
+    pub backend: String,
+    /// The PostgreSQL installation used, with where it was found.
+    pub postgres: Option<PgInstall>,
+    /// Chain build phases (None: the chain was not built).
+    pub chain: Option<BuildTimings>,
+    /// Workload summary (None: no workload ran).
+    pub workload: Option<WorkloadStats>,
+    /// Time from the end of the workload until C had applied everything (the fence), if
+    /// measured.
+    pub catchup_ms: Option<u64>,
+    /// Row-level comparisons (C vs A, maybe B vs A).
+    pub verify: Vec<VerifyReport>,
+    /// Ledger checks of acknowledged writes, per node.
+    pub ledger: Vec<LedgerCheck>,
+    /// Each expectation of the scenario, judged.
+    pub expectations: Vec<ExpectationResult>,
+    /// Why the run stopped early, if it did (passwords redacted).
+    pub error: Option<String>,
+    /// Plain statements of PostgreSQL behaviour worth telling the user.
+    pub notes: Vec<String>,
+}
+
+impl Report {
+    /// A report for a run of `scenario` with `seed`, started now.
+    pub fn new(
+        run_id: impl Into<String>,
+        run_dir: impl Into<PathBuf>,
+        scenario: &Scenario,
+        seed: u64,
+    ) -> Report {
+        Report {
+            tool_version: env!("CARGO_PKG_VERSION").to_string(),
+            run_id: run_id.into(),
+            run_dir: run_dir.into(),
+            scenario: ScenarioInfo {
+                name: scenario.name.clone(),
+                path: scenario.path.clone(),
+                description: scenario.description.clone(),
+            },
+            seed,
+            started_at: Utc::now(),
+            finished_at: None,
+            backend: scenario.chain.backend.as_str().to_string(),
+            postgres: None,
+            chain: None,
+            workload: None,
+            catchup_ms: None,
+            verify: Vec::new(),
+            ledger: Vec::new(),
+            expectations: Vec::new(),
+            verdict: Verdict::Unknown,
+            exit_code: 1,
+            error: None,
+            notes: Vec::new(),
+        }
+    }
+
+    /// The command that replays this run.
+    pub fn replay_command(&self) -> String {
+        format!(
+            "pgrehearse run {} --seed {}",
+            text::shell_quote(&self.scenario.path.to_string_lossy()),
+            self.seed
+        )
+    }
+
+    /// Record why the run stopped early.
+    pub fn record_error(&mut self, e: &Error) {
+        self.error = Some(crate::secret::redact(&e.to_string()));
+    }
+
+    /// Add a note unless it is already there.
+    pub fn note(&mut self, note: impl Into<String>) {
+        let note = note.into();
+        if !self.notes.contains(&note) {
+            self.notes.push(note);
+        }
+    }
+
+    /// Close the report at `finished_at`: the verdict becomes the merge of the expectations
+    /// (Unknown if the run stopped early or judged nothing), the exit code follows it, and
+    /// notes about what was observed (sequence drift, tables without a key, writes with an
+    /// unknown outcome) are added. A caller with a more specific exit code (a usage error) sets
+    /// it afterwards.
+    pub fn conclude(&mut self, finished_at: DateTime<Utc>) {
+        self.finished_at = Some(finished_at);
+        let mut verdict = Verdict::all(self.expectations.iter().map(|e| e.verdict));
+        if self.error.is_some() || self.expectations.is_empty() {
+            verdict = verdict.merge(Verdict::Unknown);
+        }
+        self.verdict = verdict;
+        self.exit_code = verdict.exit_code();
+        for n in notes::observed(self) {
+            self.note(n);
+        }
+    }
+}
+
+/// Where [`write_all`] put the files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportPaths {
+    /// report.json
+    pub json: PathBuf,
+    /// report.md
+    pub markdown: PathBuf,
+    /// report.junit.xml
+    pub junit: PathBuf,
+}
+
+/// Write report.json, report.md and report.junit.xml into `dir`. Each file is written beside
+/// its final name and renamed, so a reader never sees half a report.
+///
+/// # Errors
+/// Environment error naming the file that could not be written; internal error if the report
+/// cannot be serialised.
+pub fn write_all(dir: &Path, report: &Report) -> Result<ReportPaths> {
+    let json = serde_json::to_string_pretty(report)
+        .map_err(|e| Error::internal("serialising the report").with_source(e))?;
+    let paths = ReportPaths {
+        json: dir.join("report.json"),
+        markdown: dir.join("report.md"),
+        junit: dir.join("report.junit.xml"),
+    };
+    write_atomic(&paths.json, &(json + "\n"))?;
+    write_atomic(&paths.markdown, &render_markdown(report))?;
+    write_atomic(&paths.junit, &render_junit(report))?;
+    Ok(paths)
+}
+
+fn write_atomic(path: &Path, text: &str) -> Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    std::fs::write(&tmp, text).map_err(|e| io_error("cannot write report", &tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| io_error("cannot write report", path, e))
+}

@@ -1,0 +1,119 @@
+//! Small text helpers shared by the report writers.
+
+use crate::verify::KeySample;
+
+/// Quote `s` for a POSIX shell when it needs it, so a replay command can be pasted as is.
+pub(super) fn shell_quote(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+:=@,%".contains(c));
+    if plain {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+/// "missing (2): 17, 42", or with more keys than listed "missing (120): 1, 2, … (first 2
+/// shown)". The count is always exact.
+pub(super) fn key_list(label: &str, sample: &KeySample) -> String {
+    key_list_with(label, sample, str::to_string)
+}
+
+/// [`key_list`] with each key rendered by `show` (Markdown escaping).
+pub(super) fn key_list_with(label: &str, sample: &KeySample, show: fn(&str) -> String) -> String {
+    let mut s = format!("{label} ({})", sample.count);
+    if !sample.keys.is_empty() {
+        s.push_str(": ");
+        let keys: Vec<String> = sample.keys.iter().map(|k| show(k)).collect();
+        s.push_str(&keys.join(", "));
+        if (sample.keys.len() as u64) < sample.count {
+            s.push_str(&format!(", … (first {} shown)", sample.keys.len()));
+        }
+    }
+    s
+}
+
+/// "1", "2 tables": a count with its noun, plural when needed.
+pub(super) fn count(n: u64, singular: &str, plural: &str) -> String {
+    format!("{n} {}", if n == 1 { singular } else { plural })
+}
+
+/// A latency in microseconds: "850µs", "1.2ms", "2.35s".
+pub(super) fn micros(us: u64) -> String {
+    if us < 1000 {
+        format!("{us}µs")
+    } else if us < 1_000_000 {
+        format!("{:.1}ms", us as f64 / 1000.0)
+    } else {
+        format!("{:.2}s", us as f64 / 1e6)
+    }
+}
+
+/// A duration in milliseconds, formatted like the rest of the harness.
+pub(super) fn millis(ms: u64) -> String {
+    crate::util::fmt_duration(std::time::Duration::from_millis(ms))
+}
+
+/// Text safe inside a Markdown table cell: pipes escaped, line breaks flattened.
+pub(super) fn cell(s: &str) -> String {
+    s.replace('|', "\\|").replace(['\n', '\r'], " ")
+}
+
+/// Data (keys, server messages) as Markdown text: characters Markdown would read as markup or
+/// HTML are backslash-escaped. Underscores are left alone: inside words they are literal, and
+/// escaping them would make every table name unreadable in the raw file.
+pub(super) fn md(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '\\' | '`' | '*' | '<' | '>' | '&' | '[' | ']' | '|') {
+            out.push('\\');
+        }
+        if c == '\n' || c == '\r' {
+            out.push(' ');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Inline code, with a fence longer than any backtick run inside.
+pub(super) fn code(s: &str) -> String {
+    let mut longest = 0;
+    let mut run = 0;
+    for c in s.chars() {
+        run = if c == '`' { run + 1 } else { 0 };
+        longest = longest.max(run);
+    }
+    let fence = "`".repeat(longest + 1);
+    let pad = if longest > 0 { " " } else { "" };
+    format!("{fence}{pad}{s}{pad}{fence}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn helpers() {
+        assert_eq!(shell_quote("/x/smoke.toml"), "/x/smoke.toml");
+        assert_eq!(shell_quote("/my dir/it's.toml"), "'/my dir/it'\\''s.toml'");
+        let s = KeySample {
+            count: 5,
+            keys: vec!["1".into(), "2".into()],
+        };
+        assert_eq!(
+            key_list("missing", &s),
+            "missing (5): 1, 2, … (first 2 shown)"
+        );
+        assert_eq!(key_list("extra", &KeySample::default()), "extra (0)");
+        assert_eq!(micros(850), "850µs");
+        assert_eq!(micros(1250), "1.2ms");
+        assert_eq!(cell("a|b\nc"), "a\\|b c");
+        assert_eq!(code("a`b"), "`` a`b ``");
+        assert_eq!(code("ab"), "`ab`");
+        assert_eq!(count(1, "table", "tables"), "1 table");
+        assert_eq!(md("(3,<sku&7>)|a_b"), "(3,\\<sku\\&7\\>)\\|a_b");
+    }
+}

@@ -1,0 +1,218 @@
+//! `[chain]`: which PostgreSQL, which backend, and per-node ports and settings.
+
+use std::path::{Path, PathBuf};
+
+use super::raw::{RawChain, RawNode, RawSettings};
+use super::source::Source;
+use super::values;
+use crate::error::Result;
+
+/// Where the nodes run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    /// PostgreSQL processes on this machine.
+    #[default]
+    Local,
+    /// One container per node.
+    Docker,
+}
+
+impl BackendKind {
+    /// "local" or "docker", as written in scenario files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackendKind::Local => "local",
+            BackendKind::Docker => "docker",
+        }
+    }
+}
+
+/// PostgreSQL majors the chain runs on: logical decoding on a standby first shipped in 16.
+pub const SUPPORTED_MAJORS: [u32; 3] = [16, 17, 18];
+
+/// One node's overrides.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodePlan {
+    /// Fixed port (None: a free one is picked).
+    pub port: Option<u16>,
+    /// PostgreSQL settings in file order, values as postgresql.conf takes them.
+    pub settings: Vec<(String, String)>,
+}
+
+/// The validated `[chain]` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainPlan {
+    /// Where the nodes run.
+    pub backend: BackendKind,
+    /// PostgreSQL major (16, 17 or 18).
+    pub pg_version: u32,
+    /// Explicit binaries directory, absolute.
+    pub pg_bin: Option<PathBuf>,
+    /// Database replicated from A to C.
+    pub database: String,
+    /// B streams through a physical slot on A.
+    pub physical_slot: bool,
+    /// hot_standby_feedback on B.
+    pub hot_standby_feedback: bool,
+    /// Primary.
+    pub a: NodePlan,
+    /// Hot standby.
+    pub b: NodePlan,
+    /// Target.
+    pub c: NodePlan,
+}
+
+/// Settings the harness writes itself to reach the node; overriding them would cut it off.
+const RESERVED_SETTINGS: [(&str, &str); 3] = [
+    ("port", "set `port = N` under [chain.<node>] instead"),
+    (
+        "listen_addresses",
+        "the harness listens on 127.0.0.1 and connects over TCP",
+    ),
+    (
+        "unix_socket_directories",
+        "the harness connects over TCP only",
+    ),
+];
+
+pub(super) fn validate(src: &Source, base: &Path, raw: Option<RawChain>) -> Result<ChainPlan> {
+    let Some(raw) = raw else {
+        return Ok(ChainPlan::default());
+    };
+    let pg_version = match &raw.pg_version {
+        None => crate::pg::DEFAULT_MAJOR,
+        Some(v) => pg_version(src, v)?,
+    };
+    let pg_bin = match &raw.pg_bin {
+        None => None,
+        Some(v) => Some(values::path(base, &values::non_empty(src, v, "pg_bin")?)),
+    };
+    let database = match &raw.database {
+        None => ChainPlan::default().database,
+        Some(v) => values::non_empty(src, v, "database")?,
+    };
+    let mut nodes = Vec::with_capacity(3);
+    let mut seen: Vec<(u16, &str)> = Vec::new();
+    for (name, node_raw) in [("a", raw.a), ("b", raw.b), ("c", raw.c)] {
+        let (plan, port_span) = node(src, node_raw, name)?;
+        if let (Some(port), Some(span)) = (plan.port, port_span) {
+            if let Some((_, other)) = seen.iter().find(|(p, _)| *p == port) {
+                return Err(src.error(
+                    span,
+                    format!("port {port} of {name} is already the port of {other}"),
+                ));
+            }
+            seen.push((port, name));
+        }
+        nodes.push(plan);
+    }
+    let [a, b, c]: [NodePlan; 3] = nodes
+        .try_into()
+        .map_err(|_| crate::error::Error::internal("chain nodes: expected three"))?;
+    Ok(ChainPlan {
+        backend: raw.backend.unwrap_or_default(),
+        pg_version,
+        pg_bin,
+        database,
+        physical_slot: raw.physical_slot.unwrap_or(true),
+        hot_standby_feedback: raw.hot_standby_feedback.unwrap_or(true),
+        a,
+        b,
+        c,
+    })
+}
+
+fn pg_version(src: &Source, v: &serde_spanned::Spanned<i64>) -> Result<u32> {
+    let n = *v.get_ref();
+    if (0..16).contains(&n) {
+        return Err(src
+            .error(
+                v.span(),
+                format!(
+                    "pg_version = {n} is not supported: logical decoding on a standby (B feeding C) needs PostgreSQL 16 or later"
+                ),
+            )
+            .with_hint("use 16, 17 or 18"));
+    }
+    values::int_in(
+        src,
+        v,
+        "pg_version",
+        16..=18,
+        "supported versions are 16, 17 and 18",
+    )
+}
+
+/// The node's plan, and where its port was written (for clash messages).
+fn node(
+    src: &Source,
+    raw: Option<RawNode>,
+    name: &str,
+) -> Result<(NodePlan, Option<std::ops::Range<usize>>)> {
+    let Some(raw) = raw else {
+        return Ok((NodePlan::default(), None));
+    };
+    let port = match &raw.port {
+        None => None,
+        Some(p) => Some(values::int_in(
+            src,
+            p,
+            "port",
+            1..=65535,
+            "a port is between 1 and 65535",
+        )?),
+    };
+    let settings = settings(src, raw.settings.unwrap_or_default(), name)?;
+    Ok((NodePlan { port, settings }, raw.port.map(|p| p.span())))
+}
+
+fn settings(src: &Source, raw: RawSettings, node: &str) -> Result<Vec<(String, String)>> {
+    raw.0
+        .into_iter()
+        .map(|(k, v)| {
+            let name = k.get_ref();
+            let valid = name
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.');
+            if !valid {
+                return Err(src.error(
+                    k.span(),
+                    format!("[chain.{node}.settings]: {name:?} is not a PostgreSQL setting name"),
+                ));
+            }
+            if let Some((_, why)) = RESERVED_SETTINGS
+                .iter()
+                .find(|(r, _)| r.eq_ignore_ascii_case(name))
+            {
+                return Err(src
+                    .error(
+                        k.span(),
+                        format!("[chain.{node}.settings]: {name} is managed by pgrehearse"),
+                    )
+                    .with_hint(*why));
+            }
+            Ok((name.to_ascii_lowercase(), v.get_ref().render()))
+        })
+        .collect()
+}
+
+impl Default for ChainPlan {
+    fn default() -> Self {
+        ChainPlan {
+            backend: BackendKind::Local,
+            pg_version: crate::pg::DEFAULT_MAJOR,
+            pg_bin: None,
+            database: "app".into(),
+            physical_slot: true,
+            hot_standby_feedback: true,
+            a: NodePlan::default(),
+            b: NodePlan::default(),
+            c: NodePlan::default(),
+        }
+    }
+}

@@ -1,0 +1,185 @@
+//! Scenario files: a TOML description of one rehearsal, checked and turned into a plan.
+//!
+//! ```toml
+//! version = 1                 # required
+//! name = "smoke"              # default: the file's stem
+//! seed = 42                   # absent: random, chosen at load and printed
+//!
+//! [chain]                     # backend, pg_version (16-18), pg_bin, database,
+//! pg_version = 17             # physical_slot, hot_standby_feedback,
+//! [chain.b.settings]          # [chain.a|b|c] port and settings
+//! max_slot_wal_keep_size = "1GB"
+//!
+//! [data]                      # bring your own data: sql = "x.sql" or dump = "x.dump"
+//! [workload]                  # enabled, tables, initial_rows, connections, rate, duration,
+//! [workload.mix]              # seed; mix weights insert/update/delete
+//! [expect]                    # consistent, max_catchup, sequences_match
+//! ```
+//!
+//! Every mistake is reported as `file:line:column: message` pointing at the offending key or
+//! value, as a [`crate::ErrorKind::Usage`] error, often with a hint.
+//!
+//! How the code is laid out: `raw` is the file's serde shape (syntax, unknown keys, types);
+//! one file per section turns its raw part into a validated plan. A new section is a raw field
+//! plus a new file.
+//!
+//! The BYO-data section is `[data]`, not `[seed]`: TOML cannot hold both `seed = 42` and a
+//! `[seed]` table, and the run seed keeps the short name because `--seed` replays it.
+
+mod chain;
+mod data;
+mod expect;
+mod raw;
+mod seed;
+mod source;
+mod values;
+mod workload;
+
+#[cfg(test)]
+mod tests;
+
+use std::path::{Path, PathBuf};
+
+pub use chain::{BackendKind, ChainPlan, NodePlan, SUPPORTED_MAJORS};
+pub use data::DataSource;
+pub use expect::Expectations;
+pub use seed::derive_seed;
+pub use workload::{Mix, WorkloadPlan, WorkloadTable};
+
+use crate::chain::ChainSpec;
+use crate::error::{Result, io_error};
+use raw::RawScenario;
+use source::Source;
+
+/// The only scenario format version there is.
+pub const FORMAT_VERSION: i64 = 1;
+
+/// A validated scenario: paths absolute, durations parsed, defaults filled in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scenario {
+    /// The scenario file, absolute (or the origin given to [`Scenario::parse`], made absolute).
+    pub path: PathBuf,
+    /// Name used for run directories and reports.
+    pub name: String,
+    /// Free text for the report.
+    pub description: Option<String>,
+    /// The run seed, if the file fixes one.
+    pub seed: Option<u64>,
+    /// The chain to build.
+    pub chain: ChainPlan,
+    /// Data loaded into A before the chain is built.
+    pub data: Option<DataSource>,
+    /// The workload.
+    pub workload: WorkloadPlan,
+    /// What must hold for the run to pass.
+    pub expect: Expectations,
+}
+
+impl Scenario {
+    /// Read and validate a scenario file.
+    ///
+    /// # Errors
+    /// Environment error when the file cannot be read; usage error `file:line:column: ...`
+    /// for anything wrong inside it.
+    pub fn load(path: &Path) -> Result<Scenario> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| io_error("cannot read scenario file", path, e))?;
+        Self::parse(&text, path)
+    }
+
+    /// Validate scenario text. `origin` names the file in messages, gives the default name,
+    /// and anchors relative paths (its folder); it need not exist.
+    ///
+    /// # Errors
+    /// Usage error `origin:line:column: ...` for anything wrong in the text.
+    pub fn parse(text: &str, origin: &Path) -> Result<Scenario> {
+        let src = Source::new(origin, text);
+        let raw: RawScenario = toml::from_str(text).map_err(|e| src.toml_error(&e))?;
+        let path = std::path::absolute(origin).unwrap_or_else(|_| origin.to_path_buf());
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        match &raw.version {
+            None => {
+                return Err(src
+                    .error(0..0, "missing `version`")
+                    .with_hint(format!("start the file with version = {FORMAT_VERSION}")));
+            }
+            Some(v) if *v.get_ref() != FORMAT_VERSION => {
+                return Err(src.error(
+                    v.span(),
+                    format!(
+                        "version = {}: this pgrehearse reads scenario format version {FORMAT_VERSION} only",
+                        v.get_ref()
+                    ),
+                ));
+            }
+            Some(_) => {}
+        }
+        let name = match &raw.name {
+            Some(v) => values::non_empty(&src, v, "name")?,
+            None => origin
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| "scenario".into()),
+        };
+        let seed = match &raw.seed {
+            None => None,
+            Some(v) if v.get_ref().is_table() => {
+                return Err(src
+                    .error(
+                        v.span(),
+                        "`seed` is the run's random seed (an integer), not a table",
+                    )
+                    .with_hint(
+                        "to load your own data, use [data] with sql = \"...\" or dump = \"...\"",
+                    ));
+            }
+            Some(v) => Some(values::seed(&src, v, "seed")?),
+        };
+        Ok(Scenario {
+            name,
+            description: raw.description.filter(|d| !d.trim().is_empty()),
+            seed,
+            chain: chain::validate(&src, &base, raw.chain)?,
+            data: data::validate(&src, &base, raw.data)?,
+            workload: workload::validate(&src, raw.workload)?,
+            expect: expect::validate(&src, raw.expect)?,
+            path,
+        })
+    }
+
+    /// The file's seed, or a fresh random one. The caller prints it: a run is replayable only
+    /// when its seed is known.
+    pub fn seed_or_random(&self) -> u64 {
+        self.seed.unwrap_or_else(rand::random)
+    }
+
+    /// The workload's seed for a run seeded with `run_seed`: the file's explicit
+    /// `[workload] seed`, else derived from `run_seed`.
+    pub fn workload_seed(&self, run_seed: u64) -> u64 {
+        self.workload
+            .seed
+            .unwrap_or_else(|| derive_seed(run_seed, "workload"))
+    }
+
+    /// The chain to build, on the library's [`ChainSpec`] (timeouts and names keep their
+    /// defaults).
+    pub fn chain_spec(&self) -> ChainSpec {
+        let c = &self.chain;
+        let d = ChainSpec::default();
+        ChainSpec {
+            database: c.database.clone(),
+            a_settings: c.a.settings.clone(),
+            b_settings: c.b.settings.clone(),
+            c_settings: c.c.settings.clone(),
+            ports: [c.a.port, c.b.port, c.c.port],
+            physical_slot: c.physical_slot.then(|| {
+                d.physical_slot
+                    .clone()
+                    .unwrap_or_else(|| "b_physical".into())
+            }),
+            hot_standby_feedback: c.hot_standby_feedback,
+            ..d
+        }
+    }
+}

@@ -1,0 +1,451 @@
+//! Scenario parsing: defaults, the full format, and one test per kind of mistake asserting the
+//! exact `file:line:column` and message.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::*;
+use crate::ErrorKind;
+
+const ORIGIN: &str = "scen/bad.toml";
+
+fn parse(text: &str) -> Scenario {
+    Scenario::parse(text, Path::new(ORIGIN)).unwrap_or_else(|e| panic!("{e:?}"))
+}
+
+/// The error's message and hint for `text`.
+fn fail(text: &str) -> (String, Option<String>) {
+    let e = Scenario::parse(text, Path::new(ORIGIN)).expect_err("should be rejected");
+    assert_eq!(e.kind(), ErrorKind::Usage, "{e:?}");
+    (e.to_string(), e.hint().map(str::to_string))
+}
+
+fn assert_at(text: &str, line_col: &str, fragment: &str) -> Option<String> {
+    let (msg, hint) = fail(text);
+    let prefix = format!("{ORIGIN}:{line_col}: ");
+    assert!(msg.starts_with(&prefix), "expected {prefix:?} in {msg:?}");
+    assert!(msg.contains(fragment), "expected {fragment:?} in {msg:?}");
+    hint
+}
+
+#[test]
+fn minimal_file_gets_defaults() {
+    let s = parse("version = 1\n");
+    assert_eq!(s.name, "bad");
+    assert_eq!(s.seed, None);
+    assert_eq!(s.chain, ChainPlan::default());
+    assert_eq!(s.chain.pg_version, 17);
+    assert_eq!(s.data, None);
+    assert_eq!(s.workload, WorkloadPlan::default());
+    assert_eq!(s.workload.tables.len(), 5);
+    assert_eq!(s.expect, Expectations::default());
+    assert!(s.expect.consistent);
+    assert!(s.path.is_absolute() && s.path.ends_with(ORIGIN));
+}
+
+#[test]
+fn full_file_is_read_into_the_plan() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("data")).unwrap();
+    std::fs::write(dir.path().join("data/seed.sql"), "select 1;").unwrap();
+    let text = r#"
+version = 1
+name = "full"
+description = "everything"
+seed = 42
+
+[chain]
+backend = "docker"
+pg_version = 16
+pg_bin = "pg/bin"
+database = "shop"
+physical_slot = false
+hot_standby_feedback = false
+[chain.a]
+port = 5433
+[chain.a.settings]
+shared_buffers = "256MB"
+max_connections = 200
+checkpoint_completion_target = 0.9
+fsync = false
+[chain.c.settings]
+log_statement = "all"
+
+[data]
+sql = "data/seed.sql"
+
+[workload]
+enabled = true
+tables = ["events", "accounts"]
+initial_rows = 10
+connections = 2
+rate = "max"
+duration = "1m30s"
+seed = 7
+[workload.mix]
+insert = 1
+
+[expect]
+consistent = false
+max_catchup = "500ms"
+sequences_match = true
+"#;
+    let file = dir.path().join("full.toml");
+    std::fs::write(&file, text).unwrap();
+    let s = Scenario::load(&file).unwrap();
+    assert_eq!(s.name, "full");
+    assert_eq!(s.description.as_deref(), Some("everything"));
+    assert_eq!(s.seed, Some(42));
+    assert_eq!(s.seed_or_random(), 42);
+    let c = &s.chain;
+    assert_eq!(c.backend, BackendKind::Docker);
+    assert_eq!(c.pg_version, 16);
+    assert_eq!(
+        c.pg_bin.as_deref(),
+        Some(dir.path().join("pg/bin").as_path())
+    );
+    assert_eq!(c.database, "shop");
+    assert!(!c.physical_slot && !c.hot_standby_feedback);
+    assert_eq!(c.a.port, Some(5433));
+    let pairs = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+        v.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    // File order, not key order; booleans as PostgreSQL spells them.
+    assert_eq!(
+        c.a.settings,
+        pairs(&[
+            ("shared_buffers", "256MB"),
+            ("max_connections", "200"),
+            ("checkpoint_completion_target", "0.9"),
+            ("fsync", "off"),
+        ])
+    );
+    assert_eq!(c.c.settings, pairs(&[("log_statement", "all")]));
+    assert_eq!(
+        s.data,
+        Some(DataSource::Sql(dir.path().join("data/seed.sql")))
+    );
+    let w = &s.workload;
+    assert_eq!(
+        w.tables,
+        vec![WorkloadTable::Events, WorkloadTable::Accounts]
+    );
+    assert_eq!((w.initial_rows, w.connections, w.rate), (10, 2, None));
+    assert_eq!(w.duration, Duration::from_secs(90));
+    assert_eq!(s.workload_seed(42), 7);
+    assert_eq!(
+        w.mix,
+        Mix {
+            insert: 1,
+            update: 0,
+            delete: 0
+        }
+    );
+    assert_eq!(
+        s.expect,
+        Expectations {
+            consistent: false,
+            max_catchup: Some(Duration::from_millis(500)),
+            sequences_match: true
+        }
+    );
+
+    let spec = s.chain_spec();
+    assert_eq!(spec.database, "shop");
+    assert_eq!(spec.ports, [Some(5433), None, None]);
+    assert_eq!(spec.physical_slot, None);
+    assert!(!spec.hot_standby_feedback);
+    assert_eq!(spec.a_settings, c.a.settings);
+    assert_eq!(spec.c_settings, c.c.settings);
+}
+
+#[test]
+fn workload_seed_is_derived_from_the_run_seed_unless_given() {
+    let s = parse("version = 1\n");
+    assert_eq!(s.workload_seed(42), derive_seed(42, "workload"));
+    assert_ne!(s.workload_seed(42), s.workload_seed(43));
+    let big = parse("version = 1\nseed = \"18446744073709551615\"\n");
+    assert_eq!(big.seed, Some(u64::MAX));
+}
+
+#[test]
+fn default_chain_spec_keeps_the_physical_slot() {
+    let spec = parse("version = 1\n").chain_spec();
+    assert_eq!(spec.physical_slot.as_deref(), Some("b_physical"));
+    assert!(spec.hot_standby_feedback);
+    assert_eq!(spec.database, "app");
+}
+
+#[test]
+fn syntax_error_points_at_the_line() {
+    assert_at("version = 1\nname = \"x\n", "2:10", "invalid basic string");
+}
+
+#[test]
+fn unknown_key_points_at_the_key_with_a_suggestion() {
+    let hint = assert_at(
+        "version = 1\n\n[workload]\nconections = 4\n",
+        "4:1",
+        "unknown field `conections`",
+    );
+    assert_eq!(hint.as_deref(), Some("did you mean `connections`?"));
+}
+
+#[test]
+fn unknown_section_is_rejected() {
+    let hint = assert_at(
+        "version = 1\n[[faults]]\nkind = \"partition\"\n",
+        "2:3",
+        "unknown field `faults`",
+    );
+    assert_eq!(hint, None);
+}
+
+#[test]
+fn unknown_key_in_node_settings_table_is_allowed_but_not_in_node() {
+    assert_at(
+        "version = 1\n[chain.b]\nprot = 5433\n",
+        "3:1",
+        "unknown field `prot`",
+    );
+}
+
+#[test]
+fn wrong_type_points_at_the_value() {
+    assert_at(
+        "version = 1\n[workload]\nconnections = \"4\"\n",
+        "3:15",
+        "invalid type: string \"4\"",
+    );
+}
+
+#[test]
+fn negative_rate_is_rejected() {
+    let hint = assert_at(
+        "version = 1\n[workload]\nrate = -5\n",
+        "3:8",
+        "rate = -5: the rate must be a positive number",
+    );
+    assert!(hint.unwrap().contains("\"max\""));
+}
+
+#[test]
+fn rate_string_other_than_max_is_rejected() {
+    assert_at(
+        "version = 1\n[workload]\nrate = \"fast\"\n",
+        "3:8",
+        "expected a number of operations per second or \"max\"",
+    );
+}
+
+#[test]
+fn zero_connections_is_rejected() {
+    assert_at(
+        "version = 1\n[workload]\nconnections = 0\n",
+        "3:15",
+        "connections = 0: the workload needs between 1 and 1000 connections",
+    );
+}
+
+#[test]
+fn unknown_table_points_at_the_element() {
+    let hint = assert_at(
+        "version = 1\n[workload]\ntables = [\"accounts\", \"orders\"]\n",
+        "3:23",
+        "unknown workload table \"orders\"",
+    );
+    assert!(hint.unwrap().contains("order_lines"));
+}
+
+#[test]
+fn duplicate_and_empty_table_lists_are_rejected() {
+    assert_at(
+        "version = 1\n[workload]\ntables = [\"events\", \"events\"]\n",
+        "3:21",
+        "table events is listed twice",
+    );
+    assert_at(
+        "version = 1\n[workload]\ntables = []\n",
+        "3:10",
+        "tables must name at least one table",
+    );
+}
+
+#[test]
+fn pg_15_is_rejected_with_the_reason() {
+    let hint = assert_at(
+        "version = 1\n[chain]\npg_version = 15\n",
+        "3:14",
+        "logical decoding on a standby (B feeding C) needs PostgreSQL 16 or later",
+    );
+    assert_eq!(hint.as_deref(), Some("use 16, 17 or 18"));
+    assert_at(
+        "version = 1\n[chain]\npg_version = 19\n",
+        "3:14",
+        "supported versions are 16, 17 and 18",
+    );
+}
+
+#[test]
+fn unknown_backend_is_rejected() {
+    assert_at(
+        "version = 1\n[chain]\nbackend = \"k8s\"\n",
+        "3:11",
+        "unknown variant `k8s`, expected `local` or `docker`",
+    );
+}
+
+#[test]
+fn both_sql_and_dump_is_rejected_at_the_second() {
+    assert_at(
+        "version = 1\n[data]\nsql = \"a.sql\"\ndump = \"a.dump\"\n",
+        "4:8",
+        "[data] takes either sql or dump, not both",
+    );
+}
+
+#[test]
+fn empty_data_section_is_rejected() {
+    assert_at("version = 1\n[data]\n", "2:1", "[data] needs sql or dump");
+}
+
+#[test]
+fn missing_data_file_names_the_absolute_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let origin = dir.path().join("s.toml");
+    let e =
+        Scenario::parse("version = 1\n\n[data]\ndump = \"data/app.dump\"\n", &origin).unwrap_err();
+    let missing = dir.path().join("data/app.dump");
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "{}:4:8: dump: {} does not exist",
+            origin.display(),
+            missing.display()
+        )
+    );
+}
+
+#[test]
+fn seed_table_is_explained() {
+    let hint = assert_at(
+        "version = 1\n[seed]\nsql = \"x.sql\"\n",
+        "2:1",
+        "`seed` is the run's random seed (an integer), not a table",
+    );
+    assert!(hint.unwrap().contains("[data]"));
+    assert_at(
+        "version = 1\nseed = -1\n",
+        "2:8",
+        "seed must be a non-negative integer",
+    );
+}
+
+#[test]
+fn all_zero_mix_is_rejected() {
+    assert_at(
+        "version = 1\n[workload.mix]\ninsert = 0\nupdate = 0\ndelete = 0\n",
+        "2:1",
+        "[workload.mix]: all weights are zero",
+    );
+    assert_at(
+        "version = 1\n[workload.mix]\ndelete = -1\n",
+        "3:10",
+        "delete = -1: weights are non-negative integers",
+    );
+}
+
+#[test]
+fn bad_duration_points_at_the_value() {
+    let hint = assert_at(
+        "version = 1\n[workload]\nduration = \"30 parsecs\"\n",
+        "3:12",
+        "duration: invalid duration \"30 parsecs\"",
+    );
+    assert!(hint.unwrap().contains("\"30s\""));
+    assert_at(
+        "version = 1\n[expect]\nmax_catchup = 30\n",
+        "3:15",
+        "invalid type: integer `30`, expected a string",
+    );
+}
+
+#[test]
+fn version_is_required_and_must_be_one() {
+    assert_at("name = \"x\"\n", "1:1", "missing `version`");
+    assert_at(
+        "# a comment\nversion = 2\n",
+        "2:11",
+        "version = 2: this pgrehearse reads scenario format version 1 only",
+    );
+}
+
+#[test]
+fn settings_are_checked() {
+    let hint = assert_at(
+        "version = 1\n[chain.a.settings]\nport = 6000\n",
+        "3:1",
+        "[chain.a.settings]: port is managed by pgrehearse",
+    );
+    assert!(hint.unwrap().contains("[chain.<node>]"));
+    assert_at(
+        "version = 1\n[chain.b.settings]\nshared_preload_libraries = [\"a\"]\n",
+        "3:28",
+        "expected a string, integer, float or boolean setting value",
+    );
+    assert_at(
+        "version = 1\n[chain.b.settings]\n\"bad name\" = 1\n",
+        "3:1",
+        "\"bad name\" is not a PostgreSQL setting name",
+    );
+}
+
+#[test]
+fn clashing_ports_are_rejected() {
+    assert_at(
+        "version = 1\n[chain.a]\nport = 5433\n[chain.c]\nport = 5433\n",
+        "5:8",
+        "port 5433 of c is already the port of a",
+    );
+    assert_at(
+        "version = 1\n[chain.a]\nport = 70000\n",
+        "3:8",
+        "port = 70000: a port is between 1 and 65535",
+    );
+}
+
+#[test]
+fn every_shipped_scenario_parses() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let s = Scenario::load(&path).unwrap_or_else(|e| panic!("{e:?}"));
+            assert!(!s.name.is_empty());
+            seen += 1;
+        }
+    }
+    assert!(
+        seen >= 2,
+        "expected the shipped scenarios in {}",
+        dir.display()
+    );
+}
+
+#[test]
+fn smoke_scenario_says_what_the_docs_say() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+    let s = Scenario::load(&dir.join("smoke.toml")).unwrap();
+    assert_eq!(s.chain.pg_version, 17);
+    assert_eq!(s.workload.tables, WorkloadTable::ALL.to_vec());
+    assert_eq!(s.workload.connections, 4);
+    assert_eq!(s.workload.initial_rows, 1000);
+    assert_eq!(s.workload.duration, Duration::from_secs(30));
+    assert!(s.expect.consistent);
+    assert_eq!(s.expect.max_catchup, Some(Duration::from_secs(30)));
+    let byo = Scenario::load(&dir.join("byo-data.toml")).unwrap();
+    assert!(matches!(byo.data, Some(DataSource::Sql(ref p)) if p.ends_with("data/byo-seed.sql")));
+}

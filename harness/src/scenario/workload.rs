@@ -1,0 +1,240 @@
+//! `[workload]`: the seeded writes run against A while the chain replicates.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde_spanned::Spanned;
+
+use super::raw::{RawMix, RawRate, RawWorkload};
+use super::source::Source;
+use super::values;
+use crate::error::Result;
+
+/// The workload's tables (their columns and keys are the workload's business).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum WorkloadTable {
+    /// `accounts`.
+    Accounts,
+    /// `order_lines`.
+    OrderLines,
+    /// `documents`.
+    Documents,
+    /// `events`.
+    Events,
+    /// `invoices`.
+    Invoices,
+}
+
+impl WorkloadTable {
+    /// Every table, in the order they are created.
+    pub const ALL: [WorkloadTable; 5] = [
+        WorkloadTable::Accounts,
+        WorkloadTable::OrderLines,
+        WorkloadTable::Documents,
+        WorkloadTable::Events,
+        WorkloadTable::Invoices,
+    ];
+
+    /// The table's name, as written in scenario files.
+    pub fn name(self) -> &'static str {
+        match self {
+            WorkloadTable::Accounts => "accounts",
+            WorkloadTable::OrderLines => "order_lines",
+            WorkloadTable::Documents => "documents",
+            WorkloadTable::Events => "events",
+            WorkloadTable::Invoices => "invoices",
+        }
+    }
+
+    /// The table named `name`, if there is one.
+    pub fn from_name(name: &str) -> Option<WorkloadTable> {
+        Self::ALL.into_iter().find(|t| t.name() == name)
+    }
+}
+
+impl fmt::Display for WorkloadTable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Relative weights of operation kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mix {
+    /// Weight of inserts.
+    pub insert: u32,
+    /// Weight of updates.
+    pub update: u32,
+    /// Weight of deletes.
+    pub delete: u32,
+}
+
+impl Default for Mix {
+    fn default() -> Self {
+        Mix {
+            insert: 50,
+            update: 35,
+            delete: 15,
+        }
+    }
+}
+
+/// The validated `[workload]` section.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkloadPlan {
+    /// Run the workload at all (initial rows included).
+    pub enabled: bool,
+    /// Tables to create and write, without duplicates, in file order.
+    pub tables: Vec<WorkloadTable>,
+    /// Rows per table written before the chain is built.
+    pub initial_rows: u64,
+    /// Concurrent connections.
+    pub connections: u32,
+    /// Total operations per second (None: flat out).
+    pub rate: Option<f64>,
+    /// How long the workload runs.
+    pub duration: Duration,
+    /// Explicit workload seed; None derives it from the run seed.
+    pub seed: Option<u64>,
+    /// Operation mix.
+    pub mix: Mix,
+}
+
+impl Default for WorkloadPlan {
+    fn default() -> Self {
+        WorkloadPlan {
+            enabled: true,
+            tables: WorkloadTable::ALL.to_vec(),
+            initial_rows: 1000,
+            connections: 4,
+            rate: Some(500.0),
+            duration: Duration::from_secs(30),
+            seed: None,
+            mix: Mix::default(),
+        }
+    }
+}
+
+pub(super) fn validate(src: &Source, raw: Option<RawWorkload>) -> Result<WorkloadPlan> {
+    let d = WorkloadPlan::default();
+    let Some(raw) = raw else {
+        return Ok(d);
+    };
+    let tables = match &raw.tables {
+        None => d.tables,
+        Some(list) => tables(src, list)?,
+    };
+    let initial_rows = match &raw.initial_rows {
+        None => d.initial_rows,
+        Some(v) => values::int_in(
+            src,
+            v,
+            "initial_rows",
+            0..=i64::MAX,
+            "the number of rows cannot be negative",
+        )?,
+    };
+    let connections = match &raw.connections {
+        None => d.connections,
+        Some(v) => values::int_in(
+            src,
+            v,
+            "connections",
+            1..=1000,
+            "the workload needs between 1 and 1000 connections",
+        )?,
+    };
+    let rate = match &raw.rate {
+        None => d.rate,
+        Some(v) => rate(src, v)?,
+    };
+    let duration = match &raw.duration {
+        None => d.duration,
+        Some(v) => values::duration(src, v, "duration")?,
+    };
+    let seed = match &raw.seed {
+        None => None,
+        Some(v) => Some(values::seed(src, v, "workload.seed")?),
+    };
+    let mix = match raw.mix {
+        None => d.mix,
+        Some(m) => mix(src, m)?,
+    };
+    Ok(WorkloadPlan {
+        enabled: raw.enabled.unwrap_or(true),
+        tables,
+        initial_rows,
+        connections,
+        rate,
+        duration,
+        seed,
+        mix,
+    })
+}
+
+fn tables(src: &Source, list: &Spanned<Vec<Spanned<String>>>) -> Result<Vec<WorkloadTable>> {
+    let names = WorkloadTable::ALL.map(WorkloadTable::name).join(", ");
+    if list.get_ref().is_empty() {
+        return Err(src
+            .error(list.span(), "tables must name at least one table")
+            .with_hint(format!(
+                "choose from {names}, or set enabled = false to run without a workload"
+            )));
+    }
+    let mut out = Vec::new();
+    for item in list.get_ref() {
+        let t = WorkloadTable::from_name(item.get_ref()).ok_or_else(|| {
+            src.error(
+                item.span(),
+                format!("unknown workload table {:?}", item.get_ref()),
+            )
+            .with_hint(format!("the workload's tables are {names}"))
+        })?;
+        if out.contains(&t) {
+            return Err(src.error(item.span(), format!("table {t} is listed twice")));
+        }
+        out.push(t);
+    }
+    Ok(out)
+}
+
+fn rate(src: &Source, v: &Spanned<RawRate>) -> Result<Option<f64>> {
+    match *v.get_ref() {
+        RawRate::Max => Ok(None),
+        RawRate::PerSecond(r) if r.is_finite() && r > 0.0 => Ok(Some(r)),
+        RawRate::PerSecond(r) => Err(src
+            .error(
+                v.span(),
+                format!("rate = {r}: the rate must be a positive number of operations per second"),
+            )
+            .with_hint("use rate = \"max\" to run flat out")),
+    }
+}
+
+fn mix(src: &Source, m: Spanned<RawMix>) -> Result<Mix> {
+    let span = m.span();
+    let m = m.into_inner();
+    let weight = |v: &Option<Spanned<i64>>, key: &str| -> Result<u32> {
+        match v {
+            None => Ok(0),
+            Some(v) => values::int_in(
+                src,
+                v,
+                key,
+                0..=i64::from(u32::MAX),
+                "weights are non-negative integers",
+            ),
+        }
+    };
+    let mix = Mix {
+        insert: weight(&m.insert, "insert")?,
+        update: weight(&m.update, "update")?,
+        delete: weight(&m.delete, "delete")?,
+    };
+    if mix.insert == 0 && mix.update == 0 && mix.delete == 0 {
+        return Err(src
+            .error(span, "[workload.mix]: all weights are zero")
+            .with_hint("give at least one of insert, update, delete a positive weight"));
+    }
+    Ok(mix)
+}

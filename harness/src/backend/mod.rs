@@ -51,13 +51,23 @@ impl Credentials {
 
 /// Which backend a run uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "lowercase")]
 pub enum BackendKind {
     /// PostgreSQL processes on this machine.
     #[default]
     Local,
-    /// Docker containers.
+    /// One container per node.
     Docker,
+}
+
+impl BackendKind {
+    /// "local" or "docker", as written in scenario files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackendKind::Local => "local",
+            BackendKind::Docker => "docker",
+        }
+    }
 }
 
 /// Creates, and later removes, the servers of a chain.

@@ -7,26 +7,7 @@ use super::source::Source;
 use super::values;
 use crate::error::Result;
 
-/// Where the nodes run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum BackendKind {
-    /// PostgreSQL processes on this machine.
-    #[default]
-    Local,
-    /// One container per node.
-    Docker,
-}
-
-impl BackendKind {
-    /// "local" or "docker", as written in scenario files.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BackendKind::Local => "local",
-            BackendKind::Docker => "docker",
-        }
-    }
-}
+pub use crate::backend::BackendKind;
 
 /// PostgreSQL majors the chain runs on: logical decoding on a standby first shipped in 16.
 pub const SUPPORTED_MAJORS: [u32; 3] = [16, 17, 18];

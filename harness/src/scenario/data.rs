@@ -9,29 +9,14 @@ use super::source::Source;
 use super::values;
 use crate::error::Result;
 
-/// Data loaded into A's database before B is cloned.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DataSource {
-    /// A psql script (absolute path).
-    Sql(PathBuf),
-    /// A pg_dump archive in custom, directory or tar format, for pg_restore (absolute path).
-    Dump(PathBuf),
-}
-
-impl DataSource {
-    /// The file or directory to load.
-    pub fn path(&self) -> &Path {
-        match self {
-            DataSource::Sql(p) | DataSource::Dump(p) => p,
-        }
-    }
-}
+/// Data loaded into A's database before B is cloned (the chain's own type).
+pub use crate::chain::DataSeed;
 
 pub(super) fn validate(
     src: &Source,
     base: &Path,
     raw: Option<Spanned<RawData>>,
-) -> Result<Option<DataSource>> {
+) -> Result<Option<DataSeed>> {
     let Some(raw) = raw else {
         return Ok(None);
     };
@@ -44,8 +29,8 @@ pub(super) fn validate(
             .error(dump.span(), "[data] takes either sql or dump, not both")
             .with_hint(hint)),
         (None, None) => Err(src.error(span, "[data] needs sql or dump").with_hint(hint)),
-        (Some(sql), None) => Ok(Some(DataSource::Sql(existing(src, base, sql, "sql")?))),
-        (None, Some(dump)) => Ok(Some(DataSource::Dump(existing(src, base, dump, "dump")?))),
+        (Some(sql), None) => Ok(Some(DataSeed::Sql(existing(src, base, sql, "sql")?))),
+        (None, Some(dump)) => Ok(Some(DataSeed::Dump(existing(src, base, dump, "dump")?))),
     }
 }
 

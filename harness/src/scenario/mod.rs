@@ -41,7 +41,7 @@ mod tests;
 use std::path::{Path, PathBuf};
 
 pub use chain::{BackendKind, ChainPlan, NodePlan, SUPPORTED_MAJORS};
-pub use data::DataSource;
+pub use data::DataSeed;
 pub use expect::Expectations;
 pub use seed::derive_seed;
 pub use workload::{Mix, WorkloadPlan, WorkloadTable};
@@ -68,7 +68,7 @@ pub struct Scenario {
     /// The chain to build.
     pub chain: ChainPlan,
     /// Data loaded into A before the chain is built.
-    pub data: Option<DataSource>,
+    pub data: Option<DataSeed>,
     /// The workload.
     pub workload: WorkloadPlan,
     /// What must hold for the run to pass.

@@ -125,7 +125,7 @@ sequences_match = true
     assert_eq!(c.c.settings, pairs(&[("log_statement", "all")]));
     assert_eq!(
         s.data,
-        Some(DataSource::Sql(dir.path().join("data/seed.sql")))
+        Some(DataSeed::Sql(dir.path().join("data/seed.sql")))
     );
     let w = &s.workload;
     assert_eq!(
@@ -447,5 +447,5 @@ fn smoke_scenario_says_what_the_docs_say() {
     assert!(s.expect.consistent);
     assert_eq!(s.expect.max_catchup, Some(Duration::from_secs(30)));
     let byo = Scenario::load(&dir.join("byo-data.toml")).unwrap();
-    assert!(matches!(byo.data, Some(DataSource::Sql(ref p)) if p.ends_with("data/byo-seed.sql")));
+    assert!(matches!(byo.data, Some(DataSeed::Sql(ref p)) if p.ends_with("data/byo-seed.sql")));
 }

@@ -17,6 +17,9 @@ use crate::node::ConnInfo;
 use crate::verdict::Verdict;
 use crate::verify::KeySample;
 
+/// One ledger operation on a key: op id, kind, outcome.
+type KeyOp = (u64, OpKind, Outcome);
+
 /// A row's state as the ledger sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum State {
@@ -54,7 +57,7 @@ pub(crate) struct Expect {
 
 impl Expect {
     /// Fold the operations on one key, in op-id order (which is the owning connection's order).
-    pub(crate) fn from_ops(ops: &[(u64, OpKind, Outcome)]) -> Expect {
+    pub(crate) fn from_ops(ops: &[KeyOp]) -> Expect {
         let mut acceptable = vec![State::Absent];
         let mut base = State::Absent;
         let mut last_ok = None;
@@ -228,7 +231,7 @@ pub async fn check_ledger(
     conn: &ConnInfo,
     cap: usize,
 ) -> Result<LedgerCheck> {
-    let mut ops: [HashMap<&str, Vec<(u64, OpKind, Outcome)>>; 5] = Default::default();
+    let mut ops: [HashMap<&str, Vec<KeyOp>>; 5] = Default::default();
     // Invoice inserts whose id never came back: matched by op id instead of key.
     let mut orphans: HashMap<(BuiltinTable, u64), ()> = HashMap::new();
     let mut tables = BTreeSet::new();

@@ -106,12 +106,12 @@ impl WorkloadConfig {
                 "workload: the mix needs a non-zero insert weight (updates and deletes need rows)",
             ));
         }
-        if let Some(r) = self.rate {
-            if !(r.is_finite() && r > 0.0) {
-                return Err(Error::usage(format!(
-                    "workload: rate must be a positive number of operations per second, not {r}"
-                )));
-            }
+        if let Some(r) = self.rate
+            && !(r.is_finite() && r > 0.0)
+        {
+            return Err(Error::usage(format!(
+                "workload: rate must be a positive number of operations per second, not {r}"
+            )));
         }
         if self.seeded_rows >= 1 << 32 {
             return Err(Error::usage(

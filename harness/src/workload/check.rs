@@ -218,9 +218,10 @@ fn sample(mut v: Vec<(BuiltinTable, u64, String)>, cap: usize) -> KeySample {
     s
 }
 
-/// Check `node_name`'s data (reached through `conn`) against the ledger `entries`: every key's
-/// `(key, op_id)` must be one of the states the ledger allows. Lost writes (acknowledged, not
-/// there) are the RPO in writes; `cap` bounds the keys listed per class.
+/// Check `node_name`'s data (reached through `conn`, which must name the workload's database)
+/// against the ledger `entries` (seeded rows included): every key's `(key, op_id)` must be one
+/// of the states the ledger allows. Lost writes (acknowledged, not there) are the RPO in
+/// writes; `cap` bounds the keys listed per class. Only tables the ledger names are scanned.
 ///
 /// # Errors
 /// Usage error when the ledger names a table that is not a built-in workload table; database

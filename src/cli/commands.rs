@@ -219,14 +219,173 @@ pub fn pg(cmd: PgCommand, ui: &Ui) -> Result<i32> {
     Ok(0)
 }
 
-pub async fn run(_args: RunArgs, _up: bool, _ui: &Ui) -> Result<i32> {
-    let _ = BarProgress::new;
-    let _: Option<Arc<()>> = None;
-    Err(Error::internal("run: not wired yet"))
+/// `run` and `up`.
+pub async fn run(args: RunArgs, up: bool, ui: &Ui) -> Result<i32> {
+    let scenario = Scenario::load(&args.scenario)?;
+    let opts = RunOptions { seed: args.seed, pg_bin: args.pg_bin.clone(), runs_dir: args.runs_dir.clone() };
+    let progress: Arc<dyn harness::run::Progress> = if args.json { Arc::new(harness::run::NoProgress) } else { BarProgress::new(ui) };
+    let r = Rehearsal::prepare(scenario, opts, progress)?;
+    // The seed comes first: a run is only replayable if its seed is known.
+    eprintln!(
+        "pgrehearse: scenario {} · seed {} (replay: pgrehearse run {} --seed {})",
+        r.scenario.name,
+        r.seed,
+        args.scenario.display(),
+        r.seed
+    );
+    eprintln!("pgrehearse: run directory {}", r.run.path().display());
+
+    if up {
+        let res = tokio::select! {
+            res = r.up() => res,
+            _ = shutdown_signal() => Err(Error::interrupted()),
+        };
+        return match res {
+            Ok(chain) => {
+                print_up(ui, &r, &chain);
+                Ok(0)
+            }
+            Err(e) => {
+                let _ = r.finish(false).await;
+                Err(e)
+            }
+        };
+    }
+
+    let res = tokio::select! {
+        res = r.run() => res,
+        _ = shutdown_signal() => Err(Error::interrupted()),
+    };
+    let interrupted = matches!(&res, Err(e) if e.kind() == harness::ErrorKind::Interrupted);
+    if interrupted {
+        eprintln!("pgrehearse: interrupted; stopping servers and removing their data");
+        let _ = r.write_report();
+    }
+    let fin = r.finish(args.keep).await;
+    if args.keep {
+        eprintln!("pgrehearse: --keep: the chain is still running; `pgrehearse status` / `pgrehearse down --run {}`", r.run.id());
+    }
+    let (report, paths) = match res {
+        Ok(x) => x,
+        Err(e) => {
+            if let Err(f) = fin {
+                eprintln!("pgrehearse: cleanup also failed: {f}");
+            }
+            eprintln!("pgrehearse: report (with the error) in {}", r.run.path().display());
+            return Err(e);
+        }
+    };
+    fin?;
+    if args.json {
+        ui.out(serde_json::to_string_pretty(&report).map_err(|e| Error::internal("json").with_source(e))?);
+    } else {
+        ui.out(summary(&report));
+        ui.out(format!("report: {} (also {}, {})", paths.markdown.display(), paths.json.display(), paths.junit.display()));
+    }
+    Ok(report.exit_code)
 }
 
-pub async fn verify(_args: VerifyArgs, _ui: &Ui) -> Result<i32> {
-    Err(Error::internal("verify: not wired yet"))
+fn print_up(ui: &Ui, r: &Rehearsal, chain: &harness::chain::Chain) {
+    ui.out(format!("chain up (run {}):", r.run.id()));
+    for (n, what) in [(&chain.a, "primary"), (&chain.b, "hot standby of a"), (&chain.c, "target, subscribed to b")] {
+        ui.out(format!("  {} ({what}):  psql \"{}\"", n.name(), n.admin().with_db(&chain.spec.database).display()));
+    }
+    ui.out(format!("passwords (generated for this run): export PGPASSFILE={}", r.run.passfile().display()));
+    ui.out("next: pgrehearse status · pgrehearse verify · pgrehearse down");
+}
+
+/// A few lines for the terminal; the report files carry everything.
+fn summary(r: &harness::report::Report) -> String {
+    let mut out = vec![format!("{}  {}  (seed {})", r.verdict.word().to_uppercase(), r.scenario.name, r.seed)];
+    if let Some(w) = &r.workload {
+        out.push(format!(
+            "  workload: {} ok, {} failed, {} unknown in {} ({:.0} ops/s)",
+            w.ok,
+            w.failed,
+            w.unknown,
+            fmt_duration(std::time::Duration::from_millis(w.duration_ms)),
+            w.throughput
+        ));
+    }
+    if let Some(c) = r.catchup_ms {
+        out.push(format!("  catch-up after the workload: {}", fmt_duration(std::time::Duration::from_millis(c))));
+    }
+    for v in &r.verify {
+        out.push(format!("  {} vs {}: {}", v.target, v.reference, verify_line(v)));
+    }
+    for l in &r.ledger {
+        out.push(format!("  ledger on {}: {} acknowledged writes lost, {} unexplained rows", l.node, l.lost.count, l.unexplained.count));
+    }
+    for e in &r.expectations {
+        out.push(format!("  expect {}: {} ({})", e.name, e.verdict.word(), e.observed));
+    }
+    if let Some(e) = &r.error {
+        out.push(format!("  error: {e}"));
+    }
+    out.join("\n")
+}
+
+fn verify_line(v: &harness::verify::VerifyReport) -> String {
+    use harness::verify::TableStatus;
+    let differ: Vec<String> = v
+        .tables
+        .iter()
+        .filter(|t| t.status != TableStatus::Match)
+        .map(|t| format!("{} ({} missing, {} extra, {} changed)", t.table, t.missing.count, t.extra.count, t.changed.count))
+        .collect();
+    let mut s = if differ.is_empty() {
+        format!("all {} tables match", v.tables.len())
+    } else {
+        format!("{} of {} tables differ: {}", differ.len(), v.tables.len(), differ.join(", "))
+    };
+    if !v.schema.is_empty() {
+        s.push_str(&format!("; {} schema differences", v.schema.len()));
+    }
+    let drift = v.sequences.iter().filter(|q| q.status != harness::verify::SequenceStatus::Match).count();
+    if drift > 0 {
+        s.push_str(&format!("; {drift} sequences drift (expected: logical replication does not carry them)"));
+    }
+    s
+}
+
+pub async fn verify(args: VerifyArgs, ui: &Ui) -> Result<i32> {
+    let run = pick_run(args.run.as_deref(), None)?;
+    let attached = Attached::open(run)?;
+    let chain = &attached.chain;
+    let res = async {
+        if !args.no_fence {
+            let d = chain.fence().await.step("waiting for c to catch up before verifying (use --no-fence to skip)")?;
+            tracing::info!("c caught up with {} in {}", chain.primary().name(), fmt_duration(d));
+        }
+        let db = &chain.spec.database;
+        let reference = chain.primary();
+        let side = |n: &harness::node::Node| Side { name: n.name().to_string(), conn: n.admin().with_db(db) };
+        let opts = VerifyOptions::default();
+        let mut reports = vec![verify::compare(&side(reference), &side(&chain.c), &opts).await?];
+        if args.with_standby && reference.name() != chain.b.name() {
+            reports.push(verify::compare(&side(reference), &side(&chain.b), &opts).await?);
+        }
+        Ok::<_, Error>(reports)
+    }
+    .await;
+    attached.release();
+    let reports = res?;
+    let verdict = harness::Verdict::all(reports.iter().map(|r| r.verdict));
+    if args.json {
+        ui.out(serde_json::to_string_pretty(&reports).map_err(|e| Error::internal("json").with_source(e))?);
+    } else {
+        for v in &reports {
+            ui.out(format!("{} vs {}: {} — {}", v.target, v.reference, v.verdict.word().to_uppercase(), verify_line(v)));
+            for t in &v.tables {
+                for (what, ks) in [("missing", &t.missing), ("extra", &t.extra), ("changed", &t.changed)] {
+                    if ks.count > 0 {
+                        ui.out(format!("  {} {what} ({}): {}", t.table, ks.count, ks.keys.join(", ")));
+                    }
+                }
+            }
+        }
+    }
+    Ok(verdict.exit_code())
 }
 
 pub async fn bench(_cmd: BenchCommand, _ui: &Ui) -> Result<i32> {

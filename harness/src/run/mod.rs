@@ -3,6 +3,7 @@
 
 mod attach;
 mod dir;
+mod execute;
 mod progress;
 mod state;
 

@@ -130,7 +130,7 @@ sequences_match = true
     let w = &s.workload;
     assert_eq!(
         w.tables,
-        vec![WorkloadTable::Events, WorkloadTable::Accounts]
+        vec![BuiltinTable::Events, BuiltinTable::Accounts]
     );
     assert_eq!((w.initial_rows, w.connections, w.rate), (10, 2, None));
     assert_eq!(w.duration, Duration::from_secs(90));
@@ -440,7 +440,7 @@ fn smoke_scenario_says_what_the_docs_say() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
     let s = Scenario::load(&dir.join("smoke.toml")).unwrap();
     assert_eq!(s.chain.pg_version, 17);
-    assert_eq!(s.workload.tables, WorkloadTable::ALL.to_vec());
+    assert_eq!(s.workload.tables, BuiltinTable::ALL.to_vec());
     assert_eq!(s.workload.connections, 4);
     assert_eq!(s.workload.initial_rows, 1000);
     assert_eq!(s.workload.duration, Duration::from_secs(30));

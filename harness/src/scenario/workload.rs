@@ -1,6 +1,5 @@
 //! `[workload]`: the seeded writes run against A while the chain replicates.
 
-use std::fmt;
 use std::time::Duration;
 
 use serde_spanned::Spanned;
@@ -10,74 +9,7 @@ use super::source::Source;
 use super::values;
 use crate::error::Result;
 
-/// The workload's tables (their columns and keys are the workload's business).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum WorkloadTable {
-    /// `accounts`.
-    Accounts,
-    /// `order_lines`.
-    OrderLines,
-    /// `documents`.
-    Documents,
-    /// `events`.
-    Events,
-    /// `invoices`.
-    Invoices,
-}
-
-impl WorkloadTable {
-    /// Every table, in the order they are created.
-    pub const ALL: [WorkloadTable; 5] = [
-        WorkloadTable::Accounts,
-        WorkloadTable::OrderLines,
-        WorkloadTable::Documents,
-        WorkloadTable::Events,
-        WorkloadTable::Invoices,
-    ];
-
-    /// The table's name, as written in scenario files.
-    pub fn name(self) -> &'static str {
-        match self {
-            WorkloadTable::Accounts => "accounts",
-            WorkloadTable::OrderLines => "order_lines",
-            WorkloadTable::Documents => "documents",
-            WorkloadTable::Events => "events",
-            WorkloadTable::Invoices => "invoices",
-        }
-    }
-
-    /// The table named `name`, if there is one.
-    pub fn from_name(name: &str) -> Option<WorkloadTable> {
-        Self::ALL.into_iter().find(|t| t.name() == name)
-    }
-}
-
-impl fmt::Display for WorkloadTable {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// Relative weights of operation kinds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Mix {
-    /// Weight of inserts.
-    pub insert: u32,
-    /// Weight of updates.
-    pub update: u32,
-    /// Weight of deletes.
-    pub delete: u32,
-}
-
-impl Default for Mix {
-    fn default() -> Self {
-        Mix {
-            insert: 50,
-            update: 35,
-            delete: 15,
-        }
-    }
-}
+pub use crate::workload::{BuiltinTable, Mix};
 
 /// The validated `[workload]` section.
 #[derive(Debug, Clone, PartialEq)]
@@ -85,7 +17,7 @@ pub struct WorkloadPlan {
     /// Run the workload at all (initial rows included).
     pub enabled: bool,
     /// Tables to create and write, without duplicates, in file order.
-    pub tables: Vec<WorkloadTable>,
+    pub tables: Vec<BuiltinTable>,
     /// Rows per table written before the chain is built.
     pub initial_rows: u64,
     /// Concurrent connections.
@@ -104,7 +36,7 @@ impl Default for WorkloadPlan {
     fn default() -> Self {
         WorkloadPlan {
             enabled: true,
-            tables: WorkloadTable::ALL.to_vec(),
+            tables: BuiltinTable::ALL.to_vec(),
             initial_rows: 1000,
             connections: 4,
             rate: Some(500.0),
@@ -172,8 +104,8 @@ pub(super) fn validate(src: &Source, raw: Option<RawWorkload>) -> Result<Workloa
     })
 }
 
-fn tables(src: &Source, list: &Spanned<Vec<Spanned<String>>>) -> Result<Vec<WorkloadTable>> {
-    let names = WorkloadTable::ALL.map(WorkloadTable::name).join(", ");
+fn tables(src: &Source, list: &Spanned<Vec<Spanned<String>>>) -> Result<Vec<BuiltinTable>> {
+    let names = BuiltinTable::ALL.map(BuiltinTable::short_name).join(", ");
     if list.get_ref().is_empty() {
         return Err(src
             .error(list.span(), "tables must name at least one table")
@@ -183,7 +115,7 @@ fn tables(src: &Source, list: &Spanned<Vec<Spanned<String>>>) -> Result<Vec<Work
     }
     let mut out = Vec::new();
     for item in list.get_ref() {
-        let t = WorkloadTable::from_name(item.get_ref()).ok_or_else(|| {
+        let t = BuiltinTable::from_name(item.get_ref()).ok_or_else(|| {
             src.error(
                 item.span(),
                 format!("unknown workload table {:?}", item.get_ref()),
@@ -191,7 +123,7 @@ fn tables(src: &Source, list: &Spanned<Vec<Spanned<String>>>) -> Result<Vec<Work
             .with_hint(format!("the workload's tables are {names}"))
         })?;
         if out.contains(&t) {
-            return Err(src.error(item.span(), format!("table {t} is listed twice")));
+            return Err(src.error(item.span(), format!("table {} is listed twice", t.short_name())));
         }
         out.push(t);
     }

@@ -23,8 +23,8 @@ impl Default for Mix {
     /// More inserts than deletes, so the tables grow slowly while most writes are updates.
     fn default() -> Self {
         Mix {
-            insert: 35,
-            update: 50,
+            insert: 50,
+            update: 35,
             delete: 15,
         }
     }

@@ -164,15 +164,45 @@ pub fn pid_alive(pid: i32) -> bool {
     pid > 0 && nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
 }
 
-/// Send `sig` to process group `pgid`; a group that is already gone is not an error.
-///
-/// # Errors
-/// Environment error when the signal cannot be sent for another reason (permissions).
-pub fn signal_group(pgid: i32, sig: nix::sys::signal::Signal) -> Result<()> {
-    match nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pgid), sig) {
-        Ok(()) | Err(nix::errno::Errno::ESRCH) => Ok(()),
-        Err(e) => Err(
-            Error::environment(format!("cannot send {sig} to process group {pgid}")).with_source(e),
-        ),
+/// `root` and all its descendants, found through /proc. PostgreSQL makes every child of the
+/// postmaster its own process-group leader, so signalling the postmaster's group reaches only
+/// the postmaster: a crash or a freeze has to address each process.
+pub fn process_tree(root: i32) -> Vec<i32> {
+    let mut children: std::collections::HashMap<i32, Vec<i32>> = std::collections::HashMap::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else { continue };
+        // The command name is parenthesised and may contain spaces: parse after the last ')'.
+        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else { continue };
+        if let Some(ppid) = rest.split_whitespace().nth(1).and_then(|p| p.parse::<i32>().ok()) {
+            children.entry(ppid).or_default().push(pid);
+        }
     }
+    let mut out = vec![root];
+    let mut i = 0;
+    while i < out.len() {
+        if let Some(c) = children.get(&out[i]) {
+            out.extend(c.iter().copied());
+        }
+        i += 1;
+    }
+    out
+}
+
+/// Send `sig` to `root` and every descendant. With SIGKILL or SIGSTOP the root is stopped
+/// first, so it cannot fork new children while the tree is being walked.
+pub fn signal_tree(root: i32, sig: nix::sys::signal::Signal) {
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+    if root <= 0 {
+        return;
+    }
+    if matches!(sig, Signal::SIGKILL | Signal::SIGSTOP) {
+        let _ = kill(Pid::from_raw(root), Signal::SIGSTOP);
+    }
+    let tree = process_tree(root);
+    for pid in tree.iter().skip(1) {
+        let _ = kill(Pid::from_raw(*pid), sig);
+    }
+    let _ = kill(Pid::from_raw(root), sig);
 }

@@ -11,7 +11,7 @@ use tokio::sync::Mutex;
 
 use crate::error::{Error, Result, io_error};
 use crate::node::{Endpoint, Login, NodeControl, StopMode, tail};
-use crate::os::{ServerUser, pid_alive, signal_group};
+use crate::os::{ServerUser, pid_alive, signal_tree};
 use crate::pg::PgInstall;
 use crate::wait::{Check, wait_for};
 
@@ -352,10 +352,7 @@ impl LocalProc {
             StopMode::Immediate => Signal::SIGQUIT,
         };
         // A paused server cannot act on a signal until it runs again.
-        let pid = self.pid.load(Ordering::SeqCst);
-        if pid > 0 {
-            let _ = signal_group(pid, Signal::SIGCONT);
-        }
+        signal_tree(self.pid.load(Ordering::SeqCst), Signal::SIGCONT);
         if self.signal_and_wait(sig, STOP_TIMEOUT).await? {
             return Ok(());
         }
@@ -373,15 +370,19 @@ impl LocalProc {
             return Ok(());
         }
         let pid = self.pid.load(Ordering::SeqCst);
-        let _ = signal_group(pid, Signal::SIGCONT);
+        // Children are orphaned once the postmaster exits: list them while it is alive.
+        let tree = crate::os::process_tree(pid);
+        signal_tree(pid, Signal::SIGCONT);
         if !self
             .signal_and_wait(Signal::SIGQUIT, Duration::from_secs(10))
             .await?
         {
             self.kill().await?;
         }
-        // Backends of an immediate shutdown may outlive the postmaster by a moment.
-        signal_group(pid, Signal::SIGKILL)
+        for p in tree.into_iter().skip(1).filter(|p| pid_alive(*p)) {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), Signal::SIGKILL);
+        }
+        Ok(())
     }
 
     pub(crate) async fn kill(&self) -> Result<()> {
@@ -389,7 +390,8 @@ impl LocalProc {
         if pid <= 0 {
             return Ok(());
         }
-        signal_group(pid, Signal::SIGKILL)?;
+        // A crash: the postmaster and every backend die at once, in-flight commits included.
+        signal_tree(pid, Signal::SIGKILL);
         let mut guard = self.child.lock().await;
         if let Some(c) = guard.as_mut() {
             let _ = c.wait().await;
@@ -407,10 +409,7 @@ impl LocalProc {
     /// Synchronous kill for Drop paths (no runtime needed).
     pub(crate) fn kill_now(&self) {
         let pid = self.pid.swap(0, Ordering::SeqCst);
-        if pid > 0 {
-            let _ = signal_group(pid, Signal::SIGCONT);
-            let _ = signal_group(pid, Signal::SIGKILL);
-        }
+        signal_tree(pid, Signal::SIGKILL);
     }
 
     pub(crate) fn remove_data(&self) -> Result<()> {
@@ -438,10 +437,12 @@ impl NodeControl for LocalControl {
         self.0.kill().await
     }
     async fn pause(&self) -> Result<()> {
-        signal_group(self.0.pid.load(Ordering::SeqCst), Signal::SIGSTOP)
+        signal_tree(self.0.pid.load(Ordering::SeqCst), Signal::SIGSTOP);
+        Ok(())
     }
     async fn resume(&self) -> Result<()> {
-        signal_group(self.0.pid.load(Ordering::SeqCst), Signal::SIGCONT)
+        signal_tree(self.0.pid.load(Ordering::SeqCst), Signal::SIGCONT);
+        Ok(())
     }
     async fn is_running(&self) -> bool {
         pid_alive(self.0.pid.load(Ordering::SeqCst))

@@ -4,13 +4,13 @@
 
 mod common;
 
-use harness::Verdict;
 use harness::backend::Backend;
-use harness::node::Node;
+use harness::node::{Node, StopMode};
 use harness::verify::{
     self, CompareMethod, DriftKind, KeySample, SequenceStatus, Side, TableDiff, TableStatus,
     VerifyOptions, VerifyReport,
 };
+use harness::{ErrorKind, Verdict};
 
 const DB: &str = "app";
 
@@ -48,6 +48,13 @@ CREATE TABLE measurements_eu PARTITION OF measurements FOR VALUES IN ('eu');
 CREATE TABLE measurements_us PARTITION OF measurements FOR VALUES IN ('us');
 INSERT INTO measurements SELECT r, g, g * 3 FROM unnest(ARRAY['eu', 'us']) r,
   generate_series(1, 500) g;
+
+-- Big enough that the first thresholds come from a sample of pages; a collation other than
+-- the database's "C" makes the verifier compare keys with COLLATE "C".
+CREATE TABLE labels (k text COLLATE "C.utf8" PRIMARY KEY, v int);
+INSERT INTO labels
+  SELECT CASE WHEN g % 2 = 0 THEN upper(md5(g::text)) ELSE md5(g::text) END, g
+  FROM generate_series(1, 120000) g;
 
 CREATE SEQUENCE ticket_seq;
 SELECT setval('ticket_seq', 100);
@@ -119,6 +126,7 @@ async fn verifier_reports_exactly_the_injected_differences() {
         vec![
             "public.docs",
             "public.events",
+            "public.labels",
             "public.measurements",
             "public.orders",
             "public.stock"
@@ -214,6 +222,10 @@ async fn verifier_reports_exactly_the_injected_differences() {
           WHERE ctid = (SELECT ctid FROM events WHERE payload = 'p40' LIMIT 1);
 
         UPDATE measurements SET v = -1 WHERE region = 'us' AND id = 250;
+
+        UPDATE labels SET v = 0 WHERE k IN (upper(md5('10')), md5('99999'));
+        DELETE FROM labels WHERE k = md5('5');
+        INSERT INTO labels VALUES ('Zebra', 1);
         "#,
     )
     .await
@@ -250,6 +262,18 @@ async fn verifier_reports_exactly_the_injected_differences() {
         assert_eq!(keys(&e.extra), vec!["(k0,p30,2)", "(k1,p40x,)"]);
         assert_eq!((e.missing.count, e.extra.count), (4, 2));
         assert!(e.changed.is_empty(), "rows without a key have no identity");
+
+        // md5('99999') = d3eb9a92..., md5('10') = d3d94468..., md5('5') = e4da3b7f...
+        let l = table(r, "public.labels");
+        assert_eq!(
+            keys(&l.changed),
+            vec![
+                "D3D9446802A44259755D38E6D163E820",
+                "d3eb9a9233e52948740d7eb8c3062d14"
+            ]
+        );
+        assert_eq!(keys(&l.missing), vec!["e4da3b7fbbce2345d7772b0674a318d5"]);
+        assert_eq!(keys(&l.extra), vec!["Zebra"]);
 
         let m = table(r, "public.measurements");
         assert_eq!(keys(&m.changed), vec!["(us,250)"]);
@@ -323,6 +347,18 @@ async fn verifier_reports_exactly_the_injected_differences() {
     assert_eq!((o.changed.count, o.missing.count, o.extra.count), (3, 2, 1));
     // Every docs price renders differently at the new scale.
     assert_eq!(table(&r, "public.docs").changed.count, 2000);
+
+    // --- an unreachable side is an error naming it
+    y.stop(StopMode::Fast).await.unwrap();
+    let e = verify::compare(
+        &Side::of(&x, DB),
+        &Side::of(&y, DB),
+        &VerifyOptions::default(),
+    )
+    .await
+    .expect_err("y is down");
+    assert_eq!(e.node(), Some("y"), "{e:?}");
+    assert_eq!(e.kind(), ErrorKind::Database, "{e:?}");
 
     backend.teardown(false).await.unwrap();
 }

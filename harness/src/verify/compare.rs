@@ -72,7 +72,7 @@ pub async fn compare(
         elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
     };
     tracing::info!(
-        "verified {} against {}: {} ({} tables, {} differ, {} not compared, {} schema drifts) in {}",
+        "verified {} against {}: {} ({} tables, {} differ, {} could not be compared, {} schema drifts) in {}",
         report.target,
         report.reference,
         report.verdict,

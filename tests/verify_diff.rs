@@ -56,6 +56,10 @@ INSERT INTO labels
   SELECT CASE WHEN g % 2 = 0 THEN upper(md5(g::text)) ELSE md5(g::text) END, g
   FROM generate_series(1, 120000) g;
 
+-- An array key is bucketed by its text.
+CREATE TABLE tags (t text[] PRIMARY KEY, n int);
+INSERT INTO tags SELECT ARRAY['t' || (g % 100), 'u' || g], g FROM generate_series(1, 3000) g;
+
 CREATE SEQUENCE ticket_seq;
 SELECT setval('ticket_seq', 100);
 
@@ -129,7 +133,8 @@ async fn verifier_reports_exactly_the_injected_differences() {
             "public.labels",
             "public.measurements",
             "public.orders",
-            "public.stock"
+            "public.stock",
+            "public.tags"
         ],
         "partitions and the pgrehearse schema are not listed"
     );
@@ -226,6 +231,8 @@ async fn verifier_reports_exactly_the_injected_differences() {
         UPDATE labels SET v = 0 WHERE k IN (upper(md5('10')), md5('99999'));
         DELETE FROM labels WHERE k = md5('5');
         INSERT INTO labels VALUES ('Zebra', 1);
+
+        UPDATE tags SET n = 0 WHERE t = ARRAY['t5', 'u5'];
         "#,
     )
     .await
@@ -274,6 +281,8 @@ async fn verifier_reports_exactly_the_injected_differences() {
         );
         assert_eq!(keys(&l.missing), vec!["e4da3b7fbbce2345d7772b0674a318d5"]);
         assert_eq!(keys(&l.extra), vec!["Zebra"]);
+
+        assert_eq!(keys(&table(r, "public.tags").changed), vec!["{t5,u5}"]);
 
         let m = table(r, "public.measurements");
         assert_eq!(keys(&m.changed), vec!["(us,250)"]);

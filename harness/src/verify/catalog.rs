@@ -22,6 +22,9 @@ pub(crate) struct ColumnDef {
     /// Whether its collation already orders as bytes ("C", "POSIX"), so no `COLLATE "C"` is
     /// needed and an index on it serves range predicates.
     pub byte_order: bool,
+    /// An array type: `width_bucket` cannot take arrays of arrays, so such a key is bucketed
+    /// by its text.
+    pub is_array: bool,
 }
 
 impl ColumnDef {
@@ -120,8 +123,10 @@ pub(crate) async fn load(s: &Session, excluded: &[String]) -> Result<Catalog> {
                    format_type(a.atttypid, NULL), a.atttypid, a.attcollation <> 0, \
                    coalesce(co.collcollate IN ('C', 'POSIX') AND co.collprovider = 'c', false) \
                      OR (a.attcollation = 100 AND d.datlocprovider = 'c' \
-                         AND d.datcollate IN ('C', 'POSIX')) \
+                         AND d.datcollate IN ('C', 'POSIX')), \
+                   ty.typcategory = 'A' \
                  FROM pg_attribute a \
+                 JOIN pg_type ty ON ty.oid = a.atttypid \
                  JOIN pg_class c ON c.oid = a.attrelid \
                  JOIN pg_namespace n ON n.oid = c.relnamespace \
                  LEFT JOIN pg_collation co ON co.oid = a.attcollation AND a.attcollation <> 100 \
@@ -178,6 +183,7 @@ pub(crate) async fn load(s: &Session, excluded: &[String]) -> Result<Catalog> {
                 type_oid: r.try_get(4)?,
                 collatable: r.try_get(5)?,
                 byte_order: r.try_get(6)?,
+                is_array: r.try_get(7)?,
             });
         }
     }

@@ -87,9 +87,10 @@ fn key_plan(columns: &[String], r: &TableDef, t: &TableDef) -> Option<KeyPlan> {
     } else {
         Strategy::Values
     };
-    // Different non-integer types (varchar vs text is fine, numeric vs text is not) cannot
-    // share literals; compare their text in byte order instead.
-    let as_text = strategy == Strategy::Values && rc.base_type != tc.base_type;
+    // Different non-integer types (varchar vs text, numeric vs text) cannot share literals,
+    // and arrays cannot be bucketed: compare their text in byte order instead.
+    let as_text = strategy == Strategy::Values
+        && (rc.base_type != tc.base_type || rc.is_array || tc.is_array);
     let integer = columns
         .iter()
         .map(|c| {
@@ -211,6 +212,7 @@ mod tests {
             type_oid: oid,
             collatable,
             byte_order: false,
+            is_array: false,
         }
     }
 

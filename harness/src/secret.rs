@@ -52,7 +52,8 @@ impl fmt::Display for Secret {
 
 static PASSWORD_KV: LazyLock<Regex> = LazyLock::new(|| {
     // Bare value, a libpq-quoted value, or one embedded in an SQL literal (quotes doubled).
-    Regex::new(r#"(?i)(password\s*=\s*)(''(?:[^']|'[^'])*''|'(?:[^'\\]|\\.)*'|[^\s']+)"#).expect("static regex")
+    Regex::new(r#"(?i)(password\s*=\s*)(''(?:[^']|'[^'])*''|'(?:[^'\\]|\\.)*'|[^\s']+)"#)
+        .expect("static regex")
 });
 static PASSWORD_SQL: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r#"(?i)(password\s+)'(?:[^']|'')*'"#).expect("static regex"));

@@ -3,9 +3,12 @@
 
 use std::sync::Arc;
 
+use harness::error::ResultExt;
 use harness::observe::ChainSnapshot;
-use harness::run::{Attached, pick_run};
+use harness::run::{Attached, Rehearsal, RunOptions, pick_run};
+use harness::scenario::Scenario;
 use harness::util::{fmt_bytes, fmt_duration};
+use harness::verify::{self, Side, VerifyOptions};
 use harness::{Error, Result};
 
 use super::ui::{BarProgress, Ui};
@@ -222,8 +225,16 @@ pub fn pg(cmd: PgCommand, ui: &Ui) -> Result<i32> {
 /// `run` and `up`.
 pub async fn run(args: RunArgs, up: bool, ui: &Ui) -> Result<i32> {
     let scenario = Scenario::load(&args.scenario)?;
-    let opts = RunOptions { seed: args.seed, pg_bin: args.pg_bin.clone(), runs_dir: args.runs_dir.clone() };
-    let progress: Arc<dyn harness::run::Progress> = if args.json { Arc::new(harness::run::NoProgress) } else { BarProgress::new(ui) };
+    let opts = RunOptions {
+        seed: args.seed,
+        pg_bin: args.pg_bin.clone(),
+        runs_dir: args.runs_dir.clone(),
+    };
+    let progress: Arc<dyn harness::run::Progress> = if args.json {
+        Arc::new(harness::run::NoProgress)
+    } else {
+        BarProgress::new(ui)
+    };
     let r = Rehearsal::prepare(scenario, opts, progress)?;
     // The seed comes first: a run is only replayable if its seed is known.
     eprintln!(
@@ -263,7 +274,10 @@ pub async fn run(args: RunArgs, up: bool, ui: &Ui) -> Result<i32> {
     }
     let fin = r.finish(args.keep).await;
     if args.keep {
-        eprintln!("pgrehearse: --keep: the chain is still running; `pgrehearse status` / `pgrehearse down --run {}`", r.run.id());
+        eprintln!(
+            "pgrehearse: --keep: the chain is still running; `pgrehearse status` / `pgrehearse down --run {}`",
+            r.run.id()
+        );
     }
     let (report, paths) = match res {
         Ok(x) => x,
@@ -271,32 +285,59 @@ pub async fn run(args: RunArgs, up: bool, ui: &Ui) -> Result<i32> {
             if let Err(f) = fin {
                 eprintln!("pgrehearse: cleanup also failed: {f}");
             }
-            eprintln!("pgrehearse: report (with the error) in {}", r.run.path().display());
+            eprintln!(
+                "pgrehearse: report (with the error) in {}",
+                r.run.path().display()
+            );
             return Err(e);
         }
     };
     fin?;
     if args.json {
-        ui.out(serde_json::to_string_pretty(&report).map_err(|e| Error::internal("json").with_source(e))?);
+        ui.out(
+            serde_json::to_string_pretty(&report)
+                .map_err(|e| Error::internal("json").with_source(e))?,
+        );
     } else {
         ui.out(summary(&report));
-        ui.out(format!("report: {} (also {}, {})", paths.markdown.display(), paths.json.display(), paths.junit.display()));
+        ui.out(format!(
+            "report: {} (also {}, {})",
+            paths.markdown.display(),
+            paths.json.display(),
+            paths.junit.display()
+        ));
     }
     Ok(report.exit_code)
 }
 
 fn print_up(ui: &Ui, r: &Rehearsal, chain: &harness::chain::Chain) {
     ui.out(format!("chain up (run {}):", r.run.id()));
-    for (n, what) in [(&chain.a, "primary"), (&chain.b, "hot standby of a"), (&chain.c, "target, subscribed to b")] {
-        ui.out(format!("  {} ({what}):  psql \"{}\"", n.name(), n.admin().with_db(&chain.spec.database).display()));
+    for (n, what) in [
+        (&chain.a, "primary"),
+        (&chain.b, "hot standby of a"),
+        (&chain.c, "target, subscribed to b"),
+    ] {
+        ui.out(format!(
+            "  {} ({what}):  psql \"{}\"",
+            n.name(),
+            n.admin().with_db(&chain.spec.database).display()
+        ));
     }
-    ui.out(format!("passwords (generated for this run): export PGPASSFILE={}", r.run.passfile().display()));
+    ui.out(format!(
+        "passwords (generated for this run): export PGPASSFILE={}",
+        r.run.passfile().display()
+    ));
     ui.out("next: pgrehearse status · pgrehearse verify · pgrehearse down");
 }
 
 /// A few lines for the terminal; the report files carry everything.
 fn summary(r: &harness::report::Report) -> String {
-    let mut out = vec![format!("{}  {}  (seed {})", r.verdict.word().to_uppercase(), r.scenario.name, r.seed)];
+    let mut out = vec![format!(
+        "{}  {}  (seed {})",
+        r.verdict.word().to_uppercase(),
+        r.scenario.name,
+        r.seed
+    )];
     if let Some(w) = &r.workload {
         out.push(format!(
             "  workload: {} ok, {} failed, {} unknown in {} ({:.0} ops/s)",
@@ -308,16 +349,32 @@ fn summary(r: &harness::report::Report) -> String {
         ));
     }
     if let Some(c) = r.catchup_ms {
-        out.push(format!("  catch-up after the workload: {}", fmt_duration(std::time::Duration::from_millis(c))));
+        out.push(format!(
+            "  catch-up after the workload: {}",
+            fmt_duration(std::time::Duration::from_millis(c))
+        ));
     }
     for v in &r.verify {
-        out.push(format!("  {} vs {}: {}", v.target, v.reference, verify_line(v)));
+        out.push(format!(
+            "  {} vs {}: {}",
+            v.target,
+            v.reference,
+            verify_line(v)
+        ));
     }
     for l in &r.ledger {
-        out.push(format!("  ledger on {}: {} acknowledged writes lost, {} unexplained rows", l.node, l.lost.count, l.unexplained.count));
+        out.push(format!(
+            "  ledger on {}: {} acknowledged writes lost, {} unexplained rows",
+            l.node, l.lost.count, l.unexplained.count
+        ));
     }
     for e in &r.expectations {
-        out.push(format!("  expect {}: {} ({})", e.name, e.verdict.word(), e.observed));
+        out.push(format!(
+            "  expect {}: {} ({})",
+            e.name,
+            e.verdict.word(),
+            e.observed
+        ));
     }
     if let Some(e) = &r.error {
         out.push(format!("  error: {e}"));
@@ -331,19 +388,35 @@ fn verify_line(v: &harness::verify::VerifyReport) -> String {
         .tables
         .iter()
         .filter(|t| t.status != TableStatus::Match)
-        .map(|t| format!("{} ({} missing, {} extra, {} changed)", t.table, t.missing.count, t.extra.count, t.changed.count))
+        .map(|t| {
+            format!(
+                "{} ({} missing, {} extra, {} changed)",
+                t.table, t.missing.count, t.extra.count, t.changed.count
+            )
+        })
         .collect();
     let mut s = if differ.is_empty() {
         format!("all {} tables match", v.tables.len())
     } else {
-        format!("{} of {} tables differ: {}", differ.len(), v.tables.len(), differ.join(", "))
+        format!(
+            "{} of {} tables differ: {}",
+            differ.len(),
+            v.tables.len(),
+            differ.join(", ")
+        )
     };
     if !v.schema.is_empty() {
         s.push_str(&format!("; {} schema differences", v.schema.len()));
     }
-    let drift = v.sequences.iter().filter(|q| q.status != harness::verify::SequenceStatus::Match).count();
+    let drift = v
+        .sequences
+        .iter()
+        .filter(|q| q.status != harness::verify::SequenceStatus::Match)
+        .count();
     if drift > 0 {
-        s.push_str(&format!("; {drift} sequences drift (expected: logical replication does not carry them)"));
+        s.push_str(&format!(
+            "; {drift} sequences differ (expected, see the report's notes)"
+        ));
     }
     s
 }
@@ -354,16 +427,23 @@ pub async fn verify(args: VerifyArgs, ui: &Ui) -> Result<i32> {
     let chain = &attached.chain;
     let res = async {
         if !args.no_fence {
-            let d = chain.fence().await.step("waiting for c to catch up before verifying (use --no-fence to skip)")?;
-            tracing::info!("c caught up with {} in {}", chain.primary().name(), fmt_duration(d));
+            let d = chain
+                .fence()
+                .await
+                .step("waiting for c to catch up before verifying (use --no-fence to skip)")?;
+            tracing::info!(
+                "c caught up with {} in {}",
+                chain.primary().name(),
+                fmt_duration(d)
+            );
         }
         let db = &chain.spec.database;
         let reference = chain.primary();
-        let side = |n: &harness::node::Node| Side { name: n.name().to_string(), conn: n.admin().with_db(db) };
         let opts = VerifyOptions::default();
-        let mut reports = vec![verify::compare(&side(reference), &side(&chain.c), &opts).await?];
+        let r = Side::of(reference, db);
+        let mut reports = vec![verify::compare(&r, &Side::of(&chain.c, db), &opts).await?];
         if args.with_standby && reference.name() != chain.b.name() {
-            reports.push(verify::compare(&side(reference), &side(&chain.b), &opts).await?);
+            reports.push(verify::compare(&r, &Side::of(&chain.b, db), &opts).await?);
         }
         Ok::<_, Error>(reports)
     }
@@ -372,14 +452,32 @@ pub async fn verify(args: VerifyArgs, ui: &Ui) -> Result<i32> {
     let reports = res?;
     let verdict = harness::Verdict::all(reports.iter().map(|r| r.verdict));
     if args.json {
-        ui.out(serde_json::to_string_pretty(&reports).map_err(|e| Error::internal("json").with_source(e))?);
+        ui.out(
+            serde_json::to_string_pretty(&reports)
+                .map_err(|e| Error::internal("json").with_source(e))?,
+        );
     } else {
         for v in &reports {
-            ui.out(format!("{} vs {}: {} — {}", v.target, v.reference, v.verdict.word().to_uppercase(), verify_line(v)));
+            ui.out(format!(
+                "{} vs {}: {} — {}",
+                v.target,
+                v.reference,
+                v.verdict.word().to_uppercase(),
+                verify_line(v)
+            ));
             for t in &v.tables {
-                for (what, ks) in [("missing", &t.missing), ("extra", &t.extra), ("changed", &t.changed)] {
+                for (what, ks) in [
+                    ("missing", &t.missing),
+                    ("extra", &t.extra),
+                    ("changed", &t.changed),
+                ] {
                     if ks.count > 0 {
-                        ui.out(format!("  {} {what} ({}): {}", t.table, ks.count, ks.keys.join(", ")));
+                        ui.out(format!(
+                            "  {} {what} ({}): {}",
+                            t.table,
+                            ks.count,
+                            ks.keys.join(", ")
+                        ));
                     }
                 }
             }

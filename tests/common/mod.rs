@@ -1,6 +1,8 @@
 //! Shared set-up for integration tests: real servers, started by the real backend.
 #![allow(dead_code)]
 
+pub mod cli;
+
 use std::sync::Once;
 
 use harness::backend::{Backend, Credentials, LocalBackend};

@@ -170,11 +170,21 @@ pub fn pid_alive(pid: i32) -> bool {
 pub fn process_tree(root: i32) -> Vec<i32> {
     let mut children: std::collections::HashMap<i32, Vec<i32>> = std::collections::HashMap::new();
     for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
-        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else { continue };
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            continue;
+        };
         // The command name is parenthesised and may contain spaces: parse after the last ')'.
-        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else { continue };
-        if let Some(ppid) = rest.split_whitespace().nth(1).and_then(|p| p.parse::<i32>().ok()) {
+        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+            continue;
+        };
+        if let Some(ppid) = rest
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse::<i32>().ok())
+        {
             children.entry(ppid).or_default().push(pid);
         }
     }
@@ -192,7 +202,7 @@ pub fn process_tree(root: i32) -> Vec<i32> {
 /// Send `sig` to `root` and every descendant. With SIGKILL or SIGSTOP the root is stopped
 /// first, so it cannot fork new children while the tree is being walked.
 pub fn signal_tree(root: i32, sig: nix::sys::signal::Signal) {
-    use nix::sys::signal::{kill, Signal};
+    use nix::sys::signal::{Signal, kill};
     use nix::unistd::Pid;
     if root <= 0 {
         return;

@@ -43,7 +43,7 @@ impl Attached {
         })?;
         let user = ServerUser::resolve()?;
         let (backend, nodes) =
-            LocalBackend::adopt(pg, user, run.clone(), creds.clone(), &state.nodes)?;
+            LocalBackend::adopt(pg, user, run.clone(), creds.clone(), &RunState::nodes(&run))?;
         let chain = Chain::attach(nodes, &state, creds)?;
         Ok(Attached {
             chain,
@@ -62,9 +62,6 @@ impl Attached {
         forget_secrets(&self.run);
         let mut state = self.state;
         state.detached = false;
-        for (n, _) in state.nodes.iter_mut() {
-            n.pid = 0;
-        }
         if let Ok(text) = serde_json::to_string_pretty(&state) {
             let _ = std::fs::write(self.run.state_file(), text);
         }
@@ -78,36 +75,31 @@ impl Attached {
 }
 
 /// Stop every run whose servers are still up and which nobody owns any more (left by `up`,
-/// `--keep`, or a harness that was killed). Returns the run ids it took down.
+/// `--keep`, or a harness that was killed). Works from the recorded data directories alone,
+/// so it also cleans up runs whose state or credentials were never written. Returns the run
+/// ids it took down.
 ///
 /// # Errors
-/// The first failure; other runs are still attempted.
+/// None today; the signature leaves room for backends that can fail (containers).
 pub async fn down_all(base: Option<&std::path::Path>) -> Result<Vec<String>> {
     let mut done = Vec::new();
-    let mut first_err = None;
     for dir in list_runs(base) {
         let run = RunDir::open(&dir);
-        let Ok((state, _)) = RunState::load(&run) else {
-            continue;
-        };
-        let live_owner = !state.owner_gone() && state.owner_pid != std::process::id();
-        if !state.anything_running() || (live_owner && !state.detached) {
+        if !RunState::anything_running(&run) {
             continue;
         }
-        match Attached::open(run) {
-            Ok(a) => match a.down().await {
-                Ok(()) => done.push(state.run_id.clone()),
-                Err(e) => {
-                    first_err.get_or_insert(e);
-                }
-            },
-            Err(e) => {
-                first_err.get_or_insert(e);
+        if let Ok((state, _)) = RunState::load(&run) {
+            let live_owner = !state.owner_gone() && state.owner_pid != std::process::id();
+            if live_owner && !state.detached {
+                // Another harness is running this rehearsal right now.
+                continue;
             }
         }
+        for line in crate::backend::local::down_recorded(&run) {
+            tracing::info!("{}: {line}", run.id());
+        }
+        forget_secrets(&run);
+        done.push(run.id().to_string());
     }
-    match first_err {
-        Some(e) if done.is_empty() => Err(e),
-        _ => Ok(done),
-    }
+    Ok(done)
 }

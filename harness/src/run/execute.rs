@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-use super::{forget_secrets, Progress, RunDir, RunState};
+use super::{Progress, RunDir, RunState, forget_secrets};
 use crate::backend::{Backend, BackendKind, Credentials, LocalBackend};
-use crate::chain::{load_seed, preflight_notes, Chain};
+use crate::chain::{Chain, load_seed, preflight_notes};
 use crate::error::{Error, Result, ResultExt};
 use crate::node::Node;
 use crate::os::ServerUser;
@@ -60,7 +60,11 @@ impl Rehearsal {
     /// # Errors
     /// Environment errors (no usable PostgreSQL, cannot create the run directory), usage errors
     /// (unsupported backend).
-    pub fn prepare(scenario: Scenario, opts: RunOptions, progress: Arc<dyn Progress>) -> Result<Rehearsal> {
+    pub fn prepare(
+        scenario: Scenario,
+        opts: RunOptions,
+        progress: Arc<dyn Progress>,
+    ) -> Result<Rehearsal> {
         let seed = opts.seed.unwrap_or_else(|| scenario.seed_or_random());
         if scenario.chain.backend != BackendKind::Local {
             return Err(Error::usage(format!(
@@ -82,7 +86,12 @@ impl Rehearsal {
         let user = ServerUser::resolve()?;
         let run = RunDir::create(opts.runs_dir.as_deref(), &scenario.name, &user)?;
         let creds = Credentials::generate();
-        let backend = Arc::new(LocalBackend::new(pg.clone(), user.clone(), run.clone(), creds.clone())?);
+        let backend = Arc::new(LocalBackend::new(
+            pg.clone(),
+            user.clone(),
+            run.clone(),
+            creds.clone(),
+        )?);
         let mut report = Report::new(run.id(), run.path(), &scenario, seed);
         report.postgres = Some(pg.clone());
         Ok(Rehearsal {
@@ -104,12 +113,7 @@ impl Rehearsal {
         &self.backend
     }
 
-    fn save_state(&self, detached: bool) -> Result<()> {
-        let roles = |name: &str| match name {
-            "a" => crate::node::Role::Primary,
-            "b" => crate::node::Role::Standby,
-            _ => crate::node::Role::Target,
-        };
+    fn save_state(&self, detached: bool, with_secrets: bool) -> Result<()> {
         let state = RunState {
             run_id: self.run.id().to_string(),
             scenario: self.scenario.name.clone(),
@@ -120,13 +124,9 @@ impl Rehearsal {
             database: self.scenario.chain.database.clone(),
             subscription: crate::chain::ChainSpec::default().subscription,
             physical_slot: self.scenario.chain_spec().physical_slot,
-            nodes: self.backend.states().into_iter().map(|s| {
-                let r = roles(&s.name);
-                (s, r)
-            }).collect(),
             started_at: self.report.lock().expect("report").started_at.to_rfc3339(),
         };
-        state.save(&self.run, &self.creds, &self.user)
+        state.save(&self.run, with_secrets.then_some(&self.creds), &self.user)
     }
 
     fn workload_config(&self) -> WorkloadConfig {
@@ -153,34 +153,47 @@ impl Rehearsal {
         let spec = self.scenario.chain_spec();
         let db = spec.database.clone();
         let data = self.scenario.data.clone();
-        let wl = self.scenario.workload.enabled.then(|| self.workload_config());
+        let wl = self
+            .scenario
+            .workload
+            .enabled
+            .then(|| self.workload_config());
         let ledger_path = self.run.file("ledger.jsonl");
-        self.save_state(false)?;
+        self.save_state(false, true)?;
         let t = Instant::now();
-        let chain = Chain::build(self.backend.as_ref(), spec, self.creds.clone(), |a: Node| async move {
-            if let Some(d) = &data {
-                load_seed(&a, &db, d).await?;
-            }
-            if let Some(cfg) = &wl {
-                let c = a.connect(&db).await?;
-                workload::create_schema(&c, &cfg.tables).await.step("creating the workload tables on a")?;
-                let seeded = workload::seed_initial(&c, &cfg.tables, cfg.seeded_rows, cfg.seed)
-                    .await
-                    .step("writing the initial rows on a")?;
-                // Initial rows travel by base backup and initial copy; the ledger vouches for
-                // them like for any acknowledged write.
-                workload::append_ledger(&ledger_path, &seeded)?;
-            }
-            Ok(())
-        })
+        let chain = Chain::build(
+            self.backend.as_ref(),
+            spec,
+            self.creds.clone(),
+            |a: Node| async move {
+                if let Some(d) = &data {
+                    load_seed(&a, &db, d).await?;
+                }
+                if let Some(cfg) = &wl {
+                    let c = a.connect(&db).await?;
+                    workload::create_schema(&c, &cfg.tables)
+                        .await
+                        .step("creating the workload tables on a")?;
+                    let seeded = workload::seed_initial(&c, &cfg.tables, cfg.seeded_rows, cfg.seed)
+                        .await
+                        .step("writing the initial rows on a")?;
+                    // Initial rows travel by base backup and initial copy; the ledger vouches for
+                    // them like for any acknowledged write.
+                    workload::append_ledger(&ledger_path, &seeded)?;
+                }
+                Ok(())
+            },
+        )
         .await;
         *self.chain_up.lock().expect("chain flag") = true;
-        self.save_state(false)?;
+        self.save_state(false, true)?;
         let chain = chain?;
-        tracing::info!("chain up in {} (a → b → c, {})", crate::util::fmt_duration(t.elapsed()), chain.replicator.describe());
-        let mut r = self.report.lock().expect("report");
-        r.chain = Some(chain.timings.clone());
-        drop(r);
+        tracing::info!(
+            "chain up in {} (a → b → c, {})",
+            crate::util::fmt_duration(t.elapsed()),
+            chain.replicator.describe()
+        );
+        self.report.lock().expect("report").chain = Some(chain.timings.clone());
         if let Ok(notes) = preflight_notes(&chain.a, &chain.spec.database).await {
             let mut r = self.report.lock().expect("report");
             for n in notes {
@@ -196,7 +209,7 @@ impl Rehearsal {
     /// As [`Rehearsal::build`].
     pub async fn up(&self) -> Result<Chain> {
         let chain = self.build().await?;
-        self.save_state(true)?;
+        self.save_state(true, true)?;
         self.backend.detach();
         self.progress.done();
         Ok(chain)
@@ -228,7 +241,11 @@ impl Rehearsal {
         let mut r = self.report.lock().expect("report");
         let facts_catchup = r.catchup_ms.map(Duration::from_millis);
         let expectations = {
-            let facts = RunFacts { catchup: facts_catchup, verify: &r.verify, ledger: &r.ledger };
+            let facts = RunFacts {
+                catchup: facts_catchup,
+                verify: &r.verify,
+                ledger: &r.ledger,
+            };
             report::evaluate(&self.scenario.expect, &facts)
         };
         r.expectations = expectations;
@@ -243,8 +260,10 @@ impl Rehearsal {
         let workload_ran = if self.scenario.workload.enabled {
             let cfg = self.workload_config();
             self.progress.phase("workload on a");
-            let (_target_tx, target_rx) =
-                watch::channel(Target { node: "a".into(), conn: chain.a.admin().with_db(&db) });
+            let (_target_tx, target_rx) = watch::channel(Target {
+                node: "a".into(),
+                conn: chain.a.admin().with_db(&db),
+            });
             let (_stop_tx, stop_rx) = watch::channel(false);
             let live = Arc::new(workload::Progress::default());
             let ticker = {
@@ -259,21 +278,18 @@ impl Rehearsal {
                         let secs = start.elapsed().as_secs().min(total);
                         progress.measured("workload on a (seconds)", secs, total);
                         let rate = live.ok() as f64 / start.elapsed().as_secs_f64().max(0.001);
-                        progress.note(&format!("{} ok, {} failed, {} unknown, {rate:.0} ops/s", live.ok(), live.failed(), live.unknown()));
+                        progress.note(&format!(
+                            "{} ok, {} failed, {} unknown, {rate:.0} ops/s",
+                            live.ok(),
+                            live.failed(),
+                            live.unknown()
+                        ));
                     }
                 })
             };
             let stats = workload::run(&cfg, target_rx, &ledger_path, stop_rx, Some(live)).await;
             ticker.abort();
             let stats = stats.step("running the workload")?;
-            tracing::info!(
-                "workload: {} ok, {} failed, {} unknown in {} ({:.0} ops/s)",
-                stats.ok,
-                stats.failed,
-                stats.unknown,
-                crate::util::fmt_duration(Duration::from_millis(stats.duration_ms)),
-                stats.throughput
-            );
             self.report.lock().expect("report").workload = Some(stats);
             true
         } else {
@@ -281,32 +297,48 @@ impl Rehearsal {
         };
 
         self.progress.phase("waiting for c to catch up (fence)");
-        let catchup = chain.fence().await.step("waiting for c to catch up after the workload")?;
-        tracing::info!("c caught up {} after the workload ended", crate::util::fmt_duration(catchup));
+        let catchup = chain
+            .fence()
+            .await
+            .step("waiting for c to catch up after the workload")?;
+        tracing::info!(
+            "c caught up {} after the workload ended",
+            crate::util::fmt_duration(catchup)
+        );
         self.report.lock().expect("report").catchup_ms = Some(catchup.as_millis() as u64);
 
-        self.progress.phase("verifying c and b against a, row by row");
+        self.progress
+            .phase("verifying c and b against a, row by row");
         let opts = VerifyOptions::default();
-        let side = |n: &Node| Side { name: n.name().to_string(), conn: n.admin().with_db(&db) };
-        let (ca, ba) = tokio::join!(
-            verify::compare(&side(&chain.a), &side(&chain.c), &opts),
-            verify::compare(&side(&chain.a), &side(&chain.b), &opts)
+        let (sa, sb, sc) = (
+            Side::of(&chain.a, &db),
+            Side::of(&chain.b, &db),
+            Side::of(&chain.c, &db),
         );
-        let (ca, ba) = (ca.step("verifying c against a")?, ba.step("verifying b against a")?);
-        for v in [&ca, &ba] {
-            tracing::info!("verify {} vs {}: {} ({} tables, {})", v.target, v.reference, v.verdict, v.tables.len(), crate::util::fmt_duration(Duration::from_millis(v.elapsed_ms)));
-        }
+        let (ca, ba) = tokio::join!(
+            verify::compare(&sa, &sc, &opts),
+            verify::compare(&sa, &sb, &opts)
+        );
+        let (ca, ba) = (
+            ca.step("verifying c against a")?,
+            ba.step("verifying b against a")?,
+        );
         self.report.lock().expect("report").verify = vec![ca, ba];
 
         if workload_ran {
-            self.progress.phase("checking the ledger of acknowledged writes");
+            self.progress
+                .phase("checking the ledger of acknowledged writes");
             let entries = workload::read_ledger(&ledger_path)?;
             let cap = opts.max_keys_listed;
+            let (cc, ca) = (chain.c.admin().with_db(&db), chain.a.admin().with_db(&db));
             let (lc, la) = tokio::join!(
-                workload::check_ledger(&entries, "c", &chain.c.admin().with_db(&db), cap),
-                workload::check_ledger(&entries, "a", &chain.a.admin().with_db(&db), cap)
+                workload::check_ledger(&entries, "c", &cc, cap),
+                workload::check_ledger(&entries, "a", &ca, cap)
             );
-            self.report.lock().expect("report").ledger = vec![lc.step("checking the ledger on c")?, la.step("checking the ledger on a")?];
+            self.report.lock().expect("report").ledger = vec![
+                lc.step("checking the ledger on c")?,
+                la.step("checking the ledger on a")?,
+            ];
         }
         Ok(())
     }
@@ -318,14 +350,14 @@ impl Rehearsal {
     /// The first failure while stopping or removing.
     pub async fn finish(&self, keep: bool) -> Result<()> {
         if keep {
-            self.save_state(true)?;
+            self.save_state(true, true)?;
             self.backend.detach();
             return Ok(());
         }
         let res = self.backend.teardown(false).await;
         forget_secrets(&self.run);
         if *self.chain_up.lock().expect("chain flag") {
-            let _ = self.save_state(false);
+            let _ = self.save_state(false, false);
         }
         res
     }

@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use crate::backend::local::ProcState;
 use crate::backend::{BackendKind, Credentials};
 use crate::error::{Error, Result, io_error};
-use crate::node::Role;
 use crate::os::ServerUser;
 use crate::pg::PgInstall;
 
@@ -34,8 +33,6 @@ pub struct RunState {
     pub subscription: String,
     /// Physical slot on A, if any.
     pub physical_slot: Option<String>,
-    /// Nodes and their roles.
-    pub nodes: Vec<(ProcState, Role)>,
     /// When the run started (RFC 3339).
     pub started_at: String,
 }
@@ -43,17 +40,19 @@ pub struct RunState {
 const SECRETS: &str = "secrets.json";
 
 impl RunState {
-    /// Write state.json (and the run's credentials, 0600, beside it).
+    /// Write state.json and, when given, the run's credentials (0600, beside it; `None` once
+    /// the servers are gone and nobody needs them).
     ///
     /// # Errors
     /// Environment error naming the file.
-    pub fn save(&self, run: &RunDir, creds: &Credentials, user: &ServerUser) -> Result<()> {
+    pub fn save(&self, run: &RunDir, creds: Option<&Credentials>, user: &ServerUser) -> Result<()> {
         let path = run.state_file();
         let tmp = path.with_extension("json.tmp");
         let text = serde_json::to_string_pretty(self)
             .map_err(|e| Error::internal("serialising state").with_source(e))?;
         std::fs::write(&tmp, text).map_err(|e| io_error("cannot write", &tmp, e))?;
         std::fs::rename(&tmp, &path).map_err(|e| io_error("cannot write", &path, e))?;
+        let Some(creds) = creds else { return Ok(()) };
         let secrets = serde_json::to_vec(creds)
             .map_err(|e| Error::internal("serialising credentials").with_source(e))?;
         // The harness itself reads it back; the server user does not need it.
@@ -84,9 +83,15 @@ impl RunState {
         Ok((state, creds))
     }
 
+    /// The run's nodes, as the backend recorded them when it created each one, with the pid
+    /// of each live postmaster (read from its postmaster.pid).
+    pub fn nodes(run: &RunDir) -> Vec<ProcState> {
+        crate::backend::local::recorded_nodes(run)
+    }
+
     /// Whether any node of the run still has a live process.
-    pub fn anything_running(&self) -> bool {
-        self.nodes.iter().any(|(n, _)| crate::os::pid_alive(n.pid))
+    pub fn anything_running(run: &RunDir) -> bool {
+        Self::nodes(run).iter().any(|n| n.pid > 0)
     }
 
     /// Whether the owning harness process is gone.
@@ -108,7 +113,7 @@ pub fn list_runs(base: Option<&Path>) -> Vec<PathBuf> {
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(&base)
         .map(|rd| {
             rd.filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.join("state.json").is_file())
+                .filter(|p| p.join("state.json").is_file() || p.join("nodes.json").is_file())
                 .collect()
         })
         .unwrap_or_default();
@@ -141,9 +146,7 @@ pub fn pick_run(explicit: Option<&str>, base: Option<&Path>) -> Result<RunDir> {
     }
     for dir in list_runs(base) {
         let run = RunDir::open(&dir);
-        if let Ok((state, _)) = RunState::load(&run)
-            && state.anything_running()
-        {
+        if RunState::anything_running(&run) {
             return Ok(run);
         }
     }

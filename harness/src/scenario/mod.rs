@@ -44,7 +44,7 @@ pub use chain::{BackendKind, ChainPlan, NodePlan, SUPPORTED_MAJORS};
 pub use data::DataSeed;
 pub use expect::Expectations;
 pub use seed::derive_seed;
-pub use workload::{Mix, WorkloadPlan, BuiltinTable};
+pub use workload::{BuiltinTable, Mix, WorkloadPlan};
 
 use crate::chain::ChainSpec;
 use crate::error::{Result, io_error};

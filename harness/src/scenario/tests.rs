@@ -128,10 +128,7 @@ sequences_match = true
         Some(DataSeed::Sql(dir.path().join("data/seed.sql")))
     );
     let w = &s.workload;
-    assert_eq!(
-        w.tables,
-        vec![BuiltinTable::Events, BuiltinTable::Accounts]
-    );
+    assert_eq!(w.tables, vec![BuiltinTable::Events, BuiltinTable::Accounts]);
     assert_eq!((w.initial_rows, w.connections, w.rate), (10, 2, None));
     assert_eq!(w.duration, Duration::from_secs(90));
     assert_eq!(s.workload_seed(42), 7);

@@ -123,7 +123,10 @@ fn tables(src: &Source, list: &Spanned<Vec<Spanned<String>>>) -> Result<Vec<Buil
             .with_hint(format!("the workload's tables are {names}"))
         })?;
         if out.contains(&t) {
-            return Err(src.error(item.span(), format!("table {} is listed twice", t.short_name())));
+            return Err(src.error(
+                item.span(),
+                format!("table {} is listed twice", t.short_name()),
+            ));
         }
         out.push(t);
     }

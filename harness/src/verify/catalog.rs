@@ -79,6 +79,8 @@ pub(crate) struct Catalog {
     pub tables: BTreeMap<String, TableDef>,
     /// Sequences by `schema.sequence`: last_value, None when never used (is_called false).
     pub sequences: BTreeMap<String, Option<i64>>,
+    /// The side is a hot standby (its sequences show the values the primary WAL-logged).
+    pub in_recovery: bool,
 }
 
 /// The schema filter shared by every catalog query: excluded schemas, and every `pg_*`
@@ -158,6 +160,9 @@ pub(crate) async fn load(s: &Session, excluded: &[String]) -> Result<Catalog> {
             ),
         )
         .await?;
+    let recovery = s
+        .rows("checking for recovery", "SELECT pg_is_in_recovery()")
+        .await?;
     s.end("reading the catalog").await?;
 
     let mut by_oid: BTreeMap<u32, TableDef> = BTreeMap::new();
@@ -193,7 +198,14 @@ pub(crate) async fn load(s: &Session, excluded: &[String]) -> Result<Catalog> {
             t.primary_key = Some(r.try_get(1)?);
         }
     }
-    let mut cat = Catalog::default();
+    let mut cat = Catalog {
+        in_recovery: recovery
+            .first()
+            .map(|r| r.try_get(0))
+            .transpose()?
+            .unwrap_or(false),
+        ..Catalog::default()
+    };
     for t in by_oid.into_values() {
         cat.tables.insert(t.display(), t);
     }

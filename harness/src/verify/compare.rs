@@ -49,7 +49,7 @@ pub async fn compare(
     let (rc, tc) = tokio::join!(catalog::load(&r, &excluded), catalog::load(&t, &excluded));
     let (rc, tc) = (rc?, tc?);
     let (schema, plans) = schema::plan(&rc, &tc);
-    let sequences = sequences::compare(&rc.sequences, &tc.sequences);
+    let sequences = sequences::compare(&rc.sequences, &tc.sequences, tc.in_recovery);
     let mut tables = run_tables(reference, target, plans, opts, (r, t)).await;
     tables.sort_by(|a, b| a.table.cmp(&b.table));
 

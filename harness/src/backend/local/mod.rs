@@ -19,6 +19,52 @@ use crate::run::RunDir;
 
 pub use process::{LocalProc, ProcState};
 
+/// File in the run directory listing the nodes this backend created.
+const NODES_FILE: &str = "nodes.json";
+
+/// The nodes recorded in a run directory, each with the pid of its live postmaster (0 when it
+/// is not running).
+pub fn recorded_nodes(run: &RunDir) -> Vec<ProcState> {
+    let Ok(text) = std::fs::read_to_string(run.file(NODES_FILE)) else {
+        return Vec::new();
+    };
+    let mut nodes: Vec<ProcState> = serde_json::from_str(&text).unwrap_or_default();
+    for n in &mut nodes {
+        n.pid = process::live_postmaster(&n.data_dir).unwrap_or(0);
+    }
+    nodes
+}
+
+/// Stop (SIGQUIT, then SIGKILL) every live server recorded in `run` and remove its data
+/// directory, without needing credentials: for runs whose harness died. Returns what it did.
+pub fn down_recorded(run: &RunDir) -> Vec<String> {
+    use nix::sys::signal::Signal;
+    let mut done = Vec::new();
+    for n in recorded_nodes(run) {
+        if n.pid > 0 {
+            let tree = crate::os::process_tree(n.pid);
+            crate::os::signal_tree(n.pid, Signal::SIGCONT);
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(n.pid), Signal::SIGQUIT);
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while crate::os::pid_alive(n.pid) && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            for p in tree.into_iter().filter(|p| crate::os::pid_alive(*p)) {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), Signal::SIGKILL);
+            }
+            done.push(format!("stopped {} (pid {})", n.name, n.pid));
+        }
+        if let Some(dir) = n.data_dir.parent()
+            && dir.exists()
+            && std::fs::remove_dir_all(dir).is_ok()
+        {
+            done.push(format!("removed {}", dir.display()));
+        }
+    }
+    let _ = std::fs::remove_file(run.passfile());
+    done
+}
+
 /// Runs nodes as local processes.
 pub struct LocalBackend {
     pg: PgInstall,
@@ -61,11 +107,17 @@ impl LocalBackend {
         user: ServerUser,
         run: RunDir,
         creds: Credentials,
-        nodes: &[(ProcState, Role)],
+        nodes: &[ProcState],
     ) -> Result<(LocalBackend, Vec<Node>)> {
         let b = LocalBackend::new(pg, user, run, creds)?;
         let mut out = Vec::new();
-        for (st, role) in nodes {
+        for st in nodes {
+            // B may have been promoted since; the role is read from the server when it matters.
+            let role = match st.name.as_str() {
+                "a" => Role::Primary,
+                "b" => Role::Standby,
+                _ => Role::Target,
+            };
             let p = Arc::new(LocalProc::new(
                 &st.name,
                 st.data_dir.clone(),
@@ -77,7 +129,7 @@ impl LocalBackend {
             p.set_port(st.port);
             p.adopt_pid(st.pid);
             b.track(p.clone());
-            out.push(b.node(p, *role, &b.creds.superuser.clone()));
+            out.push(b.node(p, role, &b.creds.superuser.clone()));
         }
         Ok((b, out))
     }
@@ -128,6 +180,16 @@ impl LocalBackend {
 
     fn track(&self, p: Arc<LocalProc>) {
         self.procs.lock().expect("procs lock").push(p);
+        self.record();
+    }
+
+    /// Write `nodes.json`: every data directory this backend created, as soon as it exists, so
+    /// that `pgrehearse down --all` finds the servers of a harness that was killed mid-build.
+    fn record(&self) {
+        let states = self.states();
+        if let Ok(text) = serde_json::to_string_pretty(&states) {
+            let _ = std::fs::write(self.run.file(NODES_FILE), text);
+        }
     }
 
     fn node(&self, proc_: Arc<LocalProc>, role: Role, superuser: &Login) -> Node {
@@ -176,7 +238,10 @@ impl LocalBackend {
                 &spec.settings,
             )?;
             match p.start().await {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    self.record();
+                    return Ok(());
+                }
                 Err(e)
                     if e.kind() == crate::ErrorKind::Environment
                         && spec.port.is_none()

@@ -487,6 +487,13 @@ pub(crate) fn free_port(avoid: &[u16]) -> Result<u16> {
     Err(Error::environment("cannot find a free port on 127.0.0.1"))
 }
 
+/// The pid of the postmaster running on `data_dir`, from its postmaster.pid, if alive.
+pub(crate) fn live_postmaster(data_dir: &Path) -> Option<i32> {
+    let text = std::fs::read_to_string(data_dir.join("postmaster.pid")).ok()?;
+    let pid: i32 = text.lines().next()?.trim().parse().ok()?;
+    (pid_alive(pid) && cmdline_mentions(pid, data_dir)).then_some(pid)
+}
+
 fn cmdline_mentions(pid: i32, data_dir: &Path) -> bool {
     std::fs::read(format!("/proc/{pid}/cmdline"))
         .map(|c| String::from_utf8_lossy(&c).contains(&*data_dir.to_string_lossy()))

@@ -1,0 +1,84 @@
+//! Bad input through the command line: each gets exit code 2, a message naming the file and
+//! line (or the host and port), and leaves nothing running.
+
+mod common;
+
+use common::cli;
+
+#[test]
+fn a_misspelled_key_is_named_with_file_line_and_column() {
+    let (_d, path) = cli::scenario("typo", "version = 1\n\n[workload]\nconections = 4\n");
+    let out = cli::run(&["run", path.to_str().unwrap()]);
+    let err = cli::stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains(&format!("{}:4:1", path.display())), "{err}");
+    assert!(err.contains("conections"), "{err}");
+    assert!(
+        err.contains("connections"),
+        "a hint names the right key: {err}"
+    );
+    assert!(
+        cli::run_dir(&err).is_none(),
+        "nothing may be started for a broken scenario"
+    );
+}
+
+#[test]
+fn a_toml_syntax_error_is_named_with_its_line() {
+    let (_d, path) = cli::scenario("syntax", "version = 1\nname = \"unterminated\n");
+    let out = cli::run(&["run", path.to_str().unwrap()]);
+    let err = cli::stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains(&format!("{}:2:", path.display())), "{err}");
+}
+
+#[test]
+fn postgres_15_binaries_are_refused_before_anything_starts() {
+    let (_d, path) = cli::scenario("old", "version = 1\n");
+    let pg15 = common::pg15_dir();
+    let out = cli::run(&[
+        "run",
+        path.to_str().unwrap(),
+        "--pg-bin",
+        pg15.to_str().unwrap(),
+    ]);
+    let err = cli::stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("PostgreSQL 15"), "{err}");
+    assert!(err.contains("logical decoding on a standby"), "{err}");
+    assert!(err.contains("hint:"), "{err}");
+    assert!(cli::run_dir(&err).is_none(), "{err}");
+}
+
+#[test]
+fn a_missing_seed_file_is_named_with_the_scenario_line() {
+    let (d, path) = cli::scenario("byo", "version = 1\n\n[data]\nsql = \"data/nope.sql\"\n");
+    let out = cli::run(&["run", path.to_str().unwrap()]);
+    let err = cli::stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains(&format!("{}:4:", path.display())), "{err}");
+    assert!(
+        err.contains(&d.path().join("data/nope.sql").display().to_string()),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_port_already_taken_is_named_and_the_half_built_chain_is_removed() {
+    let taken = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let (_d, path) = cli::scenario(
+        "port",
+        &format!("version = 1\n[workload]\nenabled = false\n[chain.c]\nport = {port}\n"),
+    );
+    let out = cli::run(&["run", path.to_str().unwrap()]);
+    let err = cli::stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!("port {port} on 127.0.0.1 is already in use")),
+        "{err}"
+    );
+    let run = cli::run_dir(&err).expect("the run started before the port clash");
+    cli::assert_cleaned_up(&run);
+    drop(taken);
+}

@@ -1,0 +1,160 @@
+//! The rehearsal as a newcomer runs it: `pgrehearse run`, `up`, `verify`, `down`, on real
+//! servers, with the exit codes CI relies on.
+
+mod common;
+
+use common::cli;
+
+const SHORT: &str = r#"
+version = 1
+name = "short"
+seed = 7
+
+[workload]
+initial_rows = 300
+connections = 4
+rate = 300
+duration = "10s"
+
+[expect]
+consistent = true
+max_catchup = "30s"
+"#;
+
+#[test]
+fn a_ten_second_rehearsal_ends_consistent_and_leaves_nothing_running() {
+    let (_d, path) = cli::scenario("short", SHORT);
+
+    let out = cli::run(&["run", path.to_str().unwrap()]);
+
+    let err = cli::stderr(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stderr:\n{err}\nstdout:\n{}",
+        cli::stdout(&out)
+    );
+    // The seed is printed before anything else happens.
+    assert!(err.lines().next().unwrap().contains("seed 7"), "{err}");
+    let run = cli::run_dir(&err).expect("run directory announced");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["verdict"], "valid", "{report:#}");
+    assert_eq!(report["seed"], 7);
+    let w = &report["workload"];
+    assert!(w["ok"].as_u64().unwrap() > 1000, "{w:#}");
+    let c_vs_a = report["verify"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["target"] == "c")
+        .unwrap();
+    assert_eq!(c_vs_a["verdict"], "valid");
+    assert_eq!(c_vs_a["tables"].as_array().unwrap().len(), 5);
+    assert!(run.join("report.md").is_file() && run.join("report.junit.xml").is_file());
+    cli::assert_cleaned_up(&run);
+    assert!(
+        !run.join("secrets.json").exists(),
+        "credentials must not outlive the run"
+    );
+}
+
+const UP: &str = r#"
+version = 1
+name = "drift"
+
+[workload]
+initial_rows = 200
+"#;
+
+#[test]
+fn changes_made_on_c_behind_the_subscriptions_back_are_reported_key_by_key() {
+    let (_d, path) = cli::scenario("drift", UP);
+    let up = cli::run(&["up", path.to_str().unwrap()]);
+    let err = cli::stderr(&up);
+    assert_eq!(up.status.code(), Some(0), "{err}");
+    let run = cli::run_dir(&err).unwrap();
+    let run_arg = run.to_str().unwrap().to_string();
+
+    // --- once caught up, C is identical to A
+    let ok = cli::run(&["verify", "--run", &run_arg, "--json"]);
+    assert_eq!(ok.status.code(), Some(0), "{}", cli::stderr(&ok));
+
+    // --- change C directly: 3 updates, 2 deletes, 1 insert in a keyed and in the keyless table
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let attached = harness::run::Attached::open(harness::run::RunDir::open(&run)).unwrap();
+        attached
+            .chain
+            .c
+            .execute(
+                "app",
+                "UPDATE rehearse.accounts SET owner = 'changed on c' WHERE id IN (1, 2, 3);
+                 DELETE FROM rehearse.accounts WHERE id IN (10, 11);
+                 INSERT INTO rehearse.accounts (id, owner, balance, op_id, updated_at)
+                   VALUES (424242, 'only on c', 0, 0, '2026-01-01');
+                 UPDATE rehearse.events SET payload = 'changed on c' WHERE stream = 0 AND seq IN (1, 2, 3);
+                 DELETE FROM rehearse.events WHERE stream = 0 AND seq IN (10, 11);
+                 INSERT INTO rehearse.events (stream, seq, payload, op_id) VALUES (99, 1, 'only on c', 0);",
+            )
+            .await
+            .unwrap();
+        attached.release();
+    });
+
+    let out = cli::run(&["verify", "--run", &run_arg, "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", cli::stderr(&out));
+    let reports: serde_json::Value = serde_json::from_str(&cli::stdout(&out)).unwrap();
+    let tables = reports[0]["tables"].as_array().unwrap();
+    let table = |name: &str| tables.iter().find(|t| t["table"] == name).unwrap().clone();
+    let keys = |t: &serde_json::Value, class: &str| -> (u64, Vec<String>) {
+        let ks = &t[class];
+        (
+            ks["count"].as_u64().unwrap(),
+            ks["keys"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|k| k.as_str().unwrap().to_string())
+                .collect(),
+        )
+    };
+
+    let acc = table("rehearse.accounts");
+    assert_eq!(acc["status"], "differ");
+    assert_eq!(
+        keys(&acc, "changed"),
+        (3, vec!["1".into(), "2".into(), "3".into()])
+    );
+    assert_eq!(keys(&acc, "missing"), (2, vec!["10".into(), "11".into()]));
+    assert_eq!(keys(&acc, "extra"), (1, vec!["424242".into()]));
+
+    // Without a key, an updated row is one copy missing and one extra.
+    let ev = table("rehearse.events");
+    assert_eq!(ev["status"], "differ");
+    let (missing, mk) = keys(&ev, "missing");
+    let (extra, ek) = keys(&ev, "extra");
+    assert_eq!((missing, extra), (5, 4), "missing {mk:?} extra {ek:?}");
+    assert_eq!(
+        ek.iter().filter(|k| k.contains("changed on c")).count(),
+        3,
+        "{ek:?}"
+    );
+    assert_eq!(
+        ek.iter().filter(|k| k.contains("only on c")).count(),
+        1,
+        "{ek:?}"
+    );
+    assert_eq!(keys(&ev, "changed").0, 0);
+    for other in [
+        "rehearse.documents",
+        "rehearse.invoices",
+        "rehearse.order_lines",
+    ] {
+        assert_eq!(table(other)["status"], "match", "{other}");
+    }
+
+    let down = cli::run(&["down", "--run", &run_arg]);
+    assert_eq!(down.status.code(), Some(0), "{}", cli::stderr(&down));
+    cli::assert_cleaned_up(&run);
+}

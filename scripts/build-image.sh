@@ -28,6 +28,8 @@ fi
 start=$(date +%s)
 root="$(mktemp -d /var/tmp/pgrehearse-image.XXXXXX)"
 trap 'rm -rf "$root"' EXIT
+# mktemp makes the folder 0700; it becomes the image's "/", which every user must traverse.
+chmod 755 "$root"
 
 echo "debootstrap $suite into $root"
 debootstrap --variant=minbase "$suite" "$root" "$mirror" >/dev/null
@@ -35,8 +37,12 @@ echo "installing postgresql-$major, iproute2, iptables"
 chroot "$root" /bin/sh -c "
   set -e
   export DEBIAN_FRONTEND=noninteractive
+  # No default cluster: pgrehearse runs initdb itself, in its own data directory.
+  mkdir -p /etc/postgresql-common
+  echo 'create_main_cluster = false' > /etc/postgresql-common/createcluster.conf
   apt-get update -qq
-  apt-get install -y -qq --no-install-recommends postgresql-$major iproute2 iptables procps ca-certificates >/dev/null
+  apt-get install -y -qq --no-install-recommends -o Dpkg::Options::=--force-confold \
+    postgresql-$major iproute2 iptables procps ca-certificates >/dev/null
   apt-get clean
   rm -rf /var/lib/apt/lists/*
   # The package's own cluster is not used: pgrehearse runs initdb itself.

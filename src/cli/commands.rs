@@ -486,6 +486,64 @@ pub async fn verify(args: VerifyArgs, ui: &Ui) -> Result<i32> {
     Ok(verdict.exit_code())
 }
 
-pub async fn bench(_cmd: BenchCommand, _ui: &Ui) -> Result<i32> {
-    Err(Error::internal("bench: not wired yet"))
+pub async fn bench(cmd: BenchCommand, ui: &Ui) -> Result<i32> {
+    match cmd {
+        BenchCommand::ChainUp { runs, json } => {
+            let r = harness::bench::chain_up(runs).await?;
+            if json {
+                ui.out(to_json(&r)?);
+            } else {
+                ui.out(format!(
+                    "chain-up (empty database, PostgreSQL {}): median {} ms, min {} ms, max {} ms over {} runs",
+                    r.postgres,
+                    r.median_ms,
+                    r.min_ms,
+                    r.max_ms,
+                    r.runs_ms.len()
+                ));
+                for (i, p) in r.phases.iter().enumerate() {
+                    ui.out(format!(
+                        "  run {}: {} ms (a+c {} ms, b {} ms, schema {} ms, subscription {} ms)",
+                        i + 1,
+                        r.runs_ms[i],
+                        p.primary_ms,
+                        p.standby_ms,
+                        p.schema_ms,
+                        p.replicate_ms
+                    ));
+                }
+            }
+        }
+        BenchCommand::Verify { rows, runs, json } => {
+            let r = harness::bench::verify_vs_baseline(rows, runs).await?;
+            if json {
+                ui.out(to_json(&r)?);
+            } else {
+                ui.out(format!(
+                    "verify of {} rows (no differences): {:?} ms; baseline sum(hashtext(t::text)) on both sides: {:?} ms; ratio {:.2} (target ≤ 1.2)",
+                    r.rows, r.verify_ms, r.baseline_ms, r.ratio
+                ));
+            }
+        }
+        BenchCommand::Workload {
+            connections,
+            duration,
+            json,
+        } => {
+            let r = harness::bench::workload_vs_pgbench(connections, duration).await?;
+            if json {
+                ui.out(to_json(&r)?);
+            } else {
+                ui.out(format!(
+                    "{} connections, {} s each: built-in workload {:.0} ops/s; pgbench -N {:.0} tps; ratio {:.2} (target ≥ 0.9)",
+                    r.connections, r.seconds, r.workload_ops, r.pgbench_tps, r.ratio
+                ));
+            }
+        }
+    }
+    Ok(0)
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> Result<String> {
+    serde_json::to_string_pretty(v).map_err(|e| Error::internal("json").with_source(e))
 }

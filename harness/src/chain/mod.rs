@@ -174,7 +174,9 @@ impl Chain {
         .with_role(Role::Target);
         let (a, c) = tokio::join!(backend.init_primary(&a_spec), backend.init_primary(&c_spec));
         let (a, c) = (a?, c?);
+        let t = Instant::now();
         Self::prepare_primary(&a, spec, creds).await?;
+        tracing::debug!("prepared a in {:?}", t.elapsed());
         c.execute(
             "postgres",
             &format!("CREATE DATABASE {}", quote_ident(&spec.database)),

@@ -3,9 +3,10 @@
 
 mod conf;
 mod process;
+mod template;
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -73,6 +74,7 @@ pub struct LocalBackend {
     creds: Credentials,
     procs: Arc<Mutex<Vec<Arc<LocalProc>>>>,
     finished: AtomicBool,
+    primaries: AtomicUsize,
 }
 
 impl LocalBackend {
@@ -94,6 +96,7 @@ impl LocalBackend {
             creds,
             procs: Arc::default(),
             finished: AtomicBool::new(false),
+            primaries: AtomicUsize::new(0),
         })
     }
 
@@ -118,14 +121,7 @@ impl LocalBackend {
                 "b" => Role::Standby,
                 _ => Role::Target,
             };
-            let p = Arc::new(LocalProc::new(
-                &st.name,
-                st.data_dir.clone(),
-                st.log.clone(),
-                b.pg.clone(),
-                b.user.clone(),
-                b.run.passfile(),
-            ));
+            let p = b.new_proc(&st.name, st.data_dir.clone(), st.log.clone());
             p.set_port(st.port);
             p.adopt_pid(st.pid);
             b.track(p.clone());
@@ -152,6 +148,19 @@ impl LocalBackend {
             .iter()
             .map(|p| p.state())
             .collect()
+    }
+
+    fn new_proc(&self, name: &str, data_dir: PathBuf, log: PathBuf) -> Arc<LocalProc> {
+        let p = Arc::new(LocalProc::new(
+            name,
+            data_dir,
+            log,
+            self.pg.clone(),
+            self.user.clone(),
+            self.run.passfile(),
+        ));
+        p.set_login(self.creds.superuser.clone());
+        p
     }
 
     fn check_name(&self, name: &str) -> Result<()> {
@@ -270,21 +279,22 @@ impl Backend for LocalBackend {
         self.check_name(&spec.name)?;
         let dir = self.run.node_dir(&spec.name);
         self.user.private_dir(&dir)?;
-        let p = Arc::new(LocalProc::new(
-            &spec.name,
-            dir.join("data"),
-            self.run.log(&spec.name),
-            self.pg.clone(),
-            self.user.clone(),
-            self.run.passfile(),
-        ));
+        let p = self.new_proc(&spec.name, dir.join("data"), self.run.log(&spec.name));
         self.track(p.clone());
         tracing::info!(
-            "initialising {} (initdb, PostgreSQL {})",
+            "initialising {} (PostgreSQL {})",
             spec.name,
             self.pg.version
         );
-        p.initdb(&spec.superuser).await.on_node(&spec.name)?;
+        if std::env::var_os("PGREHEARSE_NO_TEMPLATE").is_some() {
+            p.initdb(&spec.superuser).await.on_node(&spec.name)?;
+        } else {
+            // Alternate templates so that A and C get different system identifiers.
+            let slot = (self.primaries.fetch_add(1, Ordering::SeqCst) % 2) as u8;
+            template::instantiate(&self.pg, &self.user, slot, &p.data_dir, &spec.superuser)
+                .await
+                .on_node(&spec.name)?;
+        }
         conf::write_hba(&p.data_dir, &self.user, &["127.0.0.1/32", "::1/128"])?;
         self.start_with_port(&p, spec, &[])
             .await
@@ -303,14 +313,7 @@ impl Backend for LocalBackend {
         self.check_name(&spec.name)?;
         let dir = self.run.node_dir(&spec.name);
         self.user.private_dir(&dir)?;
-        let p = Arc::new(LocalProc::new(
-            &spec.name,
-            dir.join("data"),
-            self.run.log(&spec.name),
-            self.pg.clone(),
-            self.user.clone(),
-            self.run.passfile(),
-        ));
+        let p = self.new_proc(&spec.name, dir.join("data"), self.run.log(&spec.name));
         self.track(p.clone());
         tracing::info!(
             "taking a base backup of {} for {} (pg_basebackup -R -X stream -S {slot})",

@@ -10,7 +10,7 @@ use nix::sys::signal::Signal;
 use tokio::sync::Mutex;
 
 use crate::error::{Error, Result, io_error};
-use crate::node::{Endpoint, Login, NodeControl, StopMode, tail};
+use crate::node::{ConnInfo, Endpoint, Login, NodeControl, StopMode, tail};
 use crate::os::{ServerUser, pid_alive, signal_tree};
 use crate::pg::PgInstall;
 use crate::wait::{Check, wait_for};
@@ -47,6 +47,7 @@ pub struct LocalProc {
     pid: AtomicI32,
     child: Mutex<Option<tokio::process::Child>>,
     port_in_use: AtomicBool,
+    login: std::sync::Mutex<Option<Login>>,
 }
 
 impl LocalProc {
@@ -69,7 +70,13 @@ impl LocalProc {
             pid: AtomicI32::new(0),
             child: Mutex::new(None),
             port_in_use: AtomicBool::new(false),
+            login: std::sync::Mutex::new(None),
         }
+    }
+
+    /// The login used to decide that the server is ready: a real session, not just a port.
+    pub(crate) fn set_login(&self, login: Login) {
+        *self.login.lock().expect("login lock") = Some(login);
     }
 
     pub(crate) fn port(&self) -> u16 {
@@ -149,19 +156,14 @@ impl LocalProc {
         let pwfile = self.data_dir.with_extension("pw");
         self.user
             .private_file(&pwfile, superuser.password.expose().as_bytes())?;
-        let args: Vec<String> = vec![
+        let mut args: Vec<String> = vec![
             "-D".into(),
             self.data_dir.display().to_string(),
             "-U".into(),
             superuser.user.clone(),
             format!("--pwfile={}", pwfile.display()),
-            "--auth=scram-sha-256".into(),
-            "--encoding=UTF8".into(),
-            "--locale=C".into(),
-            // Rehearsal data is disposable: skipping initdb's fsync saves most of its time.
-            "--no-sync".into(),
-            "--no-instructions".into(),
         ];
+        args.extend(super::template::INITDB_ARGS.iter().map(|a| a.to_string()));
         let res = self.run("initdb", &args, None).await;
         let _ = std::fs::remove_file(&pwfile);
         res.map(|_| ()).map_err(|e| e.context("initdb"))
@@ -249,15 +251,22 @@ impl LocalProc {
             {
                 return Err(self.start_failure(status, log_start));
             }
-            match tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
-                Err(e) => return Ok(Check::NotYet(format!("tcp connect: {e}"))),
-                Ok(s) => drop(s),
-            }
-            // The port may answer before the server accepts sessions ("the database system is
-            // starting up"); pg_isready semantics: any authentication-stage reply counts.
-            match self.ping(port).await {
-                Ok(()) => Ok(Check::Done(())),
-                Err(e) => Ok(Check::NotYet(e)),
+            let Some(login) = self.login.lock().expect("login lock").clone() else {
+                return Err(Error::internal("start: no login to check readiness with"));
+            };
+            let conn = ConnInfo {
+                endpoint: Endpoint {
+                    host: "127.0.0.1".into(),
+                    port,
+                },
+                login,
+                dbname: "postgres".into(),
+            };
+            // Ready means a session can be opened: a hot standby accepts them only once
+            // consistent, and "the database system is starting up" is not ready.
+            match conn.connect(Duration::from_secs(2)).await {
+                Ok(_) => Ok(Check::Done(())),
+                Err(e) => Ok(Check::NotYet(e.to_string())),
             }
         })
         .await;
@@ -274,21 +283,6 @@ impl LocalProc {
         }
         tracing::debug!("{} is up on 127.0.0.1:{port} (pid {pid})", self.name);
         Ok(())
-    }
-
-    async fn ping(&self, port: u16) -> std::result::Result<(), String> {
-        let out = self
-            .user
-            .command(self.pg.tool("pg_isready"))
-            .args(["-q", "-h", "127.0.0.1", "-p", &port.to_string(), "-t", "2"])
-            .output()
-            .await;
-        match out {
-            Ok(o) if o.status.success() => Ok(()),
-            Ok(o) => Err(format!("pg_isready exit {}", o.status.code().unwrap_or(-1))),
-            // No pg_isready in this install: a TCP accept is the best we can do.
-            Err(_) => Ok(()),
-        }
     }
 
     fn log_text(&self, from: u64) -> Result<String> {

@@ -1,0 +1,205 @@
+//! Benchmarks for capacity planners: how long a chain takes to build, what verification costs
+//! against a plain checksum scan, and how the built-in workload compares with pgbench. Each
+//! builds its own chain, measures, and tears it down; results are plain data for JSON.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::backend::{Backend, Credentials, LocalBackend};
+use crate::chain::{BuildTimings, Chain, ChainSpec};
+use crate::error::{Result, ResultExt};
+use crate::os::ServerUser;
+use crate::pg::{Locate, PgInstall};
+use crate::run::RunDir;
+use crate::verify::{self, Side, VerifyOptions};
+use crate::workload::BenchComparison;
+
+/// Median of a non-empty list of milliseconds.
+fn median(v: &[u64]) -> u64 {
+    let mut s = v.to_vec();
+    s.sort_unstable();
+    s.get(s.len() / 2).copied().unwrap_or(0)
+}
+
+async fn with_chain<F, Fut, T, S, SFut>(
+    label: &str,
+    pg: &PgInstall,
+    seed: S,
+    f: F,
+) -> Result<(T, BuildTimings, u64)>
+where
+    S: FnOnce(crate::node::Node) -> SFut,
+    SFut: std::future::Future<Output = Result<()>>,
+    F: FnOnce(Arc<Chain>) -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let user = ServerUser::resolve()?;
+    let run = RunDir::create(None, label, &user)?;
+    let creds = Credentials::generate();
+    let backend = LocalBackend::new(pg.clone(), user, run, creds.clone())?;
+    let t = Instant::now();
+    let res = async {
+        let chain = Chain::build(&backend, ChainSpec::default(), creds, seed).await?;
+        let up = t.elapsed().as_millis() as u64;
+        let timings = chain.timings.clone();
+        let out = f(Arc::new(chain)).await?;
+        Ok::<_, crate::Error>((out, timings, up))
+    }
+    .await;
+    let down = backend.teardown(false).await;
+    let out = res?;
+    down?;
+    Ok(out)
+}
+
+/// Chain-up times for an empty database.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ChainUpBench {
+    /// PostgreSQL version used.
+    pub postgres: String,
+    /// Wall time of each build, start of initdb to C subscribed and caught up.
+    pub runs_ms: Vec<u64>,
+    /// Phase timings of each build.
+    pub phases: Vec<BuildTimings>,
+    /// Median of `runs_ms`.
+    pub median_ms: u64,
+    /// Fastest build.
+    pub min_ms: u64,
+    /// Slowest build.
+    pub max_ms: u64,
+}
+
+/// Build an empty chain `runs` times.
+///
+/// # Errors
+/// Whatever stops a build.
+pub async fn chain_up(runs: u32) -> Result<ChainUpBench> {
+    let pg = Locate::from_env(None).find()?;
+    let mut runs_ms = Vec::new();
+    let mut phases = Vec::new();
+    for i in 0..runs.max(1) {
+        let ((), timings, up) = with_chain(
+            "bench-chain-up",
+            &pg,
+            |_| async { Ok(()) },
+            |_| async { Ok(()) },
+        )
+        .await
+        .step_with(|| format!("chain-up run {}", i + 1))?;
+        tracing::info!("chain-up run {}: {up} ms", i + 1);
+        runs_ms.push(up);
+        phases.push(timings);
+    }
+    Ok(ChainUpBench {
+        postgres: pg.version.to_string(),
+        median_ms: median(&runs_ms),
+        min_ms: runs_ms.iter().copied().min().unwrap_or(0),
+        max_ms: runs_ms.iter().copied().max().unwrap_or(0),
+        runs_ms,
+        phases,
+    })
+}
+
+/// Verification cost against the cheapest possible full comparison.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct VerifyBench {
+    /// Rows in the table.
+    pub rows: u64,
+    /// `verify::compare` C vs A, per run.
+    pub verify_ms: Vec<u64>,
+    /// `SELECT sum(hashtext(t::text)) FROM t` on A and C concurrently, per run.
+    pub baseline_ms: Vec<u64>,
+    /// median(verify) / median(baseline); the target is ≤ 1.2.
+    pub ratio: f64,
+}
+
+/// Load `rows` rows into A, let the initial copy carry them to C, then time verification of
+/// that table (no differences) against the baseline scan, alternating, `runs` times each.
+///
+/// # Errors
+/// Whatever stops the build or a query.
+pub async fn verify_vs_baseline(rows: u64, runs: u32) -> Result<VerifyBench> {
+    let pg = Locate::from_env(None).find()?;
+    let seed = move |a: crate::node::Node| async move {
+        tracing::info!("loading {rows} rows into a");
+        a.execute(
+            "app",
+            &format!(
+                "CREATE TABLE bench (id bigint PRIMARY KEY, owner text, amount numeric(12,2), at timestamptz, note text);
+                 INSERT INTO bench SELECT g, 'owner-' || (g % 1000), g * 0.01, '2026-01-01'::timestamptz + g * interval '1 s',
+                   md5(g::text) FROM generate_series(1, {rows}) g;
+                 VACUUM ANALYZE bench;"
+            ),
+        )
+        .await
+    };
+    let measure = move |chain: Arc<Chain>| async move {
+        let (a, c) = (Side::of(&chain.a, "app"), Side::of(&chain.c, "app"));
+        c.conn
+            .connect(Duration::from_secs(10))
+            .await?
+            .batch_execute("VACUUM ANALYZE bench")
+            .await?;
+        let opts = VerifyOptions::default();
+        // One untimed pass each warms both caches the same way.
+        verify::baseline_scan(&a, &c, "public.bench").await?;
+        verify::compare(&a, &c, &opts).await?;
+        let (mut v, mut b) = (Vec::new(), Vec::new());
+        for _ in 0..runs.max(1) {
+            let t = Instant::now();
+            let r = verify::compare(&a, &c, &opts).await?;
+            v.push(t.elapsed().as_millis() as u64);
+            if r.verdict != crate::Verdict::Valid {
+                return Err(crate::Error::internal(format!(
+                    "verify bench: tables differ: {r:?}"
+                )));
+            }
+            b.push(
+                verify::baseline_scan(&a, &c, "public.bench")
+                    .await?
+                    .as_millis() as u64,
+            );
+        }
+        Ok((v, b))
+    };
+    let ((verify_ms, baseline_ms), _, _) = with_chain("bench-verify", &pg, seed, measure).await?;
+    let ratio = median(&verify_ms) as f64 / median(&baseline_ms).max(1) as f64;
+    Ok(VerifyBench {
+        rows,
+        verify_ms,
+        baseline_ms,
+        ratio,
+    })
+}
+
+/// Run the built-in workload and pgbench -N on the chain's primary (same connections, same
+/// duration), each in its own database.
+///
+/// # Errors
+/// Whatever stops the build, pgbench or the workload.
+pub async fn workload_vs_pgbench(connections: u32, duration: Duration) -> Result<BenchComparison> {
+    let pg = Locate::from_env(None).find()?;
+    let ledger = std::env::temp_dir().join(format!(
+        "pgrehearse-bench-ledger-{}.jsonl",
+        std::process::id()
+    ));
+    let l2 = ledger.clone();
+    let (cmp, _, _) = with_chain(
+        "bench-workload",
+        &pg,
+        |_| async { Ok(()) },
+        move |chain: Arc<Chain>| async move {
+            crate::workload::pgbench_compare(
+                &chain.a,
+                connections,
+                duration.as_secs().max(1),
+                1,
+                &l2,
+            )
+            .await
+        },
+    )
+    .await?;
+    let _ = std::fs::remove_file(&ledger);
+    Ok(cmp)
+}

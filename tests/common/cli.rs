@@ -17,14 +17,51 @@ pub fn scenario(name: &str, text: &str) -> (tempfile::TempDir, PathBuf) {
     (dir, path)
 }
 
-/// Run `pgrehearse args...` to completion.
+/// Run `pgrehearse args...` to completion (at most 5 minutes: a hang fails the test with the
+/// output so far instead of stalling CI).
 pub fn run(args: &[&str]) -> Output {
-    Command::new(bin())
+    let dir = tempfile::tempdir().unwrap();
+    let (out_p, err_p) = (dir.path().join("out"), dir.path().join("err"));
+    let mut child = Command::new(bin())
         .args(args)
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
-        .output()
-        .expect("running pgrehearse")
+        .stdout(std::fs::File::create(&out_p).unwrap())
+        .stderr(std::fs::File::create(&err_p).unwrap())
+        .spawn()
+        .expect("running pgrehearse");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "pgrehearse {args:?} did not finish within 5 minutes; stderr so far:\n{}",
+                std::fs::read_to_string(&err_p).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    Output {
+        status,
+        stdout: std::fs::read(&out_p).unwrap(),
+        stderr: std::fs::read(&err_p).unwrap(),
+    }
+}
+
+/// Runs `pgrehearse down --run <dir>` when dropped, so a failing test does not leave a chain
+/// started with `up` behind.
+pub struct DownOnDrop(pub PathBuf);
+
+impl Drop for DownOnDrop {
+    fn drop(&mut self) {
+        let _ = Command::new(bin())
+            .args(["down", "--run", self.0.to_str().unwrap()])
+            .output();
+    }
 }
 
 /// stderr as text.

@@ -88,13 +88,26 @@ impl ConnInfo {
             .dbname(&self.dbname)
             .application_name("pgrehearse")
             .connect_timeout(timeout);
-        let (client, conn) = cfg.connect(NoTls).await.map_err(|e| {
-            Error::database(format!(
-                "cannot connect to {} as {}",
-                self.endpoint, self.login.user
-            ))
-            .with_source(e)
-        })?;
+        // connect_timeout covers only the TCP handshake; a peer that accepts but never answers
+        // the startup packet (a frozen server, a blackholed link, a port held by something
+        // else) would hang the whole login without this outer bound.
+        let (client, conn) = match tokio::time::timeout(timeout, cfg.connect(NoTls)).await {
+            Ok(r) => r.map_err(|e| {
+                Error::database(format!(
+                    "cannot connect to {} as {}",
+                    self.endpoint, self.login.user
+                ))
+                .with_source(e)
+            })?,
+            Err(_) => {
+                return Err(Error::timeout(format!(
+                    "cannot connect to {} as {}: no answer within {}",
+                    self.endpoint,
+                    self.login.user,
+                    crate::util::fmt_duration(timeout)
+                )));
+            }
+        };
         tokio::spawn(async move {
             // Errors surface on the client's next call; nothing to do here.
             let _ = conn.await;

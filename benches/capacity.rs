@@ -1,0 +1,79 @@
+//! `cargo bench`: the capacity numbers of the README, on this machine, as JSON lines in
+//! target/pgrehearse-bench.jsonl. Sizes are environment-tunable so CI can run a short version:
+//! PGREHEARSE_BENCH_ROWS (default 2_000_000), PGREHEARSE_BENCH_SECS (default 20),
+//! PGREHEARSE_BENCH_RUNS (default 5).
+
+use std::io::Write;
+use std::time::Duration;
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn main() {
+    // `cargo bench` passes --bench; `cargo test --benches` passes nothing: run only for bench.
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    tracing_subscriber::fmt()
+        .with_env_filter("warn,harness=info")
+        .init();
+    let rows = env_u64("PGREHEARSE_BENCH_ROWS", 2_000_000);
+    let secs = env_u64("PGREHEARSE_BENCH_SECS", 20);
+    let runs = env_u64("PGREHEARSE_BENCH_RUNS", 5) as u32;
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let out_path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/pgrehearse-bench.jsonl");
+    let mut out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&out_path)
+        .expect("bench output");
+    rt.block_on(async {
+        let up = harness::bench::chain_up(runs)
+            .await
+            .expect("chain-up bench");
+        println!(
+            "chain-up: median {} ms (min {}, max {}) over {} runs",
+            up.median_ms, up.min_ms, up.max_ms, runs
+        );
+        writeln!(
+            out,
+            "{}",
+            serde_json::json!({"bench": "chain_up", "result": up})
+        )
+        .unwrap();
+
+        let v = harness::bench::verify_vs_baseline(rows, 3)
+            .await
+            .expect("verify bench");
+        println!(
+            "verify {} rows: ratio {:.2} (verify {:?} ms, baseline {:?} ms)",
+            v.rows, v.ratio, v.verify_ms, v.baseline_ms
+        );
+        writeln!(
+            out,
+            "{}",
+            serde_json::json!({"bench": "verify", "result": v})
+        )
+        .unwrap();
+
+        let w = harness::bench::workload_vs_pgbench(4, Duration::from_secs(secs))
+            .await
+            .expect("workload bench");
+        println!(
+            "workload {:.0} ops/s vs pgbench -N {:.0} tps: ratio {:.2}",
+            w.workload_ops, w.pgbench_tps, w.ratio
+        );
+        writeln!(
+            out,
+            "{}",
+            serde_json::json!({"bench": "workload", "result": w})
+        )
+        .unwrap();
+    });
+    println!("results appended to {}", out_path.display());
+}

@@ -174,15 +174,10 @@ impl Chain {
         .with_role(Role::Target);
         let (a, c) = tokio::join!(backend.init_primary(&a_spec), backend.init_primary(&c_spec));
         let (a, c) = (a?, c?);
-        let t = Instant::now();
-        Self::prepare_primary(&a, spec, creds).await?;
-        tracing::debug!("prepared a in {:?}", t.elapsed());
-        c.execute(
-            "postgres",
-            &format!("CREATE DATABASE {}", quote_ident(&spec.database)),
-        )
-        .await
-        .step("creating the database on c")?;
+        let create_c = format!("CREATE DATABASE {}", quote_ident(&spec.database));
+        let (pa, pc) = tokio::join!(Self::prepare_primary(&a, spec, creds), c.execute("postgres", &create_c));
+        pa?;
+        pc.step("creating the database on c")?;
         Ok((a, c))
     }
 

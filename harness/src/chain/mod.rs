@@ -175,7 +175,10 @@ impl Chain {
         let (a, c) = tokio::join!(backend.init_primary(&a_spec), backend.init_primary(&c_spec));
         let (a, c) = (a?, c?);
         let create_c = format!("CREATE DATABASE {}", quote_ident(&spec.database));
-        let (pa, pc) = tokio::join!(Self::prepare_primary(&a, spec, creds), c.execute("postgres", &create_c));
+        let (pa, pc) = tokio::join!(
+            Self::prepare_primary(&a, spec, creds),
+            c.execute("postgres", &create_c)
+        );
         pa?;
         pc.step("creating the database on c")?;
         Ok((a, c))

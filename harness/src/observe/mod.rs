@@ -4,6 +4,7 @@
 mod heartbeat;
 mod sampler;
 mod snapshot;
+mod summary;
 
 pub use heartbeat::{Heartbeat, HeartbeatLog};
 pub use sampler::{Sample, Sampler, SamplerConfig, Samples, primary_channel};
@@ -11,3 +12,4 @@ pub use snapshot::{
     ChainSnapshot, HopLag, NodeProbe, NodeSnapshot, SlotRow, SubscriptionRow, WalSenderRow,
     derive_lags,
 };
+pub use summary::{Failover, Observations, Peak, Peaks, Rpo, SeriesPoint, SlotOutcome};

@@ -18,6 +18,22 @@ pub struct Expectations {
     /// Sequences on C equal A's. Off by default: logical replication does not carry sequence
     /// values, so drift is the expected outcome until they are resynced at cutover.
     pub sequences_match: bool,
+    /// Largest acceptable end-to-end lag (heartbeat written on A, read on C) at any time.
+    pub max_e2e_lag: Option<Duration>,
+    /// Some(true): the logical slot on B must be usable at the end. Some(false): it must not.
+    pub slot_survives: Option<bool>,
+    /// The slot must end invalidated for this reason ("wal_removed", "rows_removed",
+    /// "wal_level_insufficient", "idle_timeout", or "any").
+    pub slot_invalidated: Option<String>,
+    /// At most this many acknowledged writes may be lost (the RPO, counted from the ledger).
+    pub rpo_max_writes: Option<u64>,
+    /// After every fault is healed and C has caught up, C equals the reference row for row
+    /// (lost writes are judged by `rpo_max_writes`, not here).
+    pub consistent_after_heal: bool,
+    /// After the last heal, C must have caught up within this time.
+    pub converges_within: Option<Duration>,
+    /// With an idle primary, creating the slot on B must wait until A is nudged.
+    pub slot_waits_for_nudge: bool,
 }
 
 impl Default for Expectations {
@@ -26,6 +42,13 @@ impl Default for Expectations {
             consistent: true,
             max_catchup: None,
             sequences_match: false,
+            max_e2e_lag: None,
+            slot_survives: None,
+            slot_invalidated: None,
+            rpo_max_writes: None,
+            consistent_after_heal: false,
+            converges_within: None,
+            slot_waits_for_nudge: false,
         }
     }
 }
@@ -43,5 +66,6 @@ pub(super) fn validate(src: &Source, raw: Option<RawExpect>) -> Result<Expectati
         consistent: raw.consistent.unwrap_or(defaults.consistent),
         max_catchup,
         sequences_match: raw.sequences_match.unwrap_or(defaults.sequences_match),
+        ..defaults
     })
 }

@@ -1,0 +1,284 @@
+//! Faults as data: what a scenario's `[[faults]]` entries become, and what the run records
+//! about each one.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::node::StopMode;
+
+/// A replication hop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum Hop {
+    /// A → B, physical streaming ("a-b" in scenario files).
+    #[serde(rename = "a-b")]
+    AB,
+    /// B → C, logical replication ("b-c").
+    #[serde(rename = "b-c")]
+    BC,
+}
+
+impl Hop {
+    /// "a-b" or "b-c".
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Hop::AB => "a-b",
+            Hop::BC => "b-c",
+        }
+    }
+
+    /// Parse "a-b" / "b-c" (also "a->b", "ab").
+    pub fn parse(s: &str) -> Option<Hop> {
+        match s.to_ascii_lowercase().replace(['>', ' '], "").as_str() {
+            "a-b" | "ab" => Some(Hop::AB),
+            "b-c" | "bc" => Some(Hop::BC),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Hop {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a fault does. Each kind has a heal (listed per variant); kinds marked one-shot have
+/// nothing to heal.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum FaultKind {
+    /// Extra delay (+ jitter) on a hop's data direction. Heal: no delay.
+    Latency {
+        /// Which hop.
+        hop: Hop,
+        /// One-way delay added to every byte of replication data.
+        #[serde(with = "humantime_serde_compat")]
+        latency: Duration,
+        /// Uniform jitter on top (order is kept, as TCP keeps it).
+        #[serde(with = "humantime_serde_compat")]
+        jitter: Duration,
+    },
+    /// A bandwidth cap on a hop's data direction. Heal: unlimited.
+    Bandwidth {
+        /// Which hop.
+        hop: Hop,
+        /// Bytes per second.
+        bytes_per_sec: u64,
+    },
+    /// Connections stay open but no bytes pass (a network partition as the endpoints see it).
+    /// Heal: bytes flow again.
+    Partition {
+        /// Which hop.
+        hop: Hop,
+    },
+    /// Existing connections are reset and new ones refused. Heal: connections accepted.
+    LinkDown {
+        /// Which hop.
+        hop: Hop,
+    },
+    /// SIGKILL every process of a node. Heal: start it again.
+    Kill {
+        /// "a", "b" or "c".
+        node: String,
+    },
+    /// Stop a node (pg_ctl-style modes). Heal: start it again.
+    Stop {
+        /// "a", "b" or "c".
+        node: String,
+        /// fast, smart or immediate.
+        mode: StopMode,
+    },
+    /// SIGSTOP every process of a node (it hangs with connections open). Heal: SIGCONT.
+    Pause {
+        /// "a", "b" or "c".
+        node: String,
+    },
+    /// `pg_wal_replay_pause()` on B: B freezes at an LSN and C converges to exactly that state.
+    /// Heal: `pg_wal_replay_resume()`.
+    ReplayPause,
+    /// `recovery_min_apply_delay` on B: lag without any network fault. Heal: 0.
+    ReplayDelay {
+        /// How far behind A B applies.
+        #[serde(with = "humantime_serde_compat")]
+        delay: Duration,
+    },
+    /// Stop the B → C consumer (disable the subscription: the "DMS task stopped" case); B keeps
+    /// the slot and retains WAL. Heal: enable it.
+    ReplicatorStop,
+    /// Kill A, promote B, point the workload at B. One-shot: A stays down; the logical slot on
+    /// B must carry on across the timeline switch.
+    PrimaryFailure,
+    /// Catalog churn and VACUUM on A (CREATE/DROP TABLE, VACUUM FULL pg_class, roles), every
+    /// `every`, until healed: removes catalog rows B's logical slot may still need.
+    CatalogChurn {
+        /// Pause between rounds.
+        #[serde(with = "humantime_serde_compat")]
+        every: Duration,
+    },
+    /// CHECKPOINT on A, then on B (a restartpoint: only then does a standby remove WAL). One-shot.
+    Checkpoint,
+}
+
+impl FaultKind {
+    /// The scenario-file name of the kind ("latency", "partition", ...).
+    pub fn name(&self) -> &'static str {
+        match self {
+            FaultKind::Latency { .. } => "latency",
+            FaultKind::Bandwidth { .. } => "bandwidth",
+            FaultKind::Partition { .. } => "partition",
+            FaultKind::LinkDown { .. } => "link_down",
+            FaultKind::Kill { .. } => "kill",
+            FaultKind::Stop { .. } => "stop",
+            FaultKind::Pause { .. } => "pause",
+            FaultKind::ReplayPause => "replay_pause",
+            FaultKind::ReplayDelay { .. } => "replay_delay",
+            FaultKind::ReplicatorStop => "replicator_stop",
+            FaultKind::PrimaryFailure => "primary_failure",
+            FaultKind::CatalogChurn { .. } => "catalog_churn",
+            FaultKind::Checkpoint => "checkpoint",
+        }
+    }
+
+    /// Every kind name, for error messages.
+    pub const NAMES: [&'static str; 13] = [
+        "latency",
+        "bandwidth",
+        "partition",
+        "link_down",
+        "kill",
+        "stop",
+        "pause",
+        "replay_pause",
+        "replay_delay",
+        "replicator_stop",
+        "primary_failure",
+        "catalog_churn",
+        "checkpoint",
+    ];
+
+    /// Kinds that happen once and have nothing to heal.
+    pub fn one_shot(&self) -> bool {
+        matches!(self, FaultKind::PrimaryFailure | FaultKind::Checkpoint)
+    }
+
+    /// The hop a link fault acts on.
+    pub fn hop(&self) -> Option<Hop> {
+        match self {
+            FaultKind::Latency { hop, .. }
+            | FaultKind::Bandwidth { hop, .. }
+            | FaultKind::Partition { hop }
+            | FaultKind::LinkDown { hop } => Some(*hop),
+            _ => None,
+        }
+    }
+
+    /// A short human description ("latency 500ms on a-b").
+    pub fn describe(&self) -> String {
+        use crate::util::{fmt_bytes, fmt_duration};
+        match self {
+            FaultKind::Latency {
+                hop,
+                latency,
+                jitter,
+            } if jitter.is_zero() => {
+                format!("latency {} on {hop}", fmt_duration(*latency))
+            }
+            FaultKind::Latency {
+                hop,
+                latency,
+                jitter,
+            } => {
+                format!(
+                    "latency {} ± {} on {hop}",
+                    fmt_duration(*latency),
+                    fmt_duration(*jitter)
+                )
+            }
+            FaultKind::Bandwidth { hop, bytes_per_sec } => {
+                format!("bandwidth {}/s on {hop}", fmt_bytes(*bytes_per_sec))
+            }
+            FaultKind::Partition { hop } => format!("partition {hop}"),
+            FaultKind::LinkDown { hop } => format!("link {hop} down"),
+            FaultKind::Kill { node } => format!("kill -9 {node}"),
+            FaultKind::Stop { node, mode } => format!("stop {node} ({mode:?})"),
+            FaultKind::Pause { node } => format!("pause {node} (SIGSTOP)"),
+            FaultKind::ReplayPause => "replay paused on b".into(),
+            FaultKind::ReplayDelay { delay } => {
+                format!("b applies {} behind a", fmt_duration(*delay))
+            }
+            FaultKind::ReplicatorStop => "b → c consumer stopped".into(),
+            FaultKind::PrimaryFailure => "primary failure: kill a, promote b".into(),
+            FaultKind::CatalogChurn { every } => {
+                format!("catalog churn + VACUUM on a every {}", fmt_duration(*every))
+            }
+            FaultKind::Checkpoint => "checkpoint on a, restartpoint on b".into(),
+        }
+    }
+}
+
+/// One entry of a scenario's fault timeline.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct FaultSpec {
+    /// What to do.
+    #[serde(flatten)]
+    pub kind: FaultKind,
+    /// When, from the start of the workload.
+    #[serde(with = "humantime_serde_compat")]
+    pub at: Duration,
+    /// When to heal, from the start of the workload; None: at the end of the workload (or never,
+    /// for one-shot kinds).
+    #[serde(with = "humantime_serde_compat::option")]
+    pub heal_at: Option<Duration>,
+}
+
+/// What happened to one fault during the run.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct FaultRecord {
+    /// The kind's name ("latency").
+    pub kind: String,
+    /// Human description ("latency 500ms on a-b").
+    pub description: String,
+    /// Milliseconds since the workload started when it was injected (None: never injected).
+    pub injected_ms: Option<u64>,
+    /// Milliseconds since the workload started when it was healed (None: not healed —
+    /// one-shot, or the run ended first).
+    pub healed_ms: Option<u64>,
+    /// What went wrong injecting or healing, if anything.
+    pub error: Option<String>,
+}
+
+/// Durations in JSON as "1.5s"-style strings.
+mod humantime_serde_compat {
+    use std::time::Duration;
+
+    pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&humantime::format_duration(*d))
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let s = <String as serde::Deserialize>::deserialize(d)?;
+        humantime::parse_duration(&s).map_err(serde::de::Error::custom)
+    }
+
+    pub mod option {
+        use std::time::Duration;
+
+        pub fn serialize<S: serde::Serializer>(
+            d: &Option<Duration>,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
+            match d {
+                Some(d) => s.collect_str(&humantime::format_duration(*d)),
+                None => s.serialize_none(),
+            }
+        }
+
+        pub fn deserialize<'de, D: serde::Deserializer<'de>>(
+            d: D,
+        ) -> Result<Option<Duration>, D::Error> {
+            let s = <Option<String> as serde::Deserialize>::deserialize(d)?;
+            s.map(|s| humantime::parse_duration(&s).map_err(serde::de::Error::custom))
+                .transpose()
+        }
+    }
+}

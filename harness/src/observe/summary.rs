@@ -1,0 +1,156 @@
+//! What a run observed, condensed for reports and expectations: the lag / WAL time series (one
+//! point per sample), fault windows, peaks, the logical slot's fate, failover timings and the
+//! RPO. Times are milliseconds since the workload started (negative: before it).
+
+use std::time::Duration;
+
+use crate::faults::FaultRecord;
+use crate::verify::KeySample;
+
+/// One point of the time series.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SeriesPoint {
+    /// Milliseconds since the workload started.
+    pub t_ms: i64,
+    /// A → B lag in bytes (A's WAL position − B's replay position).
+    pub ab_bytes: Option<u64>,
+    /// A → B replay lag in seconds as A's pg_stat_replication reports it; None = idle/unknown.
+    pub ab_s: Option<f64>,
+    /// B → C lag in bytes (B's replayed position − the slot's confirmed_flush_lsn).
+    pub bc_bytes: Option<u64>,
+    /// B → C lag in seconds (B's walsender for the subscription); None = idle/unknown.
+    pub bc_s: Option<f64>,
+    /// End-to-end lag in bytes (A's WAL position − confirmed_flush_lsn on B).
+    pub e2e_bytes: Option<u64>,
+    /// End-to-end lag in seconds from the heartbeat (age of the oldest heartbeat C lacks).
+    pub e2e_s: Option<f64>,
+    /// Size of A's pg_wal.
+    pub a_wal_bytes: Option<u64>,
+    /// Size of B's pg_wal.
+    pub b_wal_bytes: Option<u64>,
+    /// WAL A retains for B's physical slot.
+    pub a_slot_retained: Option<u64>,
+    /// WAL B retains for C's logical slot.
+    pub b_slot_retained: Option<u64>,
+    /// The logical slot's wal_status on B (reserved, extended, unreserved, lost), or
+    /// "invalidated (<reason>)".
+    pub b_slot_status: Option<String>,
+}
+
+/// A maximum and when it happened.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Peak {
+    /// The value (bytes or seconds, per field).
+    pub value: f64,
+    /// When, in ms since the workload started.
+    pub at_ms: i64,
+}
+
+/// Maxima over the run.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Peaks {
+    /// A → B lag, bytes.
+    pub ab_bytes: Option<Peak>,
+    /// A → B lag, seconds.
+    pub ab_s: Option<Peak>,
+    /// B → C lag, bytes.
+    pub bc_bytes: Option<Peak>,
+    /// B → C lag, seconds.
+    pub bc_s: Option<Peak>,
+    /// End-to-end lag, bytes.
+    pub e2e_bytes: Option<Peak>,
+    /// End-to-end lag, seconds (heartbeat).
+    pub e2e_s: Option<Peak>,
+    /// pg_wal on A.
+    pub a_wal_bytes: Option<Peak>,
+    /// pg_wal on B.
+    pub b_wal_bytes: Option<Peak>,
+    /// WAL retained on A for B's physical slot.
+    pub a_slot_retained: Option<Peak>,
+    /// WAL retained on B for C's logical slot.
+    pub b_slot_retained: Option<Peak>,
+}
+
+/// The fate of the logical slot on B that feeds C.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SlotOutcome {
+    /// Slot name.
+    pub slot: String,
+    /// Still usable at the end; None when it could not be observed.
+    pub survived: Option<bool>,
+    /// PostgreSQL's invalidation_reason (17+: wal_removed, rows_removed,
+    /// wal_level_insufficient; 18: idle_timeout), or "invalidated" on 16.
+    pub invalidation_reason: Option<String>,
+    /// When it was first seen invalidated / lost.
+    pub invalidated_at_ms: Option<i64>,
+    /// Every wal_status change: (ms, status).
+    pub wal_status_changes: Vec<(i64, String)>,
+    /// C cannot continue from this slot and needs a full resync (new slot + initial copy).
+    pub resync_needed: bool,
+}
+
+/// Primary failure timings.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Failover {
+    /// A killed at (ms since workload start).
+    pub killed_ms: i64,
+    /// B accepting writes at.
+    pub promoted_ms: i64,
+    /// The logical slot was still active and not conflicting after promotion.
+    pub slot_carried_on: Option<bool>,
+    /// First write acknowledged by B after promotion.
+    pub first_write_on_b_ms: Option<i64>,
+}
+
+/// Writes A acknowledged that the reference (B after failover, or C) does not have.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Rpo {
+    /// Node checked.
+    pub node: String,
+    /// Acknowledged writes lost.
+    pub lost_writes: u64,
+    /// Which ones (`table key op=<id>`), capped.
+    pub lost: KeySample,
+    /// Writes whose outcome was unknown (in flight when A died), and what became of them.
+    pub unknown_applied: u64,
+    /// Unknown-outcome writes not applied.
+    pub unknown_not_applied: u64,
+}
+
+/// Everything observed, for the report.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Observations {
+    /// Sampling period.
+    pub sample_every_ms: u64,
+    /// Heartbeat period: the resolution of the end-to-end lag.
+    pub heartbeat_every_ms: u64,
+    /// Samples actually taken.
+    pub samples: u64,
+    /// The time series.
+    pub series: Vec<SeriesPoint>,
+    /// Fault windows.
+    pub faults: Vec<FaultRecord>,
+    /// Maxima.
+    pub peaks: Peaks,
+    /// The logical slot's fate.
+    pub slot: Option<SlotOutcome>,
+    /// Primary failure, if one was injected.
+    pub failover: Option<Failover>,
+    /// Lost writes by the ledger.
+    pub rpo: Option<Rpo>,
+    /// Time from the last heal until C had applied everything (None: never, or no fault).
+    pub convergence_ms: Option<u64>,
+    /// When the last fault was healed (ms since workload start).
+    pub last_heal_ms: Option<i64>,
+    /// Plain statements of what PostgreSQL did that the user should know.
+    pub findings: Vec<String>,
+}
+
+impl Observations {
+    /// Worst end-to-end lag seen.
+    pub fn max_e2e_lag(&self) -> Option<Duration> {
+        self.peaks
+            .e2e_s
+            .map(|p| Duration::from_secs_f64(p.value.max(0.0)))
+    }
+}

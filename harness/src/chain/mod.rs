@@ -53,6 +53,13 @@ pub struct ChainSpec {
     pub catchup_timeout: Duration,
     /// How long the initial copy may take.
     pub sync_timeout: Duration,
+    /// Put a harness-owned proxy on each hop (A → B, B → C) so link faults can be injected.
+    pub proxies: bool,
+    /// Seed for the proxies' jitter.
+    pub link_seed: u64,
+    /// Rehearse slot creation against an idle A: wait until A is idle, create the slot without
+    /// nudging, check it still waits after this long, then nudge.
+    pub idle_primary: Option<Duration>,
 }
 
 impl Default for ChainSpec {
@@ -69,6 +76,9 @@ impl Default for ChainSpec {
             subscription: "pgrehearse_sub".into(),
             catchup_timeout: Duration::from_secs(120),
             sync_timeout: Duration::from_secs(600),
+            proxies: false,
+            link_seed: 0,
+            idle_primary: None,
         }
     }
 }
@@ -102,7 +112,28 @@ pub struct Chain {
     pub creds: Credentials,
     /// Phase timings.
     pub timings: BuildTimings,
+    /// The proxies on each hop (when built with them).
+    pub links: Arc<crate::faults::Links>,
+    /// What slot creation against an idle A showed (when rehearsed).
+    pub idle_primary: Option<IdlePrimary>,
 }
+
+/// Slot creation on B against an idle A.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct IdlePrimary {
+    /// How long the harness waited for A to fall idle before creating the slot.
+    pub idle_after_ms: u64,
+    /// How long slot creation was left without a nudge.
+    pub waited_without_nudge_ms: u64,
+    /// Slot creation was still waiting at the end of that time.
+    pub still_waiting_after_idle_wait: bool,
+    /// Slot creation finished this long after the first pg_log_standby_snapshot() on A.
+    pub completed_after_nudge_ms: Option<u64>,
+}
+
+/// Settings applied to A only once B is streaming: with synchronous_standby_names set from the
+/// start, every commit on A (roles, seed data) would wait for a standby that does not exist yet.
+const DEFERRED_A_SETTINGS: &[&str] = &["synchronous_standby_names"];
 
 fn a_settings(spec: &ChainSpec) -> Vec<(String, String)> {
     let mut s: Vec<(String, String)> = [
@@ -116,7 +147,7 @@ fn a_settings(spec: &ChainSpec) -> Vec<(String, String)> {
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
-    s.extend(spec.a_settings.iter().cloned());
+    s.extend(spec.a_settings.iter().filter(|(k, _)| !DEFERRED_A_SETTINGS.contains(&k.as_str())).cloned());
     s
 }
 
@@ -256,6 +287,7 @@ impl Chain {
     pub async fn init_standby(
         backend: &dyn Backend,
         a: &Node,
+        via: &crate::node::Endpoint,
         spec: &ChainSpec,
         creds: &Credentials,
     ) -> Result<Node> {
@@ -265,16 +297,42 @@ impl Chain {
         }
         .with_port(spec.ports[1])
         .with_role(Role::Standby);
-        let via = backend.peer_endpoint(a);
         let slot = spec.physical_slot.as_deref().unwrap_or("");
         let b = backend
-            .init_standby(&b_spec, a, &via, &creds.replicator, slot)
+            .init_standby(&b_spec, a, via, &creds.replicator, slot)
             .await?;
         // Poll B itself: A's pg_stat_replication learns B's replay position only from B's
         // status messages, which an idle B sends every wal_receiver_status_interval (10 s).
         let target = a.lsn(LsnKind::Write).await?;
         b.wait_for_replay(target, spec.catchup_timeout).await?;
         Ok(b)
+    }
+
+    /// Settings of A that must wait for B (synchronous replication): set with ALTER SYSTEM and
+    /// a reload, then wait until A reports B as a synchronous standby.
+    async fn apply_deferred_settings(a: &Node, spec: &ChainSpec) -> Result<()> {
+        let deferred: Vec<&(String, String)> =
+            spec.a_settings.iter().filter(|(k, _)| DEFERRED_A_SETTINGS.contains(&k.as_str())).collect();
+        if deferred.is_empty() {
+            return Ok(());
+        }
+        for (k, v) in &deferred {
+            tracing::info!("b is streaming: setting {k} = {v} on a");
+            a.execute("postgres", &format!("ALTER SYSTEM SET {} = {}", quote_ident(k), quote_literal(v))).await?;
+        }
+        a.execute("postgres", "SELECT pg_reload_conf()").await?;
+        let client = a.connect("postgres").await?;
+        let res = wait_for("a to treat b as a synchronous standby", spec.catchup_timeout, || async {
+            let rows = client
+                .query("SELECT application_name, sync_state FROM pg_stat_replication WHERE sync_state IN ('sync', 'quorum')", &[])
+                .await?;
+            Ok(if rows.is_empty() { Check::NotYet("no synchronous standby yet".into()) } else { Check::Done(()) })
+        })
+        .await;
+        match res {
+            Ok(()) => Ok(()),
+            Err(e) => Err(a.with_replication_state(e).await),
+        }
     }
 
     /// Phase 4: C's schema, copied from B.
@@ -306,23 +364,46 @@ impl Chain {
         timings.primary_ms = t.elapsed().as_millis() as u64;
         seed(a.clone()).await?;
         Self::publish(&a, &spec).await?;
+        let mut links = crate::faults::Links::default();
+        let via_ab = if spec.proxies {
+            let p = crate::faults::LinkProxy::start("a-b", backend.peer_endpoint(&a), spec.link_seed).await?;
+            let ep = p.endpoint();
+            links.ab = Some(Arc::new(p));
+            ep
+        } else {
+            backend.peer_endpoint(&a)
+        };
         let t = Instant::now();
-        let b = Self::init_standby(backend, &a, &spec, &creds).await?;
+        let b = Self::init_standby(backend, &a, &via_ab, &spec, &creds).await?;
+        Self::apply_deferred_settings(&a, &spec).await?;
         timings.standby_ms = t.elapsed().as_millis() as u64;
         let t = Instant::now();
         Self::init_target_schema(&b, &c, &spec).await?;
         timings.schema_ms = t.elapsed().as_millis() as u64;
-        let replicator: Arc<dyn Replicator> = Arc::new(NativeSubscription {
+        let via_bc = if spec.proxies {
+            let p = crate::faults::LinkProxy::start("b-c", backend.peer_endpoint(&b), spec.link_seed ^ 1).await?;
+            let ep = p.endpoint();
+            links.bc = Some(Arc::new(p));
+            ep
+        } else {
+            backend.peer_endpoint(&b)
+        };
+        let sub = NativeSubscription {
             name: spec.subscription.clone(),
             publication: spec.publication.clone(),
             database: spec.database.clone(),
             login: creds.replicator.clone(),
             sync_timeout: spec.sync_timeout,
-        });
+        };
         let t = Instant::now();
-        replicator
-            .start(Some(&a), &b, &c, &backend.peer_endpoint(&b))
-            .await?;
+        let idle_primary = match spec.idle_primary {
+            Some(wait) => Some(sub.start_against_idle_primary(&a, &b, &c, &via_bc, wait).await?),
+            None => {
+                sub.start(Some(&a), &b, &c, &via_bc).await?;
+                None
+            }
+        };
+        let replicator: Arc<dyn Replicator> = Arc::new(sub);
         timings.replicate_ms = t.elapsed().as_millis() as u64;
         let chain = Chain {
             a,
@@ -332,6 +413,8 @@ impl Chain {
             replicator,
             creds,
             timings,
+            links: Arc::new(links),
+            idle_primary,
         };
         chain.fence().await?;
         Ok(chain)
@@ -486,6 +569,8 @@ impl Chain {
             replicator,
             creds,
             timings: BuildTimings::default(),
+            links: Arc::default(),
+            idle_primary: None,
         })
     }
 

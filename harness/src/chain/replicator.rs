@@ -55,11 +55,6 @@ impl Replicator for NativeSubscription {
     }
 
     async fn start(&self, a: Option<&Node>, b: &Node, c: &Node, via: &Endpoint) -> Result<()> {
-        let conn = ConnInfo {
-            endpoint: via.clone(),
-            login: self.login.clone(),
-            dbname: self.database.clone(),
-        };
         // Slot creation on B and every table-sync worker's temporary slot wait for a
         // running-xacts record from A: keep A writing them until the copy is done.
         let _nudge = a.map(|a| Nudger::start(a, Duration::from_millis(100)));
@@ -68,13 +63,7 @@ impl Replicator for NativeSubscription {
             self.name,
             self.publication
         );
-        let sql = format!(
-            "CREATE SUBSCRIPTION {name} CONNECTION {conn} PUBLICATION {publ} WITH (slot_name = {slot}, copy_data = true)",
-            name = crate::util::quote_ident(&self.name),
-            conn = quote_literal(&conn.libpq_with_password()),
-            publ = crate::util::quote_ident(&self.publication),
-            slot = quote_literal(&self.name),
-        );
+        let sql = self.create_sql(via);
         let create = c.execute(&self.database, &sql);
         match tokio::time::timeout(self.sync_timeout, create).await {
             Ok(r) => r.step("creating the subscription on c")?,
@@ -119,6 +108,95 @@ impl Replicator for NativeSubscription {
 }
 
 impl NativeSubscription {
+    fn create_sql(&self, via: &Endpoint) -> String {
+        let conn = ConnInfo { endpoint: via.clone(), login: self.login.clone(), dbname: self.database.clone() };
+        format!(
+            "CREATE SUBSCRIPTION {name} CONNECTION {conn} PUBLICATION {publ} WITH (slot_name = {slot}, copy_data = true)",
+            name = crate::util::quote_ident(&self.name),
+            conn = quote_literal(&conn.libpq_with_password()),
+            publ = crate::util::quote_ident(&self.publication),
+            slot = quote_literal(&self.name),
+        )
+    }
+
+    /// Rehearse slot creation against an idle primary: wait until A has written nothing for a
+    /// full bgwriter snapshot interval (15 s; after that an idle A logs no running-xacts record
+    /// at all), create the subscription without nudging, check after `wait` that slot creation
+    /// on B is still waiting, then nudge A and time how quickly it completes.
+    ///
+    /// # Errors
+    /// Timeouts with B's replication state; the subscription's own errors.
+    pub async fn start_against_idle_primary(
+        &self,
+        a: &Node,
+        b: &Node,
+        c: &Node,
+        via: &Endpoint,
+        wait: Duration,
+    ) -> Result<crate::chain::IdlePrimary> {
+        const QUIET: Duration = Duration::from_millis(15_500);
+        let t0 = std::time::Instant::now();
+        let client = a.connect("postgres").await?;
+        let last: std::sync::Mutex<Option<(String, std::time::Instant)>> = std::sync::Mutex::new(None);
+        wait_for("a to stay idle (no WAL) for a full bgwriter snapshot interval", Duration::from_secs(120), || async {
+            let lsn: String = client.query_one("SELECT pg_current_wal_insert_lsn()::text", &[]).await?.get(0);
+            let mut last = last.lock().expect("idle probe");
+            match last.as_ref() {
+                Some((l, since)) if *l == lsn && since.elapsed() >= QUIET => Ok(Check::Done(())),
+                Some((l, since)) if *l == lsn => Ok(Check::NotYet(format!("a idle at {lsn} for {:?}", since.elapsed()))),
+                _ => {
+                    *last = Some((lsn.clone(), std::time::Instant::now()));
+                    Ok(Check::NotYet(format!("a wrote WAL (now at {lsn})")))
+                }
+            }
+        })
+        .await?;
+        let idle_after_ms = t0.elapsed().as_millis() as u64;
+        tracing::info!(
+            "a has been idle for {}s; creating subscription {} without nudging a",
+            QUIET.as_secs(),
+            self.name
+        );
+        let sql = self.create_sql(via);
+        let (c2, db) = (c.clone(), self.database.clone());
+        let mut create = tokio::spawn(async move { c2.execute(&db, &sql).await });
+        let still_waiting = match tokio::time::timeout(wait, &mut create).await {
+            Ok(res) => {
+                res.map_err(|e| crate::Error::internal(format!("subscription task: {e}")))??;
+                false
+            }
+            Err(_) => true,
+        };
+        tracing::info!(
+            "after {}: slot creation on b {}; nudging a (pg_log_standby_snapshot())",
+            crate::util::fmt_duration(wait),
+            if still_waiting { "is still waiting for a running-xacts record from a" } else { "already finished" }
+        );
+        let nudged = std::time::Instant::now();
+        let _nudge = Nudger::start(a, Duration::from_millis(100));
+        let completed_after_nudge_ms = if still_waiting {
+            match tokio::time::timeout(self.sync_timeout, create).await {
+                Ok(res) => {
+                    res.map_err(|e| crate::Error::internal(format!("subscription task: {e}")))??;
+                    Some(nudged.elapsed().as_millis() as u64)
+                }
+                Err(_) => {
+                    let e = crate::Error::timeout("slot creation on b did not finish even after nudging a");
+                    return Err(b.with_replication_state(e).await);
+                }
+            }
+        } else {
+            None
+        };
+        self.wait_for_sync(b, c).await?;
+        Ok(crate::chain::IdlePrimary {
+            idle_after_ms,
+            waited_without_nudge_ms: wait.as_millis() as u64,
+            still_waiting_after_idle_wait: still_waiting,
+            completed_after_nudge_ms,
+        })
+    }
+
     /// Wait until every table of the subscription is in state `r` (ready).
     async fn wait_for_sync(&self, b: &Node, c: &Node) -> Result<()> {
         let client = c.connect(&self.database).await?;

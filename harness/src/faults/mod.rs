@@ -2,8 +2,12 @@
 //! harness-owned proxy on a hop; node faults act on processes; replication faults act through
 //! SQL on B and C.
 
+mod kinds;
 mod model;
 pub mod proxy;
+mod runtime;
 
 pub use model::{FaultKind, FaultRecord, FaultSpec, Hop};
+pub use kinds::{build, Fault};
 pub use proxy::{LinkMode, LinkProxy, LinkState};
+pub use runtime::{FailoverEvents, FaultEnv, Links, Timeline};

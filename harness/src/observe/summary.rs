@@ -154,3 +154,132 @@ impl Observations {
             .map(|p| Duration::from_secs_f64(p.value.max(0.0)))
     }
 }
+
+/// The logical slot's status in one sample: wal_status, or "invalidated (<reason>)".
+fn slot_status(s: &crate::observe::SlotRow) -> String {
+    match (&s.invalidation_reason, s.conflicting) {
+        (Some(r), _) => format!("invalidated ({r})"),
+        (None, Some(true)) => "invalidated (rows_removed)".into(),
+        _ => s.wal_status.clone().unwrap_or_else(|| "unknown".into()),
+    }
+}
+
+/// Why a slot is unusable, from what the view shows. PostgreSQL 17+ names it in
+/// invalidation_reason; on 16, conflicting = true means a recovery conflict (rows_removed) and
+/// wal_status = lost without a conflict means its WAL was removed.
+fn invalidation(s: &crate::observe::SlotRow) -> Option<String> {
+    if let Some(r) = &s.invalidation_reason {
+        return Some(r.clone());
+    }
+    if s.conflicting == Some(true) {
+        return Some("rows_removed".into());
+    }
+    (s.wal_status.as_deref() == Some("lost")).then(|| "wal_removed".into())
+}
+
+fn peak_u64<'a>(pts: impl Iterator<Item = (i64, Option<u64>)> + 'a) -> Option<Peak> {
+    pts.filter_map(|(t, v)| v.map(|v| Peak { value: v as f64, at_ms: t }))
+        .fold(None, |acc: Option<Peak>, p| match acc {
+            Some(a) if a.value >= p.value => Some(a),
+            _ => Some(p),
+        })
+}
+
+fn peak_f64<'a>(pts: impl Iterator<Item = (i64, Option<f64>)> + 'a) -> Option<Peak> {
+    pts.filter_map(|(t, v)| v.map(|v| Peak { value: v, at_ms: t }))
+        .fold(None, |acc: Option<Peak>, p| match acc {
+            Some(a) if a.value >= p.value => Some(a),
+            _ => Some(p),
+        })
+}
+
+impl Observations {
+    /// Condense samples (times relative to the workload start) into the time series, peaks and
+    /// the fate of `logical_slot` on B. `physical_slot` names A's slot for B, if any.
+    pub fn from_samples(
+        samples: &[crate::observe::Sample],
+        logical_slot: &str,
+        physical_slot: Option<&str>,
+        sample_every: Duration,
+        heartbeat_every: Duration,
+    ) -> Observations {
+        let mut series = Vec::with_capacity(samples.len());
+        let mut slot = SlotOutcome { slot: logical_slot.to_string(), ..Default::default() };
+        let mut last_status: Option<String> = None;
+        let mut seen_slot = false;
+        let mut slot_missing_at: Option<i64> = None;
+        for s in samples {
+            let t = s.t_ms as i64;
+            let lag = |h: &str| s.lag(h).cloned().unwrap_or_default();
+            let (ab, bc, e2e) = (lag("a→b"), lag("b→c"), lag("a→c"));
+            let a = s.node("a");
+            let b = s.node("b");
+            let a_slot = a.and_then(|a| physical_slot.and_then(|p| a.slots.iter().find(|x| x.slot_name == p)));
+            let b_slot = b.filter(|b| b.reachable).and_then(|b| b.slots.iter().find(|x| x.slot_name == logical_slot));
+            let status = b_slot.map(slot_status);
+            if let Some(bs) = b_slot {
+                seen_slot = true;
+                slot_missing_at = None;
+                if let Some(reason) = invalidation(bs)
+                    && slot.invalidation_reason.is_none()
+                {
+                    slot.invalidation_reason = Some(reason);
+                    slot.invalidated_at_ms = Some(t);
+                }
+            } else if seen_slot && b.is_some_and(|b| b.reachable) && slot_missing_at.is_none() {
+                slot_missing_at = Some(t);
+            }
+            if status.is_some() && status != last_status {
+                slot.wal_status_changes.push((t, status.clone().unwrap_or_default()));
+                last_status = status.clone();
+            }
+            series.push(SeriesPoint {
+                t_ms: t,
+                ab_bytes: ab.bytes,
+                ab_s: ab.seconds,
+                bc_bytes: bc.bytes,
+                bc_s: bc.seconds,
+                e2e_bytes: e2e.bytes,
+                e2e_s: e2e.seconds,
+                a_wal_bytes: a.and_then(|n| n.wal_bytes),
+                b_wal_bytes: b.and_then(|n| n.wal_bytes),
+                a_slot_retained: a_slot.and_then(|x| x.retained_bytes),
+                b_slot_retained: b_slot.and_then(|x| x.retained_bytes),
+                b_slot_status: status,
+            });
+        }
+        // The last sample in which B answered decides whether the slot is still there.
+        let last_b = samples.iter().rev().filter_map(|s| s.node("b")).find(|b| b.reachable);
+        slot.survived = last_b.map(|b| match b.slots.iter().find(|x| x.slot_name == logical_slot) {
+            Some(x) => invalidation(x).is_none(),
+            None => false,
+        });
+        if slot.survived == Some(false) && slot.invalidation_reason.is_none() {
+            slot.invalidation_reason = Some("dropped".into());
+            slot.invalidated_at_ms = slot_missing_at;
+        }
+        slot.resync_needed = slot.survived == Some(false);
+        let pts = &series;
+        let peaks = Peaks {
+            ab_bytes: peak_u64(pts.iter().map(|p| (p.t_ms, p.ab_bytes))),
+            ab_s: peak_f64(pts.iter().map(|p| (p.t_ms, p.ab_s))),
+            bc_bytes: peak_u64(pts.iter().map(|p| (p.t_ms, p.bc_bytes))),
+            bc_s: peak_f64(pts.iter().map(|p| (p.t_ms, p.bc_s))),
+            e2e_bytes: peak_u64(pts.iter().map(|p| (p.t_ms, p.e2e_bytes))),
+            e2e_s: peak_f64(pts.iter().map(|p| (p.t_ms, p.e2e_s))),
+            a_wal_bytes: peak_u64(pts.iter().map(|p| (p.t_ms, p.a_wal_bytes))),
+            b_wal_bytes: peak_u64(pts.iter().map(|p| (p.t_ms, p.b_wal_bytes))),
+            a_slot_retained: peak_u64(pts.iter().map(|p| (p.t_ms, p.a_slot_retained))),
+            b_slot_retained: peak_u64(pts.iter().map(|p| (p.t_ms, p.b_slot_retained))),
+        };
+        Observations {
+            sample_every_ms: sample_every.as_millis() as u64,
+            heartbeat_every_ms: heartbeat_every.as_millis() as u64,
+            samples: samples.len() as u64,
+            series,
+            peaks,
+            slot: (!samples.is_empty()).then_some(slot),
+            ..Default::default()
+        }
+    }
+}

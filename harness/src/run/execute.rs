@@ -23,6 +23,8 @@ use crate::pg::{Locate, PgInstall};
 use crate::report::{self, Report, ReportPaths, RunFacts};
 use crate::scenario::Scenario;
 use crate::verify::{self, Side, VerifyOptions};
+use crate::faults::{FaultEnv, Timeline};
+use crate::observe::{Heartbeat, Sampler, SamplerConfig};
 use crate::workload::{self, Target, WorkloadConfig};
 
 /// Choices made on the command line rather than in the scenario.
@@ -257,90 +259,188 @@ impl Rehearsal {
         let chain = self.build().await?;
         let db = chain.spec.database.clone();
         let ledger_path = self.run.file("ledger.jsonl");
-        let workload_ran = if self.scenario.workload.enabled {
+        let drive = self.drive(&chain, &ledger_path).await;
+        let drive = drive?;
+
+        // --- convergence: everything committed before the fence is on C (or C cannot get there)
+        self.progress.phase("waiting for c to catch up (fence)");
+        let fence = chain.fence().await;
+        let (catchup, caught_up_ms) = match fence {
+            Ok(d) => {
+                tracing::info!("c caught up {} after the workload and faults ended", crate::util::fmt_duration(d));
+                (Some(d), Some(drive.clock.elapsed().as_millis() as i64))
+            }
+            Err(e) if !self.scenario.faults.is_empty() && e.kind() == crate::ErrorKind::Timeout => {
+                // After a fault, not converging can be the finding itself (a lost slot): record
+                // it and go on to verification, which shows what C is missing.
+                tracing::warn!("c did not catch up: {e}");
+                self.report.lock().expect("report").note(format!("c did not catch up after the faults: {e}"));
+                (None, None)
+            }
+            Err(e) => return Err(e.context("waiting for c to catch up after the workload")),
+        };
+        self.report.lock().expect("report").catchup_ms = catchup.map(|d| d.as_millis() as u64);
+        drop(drive.heartbeat);
+        let samples = drive.sampler.stop();
+
+        // --- verification against whoever is the primary now
+        self.progress.phase("verifying c (and b) against the primary, row by row");
+        let opts = VerifyOptions::default();
+        let reference = chain.primary().clone();
+        let r = Side::of(&reference, &db);
+        let mut reports = vec![verify::compare(&r, &Side::of(&chain.c, &db), &opts).await.step("verifying c")?];
+        if reference.name() == chain.a.name() {
+            reports.push(verify::compare(&r, &Side::of(&chain.b, &db), &opts).await.step("verifying b")?);
+        }
+        self.report.lock().expect("report").verify = reports;
+
+        // --- the ledger: acknowledged writes that must be there
+        let mut rpo = None;
+        if drive.workload_ran {
+            self.progress.phase("checking the ledger of acknowledged writes");
+            let entries = workload::read_ledger(&ledger_path)?;
+            let cap = opts.max_keys_listed;
+            let mut checks = Vec::new();
+            for n in [&chain.c, &reference] {
+                let check = workload::check_ledger(&entries, n.name(), &n.admin().with_db(&db), cap)
+                    .await
+                    .step_with(|| format!("checking the ledger on {}", n.name()))?;
+                checks.push(check);
+            }
+            let rc = &checks[1];
+            rpo = Some(crate::observe::Rpo {
+                node: rc.node.clone(),
+                lost_writes: rc.lost.count,
+                lost: rc.lost.clone(),
+                unknown_applied: rc.unknown_applied,
+                unknown_not_applied: rc.unknown_not_applied,
+            });
+            if drive.events.killed_ms.is_some() {
+                let first_on_b = entries
+                    .iter()
+                    .filter(|e| e.node == "b" && e.outcome == workload::Outcome::Ok)
+                    .map(|e| (e.done_us / 1000) as i64)
+                    .min();
+                drive.first_write_on_b_ms.lock().expect("first write").replace(first_on_b.unwrap_or(-1));
+            }
+            self.report.lock().expect("report").ledger = checks;
+        }
+
+        // --- what happened, condensed
+        let mut obs = crate::observe::Observations::from_samples(
+            &samples,
+            &chain.spec.subscription,
+            chain.spec.physical_slot.as_deref(),
+            self.scenario.observe.sample_every,
+            self.scenario.observe.heartbeat_every,
+        );
+        obs.faults = drive.records;
+        obs.rpo = rpo;
+        obs.last_heal_ms = drive.last_heal_ms;
+        if let (Some(heal), Some(done)) = (drive.last_heal_ms, caught_up_ms) {
+            obs.convergence_ms = Some((done - heal).max(0) as u64);
+        }
+        if let (Some(killed), Some(promoted)) = (drive.events.killed_ms, drive.events.promoted_ms) {
+            let first = drive.first_write_on_b_ms.lock().expect("first write").filter(|t| *t >= 0);
+            obs.failover = Some(crate::observe::Failover {
+                killed_ms: killed,
+                promoted_ms: promoted,
+                slot_carried_on: obs.slot.as_ref().and_then(|s| s.survived),
+                first_write_on_b_ms: first,
+            });
+        }
+        obs.findings = findings(&obs, &chain);
+        self.report.lock().expect("report").observations = Some(obs);
+        Ok(())
+    }
+
+    /// The workload, with the fault timeline, the heartbeat and the sampler running alongside.
+    async fn drive(&self, chain: &Chain, ledger_path: &std::path::Path) -> Result<Drive> {
+        let db = chain.spec.database.clone();
+        let obs = &self.scenario.observe;
+        // Time zero of every report timeline: the start of the workload.
+        let clock = Instant::now();
+        let (primary_tx, primary_rx) = watch::channel(chain.a.clone());
+        let heartbeat = Heartbeat::start(primary_rx, &db, obs.heartbeat_every, clock);
+        let sampler = Sampler::start(
+            SamplerConfig {
+                nodes: [chain.a.clone(), chain.b.clone(), chain.c.clone()],
+                database: db.clone(),
+                logical_slot: chain.spec.subscription.clone(),
+                every: obs.sample_every,
+                clock,
+                heartbeat: Some(heartbeat.log()),
+            },
+            &self.run.file("samples.jsonl"),
+        )?;
+        let (target_tx, target_rx) = watch::channel(Target { node: "a".into(), conn: chain.a.admin().with_db(&db) });
+        let env = Arc::new(FaultEnv::new(
+            chain.a.clone(),
+            chain.b.clone(),
+            chain.c.clone(),
+            chain.replicator.clone(),
+            &db,
+            chain.links.clone(),
+            primary_tx,
+            Some(target_tx),
+            clock,
+        ));
+        let duration = self.scenario.workload.duration;
+        let mut timeline = Timeline::start(&self.scenario.faults, env.clone(), duration);
+        if !self.scenario.faults.is_empty() {
+            tracing::info!("{} faults scheduled", self.scenario.faults.len());
+        }
+
+        let result = async {
+            if !self.scenario.workload.enabled {
+                return Ok(false);
+            }
             let cfg = self.workload_config();
             self.progress.phase("workload on a");
-            let (_target_tx, target_rx) = watch::channel(Target {
-                node: "a".into(),
-                conn: chain.a.admin().with_db(&db),
-            });
             let (_stop_tx, stop_rx) = watch::channel(false);
             let live = Arc::new(workload::Progress::default());
-            let ticker = {
-                let live = live.clone();
-                let progress = self.progress.clone();
-                let total = cfg.duration.as_secs().max(1);
-                tokio::spawn(async move {
-                    let start = Instant::now();
-                    let mut tick = tokio::time::interval(Duration::from_millis(500));
-                    loop {
-                        tick.tick().await;
-                        let secs = start.elapsed().as_secs().min(total);
-                        progress.measured("workload on a (seconds)", secs, total);
-                        let rate = live.ok() as f64 / start.elapsed().as_secs_f64().max(0.001);
-                        progress.note(&format!(
-                            "{} ok, {} failed, {} unknown, {rate:.0} ops/s",
-                            live.ok(),
-                            live.failed(),
-                            live.unknown()
-                        ));
-                    }
-                })
-            };
-            let stats = workload::run(&cfg, target_rx, &ledger_path, stop_rx, Some(live)).await;
+            let ticker = self.workload_ticker(live.clone(), cfg.duration);
+            let stats = workload::run(&cfg, target_rx, ledger_path, stop_rx, Some(live)).await;
             ticker.abort();
             let stats = stats.step("running the workload")?;
             self.report.lock().expect("report").workload = Some(stats);
-            true
-        } else {
-            false
-        };
-
-        self.progress.phase("waiting for c to catch up (fence)");
-        let catchup = chain
-            .fence()
-            .await
-            .step("waiting for c to catch up after the workload")?;
-        tracing::info!(
-            "c caught up {} after the workload ended",
-            crate::util::fmt_duration(catchup)
-        );
-        self.report.lock().expect("report").catchup_ms = Some(catchup.as_millis() as u64);
-
-        self.progress
-            .phase("verifying c and b against a, row by row");
-        let opts = VerifyOptions::default();
-        let (sa, sb, sc) = (
-            Side::of(&chain.a, &db),
-            Side::of(&chain.b, &db),
-            Side::of(&chain.c, &db),
-        );
-        let (ca, ba) = tokio::join!(
-            verify::compare(&sa, &sc, &opts),
-            verify::compare(&sa, &sb, &opts)
-        );
-        let (ca, ba) = (
-            ca.step("verifying c against a")?,
-            ba.step("verifying b against a")?,
-        );
-        self.report.lock().expect("report").verify = vec![ca, ba];
-
-        if workload_ran {
-            self.progress
-                .phase("checking the ledger of acknowledged writes");
-            let entries = workload::read_ledger(&ledger_path)?;
-            let cap = opts.max_keys_listed;
-            let (cc, ca) = (chain.c.admin().with_db(&db), chain.a.admin().with_db(&db));
-            let (lc, la) = tokio::join!(
-                workload::check_ledger(&entries, "c", &cc, cap),
-                workload::check_ledger(&entries, "a", &ca, cap)
-            );
-            self.report.lock().expect("report").ledger = vec![
-                lc.step("checking the ledger on c")?,
-                la.step("checking the ledger on a")?,
-            ];
+            Ok::<_, Error>(true)
         }
-        Ok(())
+        .await;
+        // Faults scheduled past the workload still run; then everything still active heals —
+        // also when the workload failed.
+        if result.is_ok() {
+            timeline.wait().await;
+        }
+        let records = timeline.heal_all(&env).await;
+        let workload_ran = result?;
+        let events = env.events.lock().expect("events").clone();
+        Ok(Drive {
+            workload_ran,
+            records,
+            last_heal_ms: timeline.last_heal_ms(),
+            clock,
+            events,
+            heartbeat,
+            sampler,
+            first_write_on_b_ms: Mutex::new(None),
+        })
+    }
+
+    fn workload_ticker(&self, live: Arc<workload::Progress>, duration: Duration) -> tokio::task::JoinHandle<()> {
+        let progress = self.progress.clone();
+        let total = duration.as_secs().max(1);
+        tokio::spawn(async move {
+            let start = Instant::now();
+            let mut tick = tokio::time::interval(Duration::from_millis(500));
+            loop {
+                tick.tick().await;
+                let secs = start.elapsed().as_secs().min(total);
+                progress.measured("workload (seconds)", secs, total);
+                let rate = live.ok() as f64 / start.elapsed().as_secs_f64().max(0.001);
+                progress.note(&format!("{} ok, {} failed, {} unknown, {rate:.0} ops/s", live.ok(), live.failed(), live.unknown()));
+            }
+        })
     }
 
     /// Stop every server and remove data directories (unless `keep`, which leaves the chain
@@ -361,4 +461,76 @@ impl Rehearsal {
         }
         res
     }
+}
+
+/// What the workload phase leaves for the rest of the run.
+struct Drive {
+    workload_ran: bool,
+    records: Vec<crate::faults::FaultRecord>,
+    last_heal_ms: Option<i64>,
+    clock: Instant,
+    events: crate::faults::FailoverEvents,
+    heartbeat: Heartbeat,
+    sampler: Sampler,
+    first_write_on_b_ms: Mutex<Option<i64>>,
+}
+
+/// Plain statements of what PostgreSQL did, for the report.
+fn findings(obs: &crate::observe::Observations, chain: &Chain) -> Vec<String> {
+    use crate::util::fmt_bytes;
+    let t = |ms: i64| format!("t={:.1}s", ms as f64 / 1000.0);
+    let mut out = Vec::new();
+    if let Some(f) = &obs.failover {
+        let mut s = format!(
+            "a was killed at {} and b promoted at {} ({} ms later)",
+            t(f.killed_ms),
+            t(f.promoted_ms),
+            f.promoted_ms - f.killed_ms
+        );
+        match f.slot_carried_on {
+            Some(true) => s.push_str(&format!(
+                "; the logical slot {} created on b survived the promotion and kept feeding c across the timeline switch",
+                chain.spec.subscription
+            )),
+            Some(false) => s.push_str("; the logical slot on b did not survive"),
+            None => {}
+        }
+        out.push(s);
+        if let Some(r) = &obs.rpo {
+            out.push(format!(
+                "{} acknowledged write(s) committed on a never reached b (RPO); {} write(s) in flight had an unknown outcome ({} applied, {} not)",
+                r.lost_writes,
+                r.unknown_applied + r.unknown_not_applied,
+                r.unknown_applied,
+                r.unknown_not_applied
+            ));
+        }
+    }
+    if let Some(s) = &obs.slot
+        && s.survived == Some(false)
+    {
+        let reason = s.invalidation_reason.as_deref().unwrap_or("unknown");
+        let why = match reason {
+            "wal_removed" => "b removed WAL the slot still needed (max_slot_wal_keep_size exceeded while the consumer was stopped)",
+            "rows_removed" => "a vacuumed catalog rows the slot still needed (recovery conflict on b)",
+            "wal_level_insufficient" => "wal_level on a was lowered below logical",
+            _ => "see b's log",
+        };
+        out.push(format!(
+            "the logical slot {} on b was invalidated ({reason}) at {}: {why}. c can no longer continue from it and needs a full resync (a new slot and a fresh initial copy)",
+            s.slot,
+            s.invalidated_at_ms.map(t).unwrap_or_else(|| "an unknown time".into())
+        ));
+    }
+    if let Some(p) = obs.peaks.b_slot_retained
+        && p.value > 0.0
+    {
+        out.push(format!("b retained up to {} of WAL for the logical slot (at {})", fmt_bytes(p.value as u64), t(p.at_ms)));
+    }
+    if let Some(p) = obs.peaks.a_slot_retained
+        && p.value > 16.0 * 1024.0 * 1024.0
+    {
+        out.push(format!("a retained up to {} of WAL for b's physical slot while b lagged (at {})", fmt_bytes(p.value as u64), t(p.at_ms)));
+    }
+    out
 }

@@ -1,0 +1,295 @@
+//! One [`Fault`] per kind: how to inject it and how to heal it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::task::JoinHandle;
+
+use super::model::{FaultKind, Hop};
+use super::proxy::{LinkMode, LinkState};
+use super::runtime::FaultEnv;
+use crate::error::{Error, Result, ResultExt};
+use crate::node::{Node, StopMode};
+
+/// A fault: inject it, heal it. Heal must be safe to call when inject failed halfway.
+#[async_trait]
+pub trait Fault: Send + Sync {
+    /// What it does, for logs and reports.
+    fn describe(&self) -> String;
+    /// Do it.
+    async fn inject(&self, env: &FaultEnv) -> Result<()>;
+    /// Undo it (no-op for one-shot faults).
+    async fn heal(&self, env: &FaultEnv) -> Result<()>;
+}
+
+/// The fault implementing `kind`.
+pub fn build(kind: &FaultKind) -> Box<dyn Fault> {
+    let d = kind.describe();
+    match kind.clone() {
+        FaultKind::Latency { hop, latency, jitter } => {
+            Box::new(Link { hop, state: LinkState { latency, jitter, ..Default::default() }, d })
+        }
+        FaultKind::Bandwidth { hop, bytes_per_sec } => {
+            Box::new(Link { hop, state: LinkState { bandwidth: Some(bytes_per_sec), ..Default::default() }, d })
+        }
+        FaultKind::Partition { hop } => Box::new(Link { hop, state: LinkState { mode: LinkMode::Blackhole, ..Default::default() }, d }),
+        FaultKind::LinkDown { hop } => Box::new(Link { hop, state: LinkState { mode: LinkMode::Down, ..Default::default() }, d }),
+        FaultKind::Kill { node } => Box::new(NodeFault { node, action: NodeAction::Kill, d }),
+        FaultKind::Stop { node, mode } => Box::new(NodeFault { node, action: NodeAction::Stop(mode), d }),
+        FaultKind::Pause { node } => Box::new(NodeFault { node, action: NodeAction::Pause, d }),
+        FaultKind::ReplayPause => Box::new(ReplayPause { d }),
+        FaultKind::ReplayDelay { delay } => Box::new(ReplayDelay { delay, d }),
+        FaultKind::ReplicatorStop => Box::new(ReplicatorStop { d }),
+        FaultKind::PrimaryFailure => Box::new(PrimaryFailure { d }),
+        FaultKind::CatalogChurn { every } => Box::new(CatalogChurn { every, task: std::sync::Mutex::new(None), d }),
+        FaultKind::Checkpoint => Box::new(Checkpoint { d }),
+    }
+}
+
+struct Link {
+    hop: Hop,
+    state: LinkState,
+    d: String,
+}
+
+#[async_trait]
+impl Fault for Link {
+    fn describe(&self) -> String {
+        self.d.clone()
+    }
+    async fn inject(&self, env: &FaultEnv) -> Result<()> {
+        env.link(self.hop)?.set(self.state.clone());
+        Ok(())
+    }
+    async fn heal(&self, env: &FaultEnv) -> Result<()> {
+        env.link(self.hop)?.heal();
+        Ok(())
+    }
+}
+
+enum NodeAction {
+    Kill,
+    Stop(StopMode),
+    Pause,
+}
+
+struct NodeFault {
+    node: String,
+    action: NodeAction,
+    d: String,
+}
+
+#[async_trait]
+impl Fault for NodeFault {
+    fn describe(&self) -> String {
+        self.d.clone()
+    }
+    async fn inject(&self, env: &FaultEnv) -> Result<()> {
+        let n = env.node(&self.node)?;
+        env.require_owned(&n)?;
+        match self.action {
+            NodeAction::Kill => n.kill().await,
+            NodeAction::Stop(mode) => n.stop(mode).await,
+            NodeAction::Pause => n.pause().await,
+        }
+    }
+    async fn heal(&self, env: &FaultEnv) -> Result<()> {
+        let n = env.node(&self.node)?;
+        match self.action {
+            NodeAction::Pause => n.resume().await,
+            // A node that is running again (or was never stopped) needs nothing.
+            _ if n.control().is_running().await => Ok(()),
+            _ => n.start().await,
+        }
+    }
+}
+
+struct ReplayPause {
+    d: String,
+}
+
+#[async_trait]
+impl Fault for ReplayPause {
+    fn describe(&self) -> String {
+        self.d.clone()
+    }
+    async fn inject(&self, env: &FaultEnv) -> Result<()> {
+        env.b().execute("postgres", "SELECT pg_wal_replay_pause()").await
+    }
+    async fn heal(&self, env: &FaultEnv) -> Result<()> {
+        let b = env.b();
+        if b.in_recovery().await? {
+            b.execute("postgres", "SELECT pg_wal_replay_resume()").await?;
+        }
+        Ok(())
+    }
+}
+
+struct ReplayDelay {
+    delay: Duration,
+    d: String,
+}
+
+#[async_trait]
+impl Fault for ReplayDelay {
+    fn describe(&self) -> String {
+        self.d.clone()
+    }
+    async fn inject(&self, env: &FaultEnv) -> Result<()> {
+        env.b()
+            .execute(
+                "postgres",
+                &format!(
+                    "ALTER SYSTEM SET recovery_min_apply_delay = '{}ms'; SELECT pg_reload_conf();",
+                    self.delay.as_millis()
+                ),
+            )
+            .await
+    }
+    async fn heal(&self, env: &FaultEnv) -> Result<()> {
+        env.b()
+            .execute("postgres", "ALTER SYSTEM RESET recovery_min_apply_delay; SELECT pg_reload_conf();")
+            .await
+    }
+}
+
+struct ReplicatorStop {
+    d: String,
+}
+
+#[async_trait]
+impl Fault for ReplicatorStop {
+    fn describe(&self) -> String {
+        self.d.clone()
+    }
+    async fn inject(&self, env: &FaultEnv) -> Result<()> {
+        env.replicator.stop(&env.c).await
+    }
+    async fn heal(&self, env: &FaultEnv) -> Result<()> {
+        env.replicator.resume(&env.c).await
+    }
+}
+
+struct PrimaryFailure {
+    d: String,
+}
+
+#[async_trait]
+impl Fault for PrimaryFailure {
+    fn describe(&self) -> String {
+        self.d.clone()
+    }
+    async fn inject(&self, env: &FaultEnv) -> Result<()> {
+        env.require_owned(&env.a)?;
+        env.a.kill().await.step("primary failure: killing a")?;
+        env.events.lock().expect("events").killed_ms = Some(env.now_ms());
+        env.b().promote().await.step("primary failure: promoting b")?;
+        env.events.lock().expect("events").promoted_ms = Some(env.now_ms());
+        // Writes, heartbeats and fences follow the new primary from here on.
+        env.set_primary(env.b().clone());
+        Ok(())
+    }
+    async fn heal(&self, _env: &FaultEnv) -> Result<()> {
+        // A stays down: after a real primary failure it is rebuilt, not restarted into the chain.
+        Ok(())
+    }
+}
+
+struct CatalogChurn {
+    every: Duration,
+    task: std::sync::Mutex<Option<JoinHandle<()>>>,
+    d: String,
+}
+
+/// One round of the churn PostgreSQL's recovery test 035 uses to provoke a recovery conflict:
+/// catalog rows created and deleted, then vacuumed away, in the slot's database (pg_class) and
+/// in a shared catalog (pg_authid).
+const CHURN: &[&str] = &[
+    "CREATE TABLE pgrehearse.churn ()",
+    "DROP TABLE pgrehearse.churn",
+    "VACUUM FULL pg_class",
+    "VACUUM pg_class",
+    "CREATE ROLE pgrehearse_churn",
+    "DROP ROLE pgrehearse_churn",
+    "VACUUM pg_authid",
+];
+
+#[async_trait]
+impl Fault for CatalogChurn {
+    fn describe(&self) -> String {
+        self.d.clone()
+    }
+    async fn inject(&self, env: &FaultEnv) -> Result<()> {
+        let a = env.a.clone();
+        env.require_owned(&a)?;
+        let db = env.db.clone();
+        let every = self.every;
+        // Connect now so a failure is reported at injection, not lost in a background task.
+        let first = a.connect(&db).await?;
+        let task = tokio::spawn(async move {
+            let mut client = Some(first);
+            loop {
+                if client.as_ref().is_none_or(|c| c.is_closed()) {
+                    client = a.connect(&db).await.ok();
+                }
+                if let Some(c) = &client {
+                    for stmt in CHURN {
+                        if c.batch_execute(stmt).await.is_err() {
+                            break;
+                        }
+                    }
+                }
+                tokio::time::sleep(every).await;
+            }
+        });
+        *self.task.lock().expect("churn task") = Some(task);
+        Ok(())
+    }
+    async fn heal(&self, _env: &FaultEnv) -> Result<()> {
+        if let Some(t) = self.task.lock().expect("churn task").take() {
+            t.abort();
+        }
+        Ok(())
+    }
+}
+
+struct Checkpoint {
+    d: String,
+}
+
+#[async_trait]
+impl Fault for Checkpoint {
+    fn describe(&self) -> String {
+        self.d.clone()
+    }
+    async fn inject(&self, env: &FaultEnv) -> Result<()> {
+        let p = env.primary();
+        p.execute("postgres", "CHECKPOINT").await?;
+        let b = env.b();
+        if b.name() != p.name() {
+            // On a standby CHECKPOINT is a restartpoint: the moment old WAL is removed there.
+            b.execute("postgres", "CHECKPOINT").await?;
+        }
+        Ok(())
+    }
+    async fn heal(&self, _env: &FaultEnv) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Check that a node may take a destructive fault.
+pub(crate) fn owned_or_refuse(n: &Node, allow_foreign: bool) -> Result<()> {
+    if n.owned() || allow_foreign {
+        Ok(())
+    } else {
+        Err(Error::usage(format!(
+            "refusing a destructive fault on {}: pgrehearse did not create this server",
+            n.name()
+        ))
+        .with_hint("pass --allow-destructive-faults if this server is yours to break"))
+    }
+}
+
+/// Keep the compiler honest about the shared handle type used by the runtime.
+pub(crate) type SharedFault = Arc<dyn Fault>;

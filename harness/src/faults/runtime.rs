@@ -1,0 +1,285 @@
+//! Running faults on a timeline, relative to the start of the workload, and always healing
+//! them: when their time comes, when the workload ends, or when the run is cut short.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::kinds::{self, SharedFault};
+use super::model::{FaultRecord, FaultSpec, Hop};
+use super::proxy::LinkProxy;
+use crate::chain::Replicator;
+use crate::error::{Error, Result};
+use crate::node::{Node, Role};
+use crate::workload::Target;
+
+/// Failover moments recorded by the primary-failure fault.
+#[derive(Debug, Default, Clone)]
+pub struct FailoverEvents {
+    /// A was killed (ms since workload start).
+    pub killed_ms: Option<i64>,
+    /// B accepted writes.
+    pub promoted_ms: Option<i64>,
+}
+
+/// The proxies on each hop, when the chain was built with them.
+#[derive(Default)]
+pub struct Links {
+    /// A → B.
+    pub ab: Option<Arc<LinkProxy>>,
+    /// B → C.
+    pub bc: Option<Arc<LinkProxy>>,
+}
+
+/// What faults act on.
+pub struct FaultEnv {
+    /// The original primary.
+    pub a: Node,
+    b: Node,
+    /// The target.
+    pub c: Node,
+    /// The B → C replicator.
+    pub replicator: Arc<dyn Replicator>,
+    /// Replicated database.
+    pub db: String,
+    links: Arc<Links>,
+    primary: watch::Sender<Node>,
+    target: Option<watch::Sender<Target>>,
+    /// Failover moments.
+    pub events: Mutex<FailoverEvents>,
+    clock: Instant,
+    allow_foreign: bool,
+}
+
+impl FaultEnv {
+    /// Faults on `a`, `b`, `c`. `primary` and `target` are the channels the heartbeat and the
+    /// workload follow; `clock` is the workload's start.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        a: Node,
+        b: Node,
+        c: Node,
+        replicator: Arc<dyn Replicator>,
+        db: &str,
+        links: Arc<Links>,
+        primary: watch::Sender<Node>,
+        target: Option<watch::Sender<Target>>,
+        clock: Instant,
+    ) -> FaultEnv {
+        FaultEnv {
+            a,
+            b,
+            c,
+            replicator,
+            db: db.to_string(),
+            links,
+            primary,
+            target,
+            events: Mutex::default(),
+            clock,
+            allow_foreign: false,
+        }
+    }
+
+    /// Allow destructive faults on servers the harness did not create.
+    pub fn allow_foreign(mut self, yes: bool) -> FaultEnv {
+        self.allow_foreign = yes;
+        self
+    }
+
+    /// Milliseconds since the workload started.
+    pub fn now_ms(&self) -> i64 {
+        self.clock.elapsed().as_millis() as i64
+    }
+
+    /// The hot standby (a primary after promotion).
+    pub fn b(&self) -> &Node {
+        &self.b
+    }
+
+    /// The node taking writes now.
+    pub fn primary(&self) -> Node {
+        self.primary.borrow().clone()
+    }
+
+    /// Point heartbeat and workload at a new primary.
+    pub fn set_primary(&self, n: Node) {
+        tracing::info!("{} is the primary now; workload and heartbeat follow", n.name());
+        if let Some(t) = &self.target {
+            t.send_replace(Target { node: n.name().to_string(), conn: n.admin().with_db(&self.db) });
+        }
+        self.primary.send_replace(n);
+    }
+
+    /// Node `name` ("a", "b", "c").
+    ///
+    /// # Errors
+    /// Usage error for another name.
+    pub fn node(&self, name: &str) -> Result<Node> {
+        match name {
+            "a" => Ok(self.a.clone()),
+            "b" => Ok(self.b.clone()),
+            "c" => Ok(self.c.clone()),
+            _ => Err(Error::usage(format!("no node {name:?} in the chain (a, b, c)"))),
+        }
+    }
+
+    /// The proxy on `hop`.
+    ///
+    /// # Errors
+    /// Internal error when the chain was built without proxies.
+    pub fn link(&self, hop: Hop) -> Result<&LinkProxy> {
+        let l = match hop {
+            Hop::AB => &self.links.ab,
+            Hop::BC => &self.links.bc,
+        };
+        l.as_deref().ok_or_else(|| Error::internal(format!("link fault on {hop}, but the chain has no proxy on {hop}")))
+    }
+
+    /// Refuse destructive faults on servers pgrehearse did not create (unless allowed).
+    ///
+    /// # Errors
+    /// Usage error naming the node.
+    pub fn require_owned(&self, n: &Node) -> Result<()> {
+        kinds::owned_or_refuse(n, self.allow_foreign)
+    }
+
+    /// Whether B has been promoted.
+    pub fn b_promoted(&self) -> bool {
+        self.b.role() == Role::Primary
+    }
+}
+
+struct Entry {
+    spec: FaultSpec,
+    fault: SharedFault,
+}
+
+struct State {
+    records: Vec<FaultRecord>,
+    active: Vec<bool>,
+}
+
+/// A running fault timeline.
+pub struct Timeline {
+    entries: Arc<Vec<Entry>>,
+    state: Arc<Mutex<State>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Timeline {
+    /// Start the faults in `specs` against `env`. Faults without `heal_at` heal at
+    /// `default_heal` (the end of the workload); one-shot faults never heal.
+    pub fn start(specs: &[FaultSpec], env: Arc<FaultEnv>, default_heal: Duration) -> Timeline {
+        let entries: Arc<Vec<Entry>> = Arc::new(
+            specs
+                .iter()
+                .map(|s| Entry { spec: s.clone(), fault: Arc::from(kinds::build(&s.kind)) })
+                .collect(),
+        );
+        let state = Arc::new(Mutex::new(State {
+            records: entries
+                .iter()
+                .map(|e| FaultRecord {
+                    kind: e.spec.kind.name().to_string(),
+                    description: e.fault.describe(),
+                    injected_ms: None,
+                    healed_ms: None,
+                    error: None,
+                })
+                .collect(),
+            active: vec![false; entries.len()],
+        }));
+        // (time, entry, inject?) sorted by time; heals before injections at the same instant.
+        let mut events: Vec<(Duration, usize, bool)> = Vec::new();
+        for (i, e) in entries.iter().enumerate() {
+            events.push((e.spec.at, i, true));
+            if !e.spec.kind.one_shot() {
+                events.push((e.spec.heal_at.unwrap_or(default_heal).max(e.spec.at), i, false));
+            }
+        }
+        events.sort_by_key(|(t, i, inject)| (*t, *inject, *i));
+        let (en, st) = (entries.clone(), state.clone());
+        let task = tokio::spawn(async move {
+            let start = tokio::time::Instant::now() - env.clock.elapsed();
+            for (t, i, inject) in events {
+                // Scheduling, not synchronisation: the fault happens at its time on the timeline.
+                tokio::time::sleep_until(start + t).await;
+                if inject {
+                    apply(&en[i], i, &st, &env, true).await;
+                } else if st.lock().expect("timeline").active[i] {
+                    apply(&en[i], i, &st, &env, false).await;
+                }
+            }
+        });
+        Timeline { entries, state, task: Some(task) }
+    }
+
+    /// Wait until every scheduled injection and heal has happened.
+    pub async fn wait(&mut self) {
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
+        }
+    }
+
+    /// Cancel what is still scheduled and heal every fault that is active. Always call this
+    /// when the run ends, however it ends.
+    pub async fn heal_all(&mut self, env: &FaultEnv) -> Vec<FaultRecord> {
+        if let Some(t) = self.task.take() {
+            t.abort();
+            let _ = t.await;
+        }
+        for (i, e) in self.entries.iter().enumerate() {
+            if self.state.lock().expect("timeline").active[i] {
+                apply(e, i, &self.state, env, false).await;
+            }
+        }
+        self.records()
+    }
+
+    /// What happened so far.
+    pub fn records(&self) -> Vec<FaultRecord> {
+        self.state.lock().expect("timeline").records.clone()
+    }
+
+    /// When the last heal happened (ms since workload start).
+    pub fn last_heal_ms(&self) -> Option<i64> {
+        self.records().iter().filter_map(|r| r.healed_ms.map(|h| h as i64)).max()
+    }
+}
+
+async fn apply(e: &Entry, i: usize, st: &Mutex<State>, env: &FaultEnv, inject: bool) {
+    let verb = if inject { "injecting" } else { "healing" };
+    tracing::info!("t={:.1}s {verb} {}", env.now_ms() as f64 / 1000.0, e.fault.describe());
+    let res = if inject { e.fault.inject(env).await } else { e.fault.heal(env).await };
+    let now = env.now_ms().max(0) as u64;
+    let mut s = st.lock().expect("timeline");
+    match res {
+        Ok(()) => {
+            if inject {
+                s.records[i].injected_ms = Some(now);
+                s.active[i] = !e.spec.kind.one_shot();
+            } else {
+                s.records[i].healed_ms = Some(now);
+                s.active[i] = false;
+            }
+        }
+        Err(err) => {
+            tracing::warn!("{verb} {} failed: {err}", e.fault.describe());
+            let msg = crate::secret::redact(&format!("{verb}: {err}"));
+            s.records[i].error = Some(match s.records[i].error.take() {
+                Some(prev) => format!("{prev}; {msg}"),
+                None => msg,
+            });
+            if inject {
+                // Half-injected faults still get healed.
+                s.records[i].injected_ms = Some(now);
+                s.active[i] = !e.spec.kind.one_shot();
+            } else {
+                s.active[i] = false;
+            }
+        }
+    }
+}

@@ -147,6 +147,7 @@ fn expect_all() -> Expectations {
         consistent: true,
         max_catchup: Some(Duration::from_secs(30)),
         sequences_match: false,
+        ..Expectations::default()
     }
 }
 

@@ -1,6 +1,7 @@
 //! `[chain]`: which PostgreSQL, which backend, and per-node ports and settings.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use super::raw::{RawChain, RawNode, RawSettings};
 use super::source::Source;
@@ -36,6 +37,12 @@ pub struct ChainPlan {
     pub physical_slot: bool,
     /// hot_standby_feedback on B.
     pub hot_standby_feedback: bool,
+    /// Rehearse creating the logical slot on B against an idle A: wait until A has been idle,
+    /// start creating the slot without nudging A, check it still waits after `idle_wait`, then
+    /// nudge A (`pg_log_standby_snapshot()`).
+    pub idle_primary: bool,
+    /// With `idle_primary`, how long the slot creation must be seen waiting before A is nudged.
+    pub idle_wait: Duration,
     /// Primary.
     pub a: NodePlan,
     /// Hot standby.
@@ -73,6 +80,16 @@ pub(super) fn validate(src: &Source, base: &Path, raw: Option<RawChain>) -> Resu
         None => ChainPlan::default().database,
         Some(v) => values::non_empty(src, v, "database")?,
     };
+    let idle_wait = match &raw.idle_wait {
+        None => ChainPlan::default().idle_wait,
+        Some(v) => values::duration_in(
+            src,
+            v,
+            "idle_wait",
+            Duration::from_secs(1)..=Duration::from_secs(60),
+            "idle_wait is between 1s and 60s",
+        )?,
+    };
     let mut nodes = Vec::with_capacity(3);
     let mut seen: Vec<(u16, &str)> = Vec::new();
     for (name, node_raw) in [("a", raw.a), ("b", raw.b), ("c", raw.c)] {
@@ -98,6 +115,8 @@ pub(super) fn validate(src: &Source, base: &Path, raw: Option<RawChain>) -> Resu
         database,
         physical_slot: raw.physical_slot.unwrap_or(true),
         hot_standby_feedback: raw.hot_standby_feedback.unwrap_or(true),
+        idle_primary: raw.idle_primary.unwrap_or(false),
+        idle_wait,
         a,
         b,
         c,
@@ -191,6 +210,8 @@ impl Default for ChainPlan {
             database: "app".into(),
             physical_slot: true,
             hot_standby_feedback: true,
+            idle_primary: false,
+            idle_wait: Duration::from_secs(5),
             a: NodePlan::default(),
             b: NodePlan::default(),
             c: NodePlan::default(),

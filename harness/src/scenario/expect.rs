@@ -2,6 +2,9 @@
 
 use std::time::Duration;
 
+use serde_spanned::Spanned;
+
+use super::ChainPlan;
 use super::raw::RawExpect;
 use super::source::Source;
 use super::values;
@@ -53,19 +56,106 @@ impl Default for Expectations {
     }
 }
 
-pub(super) fn validate(src: &Source, raw: Option<RawExpect>) -> Result<Expectations> {
+/// The values `slot_invalidated` takes: PostgreSQL's invalidation reasons (17+; 18 adds
+/// `idle_timeout`), or "any" for an invalidation whatever its reason (16 reports none).
+pub const SLOT_INVALIDATION_REASONS: [&str; 5] = [
+    "wal_removed",
+    "rows_removed",
+    "wal_level_insufficient",
+    "idle_timeout",
+    "any",
+];
+
+pub(super) fn validate(
+    src: &Source,
+    raw: Option<RawExpect>,
+    chain: &ChainPlan,
+) -> Result<Expectations> {
     let Some(raw) = raw else {
         return Ok(Expectations::default());
     };
     let defaults = Expectations::default();
-    let max_catchup = match &raw.max_catchup {
+    let duration = |v: &Option<Spanned<String>>, key: &str| -> Result<Option<Duration>> {
+        v.as_ref()
+            .map(|v| values::duration(src, v, key))
+            .transpose()
+    };
+    let slot_invalidated = match &raw.slot_invalidated {
         None => None,
-        Some(v) => Some(values::duration(src, v, "max_catchup")?),
+        Some(v) => Some(slot_invalidated(src, v)?),
+    };
+    if let (Some(survives), Some(invalidated)) = (&raw.slot_survives, &raw.slot_invalidated)
+        && *survives.get_ref()
+    {
+        // Point at whichever was written second: the first one stated the intent.
+        let at = survives.span().start.max(invalidated.span().start);
+        return Err(src
+            .error(
+                at..at,
+                format!(
+                    "slot_survives = true and slot_invalidated = {:?} contradict each other: the slot cannot both stay usable and end invalidated",
+                    invalidated.get_ref()
+                ),
+            )
+            .with_hint(
+                "keep one; slot_survives = false only says the slot must end unusable",
+            ));
+    }
+    let rpo_max_writes = match &raw.rpo_max_writes {
+        None => None,
+        Some(v) => Some(values::int_in(
+            src,
+            v,
+            "rpo_max_writes",
+            0..=i64::MAX,
+            "the number of lost writes cannot be negative",
+        )?),
+    };
+    let slot_waits_for_nudge = match &raw.slot_waits_for_nudge {
+        Some(v) if *v.get_ref() && !chain.idle_primary => {
+            return Err(src
+                .error(
+                    v.span(),
+                    "slot_waits_for_nudge = true needs an idle primary to wait on",
+                )
+                .with_hint("set idle_primary = true under [chain]"));
+        }
+        Some(v) => *v.get_ref(),
+        None => defaults.slot_waits_for_nudge,
     };
     Ok(Expectations {
         consistent: raw.consistent.unwrap_or(defaults.consistent),
-        max_catchup,
+        max_catchup: duration(&raw.max_catchup, "max_catchup")?,
         sequences_match: raw.sequences_match.unwrap_or(defaults.sequences_match),
-        ..defaults
+        max_e2e_lag: duration(&raw.max_e2e_lag, "max_e2e_lag")?,
+        slot_survives: raw.slot_survives.map(Spanned::into_inner),
+        slot_invalidated,
+        rpo_max_writes,
+        consistent_after_heal: raw
+            .consistent_after_heal
+            .unwrap_or(defaults.consistent_after_heal),
+        converges_within: duration(&raw.converges_within, "converges_within")?,
+        slot_waits_for_nudge,
     })
+}
+
+fn slot_invalidated(src: &Source, v: &Spanned<String>) -> Result<String> {
+    let reason = v.get_ref().trim();
+    if SLOT_INVALIDATION_REASONS.contains(&reason) {
+        return Ok(reason.to_string());
+    }
+    Err(src
+        .error(
+            v.span(),
+            format!(
+                "slot_invalidated: unknown invalidation reason {:?}",
+                v.get_ref()
+            ),
+        )
+        .with_hint(format!(
+            "use one of {}",
+            SLOT_INVALIDATION_REASONS
+                .map(|r| format!("\"{r}\""))
+                .join(", ")
+        )))
 }

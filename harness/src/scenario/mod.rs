@@ -7,13 +7,32 @@
 //!
 //! [chain]                     # backend, pg_version (16-18), pg_bin, database,
 //! pg_version = 17             # physical_slot, hot_standby_feedback,
+//! idle_primary = true         # rehearse slot creation on B against an idle A
+//! idle_wait = "5s"            # (the slot must still wait after idle_wait; 1s-60s)
 //! [chain.b.settings]          # [chain.a|b|c] port and settings
 //! max_slot_wal_keep_size = "1GB"
 //!
 //! [data]                      # bring your own data: sql = "x.sql" or dump = "x.dump"
 //! [workload]                  # enabled, tables, initial_rows, connections, rate, duration,
 //! [workload.mix]              # seed; mix weights insert/update/delete
-//! [expect]                    # consistent, max_catchup, sequences_match
+//!
+//! [[faults]]                  # the fault timeline, in file order; one entry per fault
+//! kind = "latency"            # latency, bandwidth, partition, link_down (+ hop = "a-b"|"b-c"),
+//! hop = "a-b"                 # kill, stop, pause (+ node = "a"|"b"|"c"), replay_pause,
+//! latency = "500ms"           # replay_delay, replicator_stop, primary_failure (once),
+//! jitter = "50ms"             # catalog_churn, checkpoint
+//! at = "10s"                  # from the start of the workload; before it ends
+//! heal_at = "40s"             # optional, after at; not for primary_failure, checkpoint
+//! # kind-specific keys: latency/jitter (latency), rate = "1MB/s"|"1MiB/s"|bytes (bandwidth),
+//! # mode = "smart"|"fast"|"immediate" (stop), delay (replay_delay), every (catalog_churn)
+//!
+//! [observe]                   # sample_every (250ms), heartbeat_every (100ms); up to 10s
+//!
+//! [expect]                    # consistent, max_catchup, sequences_match, max_e2e_lag,
+//! slot_survives = true        # slot_survives, or slot_invalidated = "wal_removed" |
+//! rpo_max_writes = 0          #   "rows_removed" | "wal_level_insufficient" | "idle_timeout" |
+//! converges_within = "30s"    #   "any"; rpo_max_writes, consistent_after_heal,
+//!                             # converges_within, slot_waits_for_nudge (needs idle_primary)
 //! ```
 //!
 //! Every mistake is reported as `file:line:column: message` pointing at the offending key or
@@ -29,6 +48,8 @@
 mod chain;
 mod data;
 mod expect;
+mod faults;
+mod observe;
 mod raw;
 mod seed;
 mod source;
@@ -42,12 +63,14 @@ use std::path::{Path, PathBuf};
 
 pub use chain::{BackendKind, ChainPlan, NodePlan, SUPPORTED_MAJORS};
 pub use data::DataSeed;
-pub use expect::Expectations;
+pub use expect::{Expectations, SLOT_INVALIDATION_REASONS};
+pub use observe::ObservePlan;
 pub use seed::derive_seed;
 pub use workload::{BuiltinTable, Mix, WorkloadPlan};
 
 use crate::chain::ChainSpec;
 use crate::error::{Result, io_error};
+use crate::faults::FaultSpec;
 use raw::RawScenario;
 use source::Source;
 
@@ -71,6 +94,10 @@ pub struct Scenario {
     pub data: Option<DataSeed>,
     /// The workload.
     pub workload: WorkloadPlan,
+    /// The fault timeline, in file order; times are from the start of the workload.
+    pub faults: Vec<FaultSpec>,
+    /// How often the chain is sampled.
+    pub observe: ObservePlan,
     /// What must hold for the run to pass.
     pub expect: Expectations,
 }
@@ -136,14 +163,24 @@ impl Scenario {
             }
             Some(v) => Some(values::seed(&src, v, "seed")?),
         };
+        // Later sections are checked against earlier ones: fault times against the workload's
+        // duration, expectations against the chain.
+        let chain = chain::validate(&src, &base, raw.chain)?;
+        let data = data::validate(&src, &base, raw.data)?;
+        let workload = workload::validate(&src, raw.workload)?;
+        let faults = faults::validate(&src, raw.faults, &workload)?;
+        let observe = observe::validate(&src, raw.observe)?;
+        let expect = expect::validate(&src, raw.expect, &chain)?;
         Ok(Scenario {
             name,
             description: raw.description.filter(|d| !d.trim().is_empty()),
             seed,
-            chain: chain::validate(&src, &base, raw.chain)?,
-            data: data::validate(&src, &base, raw.data)?,
-            workload: workload::validate(&src, raw.workload)?,
-            expect: expect::validate(&src, raw.expect)?,
+            chain,
+            data,
+            workload,
+            faults,
+            observe,
+            expect,
             path,
         })
     }

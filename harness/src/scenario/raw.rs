@@ -2,8 +2,8 @@
 //! keys and types by toml. Values whose rules serde cannot express (ranges, exclusive choices,
 //! files that must exist) keep their spans so the validation step can point at them.
 //!
-//! A new section (say `[[faults]]`) is a new field here plus a validation function in its own
-//! file; until then `deny_unknown_fields` rejects it like any misspelled key.
+//! A new section is a new field here plus a validation function in its own file; until then
+//! `deny_unknown_fields` rejects it like any misspelled key.
 
 use std::fmt;
 
@@ -25,6 +25,9 @@ pub(super) struct RawScenario {
     pub data: Option<Spanned<RawData>>,
     pub workload: Option<RawWorkload>,
     pub expect: Option<RawExpect>,
+    pub observe: Option<RawObserve>,
+    /// `[[faults]]`, in file order; each entry's span is where its table starts.
+    pub faults: Option<Vec<Spanned<RawFault>>>,
 }
 
 /// `[chain]`.
@@ -37,6 +40,8 @@ pub(super) struct RawChain {
     pub database: Option<Spanned<String>>,
     pub physical_slot: Option<bool>,
     pub hot_standby_feedback: Option<bool>,
+    pub idle_primary: Option<bool>,
+    pub idle_wait: Option<Spanned<String>>,
     pub a: Option<RawNode>,
     pub b: Option<RawNode>,
     pub c: Option<RawNode>,
@@ -88,6 +93,40 @@ pub(super) struct RawExpect {
     pub consistent: Option<bool>,
     pub max_catchup: Option<Spanned<String>>,
     pub sequences_match: Option<bool>,
+    pub max_e2e_lag: Option<Spanned<String>>,
+    pub slot_survives: Option<Spanned<bool>>,
+    pub slot_invalidated: Option<Spanned<String>>,
+    pub rpo_max_writes: Option<Spanned<i64>>,
+    pub consistent_after_heal: Option<bool>,
+    pub converges_within: Option<Spanned<String>>,
+    pub slot_waits_for_nudge: Option<Spanned<bool>>,
+}
+
+/// `[observe]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawObserve {
+    pub sample_every: Option<Spanned<String>>,
+    pub heartbeat_every: Option<Spanned<String>>,
+}
+
+/// One `[[faults]]` entry. Every key any kind takes is here, all optional: which keys a kind
+/// needs or forbids is decided per kind in `faults.rs`, where the message can name the kind.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawFault {
+    pub kind: Option<Spanned<String>>,
+    pub hop: Option<Spanned<String>>,
+    pub at: Option<Spanned<String>>,
+    pub heal_at: Option<Spanned<String>>,
+    pub latency: Option<Spanned<String>>,
+    pub jitter: Option<Spanned<String>>,
+    /// An integer (bytes per second) or a string with a unit ("1MB/s").
+    pub rate: Option<Spanned<toml::Value>>,
+    pub node: Option<Spanned<String>>,
+    pub mode: Option<Spanned<String>>,
+    pub delay: Option<Spanned<String>>,
+    pub every: Option<Spanned<String>>,
 }
 
 /// `rate = 500`, `rate = 12.5` or `rate = "max"`.

@@ -7,6 +7,8 @@ use std::time::Duration;
 use super::*;
 use crate::ErrorKind;
 
+mod faults;
+
 const ORIGIN: &str = "scen/bad.toml";
 
 fn parse(text: &str) -> Scenario {
@@ -40,6 +42,16 @@ fn minimal_file_gets_defaults() {
     assert_eq!(s.workload.tables.len(), 5);
     assert_eq!(s.expect, Expectations::default());
     assert!(s.expect.consistent);
+    assert!(s.faults.is_empty());
+    assert_eq!(
+        s.observe,
+        ObservePlan {
+            sample_every: Duration::from_millis(250),
+            heartbeat_every: Duration::from_millis(100),
+        }
+    );
+    assert!(!s.chain.idle_primary);
+    assert_eq!(s.chain.idle_wait, Duration::from_secs(5));
     assert!(s.path.is_absolute() && s.path.ends_with(ORIGIN));
 }
 
@@ -61,6 +73,8 @@ pg_bin = "pg/bin"
 database = "shop"
 physical_slot = false
 hot_standby_feedback = false
+idle_primary = true
+idle_wait = "10s"
 [chain.a]
 port = 5433
 [chain.a.settings]
@@ -85,10 +99,21 @@ seed = 7
 [workload.mix]
 insert = 1
 
+[observe]
+sample_every = "1s"
+heartbeat_every = "50ms"
+
 [expect]
 consistent = false
 max_catchup = "500ms"
 sequences_match = true
+max_e2e_lag = "5s"
+slot_survives = false
+slot_invalidated = "rows_removed"
+rpo_max_writes = 0
+consistent_after_heal = true
+converges_within = "1m"
+slot_waits_for_nudge = true
 "#;
     let file = dir.path().join("full.toml");
     std::fs::write(&file, text).unwrap();
@@ -106,6 +131,8 @@ sequences_match = true
     );
     assert_eq!(c.database, "shop");
     assert!(!c.physical_slot && !c.hot_standby_feedback);
+    assert!(c.idle_primary);
+    assert_eq!(c.idle_wait, Duration::from_secs(10));
     assert_eq!(c.a.port, Some(5433));
     let pairs = |v: &[(&str, &str)]| -> Vec<(String, String)> {
         v.iter()
@@ -145,7 +172,21 @@ sequences_match = true
         Expectations {
             consistent: false,
             max_catchup: Some(Duration::from_millis(500)),
-            sequences_match: true
+            sequences_match: true,
+            max_e2e_lag: Some(Duration::from_secs(5)),
+            slot_survives: Some(false),
+            slot_invalidated: Some("rows_removed".into()),
+            rpo_max_writes: Some(0),
+            consistent_after_heal: true,
+            converges_within: Some(Duration::from_secs(60)),
+            slot_waits_for_nudge: true,
+        }
+    );
+    assert_eq!(
+        s.observe,
+        ObservePlan {
+            sample_every: Duration::from_secs(1),
+            heartbeat_every: Duration::from_millis(50),
         }
     );
 
@@ -193,9 +234,9 @@ fn unknown_key_points_at_the_key_with_a_suggestion() {
 #[test]
 fn unknown_section_is_rejected() {
     let hint = assert_at(
-        "version = 1\n[[faults]]\nkind = \"partition\"\n",
+        "version = 1\n[[nemesis]]\nkind = \"partition\"\n",
         "2:3",
-        "unknown field `faults`",
+        "unknown field `nemesis`",
     );
     assert_eq!(hint, None);
 }
@@ -410,6 +451,122 @@ fn clashing_ports_are_rejected() {
         "version = 1\n[chain.a]\nport = 70000\n",
         "3:8",
         "port = 70000: a port is between 1 and 65535",
+    );
+}
+
+#[test]
+fn idle_wait_is_bounded() {
+    assert_at(
+        "version = 1\n[chain]\nidle_primary = true\nidle_wait = \"500ms\"\n",
+        "4:13",
+        "idle_wait = \"500ms\": idle_wait is between 1s and 60s",
+    );
+    assert_at(
+        "version = 1\n[chain]\nidle_wait = \"2m\"\n",
+        "3:13",
+        "idle_wait is between 1s and 60s",
+    );
+    let s = parse("version = 1\n[chain]\nidle_wait = \"60s\"\n");
+    assert_eq!(s.chain.idle_wait, Duration::from_secs(60));
+}
+
+#[test]
+fn observe_periods_are_bounded() {
+    assert_at(
+        "version = 1\n[observe]\nsample_every = \"0s\"\n",
+        "3:16",
+        "sample_every = \"0s\": the period must be above zero and at most 10s",
+    );
+    assert_at(
+        "version = 1\n[observe]\nheartbeat_every = \"11s\"\n",
+        "3:19",
+        "heartbeat_every = \"11s\": the period must be above zero and at most 10s",
+    );
+    let hint = assert_at(
+        "version = 1\n[observe]\nsample_every = \"often\"\n",
+        "3:16",
+        "sample_every: invalid duration \"often\"",
+    );
+    assert!(hint.is_some());
+    let hint = assert_at(
+        "version = 1\n[observe]\nsample_evrey = \"1s\"\n",
+        "3:1",
+        "unknown field `sample_evrey`",
+    );
+    assert_eq!(hint.as_deref(), Some("did you mean `sample_every`?"));
+    let s = parse("version = 1\n[observe]\nsample_every = \"10s\"\n");
+    assert_eq!(s.observe.sample_every, Duration::from_secs(10));
+    assert_eq!(s.observe.heartbeat_every, Duration::from_millis(100));
+}
+
+#[test]
+fn unknown_invalidation_reason_lists_the_reasons() {
+    let hint = assert_at(
+        "version = 1\n[expect]\nslot_invalidated = \"vacuumed\"\n",
+        "3:20",
+        "slot_invalidated: unknown invalidation reason \"vacuumed\"",
+    );
+    let hint = hint.unwrap();
+    for reason in SLOT_INVALIDATION_REASONS {
+        assert!(hint.contains(reason), "{reason} missing from {hint:?}");
+    }
+    let s = parse("version = 1\n[expect]\nslot_invalidated = \"any\"\n");
+    assert_eq!(s.expect.slot_invalidated.as_deref(), Some("any"));
+}
+
+#[test]
+fn slot_cannot_both_survive_and_be_invalidated() {
+    // Reported at whichever of the two comes second.
+    let hint = assert_at(
+        "version = 1\n[expect]\nslot_survives = true\nslot_invalidated = \"wal_removed\"\n",
+        "4:20",
+        "slot_survives = true and slot_invalidated = \"wal_removed\" contradict each other",
+    );
+    assert!(hint.is_some());
+    assert_at(
+        "version = 1\n[expect]\nslot_invalidated = \"any\"\nslot_survives = true\n",
+        "4:17",
+        "contradict each other",
+    );
+    let s = parse("version = 1\n[expect]\nslot_survives = false\nslot_invalidated = \"any\"\n");
+    assert_eq!(s.expect.slot_survives, Some(false));
+}
+
+#[test]
+fn negative_rpo_is_rejected() {
+    assert_at(
+        "version = 1\n[expect]\nrpo_max_writes = -1\n",
+        "3:18",
+        "rpo_max_writes = -1: the number of lost writes cannot be negative",
+    );
+}
+
+#[test]
+fn slot_waits_for_nudge_needs_an_idle_primary() {
+    let hint = assert_at(
+        "version = 1\n[expect]\nslot_waits_for_nudge = true\n",
+        "3:24",
+        "slot_waits_for_nudge = true needs an idle primary",
+    );
+    assert_eq!(
+        hint.as_deref(),
+        Some("set idle_primary = true under [chain]")
+    );
+    let s = parse("version = 1\n[expect]\nslot_waits_for_nudge = false\n");
+    assert!(!s.expect.slot_waits_for_nudge);
+}
+
+#[test]
+fn new_expectation_durations_are_checked() {
+    assert_at(
+        "version = 1\n[expect]\nmax_e2e_lag = \"fast\"\n",
+        "3:15",
+        "max_e2e_lag: invalid duration \"fast\"",
+    );
+    assert_at(
+        "version = 1\n[expect]\nconverges_within = \"1 fortnight and a bit\"\n",
+        "3:20",
+        "converges_within: invalid duration",
     );
 }
 

@@ -19,6 +19,31 @@ pub(super) fn duration(src: &Source, v: &Spanned<String>, key: &str) -> Result<D
     })
 }
 
+/// A duration within `range`, with `why` naming the rule.
+pub(super) fn duration_in(
+    src: &Source,
+    v: &Spanned<String>,
+    key: &str,
+    range: std::ops::RangeInclusive<Duration>,
+    why: &str,
+) -> Result<Duration> {
+    let d = duration(src, v, key)?;
+    if !range.contains(&d) {
+        return Err(src.error(v.span(), format!("{key} = {:?}: {why}", v.get_ref())));
+    }
+    Ok(d)
+}
+
+/// A duration above zero: for periods and delays, where zero would mean "spin" or "nothing".
+pub(super) fn positive_duration(
+    src: &Source,
+    v: &Spanned<String>,
+    key: &str,
+    why: &str,
+) -> Result<Duration> {
+    duration_in(src, v, key, Duration::from_nanos(1)..=Duration::MAX, why)
+}
+
 /// A seed: a non-negative integer, or a string of digits for seeds above TOML's integer range
 /// (random seeds are drawn from the full u64 range and printed for replay).
 pub(super) fn seed(src: &Source, v: &Spanned<toml::Value>, key: &str) -> Result<u64> {

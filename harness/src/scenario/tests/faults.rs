@@ -1,0 +1,468 @@
+//! `[[faults]]`: every kind read into its `FaultSpec`, and one test per kind of mistake.
+
+use std::time::Duration;
+
+use super::{assert_at, fail, parse};
+use crate::faults::{FaultKind, FaultSpec, Hop};
+use crate::node::StopMode;
+
+fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+fn ms(m: u64) -> Duration {
+    Duration::from_millis(m)
+}
+
+/// A file with a two-minute workload and `faults` appended.
+fn with_faults(faults: &str) -> String {
+    format!("version = 1\n[workload]\nduration = \"2m\"\n{faults}")
+}
+
+#[test]
+fn every_kind_is_read_in_file_order() {
+    let s = parse(&with_faults(
+        r#"
+[[faults]]
+kind = "latency"
+hop = "a-b"
+at = "10s"
+heal_at = "40s"
+latency = "500ms"
+jitter = "50ms"
+
+[[faults]]
+kind = "latency"
+hop = "b-c"
+at = "1s"
+latency = "1s"
+
+[[faults]]
+kind = "bandwidth"
+hop = "b-c"
+at = "5s"
+rate = "1MB/s"
+
+[[faults]]
+kind = "bandwidth"
+hop = "a-b"
+at = "5s"
+rate = "1MiB/s"
+
+[[faults]]
+kind = "bandwidth"
+hop = "a-b"
+at = "6s"
+rate = 4096
+
+[[faults]]
+kind = "partition"
+hop = "a-b"
+at = "20s"
+heal_at = "25s"
+
+[[faults]]
+kind = "link_down"
+hop = "b-c"
+at = "30s"
+
+[[faults]]
+kind = "kill"
+node = "c"
+at = "31s"
+
+[[faults]]
+kind = "stop"
+node = "b"
+at = "32s"
+mode = "immediate"
+
+[[faults]]
+kind = "stop"
+node = "c"
+at = "33s"
+
+[[faults]]
+kind = "pause"
+node = "b"
+at = "34s"
+heal_at = "36s"
+
+[[faults]]
+kind = "replay_pause"
+at = "40s"
+
+[[faults]]
+kind = "replay_delay"
+delay = "2s"
+at = "41s"
+
+[[faults]]
+kind = "replicator_stop"
+at = "42s"
+heal_at = "1m"
+
+[[faults]]
+kind = "catalog_churn"
+at = "43s"
+
+[[faults]]
+kind = "catalog_churn"
+at = "44s"
+every = "1s"
+
+[[faults]]
+kind = "checkpoint"
+at = "45s"
+
+[[faults]]
+kind = "primary_failure"
+at = "1m50s"
+"#,
+    ));
+    let spec = |kind, at, heal_at| FaultSpec { kind, at, heal_at };
+    let expected = vec![
+        spec(
+            FaultKind::Latency {
+                hop: Hop::AB,
+                latency: ms(500),
+                jitter: ms(50),
+            },
+            secs(10),
+            Some(secs(40)),
+        ),
+        spec(
+            FaultKind::Latency {
+                hop: Hop::BC,
+                latency: secs(1),
+                jitter: Duration::ZERO,
+            },
+            secs(1),
+            None,
+        ),
+        spec(
+            FaultKind::Bandwidth {
+                hop: Hop::BC,
+                bytes_per_sec: 1_000_000,
+            },
+            secs(5),
+            None,
+        ),
+        spec(
+            FaultKind::Bandwidth {
+                hop: Hop::AB,
+                bytes_per_sec: 1_048_576,
+            },
+            secs(5),
+            None,
+        ),
+        spec(
+            FaultKind::Bandwidth {
+                hop: Hop::AB,
+                bytes_per_sec: 4096,
+            },
+            secs(6),
+            None,
+        ),
+        spec(
+            FaultKind::Partition { hop: Hop::AB },
+            secs(20),
+            Some(secs(25)),
+        ),
+        spec(FaultKind::LinkDown { hop: Hop::BC }, secs(30), None),
+        spec(FaultKind::Kill { node: "c".into() }, secs(31), None),
+        spec(
+            FaultKind::Stop {
+                node: "b".into(),
+                mode: StopMode::Immediate,
+            },
+            secs(32),
+            None,
+        ),
+        spec(
+            FaultKind::Stop {
+                node: "c".into(),
+                mode: StopMode::Fast,
+            },
+            secs(33),
+            None,
+        ),
+        spec(
+            FaultKind::Pause { node: "b".into() },
+            secs(34),
+            Some(secs(36)),
+        ),
+        spec(FaultKind::ReplayPause, secs(40), None),
+        spec(FaultKind::ReplayDelay { delay: secs(2) }, secs(41), None),
+        spec(FaultKind::ReplicatorStop, secs(42), Some(secs(60))),
+        spec(FaultKind::CatalogChurn { every: ms(200) }, secs(43), None),
+        spec(FaultKind::CatalogChurn { every: secs(1) }, secs(44), None),
+        spec(FaultKind::Checkpoint, secs(45), None),
+        spec(FaultKind::PrimaryFailure, secs(110), None),
+    ];
+    assert_eq!(s.faults, expected);
+    let kinds: std::collections::BTreeSet<&str> = s.faults.iter().map(|f| f.kind.name()).collect();
+    assert_eq!(kinds.len(), FaultKind::NAMES.len(), "every kind is covered");
+}
+
+#[test]
+fn no_faults_is_an_empty_timeline() {
+    assert!(parse("version = 1\n").faults.is_empty());
+}
+
+#[test]
+fn unknown_kind_lists_the_kinds() {
+    let hint = assert_at(
+        &with_faults("[[faults]]\nkind = \"meteor\"\nat = \"1s\"\n"),
+        "5:8",
+        "unknown fault kind \"meteor\"",
+    );
+    let hint = hint.unwrap();
+    for name in FaultKind::NAMES {
+        assert!(hint.contains(name), "{name} missing from {hint:?}");
+    }
+}
+
+#[test]
+fn entry_without_kind_points_at_the_entry() {
+    let hint = assert_at(
+        &with_faults("\n[[faults]]\nat = \"1s\"\n"),
+        "5:1",
+        "[[faults]] entry without `kind`",
+    );
+    assert!(hint.unwrap().contains("partition"));
+}
+
+#[test]
+fn unknown_hop_is_rejected() {
+    let hint = assert_at(
+        &with_faults("[[faults]]\nkind = \"partition\"\nhop = \"a-c\"\nat = \"1s\"\n"),
+        "6:7",
+        "hop: unknown hop \"a-c\"",
+    );
+    let hint = hint.unwrap();
+    assert!(
+        hint.contains("\"a-b\"") && hint.contains("\"b-c\""),
+        "{hint}"
+    );
+}
+
+#[test]
+fn unknown_node_is_rejected() {
+    let hint = assert_at(
+        &with_faults("[[faults]]\nkind = \"kill\"\nnode = \"d\"\nat = \"1s\"\n"),
+        "6:8",
+        "node: unknown node \"d\"",
+    );
+    assert!(hint.unwrap().contains("\"c\" (the target)"));
+}
+
+#[test]
+fn unknown_stop_mode_is_rejected() {
+    let hint = assert_at(
+        &with_faults("[[faults]]\nkind = \"stop\"\nnode = \"a\"\nmode = \"gentle\"\nat = \"1s\"\n"),
+        "7:8",
+        "mode: unknown stop mode \"gentle\"",
+    );
+    assert!(hint.unwrap().contains("\"immediate\""));
+}
+
+#[test]
+fn key_of_another_kind_names_the_kind_and_the_key() {
+    let hint = assert_at(
+        &with_faults(
+            "[[faults]]\nkind = \"partition\"\nhop = \"a-b\"\nat = \"1s\"\nlatency = \"5ms\"\n",
+        ),
+        "8:11",
+        "`latency` does not apply to a partition fault",
+    );
+    assert_eq!(
+        hint.as_deref(),
+        Some("a partition fault takes hop, at and heal_at (optional)")
+    );
+    assert_at(
+        &with_faults("[[faults]]\nkind = \"kill\"\nhop = \"a-b\"\nnode = \"a\"\nat = \"1s\"\n"),
+        "6:7",
+        "`hop` does not apply to a kill fault",
+    );
+}
+
+#[test]
+fn first_stray_key_in_file_order_is_reported() {
+    // toml hands keys over sorted; the message must follow the file.
+    assert_at(
+        &with_faults(
+            "[[faults]]\nkind = \"checkpoint\"\nnode = \"a\"\nevery = \"1s\"\nat = \"1s\"\n",
+        ),
+        "6:8",
+        "`node` does not apply to a checkpoint fault",
+    );
+}
+
+#[test]
+fn missing_required_key_points_at_the_kind_and_names_the_key() {
+    let hint = assert_at(
+        &with_faults("[[faults]]\nkind = \"latency\"\nhop = \"a-b\"\nat = \"1s\"\n"),
+        "5:8",
+        "a latency fault needs `latency`",
+    );
+    assert!(hint.unwrap().contains("latency = \"500ms\""));
+    assert_at(
+        &with_faults("[[faults]]\nkind = \"bandwidth\"\nrate = \"1MB/s\"\nat = \"1s\"\n"),
+        "5:8",
+        "a bandwidth fault needs `hop`",
+    );
+    assert_at(
+        &with_faults("[[faults]]\nkind = \"pause\"\nat = \"1s\"\n"),
+        "5:8",
+        "a pause fault needs `node`",
+    );
+    assert_at(
+        &with_faults("[[faults]]\nkind = \"replay_delay\"\nat = \"1s\"\n"),
+        "5:8",
+        "a replay_delay fault needs `delay`",
+    );
+    let hint = assert_at(
+        &with_faults("[[faults]]\nkind = \"replay_pause\"\n"),
+        "5:8",
+        "a replay_pause fault needs `at`",
+    );
+    assert!(hint.unwrap().contains("from the start of the workload"));
+}
+
+#[test]
+fn heal_at_must_be_after_at() {
+    let hint = assert_at(
+        &with_faults("[[faults]]\nkind = \"replay_pause\"\nat = \"10s\"\nheal_at = \"10s\"\n"),
+        "7:11",
+        "heal_at = \"10s\" is not after at = \"10s\"",
+    );
+    assert!(hint.unwrap().contains("from the start of the workload"));
+    assert_at(
+        &with_faults("[[faults]]\nkind = \"replay_pause\"\nheal_at = \"5s\"\nat = \"10s\"\n"),
+        "6:11",
+        "heal_at = \"5s\" is not after at = \"10s\"",
+    );
+}
+
+#[test]
+fn one_shot_kinds_take_no_heal_at() {
+    let hint = assert_at(
+        &with_faults("[[faults]]\nkind = \"checkpoint\"\nat = \"10s\"\nheal_at = \"20s\"\n"),
+        "7:11",
+        "a checkpoint fault happens once and has nothing to heal",
+    );
+    assert_eq!(hint.as_deref(), Some("remove heal_at"));
+    assert_at(
+        &with_faults("[[faults]]\nkind = \"primary_failure\"\nat = \"10s\"\nheal_at = \"20s\"\n"),
+        "7:11",
+        "a primary_failure fault happens once",
+    );
+}
+
+#[test]
+fn fault_after_the_workload_never_happens() {
+    let text = "version = 1\n[workload]\nduration = \"30s\"\n\
+                [[faults]]\nkind = \"checkpoint\"\nat = \"45s\"\n";
+    let hint = assert_at(
+        text,
+        "6:6",
+        "at = \"45s\" is not before the end of the workload (30s after its start): the fault would never happen",
+    );
+    assert!(hint.unwrap().contains("[workload] duration"));
+    // The default workload lasts 30s too; exactly at its end is already too late.
+    assert_at(
+        "version = 1\n[[faults]]\nkind = \"checkpoint\"\nat = \"30s\"\n",
+        "4:6",
+        "is not before the end of the workload",
+    );
+}
+
+#[test]
+fn rate_must_be_positive_and_well_formed() {
+    let bw = |rate: &str| {
+        with_faults(&format!(
+            "[[faults]]\nkind = \"bandwidth\"\nhop = \"a-b\"\nat = \"1s\"\nrate = {rate}\n"
+        ))
+    };
+    let hint = assert_at(&bw("0"), "8:8", "rate = 0: the rate must be positive");
+    assert!(hint.unwrap().contains("\"1MB/s\""));
+    assert_at(&bw("-5"), "8:8", "rate = -5: the rate must be positive");
+    assert_at(
+        &bw("\"0MB/s\""),
+        "8:8",
+        "rate = \"0MB/s\": the rate must be positive",
+    );
+    assert_at(
+        &bw("\"-1KiB/s\""),
+        "8:8",
+        "rate = \"-1KiB/s\": the rate must be positive",
+    );
+    let hint = assert_at(&bw("\"1 Mbit\""), "8:8", "rate = \"1 Mbit\": not a rate");
+    assert!(hint.unwrap().contains("KiB/s"));
+    assert_at(
+        &bw("1.5"),
+        "8:8",
+        "rate must be a string like \"1MB/s\" or an integer number of bytes per second, found float",
+    );
+}
+
+#[test]
+fn zero_delays_are_rejected() {
+    assert_at(
+        &with_faults(
+            "[[faults]]\nkind = \"latency\"\nhop = \"a-b\"\nat = \"1s\"\nlatency = \"0s\"\n",
+        ),
+        "8:11",
+        "latency = \"0s\": a latency fault needs a delay above zero",
+    );
+    assert_at(
+        &with_faults("[[faults]]\nkind = \"catalog_churn\"\nat = \"1s\"\nevery = \"0ms\"\n"),
+        "7:9",
+        "every = \"0ms\": catalog churn needs a pause above zero",
+    );
+    assert_at(
+        &with_faults(
+            "[[faults]]\nkind = \"latency\"\nhop = \"a-b\"\nat = \"soon\"\nlatency = \"1s\"\n",
+        ),
+        "7:6",
+        "at: invalid duration \"soon\"",
+    );
+}
+
+#[test]
+fn primary_failure_happens_once() {
+    let hint = assert_at(
+        &with_faults(
+            "[[faults]]\nkind = \"primary_failure\"\nat = \"10s\"\n\n\
+             [[faults]]\nkind = \"checkpoint\"\nat = \"5s\"\n\n\
+             [[faults]]\nkind = \"primary_failure\"\nat = \"20s\"\n",
+        ),
+        "13:8",
+        "primary_failure can happen only once (the first is on line 5)",
+    );
+    assert!(hint.is_some());
+}
+
+#[test]
+fn unknown_key_in_a_fault_gets_a_suggestion() {
+    let (msg, hint) = fail(&with_faults(
+        "[[faults]]\nkind = \"partition\"\nhop = \"a-b\"\nat = \"1s\"\nheal_after = \"5s\"\n",
+    ));
+    assert!(
+        msg.starts_with("scen/bad.toml:8:1: unknown field `heal_after`"),
+        "{msg}"
+    );
+    assert_eq!(hint.as_deref(), Some("did you mean `heal_at`?"));
+}
+
+#[test]
+fn cross_section_choices_are_left_to_the_executor() {
+    let s = parse(
+        "version = 1\n[chain]\nbackend = \"docker\"\n[workload]\nenabled = false\n\
+         [[faults]]\nkind = \"primary_failure\"\nat = \"5s\"\n\
+         [[faults]]\nkind = \"stop\"\nnode = \"a\"\nat = \"6s\"\n\
+         [[faults]]\nkind = \"partition\"\nhop = \"b-c\"\nat = \"7s\"\n",
+    );
+    assert_eq!(s.faults.len(), 3);
+}

@@ -152,7 +152,8 @@ impl Rehearsal {
     /// The first phase that failed, naming the node.
     pub async fn build(&self) -> Result<Chain> {
         self.progress.phase("building the chain (a → b → c)");
-        let spec = self.scenario.chain_spec();
+        let mut spec = self.scenario.chain_spec();
+        spec.link_seed = crate::scenario::derive_seed(self.seed, "links");
         let db = spec.database.clone();
         let data = self.scenario.data.clone();
         let wl = self

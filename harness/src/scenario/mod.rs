@@ -200,7 +200,7 @@ impl Scenario {
     }
 
     /// The chain to build, on the library's [`ChainSpec`] (timeouts and names keep their
-    /// defaults).
+    /// defaults; the caller seeds the link proxies).
     pub fn chain_spec(&self) -> ChainSpec {
         let c = &self.chain;
         let d = ChainSpec::default();
@@ -216,6 +216,9 @@ impl Scenario {
                     .unwrap_or_else(|| "b_physical".into())
             }),
             hot_standby_feedback: c.hot_standby_feedback,
+            // Proxies only when a link fault needs one: they cost a copy of every byte.
+            proxies: self.faults.iter().any(|f| f.kind.hop().is_some()),
+            idle_primary: c.idle_primary.then_some(c.idle_wait),
             ..d
         }
     }

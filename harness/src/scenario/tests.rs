@@ -145,7 +145,8 @@ sequences_match = true
         Expectations {
             consistent: false,
             max_catchup: Some(Duration::from_millis(500)),
-            sequences_match: true
+            sequences_match: true,
+            ..Expectations::default()
         }
     );
 

@@ -2,7 +2,10 @@
 
 use std::time::Duration;
 
+use super::IdlePrimaryResult;
+use super::evaluate_faults as faults;
 use super::text::{count, key_list};
+use crate::observe::Observations;
 use crate::scenario::Expectations;
 use crate::util::fmt_duration;
 use crate::verdict::Verdict;
@@ -33,6 +36,10 @@ pub struct RunFacts<'a> {
     pub verify: &'a [VerifyReport],
     /// Ledger checks.
     pub ledger: &'a [LedgerCheck],
+    /// Lag, WAL, faults, slot fate, failover and RPO, if the chain was observed.
+    pub observations: Option<&'a Observations>,
+    /// Slot creation on B with an idle A, if rehearsed.
+    pub idle_primary: Option<&'a IdlePrimaryResult>,
 }
 
 impl<'a> RunFacts<'a> {
@@ -42,11 +49,14 @@ impl<'a> RunFacts<'a> {
             catchup: report.catchup_ms.map(Duration::from_millis),
             verify: &report.verify,
             ledger: &report.ledger,
+            observations: report.observations.as_ref(),
+            idle_primary: report.idle_primary.as_ref(),
         }
     }
 }
 
-/// Judge every expectation the scenario sets. `sequences_match` is judged only when asked for.
+/// Judge every expectation the scenario sets, in the order of [`Expectations`]' fields. Only
+/// `consistent` is on by default; the others are judged when the scenario asks for them.
 pub fn evaluate(expect: &Expectations, facts: &RunFacts) -> Vec<ExpectationResult> {
     let mut out = Vec::new();
     if expect.consistent {
@@ -57,6 +67,27 @@ pub fn evaluate(expect: &Expectations, facts: &RunFacts) -> Vec<ExpectationResul
     }
     if expect.sequences_match {
         out.push(sequences_match(facts));
+    }
+    if let Some(limit) = expect.max_e2e_lag {
+        out.push(faults::max_e2e_lag(limit, facts.observations));
+    }
+    if let Some(want) = expect.slot_survives {
+        out.push(faults::slot_survives(want, facts.observations));
+    }
+    if let Some(reason) = &expect.slot_invalidated {
+        out.push(faults::slot_invalidated(reason, facts.observations));
+    }
+    if let Some(n) = expect.rpo_max_writes {
+        out.push(faults::rpo_max_writes(n, facts.observations));
+    }
+    if expect.consistent_after_heal {
+        out.push(faults::consistent_after_heal(facts));
+    }
+    if let Some(limit) = expect.converges_within {
+        out.push(faults::converges_within(limit, facts.observations));
+    }
+    if expect.slot_waits_for_nudge {
+        out.push(faults::slot_waits_for_nudge(facts.idle_primary));
     }
     out
 }
@@ -102,7 +133,7 @@ fn consistent(facts: &RunFacts) -> ExpectationResult {
 }
 
 /// A few words and the full numbers for one comparison.
-fn verify_summary(r: &VerifyReport) -> (String, String) {
+pub(super) fn verify_summary(r: &VerifyReport) -> (String, String) {
     let who = format!("{} vs {}", r.target, r.reference);
     let rows: u64 = r.tables.iter().map(|t| t.rows_reference).sum();
     let differ: Vec<_> = r

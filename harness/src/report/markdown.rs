@@ -1,5 +1,6 @@
-//! The human summary, report.md: verdict and seed first, then timings, workload,
-//! verification, ledger, expectations and notes. Short enough to read in a CI log.
+//! The human summary, report.md: verdict and seed first, then timings, workload, what the
+//! chain did under faults (with the plots beside it as SVG files), verification, ledger,
+//! expectations and notes. Short enough to read in a CI log.
 
 use std::fmt::Write;
 
@@ -16,6 +17,7 @@ pub fn render_markdown(r: &Report) -> String {
     header(&mut out, r);
     timings(&mut out, r);
     workload(&mut out, r.workload.as_ref());
+    out.push_str(&super::doc::markdown(&super::sections::observed(r)));
     if r.verify.is_empty() {
         out.push_str("## Verification\n\nNot run.\n\n");
     }
@@ -24,9 +26,10 @@ pub fn render_markdown(r: &Report) -> String {
     }
     ledger(&mut out, &r.ledger);
     expectations(&mut out, r);
-    if !r.notes.is_empty() {
+    let notes = super::notes::shown(r);
+    if !notes.is_empty() {
         out.push_str("## Notes\n\n");
-        for n in &r.notes {
+        for n in notes {
             let _ = writeln!(out, "- {n}");
         }
         out.push('\n');

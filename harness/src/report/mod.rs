@@ -1,28 +1,40 @@
 //! Run reports: one [`Report`] per rehearsal, written as `report.json` (everything, for tools),
-//! `report.md` (a short summary for people) and `report.junit.xml` (one test case per
-//! expectation, for CI).
+//! `report.md` (a short summary for people), `report.html` (the same with the plots inline, one
+//! self-contained file) and `report.junit.xml` (one test case per expectation, for CI). Runs
+//! that observed the chain also get their plots as SVG files beside the Markdown.
 //!
 //! The seed comes first everywhere, with the command that replays it.
 
+mod charts;
+mod doc;
 mod evaluate;
+mod evaluate_faults;
+mod html;
 mod junit;
 mod markdown;
 mod notes;
+mod plot;
+mod sections;
 mod text;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_faults;
 
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 
+pub use charts::render_plots;
 pub use evaluate::{ExpectationResult, RunFacts, evaluate};
+pub use html::render_html;
 pub use junit::render_junit;
 pub use markdown::render_markdown;
 
 use crate::chain::BuildTimings;
 use crate::error::{Error, Result, io_error};
+use crate::observe::Observations;
 use crate::pg::PgInstall;
 use crate::scenario::Scenario;
 use crate::verdict::Verdict;
@@ -38,6 +50,19 @@ pub struct ScenarioInfo {
     pub path: PathBuf,
     /// Its description, if any.
     pub description: Option<String>,
+}
+
+/// What happened when the logical slot was created on B while A was idle: creating it waits for
+/// a running-xacts record from A, which an idle A may write only every 15 s, or never, until
+/// `pg_log_standby_snapshot()` nudges it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct IdlePrimaryResult {
+    /// How long the slot creation was left waiting with A idle and not nudged.
+    pub waited_without_nudge_ms: u64,
+    /// The slot creation had still not completed when that wait ended.
+    pub still_waiting_after_idle_wait: bool,
+    /// Time from the nudge until the slot creation completed (None: it did not complete).
+    pub completed_after_nudge_ms: Option<u64>,
 }
 
 /// Everything one run observed and concluded. The executor fills it as the run goes, so a
@@ -84,6 +109,11 @@ pub struct Report {
     pub error: Option<String>,
     /// Plain statements of PostgreSQL behaviour worth telling the user.
     pub notes: Vec<String>,
+    /// Slot creation on B with an idle A, if the scenario rehearsed it.
+    pub idle_primary: Option<IdlePrimaryResult>,
+    /// Lag and WAL over time, fault windows, the slot's fate, failover and RPO (None: the
+    /// chain was not observed). Last in the JSON: the time series is long.
+    pub observations: Option<Observations>,
 }
 
 impl Report {
@@ -118,6 +148,8 @@ impl Report {
             exit_code: 1,
             error: None,
             notes: Vec::new(),
+            idle_primary: None,
+            observations: None,
         }
     }
 
@@ -171,10 +203,16 @@ pub struct ReportPaths {
     pub markdown: PathBuf,
     /// report.junit.xml
     pub junit: PathBuf,
+    /// report.html
+    pub html: PathBuf,
+    /// The plots report.md embeds (lag-seconds.svg, lag-bytes.svg, wal.svg); empty when the
+    /// run has no observations.
+    pub plots: Vec<PathBuf>,
 }
 
-/// Write report.json, report.md and report.junit.xml into `dir`. Each file is written beside
-/// its final name and renamed, so a reader never sees half a report.
+/// Write report.json, report.md, report.html and report.junit.xml into `dir`, and the plots
+/// as SVG files when the run has observations. Each file is written beside its final name and
+/// renamed, so a reader never sees half a report.
 ///
 /// # Errors
 /// Environment error naming the file that could not be written; internal error if the report
@@ -182,13 +220,22 @@ pub struct ReportPaths {
 pub fn write_all(dir: &Path, report: &Report) -> Result<ReportPaths> {
     let json = serde_json::to_string_pretty(report)
         .map_err(|e| Error::internal("serialising the report").with_source(e))?;
-    let paths = ReportPaths {
+    let mut paths = ReportPaths {
         json: dir.join("report.json"),
         markdown: dir.join("report.md"),
         junit: dir.join("report.junit.xml"),
+        html: dir.join("report.html"),
+        plots: Vec::new(),
     };
+    // The plots first: report.md refers to them, so they exist by the time it does.
+    for (file, svg) in render_plots(report) {
+        let path = dir.join(file);
+        write_atomic(&path, &svg)?;
+        paths.plots.push(path);
+    }
     write_atomic(&paths.json, &(json + "\n"))?;
     write_atomic(&paths.markdown, &render_markdown(report))?;
+    write_atomic(&paths.html, &render_html(report))?;
     write_atomic(&paths.junit, &render_junit(report))?;
     Ok(paths)
 }

@@ -4,6 +4,19 @@
 use super::Report;
 use crate::verify::{CompareMethod, SequenceStatus};
 
+/// The notes the reports show: the report's own, then the observer's findings not already
+/// among them.
+pub(super) fn shown(report: &Report) -> Vec<&str> {
+    let mut out: Vec<&str> = report.notes.iter().map(String::as_str).collect();
+    let findings = report.observations.iter().flat_map(|o| &o.findings);
+    for f in findings {
+        if !out.contains(&f.as_str()) {
+            out.push(f);
+        }
+    }
+    out
+}
+
 /// Notes the observations call for, in a fixed order.
 pub(super) fn observed(report: &Report) -> Vec<String> {
     let mut notes = Vec::new();

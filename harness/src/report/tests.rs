@@ -18,18 +18,18 @@ use crate::verify::{
 };
 use crate::workload::{LedgerCheck, TableOps, WorkloadStats};
 
-fn at(h: u32, m: u32, s: u32) -> DateTime<Utc> {
+pub(super) fn at(h: u32, m: u32, s: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 3, 14, h, m, s).unwrap()
 }
 
-fn keys(count: u64, keys: &[&str]) -> KeySample {
+pub(super) fn keys(count: u64, keys: &[&str]) -> KeySample {
     KeySample {
         count,
         keys: keys.iter().map(|k| k.to_string()).collect(),
     }
 }
 
-fn table(name: &str, rows: u64) -> TableDiff {
+pub(super) fn table(name: &str, rows: u64) -> TableDiff {
     TableDiff {
         table: name.into(),
         method: CompareMethod::PrimaryKey {
@@ -45,7 +45,7 @@ fn table(name: &str, rows: u64) -> TableDiff {
     }
 }
 
-fn matching_tables() -> Vec<TableDiff> {
+pub(super) fn matching_tables() -> Vec<TableDiff> {
     let mut events = table("rehearse.events", 3100);
     events.method = CompareMethod::RowMultiset;
     vec![
@@ -72,7 +72,7 @@ fn sequence_drift() -> SequenceDiff {
     }
 }
 
-fn workload_stats() -> WorkloadStats {
+pub(super) fn workload_stats() -> WorkloadStats {
     let mut tables = BTreeMap::new();
     tables.insert(
         "rehearse.accounts".to_string(),
@@ -97,7 +97,7 @@ fn workload_stats() -> WorkloadStats {
     }
 }
 
-fn ledger_ok() -> LedgerCheck {
+pub(super) fn ledger_ok() -> LedgerCheck {
     LedgerCheck {
         node: "c".into(),
         verdict: Verdict::Valid,
@@ -110,7 +110,7 @@ fn ledger_ok() -> LedgerCheck {
 }
 
 /// A report for the smoke scenario with fixed identity and times.
-fn base_report() -> Report {
+pub(super) fn base_report() -> Report {
     let scenario = Scenario::parse(
         "version = 1\nname = \"smoke\"\ndescription = \"PG17 chain, 30 s of writes\"\n",
         Path::new("/work/scenarios/smoke.toml"),
@@ -385,7 +385,7 @@ fn json_round_trips() {
 }
 
 #[test]
-fn write_all_writes_the_three_files() {
+fn write_all_writes_the_four_files() {
     let dir = tempfile::tempdir().unwrap();
     let r = inconsistent_run();
     let paths = write_all(dir.path(), &r).unwrap();
@@ -398,7 +398,11 @@ fn write_all_writes_the_three_files() {
         serde_json::from_str(&std::fs::read_to_string(&paths.json).unwrap()).unwrap();
     assert_eq!(json["seed"], 42);
     assert_eq!(json["verdict"], "invalid");
-    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 3);
+    let html = std::fs::read_to_string(&paths.html).unwrap();
+    assert_eq!(html, render_html(&r));
+    // No observations, no plots.
+    assert!(paths.plots.is_empty());
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 4);
 }
 
 fn snapshot_all(name: &str, r: &Report) {

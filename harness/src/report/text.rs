@@ -55,6 +55,54 @@ pub(super) fn millis(ms: u64) -> String {
     crate::util::fmt_duration(std::time::Duration::from_millis(ms))
 }
 
+/// A moment of the run: "t=12.3s" (milliseconds since the workload started, tenths of a second,
+/// rounded half away from zero; integer arithmetic so every platform prints the same).
+pub(super) fn at(ms: i64) -> String {
+    let tenths = (ms.unsigned_abs() + 50) / 100;
+    let sign = if ms < 0 && tenths > 0 { "-" } else { "" };
+    format!("t={sign}{}.{}s", tenths / 10, tenths % 10)
+}
+
+/// [`at`] for the unsigned times fault records carry.
+pub(super) fn at_u(ms: u64) -> String {
+    at(i64::try_from(ms).unwrap_or(i64::MAX))
+}
+
+/// A lag in seconds, formatted like the harness's durations ("850ms", "2.35s"); negative
+/// values (clock skew between sampler and server) show as 0.
+pub(super) fn secs(s: f64) -> String {
+    match std::time::Duration::try_from_secs_f64(s.max(0.0)) {
+        Ok(d) => crate::util::fmt_duration(d),
+        Err(_) => format!("{s}s"),
+    }
+}
+
+/// A byte count as the harness prints them ("1.5 MiB"); the peaks store bytes as f64.
+pub(super) fn bytes(b: f64) -> String {
+    crate::util::fmt_bytes(b.max(0.0).round() as u64)
+}
+
+/// Escape text for XML and HTML, attributes and content alike. Characters XML 1.0 cannot carry
+/// at all (control characters other than tab and line breaks) are written as `\u{..}` text.
+pub(super) fn xml(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            '\t' | '\n' | '\r' => out.push(c),
+            c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => {
+                out.push_str(&format!("\\u{{{:x}}}", c as u32));
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// Text safe inside a Markdown table cell: pipes escaped, line breaks flattened.
 pub(super) fn cell(s: &str) -> String {
     s.replace('|', "\\|").replace(['\n', '\r'], " ")
@@ -115,5 +163,28 @@ mod tests {
         assert_eq!(code("ab"), "`ab`");
         assert_eq!(count(1, "table", "tables"), "1 table");
         assert_eq!(md("(3,<sku&7>)|a_b"), "(3,\\<sku\\&7\\>)\\|a_b");
+    }
+
+    #[test]
+    fn moments_and_amounts() {
+        assert_eq!(at(0), "t=0.0s");
+        assert_eq!(at(12_340), "t=12.3s");
+        assert_eq!(at(12_350), "t=12.4s");
+        assert_eq!(at(41_000), "t=41.0s");
+        assert_eq!(at(-1_550), "t=-1.6s");
+        assert_eq!(at(-40), "t=0.0s");
+        assert_eq!(secs(0.52), "520ms");
+        assert_eq!(secs(-0.1), "0ms");
+        assert_eq!(secs(4.2), "4.20s");
+        assert_eq!(bytes(1_572_864.0), "1.5 MiB");
+    }
+
+    #[test]
+    fn xml_escapes_markup_and_illegal_characters() {
+        assert_eq!(
+            xml("a<b & \"c\" 'd'>\u{1}\n"),
+            "a&lt;b &amp; &quot;c&quot; &#39;d&#39;&gt;\\u{1}\n"
+        );
+        assert_eq!(xml("</svg><script>"), "&lt;/svg&gt;&lt;script&gt;");
     }
 }

@@ -248,6 +248,8 @@ impl Rehearsal {
                 catchup: facts_catchup,
                 verify: &r.verify,
                 ledger: &r.ledger,
+                observations: r.observations.as_ref(),
+                idle_primary: r.idle_primary.as_ref(),
             };
             report::evaluate(&self.scenario.expect, &facts)
         };

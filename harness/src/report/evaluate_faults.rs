@@ -1,0 +1,386 @@
+//! Judging the expectations of fault rehearsals: lag, the logical slot's fate, the RPO,
+//! consistency and convergence after healing, and slot creation on an idle primary. Missing
+//! evidence is Unknown, never a pass; the evidence carries the numbers and when they were seen.
+
+use std::time::Duration;
+
+use super::IdlePrimaryResult;
+use super::charts::one_shot;
+use super::evaluate::{ExpectationResult, RunFacts, verify_summary};
+use super::sections::{lost_list, slot_fate, status_timeline};
+use super::text::{at, at_u, count, millis, secs};
+use crate::observe::{Observations, SlotOutcome};
+use crate::util::fmt_duration;
+use crate::verdict::Verdict;
+
+/// Slot creation must complete this soon after A is nudged.
+pub(super) const NUDGE_LIMIT: Duration = Duration::from_secs(5);
+
+fn result(
+    name: &str,
+    verdict: Verdict,
+    expected: &str,
+    observed: impl Into<String>,
+    evidence: impl Into<String>,
+) -> ExpectationResult {
+    ExpectationResult {
+        name: name.into(),
+        verdict,
+        expected: expected.into(),
+        observed: observed.into(),
+        evidence: evidence.into(),
+    }
+}
+
+fn judged(ok: bool) -> Verdict {
+    if ok { Verdict::Valid } else { Verdict::Invalid }
+}
+
+fn within(ok: bool) -> &'static str {
+    if ok { "within" } else { "over" }
+}
+
+const NOT_OBSERVED: &str = "the run recorded no observations of the chain";
+
+/// The end-to-end lag (heartbeat) never exceeded `limit`.
+pub(super) fn max_e2e_lag(limit: Duration, obs: Option<&Observations>) -> ExpectationResult {
+    const NAME: &str = "max_e2e_lag";
+    let expected = format!(
+        "end-to-end lag at most {} at all times",
+        fmt_duration(limit)
+    );
+    let Some(obs) = obs else {
+        return result(
+            NAME,
+            Verdict::Unknown,
+            &expected,
+            "not observed",
+            NOT_OBSERVED,
+        );
+    };
+    let measured = obs.series.iter().filter(|p| p.e2e_s.is_some()).count();
+    let resolution = format!(
+        "{measured} of {} measured it, one every {}; heartbeat every {}, so lag is known to \
+         about {}",
+        count(obs.samples, "sample", "samples"),
+        millis(obs.sample_every_ms),
+        millis(obs.heartbeat_every_ms),
+        millis(obs.heartbeat_every_ms)
+    );
+    let Some(peak) = obs.peaks.e2e_s else {
+        return result(
+            NAME,
+            Verdict::Unknown,
+            &expected,
+            "no end-to-end lag measured",
+            format!("no heartbeat from a was measured on c: {resolution}"),
+        );
+    };
+    let ok = peak.value <= limit.as_secs_f64();
+    result(
+        NAME,
+        judged(ok),
+        &expected,
+        format!("peak {} at {}", secs(peak.value), at(peak.at_ms)),
+        format!(
+            "end-to-end lag peaked at {} at {} ({} the limit of {}); {resolution}",
+            secs(peak.value),
+            at(peak.at_ms),
+            within(ok),
+            fmt_duration(limit)
+        ),
+    )
+}
+
+/// The slot's story for evidence: name, fate, reason, wal_status changes, resync.
+fn slot_evidence(slot: &SlotOutcome) -> String {
+    let mut parts = vec![format!("slot {} on b: {}", slot.slot, slot_fate(slot))];
+    if !slot.wal_status_changes.is_empty() {
+        parts.push(format!("wal_status {}", status_timeline(slot)));
+    }
+    parts.push(if slot.resync_needed {
+        "c needs a full resync".into()
+    } else {
+        "no resync needed".into()
+    });
+    parts.join("; ")
+}
+
+/// Some(true): usable at the end; Some(false): invalidated; None: not known.
+fn slot_usable(slot: &SlotOutcome) -> Option<bool> {
+    if slot.invalidation_reason.is_some() {
+        return Some(false);
+    }
+    slot.survived
+}
+
+/// The logical slot on B ends usable (`want`) or invalidated (`!want`).
+pub(super) fn slot_survives(want: bool, obs: Option<&Observations>) -> ExpectationResult {
+    const NAME: &str = "slot_survives";
+    let expected = if want {
+        "the logical slot on b is still usable at the end"
+    } else {
+        "the logical slot on b is invalidated by the end"
+    };
+    let Some(slot) = obs.and_then(|o| o.slot.as_ref()) else {
+        return result(
+            NAME,
+            Verdict::Unknown,
+            expected,
+            "slot not observed",
+            "no outcome of the logical slot on b was recorded",
+        );
+    };
+    let verdict = match slot_usable(slot) {
+        None => Verdict::Unknown,
+        Some(usable) => judged(usable == want),
+    };
+    result(
+        NAME,
+        verdict,
+        expected,
+        slot_fate(slot),
+        slot_evidence(slot),
+    )
+}
+
+/// The logical slot on B ends invalidated for `reason` ("any": for any reason).
+pub(super) fn slot_invalidated(reason: &str, obs: Option<&Observations>) -> ExpectationResult {
+    const NAME: &str = "slot_invalidated";
+    let any = reason == "any";
+    let expected = if any {
+        "the logical slot on b ends invalidated (any reason)".to_string()
+    } else {
+        format!("the logical slot on b ends invalidated for {reason}")
+    };
+    let Some(slot) = obs.and_then(|o| o.slot.as_ref()) else {
+        return result(
+            NAME,
+            Verdict::Unknown,
+            &expected,
+            "slot not observed",
+            "no outcome of the logical slot on b was recorded",
+        );
+    };
+    let mut evidence = slot_evidence(slot);
+    let verdict = match (slot.invalidation_reason.as_deref(), slot.survived) {
+        (Some(r), _) if any || r == reason => Verdict::Valid,
+        // PostgreSQL 16 reports that a slot is invalid, not why.
+        (Some("invalidated"), _) | (None, Some(false)) if !any => {
+            evidence.push_str("; PostgreSQL did not report why (invalidation_reason is 17+)");
+            Verdict::Unknown
+        }
+        (None, Some(false)) => Verdict::Valid,
+        (Some(_), _) | (None, Some(true)) => Verdict::Invalid,
+        (None, None) => Verdict::Unknown,
+    };
+    result(NAME, verdict, &expected, slot_fate(slot), evidence)
+}
+
+/// At most `n` acknowledged writes lost.
+pub(super) fn rpo_max_writes(n: u64, obs: Option<&Observations>) -> ExpectationResult {
+    const NAME: &str = "rpo_max_writes";
+    let expected = format!(
+        "at most {} lost",
+        count(n, "acknowledged write", "acknowledged writes")
+    );
+    let Some(rpo) = obs.and_then(|o| o.rpo.as_ref()) else {
+        return result(
+            NAME,
+            Verdict::Unknown,
+            &expected,
+            "RPO not measured",
+            "no ledger check of the writes a acknowledged was recorded",
+        );
+    };
+    let ok = rpo.lost_writes <= n;
+    let mut evidence = format!(
+        "{} missing on {} ({} the limit of {n})",
+        count(
+            rpo.lost_writes,
+            "write a acknowledged is",
+            "writes a acknowledged are"
+        ),
+        rpo.node,
+        within(ok)
+    );
+    let lost = lost_list(rpo, 5);
+    if !lost.is_empty() {
+        evidence.push_str(&format!(": {}", lost.join(", ")));
+    }
+    evidence.push_str(&format!(
+        "; unknown outcomes: {} applied, {} not applied",
+        rpo.unknown_applied, rpo.unknown_not_applied
+    ));
+    result(
+        NAME,
+        judged(ok),
+        &expected,
+        format!(
+            "{} on {}",
+            count(
+                rpo.lost_writes,
+                "acknowledged write lost",
+                "acknowledged writes lost"
+            ),
+            rpo.node
+        ),
+        evidence,
+    )
+}
+
+/// Every row comparison matched once the faults were healed. The ledger is left out: writes
+/// lost in a failover are the RPO's business.
+pub(super) fn consistent_after_heal(facts: &RunFacts) -> ExpectationResult {
+    const NAME: &str = "consistent_after_heal";
+    let expected = "after every fault is healed, c equals the reference row for row (lost \
+                    writes are judged by rpo_max_writes)";
+    if !facts.verify.iter().any(|r| r.target == "c") {
+        return result(
+            NAME,
+            Verdict::Unknown,
+            expected,
+            "c was not verified",
+            "no row comparison of c was recorded",
+        );
+    }
+    let mut verdict = Verdict::all(facts.verify.iter().map(|r| r.verdict));
+    let (mut observed, mut evidence): (Vec<String>, Vec<String>) =
+        facts.verify.iter().map(verify_summary).unzip();
+    if let Some(obs) = facts.observations {
+        if let Some(h) = obs.last_heal_ms {
+            evidence.insert(0, format!("last fault healed at {}", at(h)));
+        }
+        // A fault still in place means the comparison was not made after healing.
+        for f in &obs.faults {
+            if f.injected_ms.is_some() && f.healed_ms.is_none() && !one_shot(&f.kind) {
+                verdict = verdict.merge(Verdict::Unknown);
+                let injected = f.injected_ms.map(at_u).unwrap_or_default();
+                observed.push(format!("{} never healed", f.kind));
+                evidence.push(format!(
+                    "{} (injected at {injected}) was never healed",
+                    f.description
+                ));
+            }
+        }
+    }
+    result(
+        NAME,
+        verdict,
+        expected,
+        observed.join("; "),
+        evidence.join("; "),
+    )
+}
+
+/// C caught up within `limit` of the last heal.
+pub(super) fn converges_within(limit: Duration, obs: Option<&Observations>) -> ExpectationResult {
+    const NAME: &str = "converges_within";
+    let expected = format!(
+        "c caught up within {} of the last heal",
+        fmt_duration(limit)
+    );
+    let Some(obs) = obs else {
+        return result(
+            NAME,
+            Verdict::Unknown,
+            &expected,
+            "not observed",
+            NOT_OBSERVED,
+        );
+    };
+    let Some(heal) = obs.last_heal_ms else {
+        return result(
+            NAME,
+            Verdict::Unknown,
+            &expected,
+            "no fault was healed",
+            "no heal was recorded, so there was nothing to converge from",
+        );
+    };
+    let Some(ms) = obs.convergence_ms else {
+        return result(
+            NAME,
+            Verdict::Unknown,
+            &expected,
+            "not measured",
+            format!(
+                "no catch-up of c was measured after the last heal at {}",
+                at(heal)
+            ),
+        );
+    };
+    let ok = Duration::from_millis(ms) <= limit;
+    result(
+        NAME,
+        judged(ok),
+        &expected,
+        millis(ms),
+        format!(
+            "c had applied everything {} after the last heal at {} ({} the limit of {})",
+            millis(ms),
+            at(heal),
+            within(ok),
+            fmt_duration(limit)
+        ),
+    )
+}
+
+/// With A idle, slot creation on B waited, and completed soon after A was nudged.
+pub(super) fn slot_waits_for_nudge(idle: Option<&IdlePrimaryResult>) -> ExpectationResult {
+    const NAME: &str = "slot_waits_for_nudge";
+    let expected = format!(
+        "with a idle, creating the slot on b waits until a is nudged, then completes within {}",
+        fmt_duration(NUDGE_LIMIT)
+    );
+    let Some(i) = idle else {
+        return result(
+            NAME,
+            Verdict::Unknown,
+            &expected,
+            "not rehearsed",
+            "the run recorded no slot creation with an idle primary",
+        );
+    };
+    let waited = millis(i.waited_without_nudge_ms);
+    if !i.still_waiting_after_idle_wait {
+        return result(
+            NAME,
+            Verdict::Invalid,
+            &expected,
+            "completed without a nudge",
+            format!(
+                "slot creation on b completed within the {waited} a was left idle: a wrote a \
+                 running-xacts record on its own"
+            ),
+        );
+    }
+    match i.completed_after_nudge_ms {
+        None => result(
+            NAME,
+            Verdict::Invalid,
+            &expected,
+            "still waiting after the nudge",
+            format!(
+                "slot creation on b was still waiting after {waited} with a idle, and did not \
+                 complete after pg_log_standby_snapshot() on a"
+            ),
+        ),
+        Some(ms) => {
+            let ok = Duration::from_millis(ms) <= NUDGE_LIMIT;
+            result(
+                NAME,
+                judged(ok),
+                &expected,
+                format!("waited {waited}; completed {} after the nudge", millis(ms)),
+                format!(
+                    "slot creation on b was still waiting after {waited} with a idle; it \
+                     completed {} after pg_log_standby_snapshot() on a ({} the limit of {})",
+                    millis(ms),
+                    within(ok),
+                    fmt_duration(NUDGE_LIMIT)
+                ),
+            )
+        }
+    }
+}

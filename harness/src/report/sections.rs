@@ -1,0 +1,292 @@
+//! The report sections about what the chain did while faults were applied: the faults and
+//! their windows, lag, WAL retained and the slot's fate, failover timings, the RPO and slot
+//! creation on an idle primary. Built once, rendered as Markdown and as HTML.
+
+use super::charts::{PLOTS, one_shot};
+use super::doc::{Block, Section, Table, Text};
+use super::text::{at, at_u, bytes, count, millis, secs};
+use super::{IdlePrimaryResult, Report};
+use crate::observe::{Failover, Observations, Peak, Rpo, SlotOutcome};
+
+/// The sections for `report`, in reading order; none when nothing was observed.
+pub(super) fn observed(r: &Report) -> Vec<Section> {
+    let mut out = Vec::new();
+    if let Some(obs) = &r.observations {
+        out.push(faults(obs));
+        out.push(lag(obs));
+        out.push(wal(obs));
+        if let Some(f) = &obs.failover {
+            out.push(failover(f));
+        }
+        if let Some(rpo) = &obs.rpo {
+            out.push(rpo_section(rpo));
+        }
+    }
+    if let Some(i) = &r.idle_primary {
+        out.push(idle_primary(i));
+    }
+    out
+}
+
+fn plot(file: &'static str) -> Block {
+    let alt = PLOTS
+        .iter()
+        .find(|p| p.file == file)
+        .map_or(file, |p| p.alt);
+    Block::Plot { file, alt }
+}
+
+const NONE: &str = "—";
+
+fn faults(obs: &Observations) -> Section {
+    let mut s = Section::new("Faults");
+    if obs.faults.is_empty() {
+        s.para("No faults injected.");
+    } else {
+        let mut t = Table::new(&["kind", "description", "injected", "healed", "error"]);
+        for f in &obs.faults {
+            let injected = f.injected_ms.map_or("never".to_string(), at_u);
+            let healed = match (f.healed_ms, f.injected_ms) {
+                (Some(h), _) => at_u(h),
+                (None, Some(_)) if one_shot(&f.kind) => "— (one-shot)".into(),
+                (None, Some(_)) => "not healed".into(),
+                (None, None) => NONE.into(),
+            };
+            t.row(vec![
+                Text::code(&f.kind),
+                f.description.clone().into(),
+                injected.into(),
+                healed.into(),
+                f.error.clone().unwrap_or_else(|| NONE.into()).into(),
+            ]);
+        }
+        s.push(Block::Table(t));
+    }
+    if let Some(h) = obs.last_heal_ms {
+        let then = match obs.convergence_ms {
+            Some(c) => format!("c had applied everything {} later.", millis(c)),
+            None => "no catch-up of c was measured after it.".into(),
+        };
+        s.para(format!("Last fault healed at {}; {then}", at(h)));
+    }
+    s
+}
+
+fn peak_cells(p: Option<Peak>, show: fn(f64) -> String) -> [Text; 2] {
+    match p {
+        Some(p) => [show(p.value).into(), at(p.at_ms).into()],
+        None => [NONE.into(), NONE.into()],
+    }
+}
+
+fn lag(obs: &Observations) -> Section {
+    let mut s = Section::new("Lag");
+    s.para(format!(
+        "{}, one every {}. End-to-end lag comes from a heartbeat written on a every {} and read \
+         on c, so it is known to about {}. A hop with nothing to send reports no lag (NULL, not \
+         0): those samples are gaps in the plots.",
+        count(obs.samples, "sample", "samples"),
+        millis(obs.sample_every_ms),
+        millis(obs.heartbeat_every_ms),
+        millis(obs.heartbeat_every_ms),
+    ));
+    let mut t = Table::new(&["hop", ">peak (bytes)", "at", ">peak (time)", "at"]);
+    let p = &obs.peaks;
+    for (hop, b, s) in [
+        ("a → b", p.ab_bytes, p.ab_s),
+        ("b → c", p.bc_bytes, p.bc_s),
+        ("end to end", p.e2e_bytes, p.e2e_s),
+    ] {
+        let mut row = vec![Text::plain(hop)];
+        row.extend(peak_cells(b, bytes));
+        row.extend(peak_cells(s, secs));
+        t.row(row);
+    }
+    s.push(Block::Table(t));
+    s.push(plot("lag-seconds.svg"));
+    s.push(plot("lag-bytes.svg"));
+    s
+}
+
+/// "t=0.0s reserved → t=41.0s lost".
+pub(super) fn status_timeline(slot: &SlotOutcome) -> String {
+    slot.wal_status_changes
+        .iter()
+        .map(|(t, st)| format!("{} {st}", at(*t)))
+        .collect::<Vec<_>>()
+        .join(" → ")
+}
+
+/// The slot's fate in a few words: "usable at the end", "invalidated (wal_removed) at t=41.0s".
+pub(super) fn slot_fate(slot: &SlotOutcome) -> String {
+    let when = slot
+        .invalidated_at_ms
+        .map(|t| format!(" at {}", at(t)))
+        .unwrap_or_default();
+    match (&slot.invalidation_reason, slot.survived) {
+        (Some(r), _) => format!("invalidated ({r}){when}"),
+        (None, Some(false)) => format!("no longer usable{when}"),
+        (None, Some(true)) => "usable at the end".into(),
+        (None, None) => "fate not observed".into(),
+    }
+}
+
+fn wal(obs: &Observations) -> Section {
+    let mut s = Section::new("WAL retained");
+    let p = &obs.peaks;
+    let mut t = Table::new(&["what", ">peak", "at"]);
+    for (what, peak) in [
+        ("pg_wal on a", p.a_wal_bytes),
+        ("pg_wal on b", p.b_wal_bytes),
+        ("retained on a for b's physical slot", p.a_slot_retained),
+        ("retained on b for c's logical slot", p.b_slot_retained),
+    ] {
+        let mut row = vec![Text::plain(what)];
+        row.extend(peak_cells(peak, bytes));
+        t.row(row);
+    }
+    s.push(Block::Table(t));
+    match &obs.slot {
+        None => s.para("The logical slot on b was not observed."),
+        Some(slot) => {
+            s.para(
+                Text::plain("Logical slot ")
+                    .then_code(&slot.slot)
+                    .then(format!(" on b: {}.", slot_fate(slot))),
+            );
+            if !slot.wal_status_changes.is_empty() {
+                s.para(
+                    Text::code("wal_status")
+                        .then(format!(" over the run: {}.", status_timeline(slot))),
+                );
+            }
+            if slot.resync_needed {
+                s.para(Text::strong("C needs a full resync").then(
+                    ": the slot can no longer give c the changes it missed. Drop the \
+                     subscription, create a new slot and copy the tables again.",
+                ));
+            }
+        }
+    }
+    s.push(plot("wal.svg"));
+    s
+}
+
+fn yes_no(v: Option<bool>) -> &'static str {
+    match v {
+        Some(true) => "yes",
+        Some(false) => "no",
+        None => "not observed",
+    }
+}
+
+fn failover(f: &Failover) -> Section {
+    let mut s = Section::new("Failover");
+    let since = |t: i64| millis(u64::try_from(t - f.killed_ms).unwrap_or(0));
+    let mut t = Table::new(&["event", "at", ">after a was killed"]);
+    t.row(vec!["a killed".into(), at(f.killed_ms).into(), NONE.into()]);
+    t.row(vec![
+        "b promoted, accepting writes".into(),
+        at(f.promoted_ms).into(),
+        since(f.promoted_ms).into(),
+    ]);
+    let (first, after) = match f.first_write_on_b_ms {
+        Some(w) => (at(w), since(w)),
+        None => ("none".into(), NONE.into()),
+    };
+    t.row(vec![
+        "first write acknowledged by b".into(),
+        first.into(),
+        after.into(),
+    ]);
+    s.push(Block::Table(t));
+    s.para(format!(
+        "Logical slot on b still active and not conflicting after the promotion: {}.",
+        yes_no(f.slot_carried_on)
+    ));
+    s
+}
+
+/// The first few lost writes, then how many more.
+pub(super) fn lost_list(rpo: &Rpo, show: usize) -> Vec<String> {
+    let mut items: Vec<String> = rpo.lost.keys.iter().take(show).cloned().collect();
+    let shown = items.len() as u64;
+    if rpo.lost_writes > shown && shown > 0 {
+        items.push(format!("… and {} more", rpo.lost_writes - shown));
+    }
+    items
+}
+
+fn rpo_section(rpo: &Rpo) -> Section {
+    let mut s = Section::new("RPO");
+    if rpo.lost_writes == 0 {
+        s.para(format!(
+            "No acknowledged write lost on {}: every write a acknowledged is there.",
+            rpo.node
+        ));
+    } else {
+        s.para(format!(
+            "{} on {}: a acknowledged them, and {} does not have them.",
+            count(
+                rpo.lost_writes,
+                "acknowledged write lost",
+                "acknowledged writes lost"
+            ),
+            rpo.node,
+            rpo.node
+        ));
+        let items = lost_list(rpo, 20)
+            .into_iter()
+            .map(|k| {
+                if k.starts_with('…') {
+                    Text::plain(k)
+                } else {
+                    Text::code(k)
+                }
+            })
+            .collect();
+        s.push(Block::List(items));
+    }
+    s.para(format!(
+        "Writes with an unknown outcome (in flight when the connection broke): {} applied, {} not \
+         applied. Either is correct; they are not counted as lost.",
+        rpo.unknown_applied, rpo.unknown_not_applied
+    ));
+    s
+}
+
+fn idle_primary(i: &IdlePrimaryResult) -> Section {
+    let mut s = Section::new("Idle primary");
+    let mut t = Table::new(&["step", "slot creation on b"]);
+    t.row(vec![
+        format!(
+            "a idle and not nudged for {}",
+            millis(i.waited_without_nudge_ms)
+        )
+        .into(),
+        if i.still_waiting_after_idle_wait {
+            "still waiting".into()
+        } else {
+            "completed without a nudge".into()
+        },
+    ]);
+    if i.still_waiting_after_idle_wait {
+        t.row(vec![
+            Text::code("SELECT pg_log_standby_snapshot()").then(" on a"),
+            match i.completed_after_nudge_ms {
+                Some(ms) => format!("completed {} later", millis(ms)).into(),
+                None => "still waiting".into(),
+            },
+        ]);
+    }
+    s.push(Block::Table(t));
+    s.para(
+        Text::plain(
+            "Creating a logical slot on a standby waits for a running-xacts record from the \
+             primary; an idle primary writes one only every 15 s, or never. Run ",
+        )
+        .then_code("SELECT pg_log_standby_snapshot()")
+        .then(" on a while the slot (and each table sync's temporary slot) is being created."),
+    );
+    s
+}

@@ -1,0 +1,841 @@
+//! Reports of fault rehearsals over hand-built observations: a latency window on a → b, WAL
+//! pressure that loses the slot, and a primary failure with lost writes. Each new expectation
+//! is judged pass / fail / unknown, and every rendering (JSON, Markdown, JUnit, HTML and each
+//! SVG) is pinned as an insta snapshot.
+
+use std::time::Duration;
+
+use chrono::DateTime;
+use chrono::Utc;
+
+use super::tests::{at, base_report, keys, ledger_ok, matching_tables, table};
+use super::*;
+use crate::faults::FaultRecord;
+use crate::observe::{Failover, Observations, Peak, Peaks, Rpo, SeriesPoint, SlotOutcome};
+use crate::scenario::Expectations;
+use crate::verdict::Verdict;
+use crate::verify::{KeySample, TableDiff, TableStatus, VerifyReport};
+use crate::workload::LedgerCheck;
+
+const KIB: u64 = 1024;
+const MIB: u64 = 1024 * 1024;
+
+/// The maximum of one field over the series, with when it was first reached.
+fn peak(series: &[SeriesPoint], f: impl Fn(&SeriesPoint) -> Option<f64>) -> Option<Peak> {
+    let mut best: Option<Peak> = None;
+    for p in series {
+        if let Some(v) = f(p)
+            && best.is_none_or(|b| v > b.value)
+        {
+            best = Some(Peak {
+                value: v,
+                at_ms: p.t_ms,
+            });
+        }
+    }
+    best
+}
+
+fn peaks(s: &[SeriesPoint]) -> Peaks {
+    let b = |v: Option<u64>| v.map(|v| v as f64);
+    Peaks {
+        ab_bytes: peak(s, |p| b(p.ab_bytes)),
+        ab_s: peak(s, |p| p.ab_s),
+        bc_bytes: peak(s, |p| b(p.bc_bytes)),
+        bc_s: peak(s, |p| p.bc_s),
+        e2e_bytes: peak(s, |p| b(p.e2e_bytes)),
+        e2e_s: peak(s, |p| p.e2e_s),
+        a_wal_bytes: peak(s, |p| b(p.a_wal_bytes)),
+        b_wal_bytes: peak(s, |p| b(p.b_wal_bytes)),
+        a_slot_retained: peak(s, |p| b(p.a_slot_retained)),
+        b_slot_retained: peak(s, |p| b(p.b_slot_retained)),
+    }
+}
+
+/// Seconds from milliseconds: the nearest double to a short decimal, as a sampler reading
+/// PostgreSQL's text output gets it, so the JSON round trip is exact.
+fn secs(ms: i64) -> f64 {
+    ms as f64 / 1000.0
+}
+
+fn fault(kind: &str, description: &str, injected: u64, healed: Option<u64>) -> FaultRecord {
+    FaultRecord {
+        kind: kind.into(),
+        description: description.into(),
+        injected_ms: Some(injected),
+        healed_ms: healed,
+        error: None,
+    }
+}
+
+fn named(name: &str, description: &str) -> Report {
+    let mut r = base_report();
+    r.scenario.name = name.into();
+    r.scenario.path = format!("/work/scenarios/{name}.toml").into();
+    r.scenario.description = Some(description.into());
+    r.run_id = format!("20260314-120000-{name}-1a2b");
+    r.run_dir = format!("/var/lib/pgrehearse/runs/{}", r.run_id).into();
+    r.catchup_ms = Some(700);
+    r
+}
+
+fn c_vs(reference: &str, verdict: Verdict, tables: Vec<TableDiff>) -> VerifyReport {
+    VerifyReport {
+        reference: reference.into(),
+        target: "c".into(),
+        verdict,
+        tables,
+        sequences: vec![],
+        schema: vec![],
+        elapsed_ms: 1_210,
+    }
+}
+
+fn judge(r: &mut Report, expect: &Expectations, finished: DateTime<Utc>) {
+    r.expectations = evaluate(expect, &RunFacts::of(r));
+    r.conclude(finished);
+}
+
+/// 500ms of latency on a → b from 10 s to 20 s: replay lag climbs while the window is open,
+/// drains after the heal, and the hops go idle (NULL lag) once the workload stops at 27 s.
+/// Slot creation on b was first rehearsed with a idle.
+fn lag_run() -> Report {
+    let mut series = Vec::new();
+    for t in 0..=30i64 {
+        let in_window = (10..=20).contains(&t);
+        let idle = t >= 27;
+        let ab_bytes = if in_window {
+            (t as u64 - 10) * 160 * KIB + 4 * KIB
+        } else if t == 21 {
+            96 * KIB
+        } else if idle {
+            0
+        } else {
+            4 * KIB
+        };
+        let ab_s = if idle {
+            None
+        } else if in_window {
+            Some(secs(20 + 50 * (t - 10)))
+        } else if t == 21 {
+            Some(0.1)
+        } else {
+            Some(0.002)
+        };
+        let bc_bytes = if idle { 0 } else { 2 * KIB };
+        let e2e_bytes = ab_bytes + bc_bytes;
+        let e2e_s = if in_window {
+            secs(150 + 50 * (t - 10))
+        } else {
+            0.15
+        };
+        series.push(SeriesPoint {
+            t_ms: t * 1000,
+            ab_bytes: Some(ab_bytes),
+            ab_s,
+            bc_bytes: Some(bc_bytes),
+            bc_s: if idle { None } else { Some(0.003) },
+            e2e_bytes: Some(e2e_bytes),
+            e2e_s: Some(e2e_s),
+            a_wal_bytes: Some(48 * MIB + t as u64 * 512 * KIB),
+            b_wal_bytes: Some(48 * MIB + t as u64 * 480 * KIB),
+            a_slot_retained: Some(ab_bytes),
+            b_slot_retained: Some(e2e_bytes),
+            b_slot_status: Some("reserved".into()),
+        });
+    }
+    let mut r = named("lag-ab", "500ms of latency on a → b for 10 s");
+    r.observations = Some(Observations {
+        sample_every_ms: 1000,
+        heartbeat_every_ms: 200,
+        samples: series.len() as u64,
+        peaks: peaks(&series),
+        series,
+        faults: vec![fault(
+            "latency",
+            "latency 500ms on a-b",
+            10_000,
+            Some(20_000),
+        )],
+        slot: Some(SlotOutcome {
+            slot: "pgrehearse_c".into(),
+            survived: Some(true),
+            invalidation_reason: None,
+            invalidated_at_ms: None,
+            wal_status_changes: vec![(0, "reserved".into())],
+            resync_needed: false,
+        }),
+        failover: None,
+        rpo: None,
+        convergence_ms: Some(1_840),
+        last_heal_ms: Some(20_000),
+        findings: vec![
+            "a → b latency delays c by the same amount: end-to-end lag peaked 0.50s above its \
+             baseline while the window was open"
+                .into(),
+        ],
+    });
+    r.idle_primary = Some(IdlePrimaryResult {
+        waited_without_nudge_ms: 20_000,
+        still_waiting_after_idle_wait: true,
+        completed_after_nudge_ms: Some(140),
+    });
+    r.verify = vec![c_vs("a", Verdict::Valid, matching_tables())];
+    r.ledger = vec![ledger_ok()];
+    let expect = Expectations {
+        max_e2e_lag: Some(Duration::from_secs(1)),
+        slot_survives: Some(true),
+        consistent_after_heal: true,
+        converges_within: Some(Duration::from_secs(10)),
+        slot_waits_for_nudge: true,
+        ..Expectations::default()
+    };
+    judge(&mut r, &expect, at(12, 0, 45));
+    r
+}
+
+/// The b → c consumer stopped at 5 s: b retains WAL for c's slot until, after the checkpoint
+/// at 40 s, the slot is lost (wal_removed) at 41 s. Re-enabling the consumer at 50 s cannot
+/// help: c needs a full resync.
+fn wal_run() -> Report {
+    let mut series = Vec::new();
+    for i in 0..=30i64 {
+        let t = i * 2;
+        let stopped = t >= 5;
+        let lost = t >= 41;
+        let behind = if stopped { (t - 5) as u64 * 4 * MIB } else { 0 };
+        series.push(SeriesPoint {
+            t_ms: t * 1000,
+            ab_bytes: Some(8 * KIB),
+            ab_s: Some(0.004),
+            bc_bytes: Some(behind),
+            bc_s: if stopped { None } else { Some(0.003) },
+            e2e_bytes: Some(behind + 8 * KIB),
+            e2e_s: Some(if stopped {
+                secs((t - 5) * 1000 + 200)
+            } else {
+                0.2
+            }),
+            a_wal_bytes: Some(64 * MIB + t as u64 * MIB),
+            b_wal_bytes: Some(if lost { 80 * MIB } else { 64 * MIB + behind }),
+            a_slot_retained: Some(8 * KIB),
+            b_slot_retained: if lost { None } else { Some(behind) },
+            b_slot_status: Some(
+                match t {
+                    _ if lost => "lost",
+                    30.. => "extended",
+                    _ => "reserved",
+                }
+                .into(),
+            ),
+        });
+    }
+    let mut r = named(
+        "wal-pressure",
+        "consumer stopped with max_slot_wal_keep_size = 128MB on b",
+    );
+    r.observations = Some(Observations {
+        sample_every_ms: 2000,
+        heartbeat_every_ms: 500,
+        samples: series.len() as u64,
+        peaks: peaks(&series),
+        series,
+        faults: vec![
+            fault(
+                "replicator_stop",
+                "b → c consumer stopped",
+                5_000,
+                Some(50_000),
+            ),
+            fault(
+                "checkpoint",
+                "checkpoint on a, restartpoint on b",
+                40_000,
+                None,
+            ),
+        ],
+        slot: Some(SlotOutcome {
+            slot: "pgrehearse_c".into(),
+            survived: Some(false),
+            invalidation_reason: Some("wal_removed".into()),
+            invalidated_at_ms: Some(41_000),
+            wal_status_changes: vec![
+                (0, "reserved".into()),
+                (30_000, "extended".into()),
+                (41_000, "lost".into()),
+            ],
+            resync_needed: true,
+        }),
+        failover: None,
+        rpo: None,
+        convergence_ms: None,
+        last_heal_ms: Some(50_000),
+        findings: vec![
+            "the logical slot on b went from extended to lost (wal_removed) at the restartpoint \
+             after max_slot_wal_keep_size was exceeded; re-enabling the subscription fails with \
+             \"can no longer get changes from replication slot\""
+                .into(),
+        ],
+    });
+    let mut tables = matching_tables();
+    tables[0] = TableDiff {
+        status: TableStatus::Differ,
+        rows_target: 1_500,
+        missing: keys(312, &["1501", "1502", "1503"]),
+        ..table("rehearse.accounts", 1812)
+    };
+    r.verify = vec![c_vs("a", Verdict::Invalid, tables)];
+    r.ledger = vec![LedgerCheck {
+        verdict: Verdict::Invalid,
+        lost: keys(312, &["rehearse.accounts 1501 op=2001"]),
+        ..ledger_ok()
+    }];
+    let expect = Expectations {
+        consistent: false,
+        max_e2e_lag: Some(Duration::from_secs(30)),
+        slot_survives: Some(false),
+        slot_invalidated: Some("wal_removed".into()),
+        consistent_after_heal: true,
+        converges_within: Some(Duration::from_secs(60)),
+        ..Expectations::default()
+    };
+    judge(&mut r, &expect, at(12, 1, 10));
+    r
+}
+
+/// A killed at 15 s, b promoted at 17.3 s; the slot on b carries on, and two writes a had
+/// acknowledged never reached b.
+fn failover_run() -> Report {
+    let mut series = Vec::new();
+    for t in 0..=30i64 {
+        let a_up = t < 15;
+        let switching = (15..18).contains(&t);
+        series.push(SeriesPoint {
+            t_ms: t * 1000,
+            ab_bytes: a_up.then_some(12 * KIB),
+            ab_s: a_up.then_some(0.004),
+            bc_bytes: Some(if switching { 0 } else { 3 * KIB }),
+            bc_s: if switching { None } else { Some(0.003) },
+            e2e_bytes: if a_up { Some(15 * KIB) } else { Some(3 * KIB) },
+            e2e_s: Some(if switching {
+                secs((t - 14) * 1000 + 200)
+            } else {
+                0.2
+            }),
+            a_wal_bytes: a_up.then_some(64 * MIB),
+            b_wal_bytes: Some(64 * MIB),
+            a_slot_retained: a_up.then_some(12 * KIB),
+            b_slot_retained: Some(3 * KIB),
+            b_slot_status: Some("reserved".into()),
+        });
+    }
+    let mut r = named("failover", "kill a mid-workload, promote b");
+    r.observations = Some(Observations {
+        sample_every_ms: 1000,
+        heartbeat_every_ms: 200,
+        samples: series.len() as u64,
+        peaks: peaks(&series),
+        series,
+        faults: vec![fault(
+            "primary_failure",
+            "primary failure: kill a, promote b",
+            15_000,
+            None,
+        )],
+        slot: Some(SlotOutcome {
+            slot: "pgrehearse_c".into(),
+            survived: Some(true),
+            wal_status_changes: vec![(0, "reserved".into())],
+            ..SlotOutcome::default()
+        }),
+        failover: Some(Failover {
+            killed_ms: 15_000,
+            promoted_ms: 17_300,
+            slot_carried_on: Some(true),
+            first_write_on_b_ms: Some(17_450),
+        }),
+        rpo: Some(Rpo {
+            node: "b".into(),
+            lost_writes: 2,
+            lost: keys(
+                2,
+                &[
+                    "rehearse.accounts 17 op=4411",
+                    "rehearse.accounts 42 op=4415",
+                ],
+            ),
+            unknown_applied: 1,
+            unknown_not_applied: 1,
+        }),
+        convergence_ms: None,
+        last_heal_ms: None,
+        findings: vec![],
+    });
+    r.verify = vec![c_vs("b", Verdict::Valid, matching_tables())];
+    let expect = Expectations {
+        consistent: false,
+        max_e2e_lag: Some(Duration::from_secs(5)),
+        slot_survives: Some(true),
+        rpo_max_writes: Some(0),
+        consistent_after_heal: true,
+        ..Expectations::default()
+    };
+    judge(&mut r, &expect, at(12, 0, 50));
+    r
+}
+
+fn verdicts(r: &Report) -> Vec<(&str, Verdict)> {
+    r.expectations
+        .iter()
+        .map(|e| (e.name.as_str(), e.verdict))
+        .collect()
+}
+
+fn evidence<'r>(r: &'r Report, name: &str) -> &'r str {
+    &r.expectations
+        .iter()
+        .find(|e| e.name == name)
+        .unwrap_or_else(|| panic!("{name} not judged"))
+        .evidence
+}
+
+#[test]
+fn lag_run_passes_with_its_numbers() {
+    use Verdict::*;
+    let r = lag_run();
+    assert_eq!(
+        verdicts(&r),
+        [
+            ("consistent", Valid),
+            ("max_e2e_lag", Valid),
+            ("slot_survives", Valid),
+            ("consistent_after_heal", Valid),
+            ("converges_within", Valid),
+            ("slot_waits_for_nudge", Valid),
+        ]
+    );
+    assert_eq!(r.verdict, Valid);
+    assert_eq!(
+        evidence(&r, "max_e2e_lag"),
+        "end-to-end lag peaked at 650ms at t=20.0s (within the limit of 1.00s); 31 of 31 \
+         samples measured it, one every 1.00s; heartbeat every 200ms, so lag is known to about \
+         200ms"
+    );
+    assert_eq!(
+        evidence(&r, "converges_within"),
+        "c had applied everything 1.84s after the last heal at t=20.0s (within the limit of \
+         10.00s)"
+    );
+    assert_eq!(
+        evidence(&r, "slot_waits_for_nudge"),
+        "slot creation on b was still waiting after 20.00s with a idle; it completed 140ms \
+         after pg_log_standby_snapshot() on a (within the limit of 5.00s)"
+    );
+    assert_eq!(
+        evidence(&r, "consistent_after_heal"),
+        "last fault healed at t=20.0s; c vs a: 5 tables match (10142 rows)"
+    );
+}
+
+#[test]
+fn wal_run_reports_the_lost_slot() {
+    use Verdict::*;
+    let r = wal_run();
+    assert_eq!(
+        verdicts(&r),
+        [
+            ("max_e2e_lag", Invalid),
+            ("slot_survives", Valid),
+            ("slot_invalidated", Valid),
+            ("consistent_after_heal", Invalid),
+            ("converges_within", Unknown),
+        ]
+    );
+    assert_eq!(r.verdict, Invalid);
+    assert_eq!(
+        evidence(&r, "slot_invalidated"),
+        "slot pgrehearse_c on b: invalidated (wal_removed) at t=41.0s; wal_status t=0.0s \
+         reserved → t=30.0s extended → t=41.0s lost; c needs a full resync"
+    );
+    assert!(
+        evidence(&r, "max_e2e_lag")
+            .starts_with("end-to-end lag peaked at 55.20s at t=60.0s (over the limit of 30.00s)"),
+        "{}",
+        evidence(&r, "max_e2e_lag")
+    );
+    assert_eq!(
+        evidence(&r, "converges_within"),
+        "no catch-up of c was measured after the last heal at t=50.0s"
+    );
+    let md = render_markdown(&r);
+    assert!(md.contains("**C needs a full resync**"), "{md}");
+    assert!(md.contains("![WAL retained](wal.svg)"));
+    let wal = &render_plots(&r)[2];
+    assert_eq!(wal.0, "wal.svg");
+    assert!(wal.1.contains(">slot lost at t=41.0s<"), "{}", wal.1);
+    assert!(wal.1.contains(">slot extended at t=30.0s<"));
+    // A checkpoint is one-shot: a mark, not a window.
+    assert!(wal.1.contains(">checkpoint on a, restartpoint on b<"));
+}
+
+#[test]
+fn failover_run_counts_lost_writes() {
+    use Verdict::*;
+    let r = failover_run();
+    assert_eq!(
+        verdicts(&r),
+        [
+            ("max_e2e_lag", Valid),
+            ("slot_survives", Valid),
+            ("rpo_max_writes", Invalid),
+            ("consistent_after_heal", Valid),
+        ]
+    );
+    assert_eq!(
+        evidence(&r, "rpo_max_writes"),
+        "2 writes a acknowledged are missing on b (over the limit of 0): rehearse.accounts 17 \
+         op=4411, rehearse.accounts 42 op=4415; unknown outcomes: 1 applied, 1 not applied"
+    );
+    // The one-shot failure has no heal: it does not make consistency after healing unknown.
+    assert_eq!(
+        evidence(&r, "consistent_after_heal"),
+        "c vs b: 5 tables match (10142 rows)"
+    );
+    let md = render_markdown(&r);
+    assert!(
+        md.contains("| b promoted, accepting writes | t=17.3s | 2.30s |"),
+        "{md}"
+    );
+    assert!(md.contains("- `rehearse.accounts 42 op=4415`"));
+}
+
+fn obs() -> Observations {
+    Observations {
+        sample_every_ms: 500,
+        heartbeat_every_ms: 200,
+        ..Observations::default()
+    }
+}
+
+fn expect_only(f: impl FnOnce(&mut Expectations)) -> Expectations {
+    let mut e = Expectations {
+        consistent: false,
+        ..Expectations::default()
+    };
+    f(&mut e);
+    e
+}
+
+/// Judge one expectation over `obs` / `idle` and the given comparisons.
+fn one(
+    expect: &Expectations,
+    obs: Option<&Observations>,
+    idle: Option<&IdlePrimaryResult>,
+    verify: &[VerifyReport],
+) -> ExpectationResult {
+    let facts = RunFacts {
+        verify,
+        observations: obs,
+        idle_primary: idle,
+        ..RunFacts::default()
+    };
+    let mut out = evaluate(expect, &facts);
+    assert_eq!(out.len(), 1, "{out:?}");
+    out.remove(0)
+}
+
+#[test]
+fn max_e2e_lag_pass_fail_unknown() {
+    let e = expect_only(|e| e.max_e2e_lag = Some(Duration::from_secs(2)));
+    let mut o = obs();
+    o.series = vec![SeriesPoint {
+        t_ms: 3_000,
+        e2e_s: Some(2.0),
+        ..SeriesPoint::default()
+    }];
+    o.peaks.e2e_s = Some(Peak {
+        value: 2.0,
+        at_ms: 3_000,
+    });
+    assert_eq!(one(&e, Some(&o), None, &[]).verdict, Verdict::Valid);
+    o.peaks.e2e_s = Some(Peak {
+        value: 2.001,
+        at_ms: 3_000,
+    });
+    let r = one(&e, Some(&o), None, &[]);
+    assert_eq!(r.verdict, Verdict::Invalid);
+    assert_eq!(r.observed, "peak 2.00s at t=3.0s");
+    o.peaks.e2e_s = None;
+    assert_eq!(one(&e, Some(&o), None, &[]).verdict, Verdict::Unknown);
+    assert_eq!(one(&e, None, None, &[]).verdict, Verdict::Unknown);
+}
+
+fn slot(survived: Option<bool>, reason: Option<&str>) -> Observations {
+    Observations {
+        slot: Some(SlotOutcome {
+            slot: "s".into(),
+            survived,
+            invalidation_reason: reason.map(str::to_string),
+            ..SlotOutcome::default()
+        }),
+        ..obs()
+    }
+}
+
+#[test]
+fn slot_survives_pass_fail_unknown() {
+    use Verdict::*;
+    let want = |w: bool| expect_only(|e| e.slot_survives = Some(w));
+    let cases = [
+        (true, slot(Some(true), None), Valid),
+        (true, slot(Some(false), Some("wal_removed")), Invalid),
+        (true, slot(None, None), Unknown),
+        (false, slot(Some(false), Some("rows_removed")), Valid),
+        // A reason says invalidated even when the end state could not be read.
+        (false, slot(None, Some("rows_removed")), Valid),
+        (false, slot(Some(true), None), Invalid),
+        (false, obs(), Unknown),
+    ];
+    for (w, o, v) in cases {
+        assert_eq!(one(&want(w), Some(&o), None, &[]).verdict, v, "{w} {o:?}");
+    }
+    assert_eq!(one(&want(true), None, None, &[]).verdict, Unknown);
+}
+
+#[test]
+fn slot_invalidated_pass_fail_unknown() {
+    use Verdict::*;
+    let want = |r: &str| expect_only(|e| e.slot_invalidated = Some(r.into()));
+    let cases = [
+        ("wal_removed", slot(Some(false), Some("wal_removed")), Valid),
+        ("any", slot(Some(false), Some("rows_removed")), Valid),
+        ("any", slot(Some(false), None), Valid),
+        (
+            "wal_removed",
+            slot(Some(false), Some("rows_removed")),
+            Invalid,
+        ),
+        ("wal_removed", slot(Some(true), None), Invalid),
+        ("any", slot(Some(true), None), Invalid),
+        // PostgreSQL 16 says "invalidated" without a reason.
+        (
+            "wal_removed",
+            slot(Some(false), Some("invalidated")),
+            Unknown,
+        ),
+        ("wal_removed", slot(Some(false), None), Unknown),
+        ("any", slot(None, None), Unknown),
+        ("any", obs(), Unknown),
+    ];
+    for (reason, o, v) in cases {
+        let r = one(&want(reason), Some(&o), None, &[]);
+        assert_eq!(r.verdict, v, "{reason} {o:?}: {r:?}");
+    }
+    let r = one(
+        &want("rows_removed"),
+        Some(&slot(Some(false), Some("wal_removed"))),
+        None,
+        &[],
+    );
+    assert_eq!(r.observed, "invalidated (wal_removed)");
+    assert_eq!(
+        r.expected,
+        "the logical slot on b ends invalidated for rows_removed"
+    );
+}
+
+#[test]
+fn rpo_max_writes_pass_fail_unknown() {
+    let e = expect_only(|e| e.rpo_max_writes = Some(2));
+    let rpo = |lost: u64| Observations {
+        rpo: Some(Rpo {
+            node: "b".into(),
+            lost_writes: lost,
+            lost: KeySample {
+                count: lost,
+                keys: (1..=lost.min(7)).map(|k| format!("t {k} op={k}")).collect(),
+            },
+            unknown_applied: 0,
+            unknown_not_applied: 3,
+        }),
+        ..obs()
+    };
+    assert_eq!(one(&e, Some(&rpo(2)), None, &[]).verdict, Verdict::Valid);
+    let r = one(&e, Some(&rpo(9)), None, &[]);
+    assert_eq!(r.verdict, Verdict::Invalid);
+    // A few lost writes, then how many more; and the unknown outcomes.
+    assert_eq!(
+        r.evidence,
+        "9 writes a acknowledged are missing on b (over the limit of 2): t 1 op=1, t 2 op=2, \
+         t 3 op=3, t 4 op=4, t 5 op=5, … and 4 more; unknown outcomes: 0 applied, 3 not applied"
+    );
+    assert_eq!(one(&e, Some(&obs()), None, &[]).verdict, Verdict::Unknown);
+    assert_eq!(one(&e, None, None, &[]).verdict, Verdict::Unknown);
+}
+
+#[test]
+fn consistent_after_heal_pass_fail_unknown() {
+    let e = expect_only(|e| e.consistent_after_heal = true);
+    let valid = [c_vs("a", Verdict::Valid, vec![table("t", 3)])];
+    let invalid = [c_vs("a", Verdict::Invalid, vec![])];
+    assert_eq!(one(&e, None, None, &valid).verdict, Verdict::Valid);
+    assert_eq!(one(&e, None, None, &invalid).verdict, Verdict::Invalid);
+    assert_eq!(one(&e, None, None, &[]).verdict, Verdict::Unknown);
+    // A fault still in place: the comparison was not made after healing.
+    let mut o = obs();
+    o.faults = vec![fault("partition", "partition a-b", 1_000, None)];
+    let r = one(&e, Some(&o), None, &valid);
+    assert_eq!(r.verdict, Verdict::Unknown);
+    assert!(
+        r.evidence
+            .ends_with("partition a-b (injected at t=1.0s) was never healed"),
+        "{}",
+        r.evidence
+    );
+    assert_eq!(one(&e, Some(&o), None, &invalid).verdict, Verdict::Invalid);
+}
+
+#[test]
+fn converges_within_pass_fail_unknown() {
+    let e = expect_only(|e| e.converges_within = Some(Duration::from_secs(5)));
+    let conv = |heal: Option<i64>, ms: Option<u64>| Observations {
+        last_heal_ms: heal,
+        convergence_ms: ms,
+        ..obs()
+    };
+    use Verdict::*;
+    assert_eq!(
+        one(&e, Some(&conv(Some(9_000), Some(5_000))), None, &[]).verdict,
+        Valid
+    );
+    let r = one(&e, Some(&conv(Some(9_000), Some(5_001))), None, &[]);
+    assert_eq!(r.verdict, Invalid);
+    assert_eq!(
+        r.evidence,
+        "c had applied everything 5.00s after the last heal at t=9.0s (over the limit of 5.00s)"
+    );
+    assert_eq!(
+        one(&e, Some(&conv(Some(9_000), None)), None, &[]).verdict,
+        Unknown
+    );
+    assert_eq!(one(&e, Some(&conv(None, None)), None, &[]).verdict, Unknown);
+    assert_eq!(one(&e, None, None, &[]).verdict, Unknown);
+}
+
+#[test]
+fn slot_waits_for_nudge_pass_fail_unknown() {
+    let e = expect_only(|e| e.slot_waits_for_nudge = true);
+    let idle = |waiting: bool, after: Option<u64>| IdlePrimaryResult {
+        waited_without_nudge_ms: 20_000,
+        still_waiting_after_idle_wait: waiting,
+        completed_after_nudge_ms: after,
+    };
+    use Verdict::*;
+    for (i, v) in [
+        (idle(true, Some(5_000)), Valid),
+        (idle(true, Some(5_001)), Invalid),
+        (idle(true, None), Invalid),
+        (idle(false, Some(0)), Invalid),
+    ] {
+        assert_eq!(one(&e, None, Some(&i), &[]).verdict, v, "{i:?}");
+    }
+    assert_eq!(one(&e, None, None, &[]).verdict, Unknown);
+}
+
+#[test]
+fn junit_marks_unknown_as_its_own_failure_type() {
+    let xml = render_junit(&wal_run());
+    assert!(xml.contains(
+        "<testcase name=\"converges_within\" classname=\"pgrehearse.wal-pressure\" time=\"0\">\n      <failure type=\"unknown\""
+    ), "{xml}");
+    assert!(xml.contains("<failure type=\"invalid\" message=\"fail: peak 55.20s at t=60.0s\">"));
+    assert!(xml.contains(
+        "<testcase name=\"slot_invalidated\" classname=\"pgrehearse.wal-pressure\" time=\"0\"/>"
+    ));
+}
+
+#[test]
+fn findings_join_the_notes_once() {
+    let mut r = lag_run();
+    let finding = r.observations.as_ref().unwrap().findings[0].clone();
+    assert!(render_markdown(&r).contains(&format!("- {}", text::md(&finding))));
+    r.note(finding.clone());
+    let md = render_markdown(&r);
+    assert_eq!(md.matches(&text::md(&finding)).count(), 1);
+    assert!(render_html(&r).contains(&format!("<li>{}</li>", text::xml(&finding))));
+}
+
+#[test]
+fn html_is_one_escaped_self_contained_page() {
+    let mut r = wal_run();
+    r.note("a note with <script>alert(1)</script> & more");
+    let html = render_html(&r);
+    assert!(html.starts_with("<!DOCTYPE html>\n"));
+    assert!(!html.contains("<script>"));
+    assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt; &amp; more"));
+    // Every plot inline, nothing fetched from elsewhere.
+    assert_eq!(html.matches("<svg xmlns").count(), 3);
+    assert!(!html.contains("src="));
+    assert!(!html.contains("href="));
+    assert!(html.contains("<header class=\"banner fail\">"));
+}
+
+#[test]
+fn write_all_writes_the_plots_beside_the_markdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = lag_run();
+    let paths = write_all(dir.path(), &r).unwrap();
+    let names: Vec<String> = paths
+        .plots
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["lag-seconds.svg", "lag-bytes.svg", "wal.svg"]);
+    let md = std::fs::read_to_string(&paths.markdown).unwrap();
+    for n in &names {
+        assert!(md.contains(&format!("]({n})")), "{n} not embedded");
+    }
+    assert_eq!(
+        std::fs::read_to_string(&paths.plots[0]).unwrap(),
+        render_plots(&r)[0].1
+    );
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 7);
+}
+
+#[test]
+fn json_with_observations_round_trips() {
+    for r in [lag_run(), wal_run(), failover_run()] {
+        let json = serde_json::to_string_pretty(&r).unwrap();
+        let back: Report = serde_json::from_str(&json).unwrap();
+        assert_eq!(serde_json::to_string_pretty(&back).unwrap(), json);
+    }
+}
+
+fn snapshot_all(name: &str, r: &Report) {
+    insta::assert_snapshot!(
+        format!("{name}_json"),
+        serde_json::to_string_pretty(r).unwrap()
+    );
+    insta::assert_snapshot!(format!("{name}_md"), render_markdown(r));
+    insta::assert_snapshot!(format!("{name}_junit"), render_junit(r));
+    insta::assert_snapshot!(format!("{name}_html"), render_html(r));
+    for (file, svg) in render_plots(r) {
+        let stem = file.trim_end_matches(".svg").replace('-', "_");
+        insta::assert_snapshot!(format!("{name}_{stem}_svg"), svg);
+    }
+}
+
+#[test]
+fn snapshot_lag_run() {
+    snapshot_all("lag", &lag_run());
+}
+
+#[test]
+fn snapshot_wal_run() {
+    snapshot_all("wal", &wal_run());
+}
+
+#[test]
+fn snapshot_failover_run() {
+    snapshot_all("failover", &failover_run());
+}

@@ -301,10 +301,8 @@ pub async fn run(args: RunArgs, up: bool, ui: &Ui) -> Result<i32> {
     } else {
         ui.out(summary(&report));
         ui.out(format!(
-            "report: {} (also {}, {})",
-            paths.markdown.display(),
-            paths.json.display(),
-            paths.junit.display()
+            "report: {} (and report.html, report.json, report.junit.xml beside it)",
+            paths.markdown.display()
         ));
     }
     Ok(report.exit_code)
@@ -375,6 +373,11 @@ fn summary(r: &harness::report::Report) -> String {
             e.verdict.word(),
             e.observed
         ));
+    }
+    if let Some(o) = &r.observations {
+        for f in &o.findings {
+            out.push(format!("  finding: {f}"));
+        }
     }
     if let Some(e) = &r.error {
         out.push(format!("  error: {e}"));

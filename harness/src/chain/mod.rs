@@ -118,8 +118,10 @@ pub struct Chain {
     pub idle_primary: Option<IdlePrimary>,
 }
 
-/// Slot creation on B against an idle A.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+/// Slot creation on B against an idle A: a logical slot on a standby cannot start until B
+/// replays a running-xacts record from A, which an idle A writes only every 15 s after
+/// activity, or never, until `pg_log_standby_snapshot()` nudges it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct IdlePrimary {
     /// How long the harness waited for A to fall idle before creating the slot.
     pub idle_after_ms: u64,
@@ -147,7 +149,12 @@ fn a_settings(spec: &ChainSpec) -> Vec<(String, String)> {
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
-    s.extend(spec.a_settings.iter().filter(|(k, _)| !DEFERRED_A_SETTINGS.contains(&k.as_str())).cloned());
+    s.extend(
+        spec.a_settings
+            .iter()
+            .filter(|(k, _)| !DEFERRED_A_SETTINGS.contains(&k.as_str()))
+            .cloned(),
+    );
     s
 }
 
@@ -311,14 +318,21 @@ impl Chain {
     /// Settings of A that must wait for B (synchronous replication): set with ALTER SYSTEM and
     /// a reload, then wait until A reports B as a synchronous standby.
     async fn apply_deferred_settings(a: &Node, spec: &ChainSpec) -> Result<()> {
-        let deferred: Vec<&(String, String)> =
-            spec.a_settings.iter().filter(|(k, _)| DEFERRED_A_SETTINGS.contains(&k.as_str())).collect();
+        let deferred: Vec<&(String, String)> = spec
+            .a_settings
+            .iter()
+            .filter(|(k, _)| DEFERRED_A_SETTINGS.contains(&k.as_str()))
+            .collect();
         if deferred.is_empty() {
             return Ok(());
         }
         for (k, v) in &deferred {
             tracing::info!("b is streaming: setting {k} = {v} on a");
-            a.execute("postgres", &format!("ALTER SYSTEM SET {} = {}", quote_ident(k), quote_literal(v))).await?;
+            a.execute(
+                "postgres",
+                &format!("ALTER SYSTEM SET {} = {}", quote_ident(k), quote_literal(v)),
+            )
+            .await?;
         }
         a.execute("postgres", "SELECT pg_reload_conf()").await?;
         let client = a.connect("postgres").await?;
@@ -366,7 +380,9 @@ impl Chain {
         Self::publish(&a, &spec).await?;
         let mut links = crate::faults::Links::default();
         let via_ab = if spec.proxies {
-            let p = crate::faults::LinkProxy::start("a-b", backend.peer_endpoint(&a), spec.link_seed).await?;
+            let p =
+                crate::faults::LinkProxy::start("a-b", backend.peer_endpoint(&a), spec.link_seed)
+                    .await?;
             let ep = p.endpoint();
             links.ab = Some(Arc::new(p));
             ep
@@ -381,7 +397,12 @@ impl Chain {
         Self::init_target_schema(&b, &c, &spec).await?;
         timings.schema_ms = t.elapsed().as_millis() as u64;
         let via_bc = if spec.proxies {
-            let p = crate::faults::LinkProxy::start("b-c", backend.peer_endpoint(&b), spec.link_seed ^ 1).await?;
+            let p = crate::faults::LinkProxy::start(
+                "b-c",
+                backend.peer_endpoint(&b),
+                spec.link_seed ^ 1,
+            )
+            .await?;
             let ep = p.endpoint();
             links.bc = Some(Arc::new(p));
             ep
@@ -397,7 +418,10 @@ impl Chain {
         };
         let t = Instant::now();
         let idle_primary = match spec.idle_primary {
-            Some(wait) => Some(sub.start_against_idle_primary(&a, &b, &c, &via_bc, wait).await?),
+            Some(wait) => Some(
+                sub.start_against_idle_primary(&a, &b, &c, &via_bc, wait)
+                    .await?,
+            ),
             None => {
                 sub.start(Some(&a), &b, &c, &via_bc).await?;
                 None

@@ -109,7 +109,11 @@ impl Replicator for NativeSubscription {
 
 impl NativeSubscription {
     fn create_sql(&self, via: &Endpoint) -> String {
-        let conn = ConnInfo { endpoint: via.clone(), login: self.login.clone(), dbname: self.database.clone() };
+        let conn = ConnInfo {
+            endpoint: via.clone(),
+            login: self.login.clone(),
+            dbname: self.database.clone(),
+        };
         format!(
             "CREATE SUBSCRIPTION {name} CONNECTION {conn} PUBLICATION {publ} WITH (slot_name = {slot}, copy_data = true)",
             name = crate::util::quote_ident(&self.name),
@@ -137,19 +141,32 @@ impl NativeSubscription {
         const QUIET: Duration = Duration::from_millis(15_500);
         let t0 = std::time::Instant::now();
         let client = a.connect("postgres").await?;
-        let last: std::sync::Mutex<Option<(String, std::time::Instant)>> = std::sync::Mutex::new(None);
-        wait_for("a to stay idle (no WAL) for a full bgwriter snapshot interval", Duration::from_secs(120), || async {
-            let lsn: String = client.query_one("SELECT pg_current_wal_insert_lsn()::text", &[]).await?.get(0);
-            let mut last = last.lock().expect("idle probe");
-            match last.as_ref() {
-                Some((l, since)) if *l == lsn && since.elapsed() >= QUIET => Ok(Check::Done(())),
-                Some((l, since)) if *l == lsn => Ok(Check::NotYet(format!("a idle at {lsn} for {:?}", since.elapsed()))),
-                _ => {
-                    *last = Some((lsn.clone(), std::time::Instant::now()));
-                    Ok(Check::NotYet(format!("a wrote WAL (now at {lsn})")))
+        let last: std::sync::Mutex<Option<(String, std::time::Instant)>> =
+            std::sync::Mutex::new(None);
+        wait_for(
+            "a to stay idle (no WAL) for a full bgwriter snapshot interval",
+            Duration::from_secs(120),
+            || async {
+                let lsn: String = client
+                    .query_one("SELECT pg_current_wal_insert_lsn()::text", &[])
+                    .await?
+                    .get(0);
+                let mut last = last.lock().expect("idle probe");
+                match last.as_ref() {
+                    Some((l, since)) if *l == lsn && since.elapsed() >= QUIET => {
+                        Ok(Check::Done(()))
+                    }
+                    Some((l, since)) if *l == lsn => Ok(Check::NotYet(format!(
+                        "a idle at {lsn} for {:?}",
+                        since.elapsed()
+                    ))),
+                    _ => {
+                        *last = Some((lsn.clone(), std::time::Instant::now()));
+                        Ok(Check::NotYet(format!("a wrote WAL (now at {lsn})")))
+                    }
                 }
-            }
-        })
+            },
+        )
         .await?;
         let idle_after_ms = t0.elapsed().as_millis() as u64;
         tracing::info!(
@@ -170,7 +187,11 @@ impl NativeSubscription {
         tracing::info!(
             "after {}: slot creation on b {}; nudging a (pg_log_standby_snapshot())",
             crate::util::fmt_duration(wait),
-            if still_waiting { "is still waiting for a running-xacts record from a" } else { "already finished" }
+            if still_waiting {
+                "is still waiting for a running-xacts record from a"
+            } else {
+                "already finished"
+            }
         );
         let nudged = std::time::Instant::now();
         let _nudge = Nudger::start(a, Duration::from_millis(100));
@@ -181,7 +202,9 @@ impl NativeSubscription {
                     Some(nudged.elapsed().as_millis() as u64)
                 }
                 Err(_) => {
-                    let e = crate::Error::timeout("slot creation on b did not finish even after nudging a");
+                    let e = crate::Error::timeout(
+                        "slot creation on b did not finish even after nudging a",
+                    );
                     return Err(b.with_replication_state(e).await);
                 }
             }

@@ -27,22 +27,67 @@ pub trait Fault: Send + Sync {
 pub fn build(kind: &FaultKind) -> Box<dyn Fault> {
     let d = kind.describe();
     match kind.clone() {
-        FaultKind::Latency { hop, latency, jitter } => {
-            Box::new(Link { hop, state: LinkState { latency, jitter, ..Default::default() }, d })
-        }
-        FaultKind::Bandwidth { hop, bytes_per_sec } => {
-            Box::new(Link { hop, state: LinkState { bandwidth: Some(bytes_per_sec), ..Default::default() }, d })
-        }
-        FaultKind::Partition { hop } => Box::new(Link { hop, state: LinkState { mode: LinkMode::Blackhole, ..Default::default() }, d }),
-        FaultKind::LinkDown { hop } => Box::new(Link { hop, state: LinkState { mode: LinkMode::Down, ..Default::default() }, d }),
-        FaultKind::Kill { node } => Box::new(NodeFault { node, action: NodeAction::Kill, d }),
-        FaultKind::Stop { node, mode } => Box::new(NodeFault { node, action: NodeAction::Stop(mode), d }),
-        FaultKind::Pause { node } => Box::new(NodeFault { node, action: NodeAction::Pause, d }),
+        FaultKind::Latency {
+            hop,
+            latency,
+            jitter,
+        } => Box::new(Link {
+            hop,
+            state: LinkState {
+                latency,
+                jitter,
+                ..Default::default()
+            },
+            d,
+        }),
+        FaultKind::Bandwidth { hop, bytes_per_sec } => Box::new(Link {
+            hop,
+            state: LinkState {
+                bandwidth: Some(bytes_per_sec),
+                ..Default::default()
+            },
+            d,
+        }),
+        FaultKind::Partition { hop } => Box::new(Link {
+            hop,
+            state: LinkState {
+                mode: LinkMode::Blackhole,
+                ..Default::default()
+            },
+            d,
+        }),
+        FaultKind::LinkDown { hop } => Box::new(Link {
+            hop,
+            state: LinkState {
+                mode: LinkMode::Down,
+                ..Default::default()
+            },
+            d,
+        }),
+        FaultKind::Kill { node } => Box::new(NodeFault {
+            node,
+            action: NodeAction::Kill,
+            d,
+        }),
+        FaultKind::Stop { node, mode } => Box::new(NodeFault {
+            node,
+            action: NodeAction::Stop(mode),
+            d,
+        }),
+        FaultKind::Pause { node } => Box::new(NodeFault {
+            node,
+            action: NodeAction::Pause,
+            d,
+        }),
         FaultKind::ReplayPause => Box::new(ReplayPause { d }),
         FaultKind::ReplayDelay { delay } => Box::new(ReplayDelay { delay, d }),
         FaultKind::ReplicatorStop => Box::new(ReplicatorStop { d }),
         FaultKind::PrimaryFailure => Box::new(PrimaryFailure { d }),
-        FaultKind::CatalogChurn { every } => Box::new(CatalogChurn { every, task: std::sync::Mutex::new(None), d }),
+        FaultKind::CatalogChurn { every } => Box::new(CatalogChurn {
+            every,
+            task: std::sync::Mutex::new(None),
+            d,
+        }),
         FaultKind::Checkpoint => Box::new(Checkpoint { d }),
     }
 }
@@ -115,12 +160,15 @@ impl Fault for ReplayPause {
         self.d.clone()
     }
     async fn inject(&self, env: &FaultEnv) -> Result<()> {
-        env.b().execute("postgres", "SELECT pg_wal_replay_pause()").await
+        env.b()
+            .execute("postgres", "SELECT pg_wal_replay_pause()")
+            .await
     }
     async fn heal(&self, env: &FaultEnv) -> Result<()> {
         let b = env.b();
         if b.in_recovery().await? {
-            b.execute("postgres", "SELECT pg_wal_replay_resume()").await?;
+            b.execute("postgres", "SELECT pg_wal_replay_resume()")
+                .await?;
         }
         Ok(())
     }
@@ -149,7 +197,10 @@ impl Fault for ReplayDelay {
     }
     async fn heal(&self, env: &FaultEnv) -> Result<()> {
         env.b()
-            .execute("postgres", "ALTER SYSTEM RESET recovery_min_apply_delay; SELECT pg_reload_conf();")
+            .execute(
+                "postgres",
+                "ALTER SYSTEM RESET recovery_min_apply_delay; SELECT pg_reload_conf();",
+            )
             .await
     }
 }
@@ -184,7 +235,10 @@ impl Fault for PrimaryFailure {
         env.require_owned(&env.a)?;
         env.a.kill().await.step("primary failure: killing a")?;
         env.events.lock().expect("events").killed_ms = Some(env.now_ms());
-        env.b().promote().await.step("primary failure: promoting b")?;
+        env.b()
+            .promote()
+            .await
+            .step("primary failure: promoting b")?;
         env.events.lock().expect("events").promoted_ms = Some(env.now_ms());
         // Writes, heartbeats and fences follow the new primary from here on.
         env.set_primary(env.b().clone());

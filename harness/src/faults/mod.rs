@@ -7,7 +7,7 @@ mod model;
 pub mod proxy;
 mod runtime;
 
+pub use kinds::{Fault, build};
 pub use model::{FaultKind, FaultRecord, FaultSpec, Hop};
-pub use kinds::{build, Fault};
 pub use proxy::{LinkMode, LinkProxy, LinkState};
 pub use runtime::{FailoverEvents, FaultEnv, Links, Timeline};

@@ -106,9 +106,15 @@ impl FaultEnv {
 
     /// Point heartbeat and workload at a new primary.
     pub fn set_primary(&self, n: Node) {
-        tracing::info!("{} is the primary now; workload and heartbeat follow", n.name());
+        tracing::info!(
+            "{} is the primary now; workload and heartbeat follow",
+            n.name()
+        );
         if let Some(t) = &self.target {
-            t.send_replace(Target { node: n.name().to_string(), conn: n.admin().with_db(&self.db) });
+            t.send_replace(Target {
+                node: n.name().to_string(),
+                conn: n.admin().with_db(&self.db),
+            });
         }
         self.primary.send_replace(n);
     }
@@ -122,7 +128,9 @@ impl FaultEnv {
             "a" => Ok(self.a.clone()),
             "b" => Ok(self.b.clone()),
             "c" => Ok(self.c.clone()),
-            _ => Err(Error::usage(format!("no node {name:?} in the chain (a, b, c)"))),
+            _ => Err(Error::usage(format!(
+                "no node {name:?} in the chain (a, b, c)"
+            ))),
         }
     }
 
@@ -135,7 +143,11 @@ impl FaultEnv {
             Hop::AB => &self.links.ab,
             Hop::BC => &self.links.bc,
         };
-        l.as_deref().ok_or_else(|| Error::internal(format!("link fault on {hop}, but the chain has no proxy on {hop}")))
+        l.as_deref().ok_or_else(|| {
+            Error::internal(format!(
+                "link fault on {hop}, but the chain has no proxy on {hop}"
+            ))
+        })
     }
 
     /// Refuse destructive faults on servers pgrehearse did not create (unless allowed).
@@ -176,7 +188,10 @@ impl Timeline {
         let entries: Arc<Vec<Entry>> = Arc::new(
             specs
                 .iter()
-                .map(|s| Entry { spec: s.clone(), fault: Arc::from(kinds::build(&s.kind)) })
+                .map(|s| Entry {
+                    spec: s.clone(),
+                    fault: Arc::from(kinds::build(&s.kind)),
+                })
                 .collect(),
         );
         let state = Arc::new(Mutex::new(State {
@@ -197,7 +212,11 @@ impl Timeline {
         for (i, e) in entries.iter().enumerate() {
             events.push((e.spec.at, i, true));
             if !e.spec.kind.one_shot() {
-                events.push((e.spec.heal_at.unwrap_or(default_heal).max(e.spec.at), i, false));
+                events.push((
+                    e.spec.heal_at.unwrap_or(default_heal).max(e.spec.at),
+                    i,
+                    false,
+                ));
             }
         }
         events.sort_by_key(|(t, i, inject)| (*t, *inject, *i));
@@ -214,7 +233,11 @@ impl Timeline {
                 }
             }
         });
-        Timeline { entries, state, task: Some(task) }
+        Timeline {
+            entries,
+            state,
+            task: Some(task),
+        }
     }
 
     /// Wait until every scheduled injection and heal has happened.
@@ -246,14 +269,25 @@ impl Timeline {
 
     /// When the last heal happened (ms since workload start).
     pub fn last_heal_ms(&self) -> Option<i64> {
-        self.records().iter().filter_map(|r| r.healed_ms.map(|h| h as i64)).max()
+        self.records()
+            .iter()
+            .filter_map(|r| r.healed_ms.map(|h| h as i64))
+            .max()
     }
 }
 
 async fn apply(e: &Entry, i: usize, st: &Mutex<State>, env: &FaultEnv, inject: bool) {
     let verb = if inject { "injecting" } else { "healing" };
-    tracing::info!("t={:.1}s {verb} {}", env.now_ms() as f64 / 1000.0, e.fault.describe());
-    let res = if inject { e.fault.inject(env).await } else { e.fault.heal(env).await };
+    tracing::info!(
+        "t={:.1}s {verb} {}",
+        env.now_ms() as f64 / 1000.0,
+        e.fault.describe()
+    );
+    let res = if inject {
+        e.fault.inject(env).await
+    } else {
+        e.fault.heal(env).await
+    };
     let now = env.now_ms().max(0) as u64;
     let mut s = st.lock().expect("timeline");
     match res {

@@ -178,11 +178,16 @@ fn invalidation(s: &crate::observe::SlotRow) -> Option<String> {
 }
 
 fn peak_u64<'a>(pts: impl Iterator<Item = (i64, Option<u64>)> + 'a) -> Option<Peak> {
-    pts.filter_map(|(t, v)| v.map(|v| Peak { value: v as f64, at_ms: t }))
-        .fold(None, |acc: Option<Peak>, p| match acc {
-            Some(a) if a.value >= p.value => Some(a),
-            _ => Some(p),
+    pts.filter_map(|(t, v)| {
+        v.map(|v| Peak {
+            value: v as f64,
+            at_ms: t,
         })
+    })
+    .fold(None, |acc: Option<Peak>, p| match acc {
+        Some(a) if a.value >= p.value => Some(a),
+        _ => Some(p),
+    })
 }
 
 fn peak_f64<'a>(pts: impl Iterator<Item = (i64, Option<f64>)> + 'a) -> Option<Peak> {
@@ -204,7 +209,10 @@ impl Observations {
         heartbeat_every: Duration,
     ) -> Observations {
         let mut series = Vec::with_capacity(samples.len());
-        let mut slot = SlotOutcome { slot: logical_slot.to_string(), ..Default::default() };
+        let mut slot = SlotOutcome {
+            slot: logical_slot.to_string(),
+            ..Default::default()
+        };
         let mut last_status: Option<String> = None;
         let mut seen_slot = false;
         let mut slot_missing_at: Option<i64> = None;
@@ -214,8 +222,12 @@ impl Observations {
             let (ab, bc, e2e) = (lag("a→b"), lag("b→c"), lag("a→c"));
             let a = s.node("a");
             let b = s.node("b");
-            let a_slot = a.and_then(|a| physical_slot.and_then(|p| a.slots.iter().find(|x| x.slot_name == p)));
-            let b_slot = b.filter(|b| b.reachable).and_then(|b| b.slots.iter().find(|x| x.slot_name == logical_slot));
+            let a_slot = a.and_then(|a| {
+                physical_slot.and_then(|p| a.slots.iter().find(|x| x.slot_name == p))
+            });
+            let b_slot = b
+                .filter(|b| b.reachable)
+                .and_then(|b| b.slots.iter().find(|x| x.slot_name == logical_slot));
             let status = b_slot.map(slot_status);
             if let Some(bs) = b_slot {
                 seen_slot = true;
@@ -230,7 +242,8 @@ impl Observations {
                 slot_missing_at = Some(t);
             }
             if status.is_some() && status != last_status {
-                slot.wal_status_changes.push((t, status.clone().unwrap_or_default()));
+                slot.wal_status_changes
+                    .push((t, status.clone().unwrap_or_default()));
                 last_status = status.clone();
             }
             series.push(SeriesPoint {
@@ -249,11 +262,18 @@ impl Observations {
             });
         }
         // The last sample in which B answered decides whether the slot is still there.
-        let last_b = samples.iter().rev().filter_map(|s| s.node("b")).find(|b| b.reachable);
-        slot.survived = last_b.map(|b| match b.slots.iter().find(|x| x.slot_name == logical_slot) {
-            Some(x) => invalidation(x).is_none(),
-            None => false,
-        });
+        let last_b = samples
+            .iter()
+            .rev()
+            .filter_map(|s| s.node("b"))
+            .find(|b| b.reachable);
+        slot.survived =
+            last_b.map(
+                |b| match b.slots.iter().find(|x| x.slot_name == logical_slot) {
+                    Some(x) => invalidation(x).is_none(),
+                    None => false,
+                },
+            );
         if slot.survived == Some(false) && slot.invalidation_reason.is_none() {
             slot.invalidation_reason = Some("dropped".into());
             slot.invalidated_at_ms = slot_missing_at;

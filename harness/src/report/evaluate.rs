@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::IdlePrimaryResult;
+use super::IdlePrimary;
 use super::evaluate_faults as faults;
 use super::text::{count, key_list};
 use crate::observe::Observations;
@@ -39,7 +39,7 @@ pub struct RunFacts<'a> {
     /// Lag, WAL, faults, slot fate, failover and RPO, if the chain was observed.
     pub observations: Option<&'a Observations>,
     /// Slot creation on B with an idle A, if rehearsed.
-    pub idle_primary: Option<&'a IdlePrimaryResult>,
+    pub idle_primary: Option<&'a IdlePrimary>,
 }
 
 impl<'a> RunFacts<'a> {

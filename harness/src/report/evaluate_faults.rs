@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::IdlePrimaryResult;
+use super::IdlePrimary;
 use super::charts::one_shot;
 use super::evaluate::{ExpectationResult, RunFacts, verify_summary};
 use super::sections::{lost_list, slot_fate, status_timeline};
@@ -327,7 +327,7 @@ pub(super) fn converges_within(limit: Duration, obs: Option<&Observations>) -> E
 }
 
 /// With A idle, slot creation on B waited, and completed soon after A was nudged.
-pub(super) fn slot_waits_for_nudge(idle: Option<&IdlePrimaryResult>) -> ExpectationResult {
+pub(super) fn slot_waits_for_nudge(idle: Option<&IdlePrimary>) -> ExpectationResult {
     const NAME: &str = "slot_waits_for_nudge";
     let expected = format!(
         "with a idle, creating the slot on b waits until a is nudged, then completes within {}",

@@ -52,18 +52,7 @@ pub struct ScenarioInfo {
     pub description: Option<String>,
 }
 
-/// What happened when the logical slot was created on B while A was idle: creating it waits for
-/// a running-xacts record from A, which an idle A may write only every 15 s, or never, until
-/// `pg_log_standby_snapshot()` nudges it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct IdlePrimaryResult {
-    /// How long the slot creation was left waiting with A idle and not nudged.
-    pub waited_without_nudge_ms: u64,
-    /// The slot creation had still not completed when that wait ended.
-    pub still_waiting_after_idle_wait: bool,
-    /// Time from the nudge until the slot creation completed (None: it did not complete).
-    pub completed_after_nudge_ms: Option<u64>,
-}
+pub use crate::chain::IdlePrimary;
 
 /// Everything one run observed and concluded. The executor fills it as the run goes, so a
 /// run that stops early still reports what it got. The seed and the verdict come first, in
@@ -110,7 +99,7 @@ pub struct Report {
     /// Plain statements of PostgreSQL behaviour worth telling the user.
     pub notes: Vec<String>,
     /// Slot creation on B with an idle A, if the scenario rehearsed it.
-    pub idle_primary: Option<IdlePrimaryResult>,
+    pub idle_primary: Option<IdlePrimary>,
     /// Lag and WAL over time, fault windows, the slot's fate, failover and RPO (None: the
     /// chain was not observed). Last in the JSON: the time series is long.
     pub observations: Option<Observations>,

@@ -5,7 +5,7 @@
 use super::charts::{PLOTS, one_shot};
 use super::doc::{Block, Section, Table, Text};
 use super::text::{at, at_u, bytes, count, millis, secs};
-use super::{IdlePrimaryResult, Report};
+use super::{IdlePrimary, Report};
 use crate::observe::{Failover, Observations, Peak, Rpo, SlotOutcome};
 
 /// The sections for `report`, in reading order; none when nothing was observed.
@@ -255,7 +255,7 @@ fn rpo_section(rpo: &Rpo) -> Section {
     s
 }
 
-fn idle_primary(i: &IdlePrimaryResult) -> Section {
+fn idle_primary(i: &IdlePrimary) -> Section {
     let mut s = Section::new("Idle primary");
     let mut t = Table::new(&["step", "slot creation on b"]);
     t.row(vec![

@@ -175,7 +175,8 @@ fn lag_run() -> Report {
                 .into(),
         ],
     });
-    r.idle_primary = Some(IdlePrimaryResult {
+    r.idle_primary = Some(IdlePrimary {
+        idle_after_ms: 16_000,
         waited_without_nudge_ms: 20_000,
         still_waiting_after_idle_wait: true,
         completed_after_nudge_ms: Some(140),
@@ -530,7 +531,7 @@ fn expect_only(f: impl FnOnce(&mut Expectations)) -> Expectations {
 fn one(
     expect: &Expectations,
     obs: Option<&Observations>,
-    idle: Option<&IdlePrimaryResult>,
+    idle: Option<&IdlePrimary>,
     verify: &[VerifyReport],
 ) -> ExpectationResult {
     let facts = RunFacts {
@@ -725,7 +726,8 @@ fn converges_within_pass_fail_unknown() {
 #[test]
 fn slot_waits_for_nudge_pass_fail_unknown() {
     let e = expect_only(|e| e.slot_waits_for_nudge = true);
-    let idle = |waiting: bool, after: Option<u64>| IdlePrimaryResult {
+    let idle = |waiting: bool, after: Option<u64>| IdlePrimary {
+        idle_after_ms: 16_000,
         waited_without_nudge_ms: 20_000,
         still_waiting_after_idle_wait: waiting,
         completed_after_nudge_ms: after,

@@ -17,14 +17,14 @@ use super::{Progress, RunDir, RunState, forget_secrets};
 use crate::backend::{Backend, BackendKind, Credentials, LocalBackend};
 use crate::chain::{Chain, load_seed, preflight_notes};
 use crate::error::{Error, Result, ResultExt};
+use crate::faults::{FaultEnv, Timeline};
 use crate::node::Node;
+use crate::observe::{Heartbeat, Sampler, SamplerConfig};
 use crate::os::ServerUser;
 use crate::pg::{Locate, PgInstall};
 use crate::report::{self, Report, ReportPaths, RunFacts};
 use crate::scenario::Scenario;
 use crate::verify::{self, Side, VerifyOptions};
-use crate::faults::{FaultEnv, Timeline};
-use crate::observe::{Heartbeat, Sampler, SamplerConfig};
 use crate::workload::{self, Target, WorkloadConfig};
 
 /// Choices made on the command line rather than in the scenario.
@@ -267,17 +267,29 @@ impl Rehearsal {
 
         // --- convergence: everything committed before the fence is on C (or C cannot get there)
         self.progress.phase("waiting for c to catch up (fence)");
-        let fence = chain.fence().await;
+        let fence = match logical_slot_dead(&chain).await {
+            // C cannot catch up from an invalidated slot: say so instead of waiting for nothing.
+            Some(why) => Err(Error::timeout(format!(
+                "the logical slot on b is unusable ({why})"
+            ))),
+            None => chain.fence().await,
+        };
         let (catchup, caught_up_ms) = match fence {
             Ok(d) => {
-                tracing::info!("c caught up {} after the workload and faults ended", crate::util::fmt_duration(d));
+                tracing::info!(
+                    "c caught up {} after the workload and faults ended",
+                    crate::util::fmt_duration(d)
+                );
                 (Some(d), Some(drive.clock.elapsed().as_millis() as i64))
             }
             Err(e) if !self.scenario.faults.is_empty() && e.kind() == crate::ErrorKind::Timeout => {
                 // After a fault, not converging can be the finding itself (a lost slot): record
                 // it and go on to verification, which shows what C is missing.
                 tracing::warn!("c did not catch up: {e}");
-                self.report.lock().expect("report").note(format!("c did not catch up after the faults: {e}"));
+                self.report
+                    .lock()
+                    .expect("report")
+                    .note(format!("c did not catch up after the faults: {e}"));
                 (None, None)
             }
             Err(e) => return Err(e.context("waiting for c to catch up after the workload")),
@@ -287,27 +299,38 @@ impl Rehearsal {
         let samples = drive.sampler.stop();
 
         // --- verification against whoever is the primary now
-        self.progress.phase("verifying c (and b) against the primary, row by row");
+        self.progress
+            .phase("verifying c (and b) against the primary, row by row");
         let opts = VerifyOptions::default();
         let reference = chain.primary().clone();
         let r = Side::of(&reference, &db);
-        let mut reports = vec![verify::compare(&r, &Side::of(&chain.c, &db), &opts).await.step("verifying c")?];
+        let mut reports = vec![
+            verify::compare(&r, &Side::of(&chain.c, &db), &opts)
+                .await
+                .step("verifying c")?,
+        ];
         if reference.name() == chain.a.name() {
-            reports.push(verify::compare(&r, &Side::of(&chain.b, &db), &opts).await.step("verifying b")?);
+            reports.push(
+                verify::compare(&r, &Side::of(&chain.b, &db), &opts)
+                    .await
+                    .step("verifying b")?,
+            );
         }
         self.report.lock().expect("report").verify = reports;
 
         // --- the ledger: acknowledged writes that must be there
         let mut rpo = None;
         if drive.workload_ran {
-            self.progress.phase("checking the ledger of acknowledged writes");
+            self.progress
+                .phase("checking the ledger of acknowledged writes");
             let entries = workload::read_ledger(&ledger_path)?;
             let cap = opts.max_keys_listed;
             let mut checks = Vec::new();
             for n in [&chain.c, &reference] {
-                let check = workload::check_ledger(&entries, n.name(), &n.admin().with_db(&db), cap)
-                    .await
-                    .step_with(|| format!("checking the ledger on {}", n.name()))?;
+                let check =
+                    workload::check_ledger(&entries, n.name(), &n.admin().with_db(&db), cap)
+                        .await
+                        .step_with(|| format!("checking the ledger on {}", n.name()))?;
                 checks.push(check);
             }
             let rc = &checks[1];
@@ -324,7 +347,11 @@ impl Rehearsal {
                     .filter(|e| e.node == "b" && e.outcome == workload::Outcome::Ok)
                     .map(|e| (e.done_us / 1000) as i64)
                     .min();
-                drive.first_write_on_b_ms.lock().expect("first write").replace(first_on_b.unwrap_or(-1));
+                drive
+                    .first_write_on_b_ms
+                    .lock()
+                    .expect("first write")
+                    .replace(first_on_b.unwrap_or(-1));
             }
             self.report.lock().expect("report").ledger = checks;
         }
@@ -340,11 +367,13 @@ impl Rehearsal {
         obs.faults = drive.records;
         obs.rpo = rpo;
         obs.last_heal_ms = drive.last_heal_ms;
-        if let (Some(heal), Some(done)) = (drive.last_heal_ms, caught_up_ms) {
-            obs.convergence_ms = Some((done - heal).max(0) as u64);
-        }
+        obs.convergence_ms = convergence(&obs, drive.last_heal_ms, caught_up_ms);
         if let (Some(killed), Some(promoted)) = (drive.events.killed_ms, drive.events.promoted_ms) {
-            let first = drive.first_write_on_b_ms.lock().expect("first write").filter(|t| *t >= 0);
+            let first = drive
+                .first_write_on_b_ms
+                .lock()
+                .expect("first write")
+                .filter(|t| *t >= 0);
             obs.failover = Some(crate::observe::Failover {
                 killed_ms: killed,
                 promoted_ms: promoted,
@@ -353,7 +382,9 @@ impl Rehearsal {
             });
         }
         obs.findings = findings(&obs, &chain);
-        self.report.lock().expect("report").observations = Some(obs);
+        let mut r = self.report.lock().expect("report");
+        r.observations = Some(obs);
+        r.idle_primary = chain.idle_primary;
         Ok(())
     }
 
@@ -376,7 +407,10 @@ impl Rehearsal {
             },
             &self.run.file("samples.jsonl"),
         )?;
-        let (target_tx, target_rx) = watch::channel(Target { node: "a".into(), conn: chain.a.admin().with_db(&db) });
+        let (target_tx, target_rx) = watch::channel(Target {
+            node: "a".into(),
+            conn: chain.a.admin().with_db(&db),
+        });
         let env = Arc::new(FaultEnv::new(
             chain.a.clone(),
             chain.b.clone(),
@@ -430,7 +464,11 @@ impl Rehearsal {
         })
     }
 
-    fn workload_ticker(&self, live: Arc<workload::Progress>, duration: Duration) -> tokio::task::JoinHandle<()> {
+    fn workload_ticker(
+        &self,
+        live: Arc<workload::Progress>,
+        duration: Duration,
+    ) -> tokio::task::JoinHandle<()> {
         let progress = self.progress.clone();
         let total = duration.as_secs().max(1);
         tokio::spawn(async move {
@@ -441,7 +479,12 @@ impl Rehearsal {
                 let secs = start.elapsed().as_secs().min(total);
                 progress.measured("workload (seconds)", secs, total);
                 let rate = live.ok() as f64 / start.elapsed().as_secs_f64().max(0.001);
-                progress.note(&format!("{} ok, {} failed, {} unknown, {rate:.0} ops/s", live.ok(), live.failed(), live.unknown()));
+                progress.note(&format!(
+                    "{} ok, {} failed, {} unknown, {rate:.0} ops/s",
+                    live.ok(),
+                    live.failed(),
+                    live.unknown()
+                ));
             }
         })
     }
@@ -476,6 +519,46 @@ struct Drive {
     heartbeat: Heartbeat,
     sampler: Sampler,
     first_write_on_b_ms: Mutex<Option<i64>>,
+}
+
+/// Why the logical slot on B cannot feed C any more (invalidated or gone), if so.
+async fn logical_slot_dead(chain: &Chain) -> Option<String> {
+    let snap = crate::observe::NodeSnapshot::take(&chain.b, &chain.spec.database).await;
+    if !snap.reachable {
+        return None;
+    }
+    match snap
+        .slots
+        .iter()
+        .find(|s| s.slot_name == chain.spec.subscription)
+    {
+        None => Some("the slot no longer exists".into()),
+        Some(s) if s.invalidation_reason.is_some() => Some(format!(
+            "invalidated: {}",
+            s.invalidation_reason.as_deref().unwrap_or("")
+        )),
+        Some(s) if s.conflicting == Some(true) => Some("invalidated by a recovery conflict".into()),
+        Some(s) if s.wal_status.as_deref() == Some("lost") => {
+            Some("its WAL was removed (wal_status lost)".into())
+        }
+        Some(_) => None,
+    }
+}
+
+/// Time from the last heal until C had everything again: the first sample after the heal in
+/// which C shows the newest heartbeat; failing that (no sample caught it), the fence.
+fn convergence(
+    obs: &crate::observe::Observations,
+    last_heal: Option<i64>,
+    fence_done: Option<i64>,
+) -> Option<u64> {
+    let heal = last_heal?;
+    let from_samples = obs
+        .series
+        .iter()
+        .find(|p| p.t_ms >= heal && p.e2e_s == Some(0.0))
+        .map(|p| (p.t_ms - heal).max(0) as u64);
+    from_samples.or_else(|| fence_done.map(|d| (d - heal).max(0) as u64))
 }
 
 /// Plain statements of what PostgreSQL did, for the report.
@@ -514,8 +597,12 @@ fn findings(obs: &crate::observe::Observations, chain: &Chain) -> Vec<String> {
     {
         let reason = s.invalidation_reason.as_deref().unwrap_or("unknown");
         let why = match reason {
-            "wal_removed" => "b removed WAL the slot still needed (max_slot_wal_keep_size exceeded while the consumer was stopped)",
-            "rows_removed" => "a vacuumed catalog rows the slot still needed (recovery conflict on b)",
+            "wal_removed" => {
+                "b removed WAL the slot still needed (max_slot_wal_keep_size exceeded while the consumer was stopped)"
+            }
+            "rows_removed" => {
+                "a vacuumed catalog rows the slot still needed (recovery conflict on b)"
+            }
             "wal_level_insufficient" => "wal_level on a was lowered below logical",
             _ => "see b's log",
         };
@@ -528,12 +615,20 @@ fn findings(obs: &crate::observe::Observations, chain: &Chain) -> Vec<String> {
     if let Some(p) = obs.peaks.b_slot_retained
         && p.value > 0.0
     {
-        out.push(format!("b retained up to {} of WAL for the logical slot (at {})", fmt_bytes(p.value as u64), t(p.at_ms)));
+        out.push(format!(
+            "b retained up to {} of WAL for the logical slot (at {})",
+            fmt_bytes(p.value as u64),
+            t(p.at_ms)
+        ));
     }
     if let Some(p) = obs.peaks.a_slot_retained
         && p.value > 16.0 * 1024.0 * 1024.0
     {
-        out.push(format!("a retained up to {} of WAL for b's physical slot while b lagged (at {})", fmt_bytes(p.value as u64), t(p.at_ms)));
+        out.push(format!(
+            "a retained up to {} of WAL for b's physical slot while b lagged (at {})",
+            fmt_bytes(p.value as u64),
+            t(p.at_ms)
+        ));
     }
     out
 }

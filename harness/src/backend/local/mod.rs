@@ -316,9 +316,14 @@ impl Backend for LocalBackend {
         let p = self.new_proc(&spec.name, dir.join("data"), self.run.log(&spec.name));
         self.track(p.clone());
         tracing::info!(
-            "taking a base backup of {} for {} (pg_basebackup -R -X stream -S {slot})",
+            "taking a base backup of {} for {} (pg_basebackup -R -X stream{})",
             upstream.name(),
-            spec.name
+            spec.name,
+            if slot.is_empty() {
+                " without a slot".to_string()
+            } else {
+                format!(" -S {slot}")
+            }
         );
         p.basebackup(via, replicator, slot)
             .await

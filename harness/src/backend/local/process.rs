@@ -175,7 +175,7 @@ impl LocalProc {
         replicator: &Login,
         slot: &str,
     ) -> Result<()> {
-        let args: Vec<String> = vec![
+        let mut args: Vec<String> = vec![
             "-h".into(),
             via.host.clone(),
             "-p".into(),
@@ -187,12 +187,15 @@ impl LocalProc {
             "-R".into(),
             "-X".into(),
             "stream".into(),
-            "-S".into(),
-            slot.into(),
             "-c".into(),
             "fast".into(),
             "--no-sync".into(),
         ];
+        // Without a slot (the unmitigated set-up) B streams unprotected: A may recycle WAL
+        // B still needs, and hot_standby_feedback holds nothing while B is disconnected.
+        if !slot.is_empty() {
+            args.extend(["-S".to_string(), slot.to_string()]);
+        }
         self.run("pg_basebackup", &args, None)
             .await
             .map(|_| ())

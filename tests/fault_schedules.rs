@@ -35,7 +35,7 @@ fn fault() -> impl Strategy<Value = LinkFault> {
 
 fn scenario_text(seed: u64, faults: &[LinkFault]) -> String {
     let mut s = format!(
-        "version = 1\nname = \"fault-schedule\"\nseed = {seed}\n\n[workload]\ninitial_rows = 100\nrate = 150\nduration = \"15s\"\n\n\
+        "version = 1\nname = \"fault-schedule\"\nseed = \"{seed}\"\n\n[workload]\ninitial_rows = 100\nrate = 150\nduration = \"15s\"\n\n\
          [expect]\nconsistent = true\nconsistent_after_heal = true\nconverges_within = \"90s\"\n"
     );
     for f in faults {

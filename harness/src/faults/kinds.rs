@@ -185,23 +185,24 @@ impl Fault for ReplayDelay {
         self.d.clone()
     }
     async fn inject(&self, env: &FaultEnv) -> Result<()> {
-        env.b()
-            .execute(
-                "postgres",
-                &format!(
-                    "ALTER SYSTEM SET recovery_min_apply_delay = '{}ms'; SELECT pg_reload_conf();",
-                    self.delay.as_millis()
-                ),
-            )
-            .await
+        let b = env.b();
+        // ALTER SYSTEM refuses to run inside a transaction block, which a multi-statement
+        // batch is: two round trips.
+        b.execute(
+            "postgres",
+            &format!(
+                "ALTER SYSTEM SET recovery_min_apply_delay = '{}ms'",
+                self.delay.as_millis()
+            ),
+        )
+        .await?;
+        b.execute("postgres", "SELECT pg_reload_conf()").await
     }
     async fn heal(&self, env: &FaultEnv) -> Result<()> {
-        env.b()
-            .execute(
-                "postgres",
-                "ALTER SYSTEM RESET recovery_min_apply_delay; SELECT pg_reload_conf();",
-            )
-            .await
+        let b = env.b();
+        b.execute("postgres", "ALTER SYSTEM RESET recovery_min_apply_delay")
+            .await?;
+        b.execute("postgres", "SELECT pg_reload_conf()").await
     }
 }
 

@@ -84,6 +84,10 @@ impl Sampler {
                 NodeProbe::new(c.clone(), &cfg.database),
             );
             let mut hb_client: Option<tokio_postgres::Client> = None;
+            let mut last_seq: Option<u64> = None;
+            // A frozen or partitioned node must not stall the sampler: each probe gets a few
+            // periods to answer, then counts as unreachable for this sample.
+            let patience = (cfg.every * 4).max(Duration::from_millis(500));
             let hb_sql = format!("SELECT seq FROM {HARNESS_SCHEMA}.heartbeat WHERE id = 1");
             let mut tick = tokio::time::interval(cfg.every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -98,11 +102,31 @@ impl Sampler {
                     let row = cl.query_opt(hb_sql.as_str(), &[]).await.ok()?;
                     Some(row.map(|r| r.get::<_, i64>(0) as u64).unwrap_or(0))
                 };
-                let (sa, sb, sc, seq) = tokio::join!(pa.take(), pb.take(), pc.take(), hb);
+                let (sa, sb, sc, seq) = tokio::join!(
+                    bounded(&mut pa, patience),
+                    bounded(&mut pb, patience),
+                    bounded(&mut pc, patience),
+                    tokio::time::timeout(patience, hb)
+                );
+                let seq = match seq {
+                    Ok(Some(s)) => {
+                        last_seq = Some(s);
+                        Some(s)
+                    }
+                    Ok(None) => None,
+                    Err(_) => {
+                        // C did not answer: drop the stuck session; C cannot be ahead of what
+                        // it last showed by much, so the lag is computed from that (it grows
+                        // while C is frozen, as it should).
+                        hb_client = None;
+                        None
+                    }
+                };
+                let seq_for_lag = seq.or(last_seq);
                 let mut lags = derive_lags(&sa, &sb, &cfg.logical_slot);
                 if let (Some(log), Some(seq), Some(e2e)) = (
                     &cfg.heartbeat,
-                    seq,
+                    seq_for_lag,
                     lags.iter_mut().find(|l| l.hop == "a→c"),
                 ) {
                     e2e.seconds = Some(log.lag_at(seq, t_ms));
@@ -138,6 +162,21 @@ impl Sampler {
 impl Drop for Sampler {
     fn drop(&mut self) {
         self.task.abort();
+    }
+}
+
+/// One node snapshot, or "unreachable" when it does not answer within `patience` (the probe
+/// then reconnects next time).
+async fn bounded(p: &mut NodeProbe, patience: Duration) -> NodeSnapshot {
+    match tokio::time::timeout(patience, p.take()).await {
+        Ok(s) => s,
+        Err(_) => {
+            p.reset();
+            p.unreachable(format!(
+                "no answer within {}",
+                crate::util::fmt_duration(patience)
+            ))
+        }
     }
 }
 

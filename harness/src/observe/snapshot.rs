@@ -298,6 +298,22 @@ impl NodeProbe {
         }
     }
 
+    /// Forget the sessions (after a probe timed out on a frozen node).
+    pub fn reset(&mut self) {
+        self.admin = None;
+        self.dbc = None;
+    }
+
+    /// A snapshot saying the node did not answer.
+    pub fn unreachable(&self, why: String) -> NodeSnapshot {
+        NodeSnapshot {
+            name: self.node.name().to_string(),
+            endpoint: self.node.admin().endpoint.to_string(),
+            error: Some(why),
+            ..Default::default()
+        }
+    }
+
     /// One snapshot; reconnects after an error, never fails.
     pub async fn take(&mut self) -> NodeSnapshot {
         let node = &self.node;

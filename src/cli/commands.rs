@@ -528,6 +528,29 @@ pub async fn bench(cmd: BenchCommand, ui: &Ui) -> Result<i32> {
                 ));
             }
         }
+        BenchCommand::Sampler {
+            window,
+            every,
+            json,
+        } => {
+            let r = harness::bench::sampler_overhead(window, every).await?;
+            if json {
+                ui.out(to_json(&r)?);
+            } else {
+                ui.out(format!(
+                    "sampler every {} ms: a uses {:.2}% of a core idle, {:.2}% while sampled (+{:.2}); heartbeat every {:.0} ms achieved (asked {}); e2e lag at 200 ops/s: p50 {:.3}s p99 {:.3}s max {:.3}s",
+                    r.sample_every_ms,
+                    r.a_cpu_idle_pct,
+                    r.a_cpu_sampling_pct,
+                    r.overhead_pct_of_core,
+                    r.heartbeat_gap_mean_ms,
+                    r.heartbeat_every_ms,
+                    r.e2e_p50_s,
+                    r.e2e_p99_s,
+                    r.e2e_max_s
+                ));
+            }
+        }
         BenchCommand::Workload {
             connections,
             duration,

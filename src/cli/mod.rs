@@ -144,6 +144,16 @@ pub enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// What the sampler costs A (CPU with and without sampling) and the end-to-end lag
+    /// resolution achieved.
+    Sampler {
+        #[arg(long, default_value = "20s", value_parser = humantime_parse)]
+        window: std::time::Duration,
+        #[arg(long, default_value = "250ms", value_parser = humantime_parse)]
+        every: std::time::Duration,
+        #[arg(long)]
+        json: bool,
+    },
     /// Built-in workload throughput against pgbench's simple-update on the same chain.
     Workload {
         #[arg(long, default_value_t = 4)]

@@ -92,6 +92,10 @@ pub trait NodeControl: Send + Sync {
     ) -> Result<Vec<u8>>;
     /// Data directory, when the backend has one on this machine.
     fn data_dir(&self) -> Option<PathBuf>;
+    /// The postmaster's pid on this machine (local processes only).
+    fn pid(&self) -> Option<i32> {
+        None
+    }
 }
 
 struct NodeInner {

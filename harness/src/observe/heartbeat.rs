@@ -40,6 +40,16 @@ impl HeartbeatLog {
         }
     }
 
+    /// Mean time between consecutive committed heartbeats: the resolution the end-to-end lag
+    /// actually had.
+    pub fn mean_gap_ms(&self) -> f64 {
+        let log = self.committed.lock().expect("heartbeat log");
+        match (log.first(), log.last()) {
+            (Some(f), Some(l)) if log.len() > 1 => (l.1 - f.1) as f64 / (log.len() - 1) as f64,
+            _ => 0.0,
+        }
+    }
+
     /// Number of heartbeats committed.
     pub fn len(&self) -> usize {
         self.committed.lock().expect("heartbeat log").len()

@@ -465,6 +465,9 @@ impl NodeControl for LocalControl {
     fn data_dir(&self) -> Option<PathBuf> {
         Some(self.0.data_dir.clone())
     }
+    fn pid(&self) -> Option<i32> {
+        Some(self.0.pid.load(Ordering::SeqCst)).filter(|p| *p > 0)
+    }
 }
 
 /// A free TCP port on 127.0.0.1, not in `avoid`.

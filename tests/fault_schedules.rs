@@ -60,7 +60,12 @@ fn run_case(rt: &tokio::runtime::Runtime, text: &str) -> Result<(), TestCaseErro
     let path = dir.path().join("fault-schedule.toml");
     std::fs::write(&path, text).unwrap();
     let scenario = Scenario::load(&path).map_err(|e| TestCaseError::fail(format!("{e:?}")))?;
-    let r = Rehearsal::prepare(scenario, RunOptions::default(), Arc::new(NoProgress))
+    let r = rt
+        .block_on(Rehearsal::prepare(
+            scenario,
+            RunOptions::default(),
+            Arc::new(NoProgress),
+        ))
         .map_err(|e| TestCaseError::fail(format!("{e:?}")))?;
     let res = rt.block_on(async {
         let res = r.run().await;

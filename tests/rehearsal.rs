@@ -84,7 +84,7 @@ fn changes_made_on_c_behind_the_subscriptions_back_are_reported_key_by_key() {
     // --- change C directly: 3 updates, 2 deletes, 1 insert in a keyed and in the keyless table
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let attached = harness::run::Attached::open(harness::run::RunDir::open(&run)).unwrap();
+        let attached = harness::run::Attached::open(harness::run::RunDir::open(&run)).await.unwrap();
         attached
             .chain
             .c

@@ -254,11 +254,17 @@ async fn connections_follow_the_target() {
     prepare(&y, "app", 0, 1).await;
     let dir = tempfile::tempdir().unwrap();
     let ledger: PathBuf = dir.path().join("ledger.jsonl");
+    // x and y are unrelated servers (this only proves connections follow the target), so
+    // sequence-generated keys collide between them: leave the sequence-backed table out.
     let cfg = WorkloadConfig {
         seed: 11,
         connections: 3,
         rate: Some(600.0),
         duration: Duration::from_secs(120),
+        tables: BuiltinTable::ALL
+            .into_iter()
+            .filter(|t| *t != BuiltinTable::Invoices)
+            .collect(),
         ..Default::default()
     };
     let (ttx, trx) = watch::channel(target(&x));

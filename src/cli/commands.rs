@@ -30,8 +30,8 @@ pub async fn shutdown_signal() {
 }
 
 pub async fn status(args: StatusArgs, ui: &Ui) -> Result<i32> {
-    let run = pick_run(args.run.as_deref(), None)?;
-    let attached = Attached::open(run)?;
+    let run = pick_run(args.run.as_deref(), None).await?;
+    let attached = Attached::open(run).await?;
     loop {
         let snap = attached.chain.snapshot().await;
         if args.json {
@@ -183,9 +183,9 @@ pub async fn down(args: DownArgs, ui: &Ui) -> Result<i32> {
         }
         return Ok(0);
     }
-    let run = pick_run(args.run.as_deref(), None)?;
+    let run = pick_run(args.run.as_deref(), None).await?;
     let path = run.path().to_path_buf();
-    let attached = Attached::open(run)?;
+    let attached = Attached::open(run).await?;
     attached.down().await?;
     ui.out(format!(
         "stopped and removed the chain of {} (logs and reports kept there)",
@@ -225,25 +225,30 @@ pub fn pg(cmd: PgCommand, ui: &Ui) -> Result<i32> {
 /// `run` and `up`.
 pub async fn run(args: RunArgs, up: bool, ui: &Ui) -> Result<i32> {
     let scenario = Scenario::load(&args.scenario)?;
+    // The seed comes first, before anything can fail: a run is only replayable if its seed is
+    // known.
+    let seed = args.seed.unwrap_or_else(|| scenario.seed_or_random());
+    let backend_flag = args
+        .backend
+        .map(|b| format!(" --backend {}", b.as_str()))
+        .unwrap_or_default();
+    eprintln!(
+        "pgrehearse: scenario {} · seed {seed} (replay: pgrehearse run {} --seed {seed}{backend_flag})",
+        scenario.name,
+        args.scenario.display(),
+    );
     let opts = RunOptions {
-        seed: args.seed,
+        seed: Some(seed),
         pg_bin: args.pg_bin.clone(),
         runs_dir: args.runs_dir.clone(),
+        backend: args.backend,
     };
     let progress: Arc<dyn harness::run::Progress> = if args.json {
         Arc::new(harness::run::NoProgress)
     } else {
         BarProgress::new(ui)
     };
-    let r = Rehearsal::prepare(scenario, opts, progress)?;
-    // The seed comes first: a run is only replayable if its seed is known.
-    eprintln!(
-        "pgrehearse: scenario {} · seed {} (replay: pgrehearse run {} --seed {})",
-        r.scenario.name,
-        r.seed,
-        args.scenario.display(),
-        r.seed
-    );
+    let r = Rehearsal::prepare(scenario, opts, progress).await?;
     eprintln!("pgrehearse: run directory {}", r.run.path().display());
 
     if up {
@@ -425,8 +430,8 @@ fn verify_line(v: &harness::verify::VerifyReport) -> String {
 }
 
 pub async fn verify(args: VerifyArgs, ui: &Ui) -> Result<i32> {
-    let run = pick_run(args.run.as_deref(), None)?;
-    let attached = Attached::open(run)?;
+    let run = pick_run(args.run.as_deref(), None).await?;
+    let attached = Attached::open(run).await?;
     let chain = &attached.chain;
     let res = async {
         if !args.no_fence {

@@ -56,6 +56,9 @@ pub struct RunArgs {
     /// Where run directories go (default: $PGREHEARSE_HOME/runs).
     #[arg(long, value_name = "DIR")]
     pub runs_dir: Option<PathBuf>,
+    /// Where the nodes run, overriding the scenario: local processes or Docker containers.
+    #[arg(long, value_parser = parse_backend, value_name = "local|docker")]
+    pub backend: Option<harness::backend::BackendKind>,
     /// Leave servers and data in place after the run (`pgrehearse down` removes them).
     #[arg(long)]
     pub keep: bool,
@@ -163,6 +166,14 @@ pub enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+fn parse_backend(s: &str) -> Result<harness::backend::BackendKind, String> {
+    match s {
+        "local" => Ok(harness::backend::BackendKind::Local),
+        "docker" => Ok(harness::backend::BackendKind::Docker),
+        _ => Err(format!("unknown backend {s:?}: use local or docker")),
+    }
 }
 
 fn humantime_parse(s: &str) -> Result<std::time::Duration, String> {

@@ -3,6 +3,7 @@
 //! A backend owns everything it starts and removes it in [`Backend::teardown`]; if teardown is
 //! never reached (panic, early return) its `Drop` kills what is left.
 
+pub mod docker;
 pub mod local;
 
 use async_trait::async_trait;
@@ -15,10 +16,20 @@ pub use local::LocalBackend;
 /// Logins every node of a run shares: the harness's superuser and the replication role.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Credentials {
-    /// Superuser used by the harness (on C: the migration role).
+    /// Superuser used by the harness.
     pub superuser: Login,
     /// Role with REPLICATION used by B (physical) and by the subscription on C (logical).
     pub replicator: Login,
+    /// On an Aurora-like C: the migration role, which is not a superuser.
+    #[serde(default = "migrator_login")]
+    pub migrator: Login,
+}
+
+fn migrator_login() -> Login {
+    Login {
+        user: "rehearse_migrator".into(),
+        password: crate::secret::Secret::generate(),
+    }
 }
 
 impl Credentials {
@@ -33,19 +44,17 @@ impl Credentials {
                 user: "rehearse_repl".into(),
                 password: crate::secret::Secret::generate(),
             },
+            migrator: migrator_login(),
         }
     }
 
-    /// libpq password-file lines for both logins (any host, port and database).
+    /// libpq password-file lines for every login (any host, port and database).
     pub fn pgpass(&self) -> String {
         let esc = |s: &str| s.replace('\\', "\\\\").replace(':', "\\:");
-        format!(
-            "*:*:*:{}:{}\n*:*:*:{}:{}\n",
-            esc(&self.superuser.user),
-            esc(self.superuser.password.expose()),
-            esc(&self.replicator.user),
-            esc(self.replicator.password.expose())
-        )
+        [&self.superuser, &self.replicator, &self.migrator]
+            .iter()
+            .map(|l| format!("*:*:*:{}:{}\n", esc(&l.user), esc(l.password.expose())))
+            .collect()
     }
 }
 
@@ -89,6 +98,23 @@ pub trait Backend: Send + Sync {
         replicator: &Login,
         slot: &str,
     ) -> Result<Node>;
+
+    /// A fault-capable link on `hop` from `upstream` to the node that will be called
+    /// `downstream` (it may not exist yet).
+    ///
+    /// # Errors
+    /// Environment error when the link cannot be set up.
+    async fn open_link(
+        &self,
+        hop: crate::faults::Hop,
+        upstream: &Node,
+        downstream: &str,
+        seed: u64,
+    ) -> Result<std::sync::Arc<dyn crate::faults::LinkControl>> {
+        let _ = downstream;
+        let link = crate::faults::ProxyLink::start(hop, self.peer_endpoint(upstream), seed).await?;
+        Ok(std::sync::Arc::new(link))
+    }
 
     /// How a node reaches `node` (the address other servers use in conninfo).
     fn peer_endpoint(&self, node: &Node) -> Endpoint {

@@ -60,6 +60,9 @@ pub struct ChainSpec {
     /// Rehearse slot creation against an idle A: wait until A is idle, create the slot without
     /// nudging, check it still waits after this long, then nudge.
     pub idle_primary: Option<Duration>,
+    /// Model Aurora on C: no superuser for the migration; schema and subscription are created
+    /// by a member of an rds_superuser-like role.
+    pub aurora_like: bool,
 }
 
 impl Default for ChainSpec {
@@ -79,6 +82,7 @@ impl Default for ChainSpec {
             proxies: false,
             link_seed: 0,
             idle_primary: None,
+            aurora_like: false,
         }
     }
 }
@@ -212,14 +216,49 @@ impl Chain {
         .with_role(Role::Target);
         let (a, c) = tokio::join!(backend.init_primary(&a_spec), backend.init_primary(&c_spec));
         let (a, c) = (a?, c?);
-        let create_c = format!("CREATE DATABASE {}", quote_ident(&spec.database));
         let (pa, pc) = tokio::join!(
             Self::prepare_primary(&a, spec, creds),
-            c.execute("postgres", &create_c)
+            Self::prepare_target(&c, spec, creds)
         );
         pa?;
         pc.step("creating the database on c")?;
         Ok((a, c))
+    }
+
+    /// C's database; on an Aurora-like C also the roles Aurora has instead of a superuser: an
+    /// rds_superuser-like group and a migration role that owns the database.
+    async fn prepare_target(c: &Node, spec: &ChainSpec, creds: &Credentials) -> Result<()> {
+        let db = quote_ident(&spec.database);
+        if !spec.aurora_like {
+            return c
+                .execute("postgres", &format!("CREATE DATABASE {db}"))
+                .await
+                .step("creating the database on c");
+        }
+        let m = &creds.migrator;
+        let subs = if c.version().major >= 16 {
+            ", pg_create_subscription"
+        } else {
+            ""
+        };
+        c.execute(
+            "postgres",
+            &format!(
+                "CREATE ROLE rds_superuser NOLOGIN CREATEDB CREATEROLE;
+                 GRANT pg_read_all_data, pg_write_all_data, pg_monitor, pg_signal_backend{subs} TO rds_superuser;
+                 CREATE ROLE {u} LOGIN PASSWORD {p} IN ROLE rds_superuser;",
+                u = quote_ident(&m.user),
+                p = quote_literal(m.password.expose()),
+            ),
+        )
+        .await
+        .step("creating the Aurora-like roles on c")?;
+        c.execute(
+            "postgres",
+            &format!("CREATE DATABASE {db} OWNER {}", quote_ident(&m.user)),
+        )
+        .await
+        .step("creating the database on c")
     }
 
     /// Roles, database, harness schema and physical slot on A.
@@ -315,6 +354,32 @@ impl Chain {
         Ok(b)
     }
 
+    /// Where the downstream node of `hop` connects: through a fault-capable link when the spec
+    /// asks for one (recorded in `links`), else straight to `upstream`.
+    async fn open_link(
+        backend: &dyn Backend,
+        spec: &ChainSpec,
+        hop: crate::faults::Hop,
+        upstream: &Node,
+        downstream: &str,
+        links: &mut crate::faults::Links,
+    ) -> Result<crate::node::Endpoint> {
+        if !spec.proxies {
+            return Ok(backend.peer_endpoint(upstream));
+        }
+        let seed = spec.link_seed ^ (hop == crate::faults::Hop::BC) as u64;
+        let l = backend.open_link(hop, upstream, downstream, seed).await?;
+        tracing::info!("{hop}: faults by {}", l.mechanism());
+        let ep = l
+            .endpoint()
+            .unwrap_or_else(|| backend.peer_endpoint(upstream));
+        match hop {
+            crate::faults::Hop::AB => links.ab = Some(l),
+            crate::faults::Hop::BC => links.bc = Some(l),
+        }
+        Ok(ep)
+    }
+
     /// Settings of A that must wait for B (synchronous replication): set with ALTER SYSTEM and
     /// a reload, then wait until A reports B as a synchronous standby.
     async fn apply_deferred_settings(a: &Node, spec: &ChainSpec) -> Result<()> {
@@ -353,8 +418,18 @@ impl Chain {
     ///
     /// # Errors
     /// pg_dump / psql errors.
-    pub async fn init_target_schema(b: &Node, c: &Node, spec: &ChainSpec) -> Result<()> {
-        copy_schema(b, c, &spec.database).await
+    pub async fn init_target_schema(
+        b: &Node,
+        c: &Node,
+        spec: &ChainSpec,
+        creds: &Credentials,
+    ) -> Result<()> {
+        let load_as = if spec.aurora_like {
+            &creds.migrator.user
+        } else {
+            &c.admin().login.user
+        };
+        copy_schema(b, c, &spec.database, load_as).await
     }
 
     /// Build the whole chain. `seed` runs on A after it is created and before B is cloned.
@@ -379,42 +454,24 @@ impl Chain {
         seed(a.clone()).await?;
         Self::publish(&a, &spec).await?;
         let mut links = crate::faults::Links::default();
-        let via_ab = if spec.proxies {
-            let p =
-                crate::faults::LinkProxy::start("a-b", backend.peer_endpoint(&a), spec.link_seed)
-                    .await?;
-            let ep = p.endpoint();
-            links.ab = Some(Arc::new(p));
-            ep
-        } else {
-            backend.peer_endpoint(&a)
-        };
+        let via_ab =
+            Self::open_link(backend, &spec, crate::faults::Hop::AB, &a, "b", &mut links).await?;
         let t = Instant::now();
         let b = Self::init_standby(backend, &a, &via_ab, &spec, &creds).await?;
         Self::apply_deferred_settings(&a, &spec).await?;
         timings.standby_ms = t.elapsed().as_millis() as u64;
         let t = Instant::now();
-        Self::init_target_schema(&b, &c, &spec).await?;
+        Self::init_target_schema(&b, &c, &spec, &creds).await?;
         timings.schema_ms = t.elapsed().as_millis() as u64;
-        let via_bc = if spec.proxies {
-            let p = crate::faults::LinkProxy::start(
-                "b-c",
-                backend.peer_endpoint(&b),
-                spec.link_seed ^ 1,
-            )
-            .await?;
-            let ep = p.endpoint();
-            links.bc = Some(Arc::new(p));
-            ep
-        } else {
-            backend.peer_endpoint(&b)
-        };
+        let via_bc =
+            Self::open_link(backend, &spec, crate::faults::Hop::BC, &b, "c", &mut links).await?;
         let sub = NativeSubscription {
             name: spec.subscription.clone(),
             publication: spec.publication.clone(),
             database: spec.database.clone(),
             login: creds.replicator.clone(),
             sync_timeout: spec.sync_timeout,
+            owner: spec.aurora_like.then(|| creds.migrator.clone()),
         };
         let t = Instant::now();
         let idle_primary = match spec.idle_primary {
@@ -584,6 +641,7 @@ impl Chain {
             database: spec.database.clone(),
             login: creds.replicator.clone(),
             sync_timeout: spec.sync_timeout,
+            owner: None,
         });
         Ok(Chain {
             a: find("a")?,

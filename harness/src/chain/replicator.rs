@@ -39,6 +39,9 @@ pub struct NativeSubscription {
     pub login: Login,
     /// How long the initial copy may take.
     pub sync_timeout: Duration,
+    /// Create the subscription as this (non-superuser) role instead of the superuser: the
+    /// Aurora case, where the migration role holds pg_create_subscription.
+    pub owner: Option<Login>,
 }
 
 #[async_trait]
@@ -64,7 +67,7 @@ impl Replicator for NativeSubscription {
             self.publication
         );
         let sql = self.create_sql(via);
-        let create = c.execute(&self.database, &sql);
+        let create = self.execute_as_owner(c, sql);
         match tokio::time::timeout(self.sync_timeout, create).await {
             Ok(r) => r.step("creating the subscription on c")?,
             Err(_) => {
@@ -108,6 +111,31 @@ impl Replicator for NativeSubscription {
 }
 
 impl NativeSubscription {
+    /// Run `sql` on C's database as the subscription's owner.
+    fn execute_as_owner(
+        &self,
+        c: &Node,
+        sql: String,
+    ) -> impl std::future::Future<Output = Result<()>> + Send + 'static {
+        let conn = match &self.owner {
+            Some(l) => ConnInfo {
+                endpoint: c.admin().endpoint.clone(),
+                login: l.clone(),
+                dbname: self.database.clone(),
+            },
+            None => c.admin().with_db(&self.database),
+        };
+        let name = c.name().to_string();
+        async move {
+            let client = conn.connect(crate::node::CONNECT_TIMEOUT).await?;
+            client.batch_execute(&sql).await.map_err(|e| {
+                crate::Error::from(e)
+                    .context(crate::secret::redact(&sql))
+                    .with_node(name)
+            })
+        }
+    }
+
     fn create_sql(&self, via: &Endpoint) -> String {
         let conn = ConnInfo {
             endpoint: via.clone(),
@@ -175,8 +203,8 @@ impl NativeSubscription {
             self.name
         );
         let sql = self.create_sql(via);
-        let (c2, db) = (c.clone(), self.database.clone());
-        let mut create = tokio::spawn(async move { c2.execute(&db, &sql).await });
+        let owner_run = self.execute_as_owner(c, sql);
+        let mut create = tokio::spawn(owner_run);
         let still_waiting = match tokio::time::timeout(wait, &mut create).await {
             Ok(res) => {
                 res.map_err(|e| crate::Error::internal(format!("subscription task: {e}")))??;

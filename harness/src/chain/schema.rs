@@ -5,11 +5,12 @@ use crate::error::{Result, ResultExt};
 use crate::node::Node;
 
 /// Dump the schema of `db` from `source` (B: the migration tooling reads the standby, never A)
-/// and load it into `target`, without owners, grants, publications or subscriptions.
+/// and load it into `target` as role `load_as` (on an Aurora-like C, the non-superuser
+/// migration role), without owners, grants, publications or subscriptions.
 ///
 /// # Errors
 /// Database error with pg_dump's or psql's stderr.
-pub async fn copy_schema(source: &Node, target: &Node, db: &str) -> Result<()> {
+pub async fn copy_schema(source: &Node, target: &Node, db: &str, load_as: &str) -> Result<()> {
     tracing::info!(
         "copying schema of {db} from {} to {} (pg_dump --schema-only | psql)",
         source.name(),
@@ -43,7 +44,7 @@ pub async fn copy_schema(source: &Node, target: &Node, db: &str) -> Result<()> {
         "-p".into(),
         own.port.to_string(),
         "-U".into(),
-        target.admin().login.user.clone(),
+        load_as.to_string(),
         "-X".into(),
         "-q".into(),
         "-v".into(),

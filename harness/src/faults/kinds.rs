@@ -104,12 +104,10 @@ impl Fault for Link {
         self.d.clone()
     }
     async fn inject(&self, env: &FaultEnv) -> Result<()> {
-        env.link(self.hop)?.set(self.state.clone());
-        Ok(())
+        env.link(self.hop)?.apply(&self.state).await
     }
     async fn heal(&self, env: &FaultEnv) -> Result<()> {
-        env.link(self.hop)?.heal();
-        Ok(())
+        env.link(self.hop)?.apply(&LinkState::default()).await
     }
 }
 

@@ -3,11 +3,13 @@
 //! SQL on B and C.
 
 mod kinds;
+mod link;
 mod model;
 pub mod proxy;
 mod runtime;
 
 pub use kinds::{Fault, build};
+pub use link::{LinkControl, ProxyLink};
 pub use model::{FaultKind, FaultRecord, FaultSpec, Hop};
 pub use proxy::{LinkMode, LinkProxy, LinkState};
 pub use runtime::{FailoverEvents, FaultEnv, Links, Timeline};

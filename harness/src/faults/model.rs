@@ -156,9 +156,12 @@ impl FaultKind {
         "checkpoint",
     ];
 
+    /// Names of the kinds that happen once and have nothing to heal.
+    pub const ONE_SHOT: [&'static str; 2] = ["primary_failure", "checkpoint"];
+
     /// Kinds that happen once and have nothing to heal.
     pub fn one_shot(&self) -> bool {
-        matches!(self, FaultKind::PrimaryFailure | FaultKind::Checkpoint)
+        Self::ONE_SHOT.contains(&self.name())
     }
 
     /// The hop a link fault acts on.

@@ -8,8 +8,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::kinds::{self, SharedFault};
+use super::link::LinkControl;
 use super::model::{FaultRecord, FaultSpec, Hop};
-use super::proxy::LinkProxy;
 use crate::chain::Replicator;
 use crate::error::{Error, Result};
 use crate::node::{Node, Role};
@@ -24,13 +24,13 @@ pub struct FailoverEvents {
     pub promoted_ms: Option<i64>,
 }
 
-/// The proxies on each hop, when the chain was built with them.
+/// The fault-capable links on each hop, when the chain was built with them.
 #[derive(Default)]
 pub struct Links {
     /// A → B.
-    pub ab: Option<Arc<LinkProxy>>,
+    pub ab: Option<Arc<dyn LinkControl>>,
     /// B → C.
-    pub bc: Option<Arc<LinkProxy>>,
+    pub bc: Option<Arc<dyn LinkControl>>,
 }
 
 /// What faults act on.
@@ -134,18 +134,18 @@ impl FaultEnv {
         }
     }
 
-    /// The proxy on `hop`.
+    /// The link on `hop`.
     ///
     /// # Errors
-    /// Internal error when the chain was built without proxies.
-    pub fn link(&self, hop: Hop) -> Result<&LinkProxy> {
+    /// Internal error when the chain was built without fault-capable links.
+    pub fn link(&self, hop: Hop) -> Result<&dyn LinkControl> {
         let l = match hop {
             Hop::AB => &self.links.ab,
             Hop::BC => &self.links.bc,
         };
         l.as_deref().ok_or_else(|| {
             Error::internal(format!(
-                "link fault on {hop}, but the chain has no proxy on {hop}"
+                "link fault on {hop}, but the chain has no fault-capable link on {hop}"
             ))
         })
     }
@@ -307,7 +307,12 @@ async fn apply(e: &Entry, i: usize, st: &Mutex<State>, env: &FaultEnv, inject: b
                 Some(prev) => format!("{prev}; {msg}"),
                 None => msg,
             });
-            if inject {
+            if inject && err.kind() == crate::ErrorKind::Environment {
+                // The backend cannot do this fault here (no netem, no iptables in the image):
+                // nothing was changed, so nothing is in force and nothing needs healing.
+                s.records[i].injected_ms = None;
+                s.active[i] = false;
+            } else if inject {
                 // Half-injected faults still get healed.
                 s.records[i].injected_ms = Some(now);
                 s.active[i] = !e.spec.kind.one_shot();

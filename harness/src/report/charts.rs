@@ -84,7 +84,7 @@ fn b(v: Option<u64>) -> Option<f64> {
 
 /// The kinds that happen once: drawn as a line, not a window.
 pub(super) fn one_shot(kind: &str) -> bool {
-    matches!(kind, "primary_failure" | "checkpoint")
+    crate::faults::FaultKind::ONE_SHOT.contains(&kind)
 }
 
 /// Fault windows (injected..healed) and one-shot faults as marks. Faults never injected are

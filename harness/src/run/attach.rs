@@ -18,7 +18,14 @@ pub struct Attached {
     pub state: RunState,
     /// The run directory.
     pub run: RunDir,
-    backend: LocalBackend,
+    backend: Adopted,
+}
+
+/// The backend side of an adopted run.
+enum Adopted {
+    Local(Box<LocalBackend>),
+    /// Containers are found again by the run's label.
+    Docker,
 }
 
 impl Attached {
@@ -27,13 +34,26 @@ impl Attached {
     /// # Errors
     /// Usage error when the directory is not a run; environment error when its backend is not
     /// supported here.
-    pub fn open(run: RunDir) -> Result<Attached> {
+    pub async fn open(run: RunDir) -> Result<Attached> {
         let (state, creds) = RunState::load(&run)?;
-        if state.backend != BackendKind::Local {
-            return Err(Error::usage(format!(
-                "run {} uses the {:?} backend",
-                state.run_id, state.backend
-            )));
+        if state.backend == BackendKind::Docker {
+            let version =
+                state
+                    .pg
+                    .as_ref()
+                    .map(|p| p.version.clone())
+                    .unwrap_or(crate::pg::PgVersion {
+                        major: crate::pg::DEFAULT_MAJOR,
+                        minor: 0,
+                    });
+            let nodes = crate::backend::docker::adopt_nodes(&run, &creds, &version).await?;
+            let chain = Chain::attach(nodes, &state, creds)?;
+            return Ok(Attached {
+                chain,
+                state,
+                run,
+                backend: Adopted::Docker,
+            });
         }
         let pg: PgInstall = state.pg.clone().ok_or_else(|| {
             Error::internal(format!(
@@ -49,7 +69,7 @@ impl Attached {
             chain,
             state,
             run,
-            backend,
+            backend: Adopted::Local(Box::new(backend)),
         })
     }
 
@@ -58,7 +78,19 @@ impl Attached {
     /// # Errors
     /// The first failure while stopping or removing.
     pub async fn down(self) -> Result<()> {
-        let res = self.backend.teardown(false).await;
+        let res = match &self.backend {
+            Adopted::Local(b) => b.teardown(false).await,
+            Adopted::Docker => {
+                let _ = std::fs::remove_file(self.run.passfile());
+                let docker = crate::backend::docker::connect().await?;
+                crate::backend::docker::remove_by_label(
+                    &docker,
+                    crate::backend::docker::RUN_LABEL,
+                    self.run.id(),
+                )
+                .await
+            }
+        };
         forget_secrets(&self.run);
         let mut state = self.state;
         state.detached = false;
@@ -70,7 +102,9 @@ impl Attached {
 
     /// Leave the chain running (after status / verify).
     pub fn release(self) {
-        self.backend.detach();
+        if let Adopted::Local(b) = &self.backend {
+            b.detach();
+        }
     }
 }
 
@@ -100,6 +134,26 @@ pub async fn down_all(base: Option<&std::path::Path>) -> Result<Vec<String>> {
         }
         forget_secrets(&run);
         done.push(run.id().to_string());
+    }
+    // Containers of runs that are gone (or detached): found by label, whatever the state files say.
+    if let Ok(runs) = crate::backend::docker::down_leftovers(|run_id| {
+        let run = RunDir::open(
+            &list_runs(base)
+                .into_iter()
+                .find(|d| d.ends_with(run_id))
+                .unwrap_or_default(),
+        );
+        RunState::load(&run).is_ok_and(|(st, _)| {
+            !st.owner_gone() && st.owner_pid != std::process::id() && !st.detached
+        })
+    })
+    .await
+    {
+        for r in runs {
+            if !done.contains(&r) {
+                done.push(r);
+            }
+        }
     }
     Ok(done)
 }

@@ -36,6 +36,8 @@ pub struct RunOptions {
     pub pg_bin: Option<PathBuf>,
     /// Where run directories go.
     pub runs_dir: Option<PathBuf>,
+    /// Overrides the scenario's backend (`--backend`).
+    pub backend: Option<BackendKind>,
 }
 
 /// One rehearsal in progress.
@@ -47,9 +49,10 @@ pub struct Rehearsal {
     /// The run directory.
     pub run: RunDir,
     user: ServerUser,
-    pg: PgInstall,
+    pg: Option<PgInstall>,
+    kind: BackendKind,
     creds: Credentials,
-    backend: Arc<LocalBackend>,
+    backend: Arc<dyn Backend>,
     progress: Arc<dyn Progress>,
     report: Mutex<Report>,
     chain_up: Mutex<bool>,
@@ -62,46 +65,75 @@ impl Rehearsal {
     /// # Errors
     /// Environment errors (no usable PostgreSQL, cannot create the run directory), usage errors
     /// (unsupported backend).
-    pub fn prepare(
+    pub async fn prepare(
         scenario: Scenario,
         opts: RunOptions,
         progress: Arc<dyn Progress>,
     ) -> Result<Rehearsal> {
         let seed = opts.seed.unwrap_or_else(|| scenario.seed_or_random());
-        if scenario.chain.backend != BackendKind::Local {
-            return Err(Error::usage(format!(
-                "{}: the {} backend is not available in this build yet; use backend = \"local\"",
-                scenario.path.display(),
-                scenario.chain.backend.as_str()
-            )));
-        }
-        let explicit = match (&opts.pg_bin, &scenario.chain.pg_bin) {
-            (Some(d), _) => Some((d.clone(), "--pg-bin".to_string())),
-            (None, Some(d)) => Some((d.clone(), format!("pg_bin in {}", scenario.path.display()))),
-            (None, None) => None,
-        };
-        let mut locate = Locate::from_env(Some(scenario.chain.pg_version));
-        if explicit.is_some() {
-            locate.explicit = explicit;
-        }
-        let pg = locate.find()?;
+        let kind = opts.backend.unwrap_or(scenario.chain.backend);
         let user = ServerUser::resolve()?;
-        let run = RunDir::create(opts.runs_dir.as_deref(), &scenario.name, &user)?;
         let creds = Credentials::generate();
-        let backend = Arc::new(LocalBackend::new(
-            pg.clone(),
-            user.clone(),
-            run.clone(),
-            creds.clone(),
-        )?);
+        let (pg, run, backend): (Option<PgInstall>, RunDir, Arc<dyn Backend>) = match kind {
+            BackendKind::Local => {
+                let explicit = match (&opts.pg_bin, &scenario.chain.pg_bin) {
+                    (Some(d), _) => Some((d.clone(), "--pg-bin".to_string())),
+                    (None, Some(d)) => {
+                        Some((d.clone(), format!("pg_bin in {}", scenario.path.display())))
+                    }
+                    (None, None) => None,
+                };
+                let mut locate = Locate::from_env(Some(scenario.chain.pg_version));
+                if explicit.is_some() {
+                    locate.explicit = explicit;
+                }
+                let pg = locate.find()?;
+                let run = RunDir::create(opts.runs_dir.as_deref(), &scenario.name, &user)?;
+                let b = LocalBackend::new(pg.clone(), user.clone(), run.clone(), creds.clone())?;
+                (Some(pg), run, Arc::new(b))
+            }
+            BackendKind::Docker => {
+                // Fail on a missing engine or image before creating anything.
+                let docker = crate::backend::docker::connect().await?;
+                crate::backend::docker::pick_image(&docker, scenario.chain.pg_version).await?;
+                let run = RunDir::create(opts.runs_dir.as_deref(), &scenario.name, &user)?;
+                let b = crate::backend::docker::DockerBackend::new(
+                    run.clone(),
+                    creds.clone(),
+                    scenario.chain.pg_version,
+                )
+                .await?;
+                let img = b.image().clone();
+                let pg = PgInstall {
+                    bin_dir: PathBuf::from(format!(
+                        "/usr/lib/postgresql/{}/bin in image {}",
+                        img.version.major,
+                        img.reference()
+                    )),
+                    version: img.version.clone(),
+                    source: img.source.clone(),
+                };
+                (Some(pg), run, Arc::new(b))
+            }
+        };
         let mut report = Report::new(run.id(), run.path(), &scenario, seed);
-        report.postgres = Some(pg.clone());
+        report.backend = kind.as_str().to_string();
+        report.postgres = pg.clone();
+        if kind == BackendKind::Docker {
+            report.note(
+                "c is Aurora-like: the migration role (rehearse_migrator) is not a superuser but a member of an \
+                 rds_superuser-like role (pg_read_all_data, pg_write_all_data, pg_monitor, pg_create_subscription, \
+                 CREATEDB, CREATEROLE); the schema load and the subscription run as that role. Not modelled: \
+                 parameter groups, storage, the rds.* settings, DMS itself",
+            );
+        }
         Ok(Rehearsal {
             scenario,
             seed,
             run,
             user,
             pg,
+            kind,
             creds,
             backend,
             progress,
@@ -111,8 +143,8 @@ impl Rehearsal {
     }
 
     /// The backend (for tests that inject faults by hand).
-    pub fn backend(&self) -> &LocalBackend {
-        &self.backend
+    pub fn backend(&self) -> &dyn Backend {
+        self.backend.as_ref()
     }
 
     fn save_state(&self, detached: bool, with_secrets: bool) -> Result<()> {
@@ -121,8 +153,8 @@ impl Rehearsal {
             scenario: self.scenario.name.clone(),
             owner_pid: std::process::id(),
             detached,
-            backend: BackendKind::Local,
-            pg: Some(self.pg.clone()),
+            backend: self.kind,
+            pg: self.pg.clone(),
             database: self.scenario.chain.database.clone(),
             subscription: crate::chain::ChainSpec::default().subscription,
             physical_slot: self.scenario.chain_spec().physical_slot,
@@ -154,6 +186,7 @@ impl Rehearsal {
         self.progress.phase("building the chain (a → b → c)");
         let mut spec = self.scenario.chain_spec();
         spec.link_seed = crate::scenario::derive_seed(self.seed, "links");
+        spec.aurora_like = self.kind == BackendKind::Docker;
         let db = spec.database.clone();
         let data = self.scenario.data.clone();
         let wl = self

@@ -126,7 +126,7 @@ pub fn list_runs(base: Option<&Path>) -> Vec<PathBuf> {
 ///
 /// # Errors
 /// Usage error when there is none.
-pub fn pick_run(explicit: Option<&str>, base: Option<&Path>) -> Result<RunDir> {
+pub async fn pick_run(explicit: Option<&str>, base: Option<&Path>) -> Result<RunDir> {
     if let Some(x) = explicit {
         let p = PathBuf::from(x);
         let dir = if p.join("state.json").is_file() {
@@ -146,7 +146,17 @@ pub fn pick_run(explicit: Option<&str>, base: Option<&Path>) -> Result<RunDir> {
     }
     for dir in list_runs(base) {
         let run = RunDir::open(&dir);
-        if RunState::anything_running(&run) {
+        // Only chains that status/verify/down can reach: credentials still there.
+        let Ok((state, _)) = RunState::load(&run) else {
+            continue;
+        };
+        let running = match state.backend {
+            crate::backend::BackendKind::Local => RunState::anything_running(&run),
+            crate::backend::BackendKind::Docker => {
+                crate::backend::docker::run_has_containers(run.id()).await
+            }
+        };
+        if running {
             return Ok(run);
         }
     }

@@ -19,9 +19,33 @@ pub fn write_node_conf(
     extra: &[(String, String)],
     settings: &[(String, String)],
 ) -> Result<()> {
+    let text = node_conf_text(name, "127.0.0.1", port, extra, settings);
+    let path = data_dir.join(CONF_FILE);
+    std::fs::write(&path, text).map_err(|e| io_error("cannot write", &path, e))?;
+    user.own(&path)?;
+    let main = data_dir.join("postgresql.conf");
+    let text = std::fs::read_to_string(&main).map_err(|e| io_error("cannot read", &main, e))?;
+    let include = include_line();
+    if !text.contains(&include) {
+        std::fs::write(&main, format!("{text}\n{include}\n"))
+            .map_err(|e| io_error("cannot write", &main, e))?;
+        user.own(&main)?;
+    }
+    Ok(())
+}
+
+/// The text of `pgrehearse.conf`: listen address, port, logging, chain settings, then user
+/// overrides (later lines win).
+pub fn node_conf_text(
+    name: &str,
+    listen: &str,
+    port: u16,
+    extra: &[(String, String)],
+    settings: &[(String, String)],
+) -> String {
     let mut lines = vec![
         "# written by pgrehearse; user overrides come last".to_string(),
-        "listen_addresses = '127.0.0.1'".to_string(),
+        format!("listen_addresses = '{listen}'"),
         format!("port = {port}"),
         // No Unix socket: run paths can exceed the socket path limit, and every connection the
         // harness makes is TCP with a password anyway.
@@ -35,19 +59,22 @@ pub fn write_node_conf(
     for (k, v) in extra.iter().chain(settings) {
         lines.push(format!("{k} = {}", conf_value(v)));
     }
-    let path = data_dir.join(CONF_FILE);
-    std::fs::write(&path, lines.join("\n") + "\n")
-        .map_err(|e| io_error("cannot write", &path, e))?;
-    user.own(&path)?;
-    let main = data_dir.join("postgresql.conf");
-    let text = std::fs::read_to_string(&main).map_err(|e| io_error("cannot read", &main, e))?;
-    let include = format!("include_if_exists = '{CONF_FILE}'");
-    if !text.contains(&include) {
-        std::fs::write(&main, format!("{text}\n{include}\n"))
-            .map_err(|e| io_error("cannot write", &main, e))?;
-        user.own(&main)?;
+    lines.join("\n") + "\n"
+}
+
+/// The line postgresql.conf needs to read `pgrehearse.conf` last.
+pub fn include_line() -> String {
+    format!("include_if_exists = '{CONF_FILE}'")
+}
+
+/// The text of pg_hba.conf: password (SCRAM) logins only, from the given networks.
+pub fn hba_text(networks: &[&str]) -> String {
+    let mut text = String::from("# written by pgrehearse: SCRAM passwords only\n");
+    for net in networks {
+        text.push_str(&format!("host all all {net} scram-sha-256\n"));
+        text.push_str(&format!("host replication all {net} scram-sha-256\n"));
     }
-    Ok(())
+    text
 }
 
 /// Quote a setting value unless it is a bare number, boolean or size.
@@ -64,13 +91,8 @@ pub fn conf_value(v: &str) -> String {
 
 /// Replace pg_hba.conf: password (SCRAM) logins only, from the given networks.
 pub fn write_hba(data_dir: &Path, user: &ServerUser, networks: &[&str]) -> Result<()> {
-    let mut text = String::from("# written by pgrehearse: SCRAM passwords only\n");
-    for net in networks {
-        text.push_str(&format!("host all all {net} scram-sha-256\n"));
-        text.push_str(&format!("host replication all {net} scram-sha-256\n"));
-    }
     let path = data_dir.join("pg_hba.conf");
-    std::fs::write(&path, text).map_err(|e| io_error("cannot write", &path, e))?;
+    std::fs::write(&path, hba_text(networks)).map_err(|e| io_error("cannot write", &path, e))?;
     user.own(&path)
 }
 

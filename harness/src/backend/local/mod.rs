@@ -1,7 +1,7 @@
 //! The local backend: each node is a `postgres` process on 127.0.0.1, its data directory under
 //! the run directory, run as the server user.
 
-mod conf;
+pub(crate) mod conf;
 mod process;
 mod template;
 
@@ -18,7 +18,9 @@ use crate::os::ServerUser;
 use crate::pg::PgInstall;
 use crate::run::RunDir;
 
+pub(crate) use process::free_port;
 pub use process::{LocalProc, ProcState};
+pub(crate) use template::INITDB_ARGS;
 
 /// File in the run directory listing the nodes this backend created.
 const NODES_FILE: &str = "nodes.json";

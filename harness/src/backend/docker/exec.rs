@@ -1,0 +1,134 @@
+//! Running commands inside a container (bollard exec), with stdin when needed: passwords and
+//! scripts go through stdin, never through a command line that `docker inspect` would show.
+
+use futures::StreamExt;
+use testcontainers::bollard::Docker;
+use testcontainers::bollard::container::LogOutput;
+use testcontainers::bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
+use tokio::io::AsyncWriteExt;
+
+use crate::error::{Error, Result};
+
+/// What a finished exec returned.
+#[derive(Debug, Default)]
+pub struct ExecOutput {
+    /// Exit code (-1 when unknown).
+    pub code: i64,
+    /// Standard output.
+    pub stdout: Vec<u8>,
+    /// Standard error.
+    pub stderr: Vec<u8>,
+}
+
+impl ExecOutput {
+    /// stderr as text, secrets redacted.
+    pub fn stderr_text(&self) -> String {
+        crate::secret::redact(String::from_utf8_lossy(&self.stderr).trim())
+    }
+}
+
+/// Run `cmd` in `container` as `user`, feeding `stdin`, and wait for it.
+///
+/// # Errors
+/// Environment error when Docker refuses the exec (the container is gone or stopped).
+pub async fn run(
+    docker: &Docker,
+    container: &str,
+    user: &str,
+    cmd: &[String],
+    env: &[String],
+    stdin: Option<&[u8]>,
+) -> Result<ExecOutput> {
+    let fail = |what: &str, e: &dyn std::fmt::Display| {
+        Error::environment(format!("{what} in container {container}: {e}"))
+    };
+    let exec = docker
+        .create_exec(
+            container,
+            CreateExecOptions {
+                attach_stdin: Some(stdin.is_some()),
+                attach_stdout: Some(true),
+                attach_stderr: Some(true),
+                user: Some(user.to_string()),
+                env: Some(env.to_vec()),
+                cmd: Some(cmd.to_vec()),
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| fail("cannot exec", &e))?;
+    let started = docker
+        .start_exec(
+            &exec.id,
+            Some(StartExecOptions {
+                detach: false,
+                ..Default::default()
+            }),
+        )
+        .await
+        .map_err(|e| fail("cannot start exec", &e))?;
+    let mut out = ExecOutput::default();
+    if let StartExecResults::Attached {
+        mut output,
+        mut input,
+    } = started
+    {
+        if let Some(data) = stdin {
+            // A command that exits early closes stdin; its exit code tells the story.
+            let _ = input.write_all(data).await;
+            let _ = input.shutdown().await;
+        }
+        drop(input);
+        while let Some(chunk) = output.next().await {
+            match chunk.map_err(|e| fail("reading exec output", &e))? {
+                LogOutput::StdOut { message } | LogOutput::Console { message } => {
+                    out.stdout.extend_from_slice(&message)
+                }
+                LogOutput::StdErr { message } => out.stderr.extend_from_slice(&message),
+                LogOutput::StdIn { .. } => {}
+            }
+        }
+    }
+    let inspect = docker
+        .inspect_exec(&exec.id)
+        .await
+        .map_err(|e| fail("cannot inspect exec", &e))?;
+    out.code = inspect.exit_code.unwrap_or(-1);
+    Ok(out)
+}
+
+/// Start `cmd` in the background (detached) in `container` as `user`.
+///
+/// # Errors
+/// Environment error when Docker refuses the exec.
+pub async fn spawn(docker: &Docker, container: &str, user: &str, cmd: &[String]) -> Result<()> {
+    let exec = docker
+        .create_exec(
+            container,
+            CreateExecOptions {
+                user: Some(user.to_string()),
+                cmd: Some(cmd.to_vec()),
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| Error::environment(format!("cannot exec in container {container}: {e}")))?;
+    docker
+        .start_exec(
+            &exec.id,
+            Some(StartExecOptions {
+                detach: true,
+                ..Default::default()
+            }),
+        )
+        .await
+        .map_err(|e| {
+            Error::environment(format!("cannot start exec in container {container}: {e}"))
+        })?;
+    Ok(())
+}
+
+/// `sh -c script` as a command vector.
+pub fn sh(script: impl Into<String>) -> Vec<String> {
+    vec!["sh".into(), "-c".into(), script.into()]
+}

@@ -1,0 +1,205 @@
+//! Link faults between containers, on their real network: partitions with iptables inside the
+//! downstream container (packets dropped: connections hang, as across a cut cable), a link
+//! "down" with TCP resets, and latency / bandwidth with tc netem on the upstream container's
+//! traffic to the downstream one.
+
+use async_trait::async_trait;
+use testcontainers::bollard::Docker;
+
+use super::exec::{self, sh};
+use crate::error::{Error, Result};
+use crate::faults::{Hop, LinkControl, LinkMode, LinkState};
+use crate::node::Endpoint;
+
+/// A hop between two containers.
+pub struct DockerLink {
+    docker: Docker,
+    hop: Hop,
+    upstream: String,
+    downstream: String,
+    network: String,
+}
+
+impl DockerLink {
+    /// The hop from container `upstream` to container `downstream` on `network`.
+    pub fn new(
+        docker: Docker,
+        hop: Hop,
+        upstream: &str,
+        downstream: &str,
+        network: &str,
+    ) -> DockerLink {
+        DockerLink {
+            docker,
+            hop,
+            upstream: upstream.into(),
+            downstream: downstream.into(),
+            network: network.into(),
+        }
+    }
+
+    async fn ip(&self, container: &str) -> Result<String> {
+        let c = self
+            .docker
+            .inspect_container(container, None)
+            .await
+            .map_err(|e| {
+                Error::environment(format!("cannot inspect container {container}: {e}"))
+            })?;
+        c.network_settings
+            .and_then(|n| n.networks)
+            .and_then(|n| n.get(&self.network).and_then(|e| e.ip_address.clone()))
+            .filter(|ip| !ip.is_empty())
+            .ok_or_else(|| {
+                Error::environment(format!(
+                    "container {container} has no address on {}",
+                    self.network
+                ))
+            })
+    }
+
+    async fn running(&self, container: &str) -> bool {
+        self.docker
+            .inspect_container(container, None)
+            .await
+            .ok()
+            .and_then(|c| c.state.and_then(|s| s.running))
+            .unwrap_or(false)
+    }
+
+    async fn root(&self, container: &str, script: String) -> Result<exec::ExecOutput> {
+        exec::run(&self.docker, container, "root", &sh(script), &[], None).await
+    }
+
+    async fn need(&self, container: &str, tool: &str, why: &str) -> Result<()> {
+        let out = self.root(container, format!("command -v {tool}")).await?;
+        if out.code != 0 {
+            return Err(Error::environment(format!(
+                "{} faults on the docker backend need `{tool}` inside container {container} ({why}), and the image has none",
+                self.hop
+            ))
+            .with_hint("use the image built by scripts/build-image.sh (pgrehearse/postgres), which carries iproute2 and iptables"));
+        }
+        Ok(())
+    }
+
+    async fn set_filter(&self, mode: LinkMode) -> Result<()> {
+        // Only the harness touches these chains in a container's own network namespace.
+        let flush = "iptables -F INPUT && iptables -F OUTPUT".to_string();
+        if mode == LinkMode::Up {
+            let out = self.root(&self.downstream, flush).await?;
+            return if out.code == 0 || out.stderr_text().contains("not found") {
+                Ok(())
+            } else {
+                Err(Error::environment(format!(
+                    "healing {}: {}",
+                    self.hop,
+                    out.stderr_text()
+                )))
+            };
+        }
+        self.need(&self.downstream, "iptables", "partitions drop packets")
+            .await?;
+        let up = self.ip(&self.upstream).await?;
+        let target = match mode {
+            LinkMode::Blackhole => "DROP".to_string(),
+            _ => "REJECT --reject-with tcp-reset".to_string(),
+        };
+        let proto = if mode == LinkMode::Blackhole {
+            ""
+        } else {
+            "-p tcp "
+        };
+        let script = format!(
+            "{flush} && iptables -A INPUT {proto}-s {up} -j {target} && iptables -A OUTPUT {proto}-d {up} -j {target}"
+        );
+        let out = self.root(&self.downstream, script).await?;
+        if out.code != 0 {
+            return Err(Error::environment(format!(
+                "{} in {}: iptables failed: {}",
+                self.hop,
+                self.downstream,
+                out.stderr_text()
+            )));
+        }
+        Ok(())
+    }
+
+    async fn set_shaping(&self, state: &LinkState) -> Result<()> {
+        let _ = self
+            .root(
+                &self.upstream,
+                "tc qdisc del dev eth0 root 2>/dev/null; true".into(),
+            )
+            .await?;
+        if state.latency.is_zero() && state.bandwidth.is_none() {
+            return Ok(());
+        }
+        self.need(&self.upstream, "tc", "latency and bandwidth use tc netem")
+            .await?;
+        let down = self.ip(&self.downstream).await?;
+        let mut netem = String::from("netem");
+        if !state.latency.is_zero() {
+            netem.push_str(&format!(" delay {}ms", state.latency.as_millis()));
+            if !state.jitter.is_zero() {
+                netem.push_str(&format!(" {}ms", state.jitter.as_millis()));
+            }
+        }
+        if let Some(bw) = state.bandwidth {
+            netem.push_str(&format!(" rate {}bit", bw * 8));
+        }
+        // Only traffic to the downstream container is shaped: A keeps talking to the workload
+        // and the harness at full speed.
+        let script = format!(
+            "tc qdisc add dev eth0 root handle 1: prio && tc qdisc add dev eth0 parent 1:3 handle 30: {netem} && \
+             tc filter add dev eth0 protocol ip parent 1:0 prio 3 u32 match ip dst {down}/32 flowid 1:3"
+        );
+        let out = self.root(&self.upstream, script).await?;
+        if out.code != 0 {
+            let err = out.stderr_text();
+            let e = Error::environment(format!(
+                "{}: tc netem failed in {}: {err}",
+                self.hop, self.upstream
+            ));
+            return Err(
+                if err.contains("Specified qdisc kind is unknown") || err.contains("No such file") {
+                    e.with_hint("this kernel has no netem (CONFIG_NET_SCH_NETEM): run latency and bandwidth faults on the local backend, where the harness proxy shapes traffic")
+                } else {
+                    e
+                },
+            );
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl LinkControl for DockerLink {
+    fn hop(&self) -> Hop {
+        self.hop
+    }
+    fn endpoint(&self) -> Option<Endpoint> {
+        None
+    }
+    async fn apply(&self, state: &LinkState) -> Result<()> {
+        if *state == LinkState::default() {
+            // Healing: a container that is not running (killed by a primary failure) has no
+            // rules left to remove.
+            if self.running(&self.upstream).await {
+                self.set_shaping(state).await?;
+            }
+            if self.running(&self.downstream).await {
+                self.set_filter(state.mode).await?;
+            }
+            return Ok(());
+        }
+        self.set_shaping(state).await?;
+        self.set_filter(state.mode).await
+    }
+    fn mechanism(&self) -> String {
+        format!(
+            "the containers' network: iptables in {} for partitions, tc netem in {} for latency and bandwidth",
+            self.downstream, self.upstream
+        )
+    }
+}

@@ -1,0 +1,639 @@
+//! The container backend: A, B and C each in a container on a per-run Docker network, reaching
+//! each other by container name; the harness reaches them on ports published on 127.0.0.1.
+//!
+//! Containers are created with testcontainers and controlled with its bollard client. There is
+//! no reaper container: teardown removes every container and the network, `Drop` does the same
+//! if teardown never ran, and `pgrehearse down --all` removes leftovers of killed runs by label.
+
+mod exec;
+mod image;
+mod link;
+mod node;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use testcontainers::bollard::Docker;
+use testcontainers::bollard::models::{NetworkCreateRequest, PortBinding};
+use testcontainers::bollard::query_parameters::{
+    ListContainersOptions, ListNetworksOptions, RemoveContainerOptions,
+};
+use testcontainers::core::{ContainerPort, WaitFor};
+use testcontainers::runners::AsyncRunner;
+use testcontainers::{ContainerAsync, GenericImage, ImageExt};
+
+pub use image::{ImageChoice, pick_image};
+pub use link::DockerLink;
+pub use node::DockerNode;
+
+use super::{Backend, BackendKind, Credentials};
+use crate::error::{Error, Result, ResultExt};
+use crate::faults::{Hop, LinkControl};
+use crate::node::{Endpoint, Login, Node, NodeControl, NodeSpec};
+use crate::pg::PgVersion;
+use crate::run::RunDir;
+
+/// Label on everything pgrehearse creates in Docker.
+pub const LABEL: &str = "org.pgrehearse";
+/// Label naming the run a container or network belongs to.
+pub const RUN_LABEL: &str = "org.pgrehearse.run";
+
+/// What the state file records about a container node.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct ContainerState {
+    /// Node name.
+    pub name: String,
+    /// Container name.
+    pub container: String,
+    /// Port published on 127.0.0.1.
+    pub host_port: u16,
+}
+
+/// Runs nodes in containers.
+pub struct DockerBackend {
+    docker: Docker,
+    run: RunDir,
+    prefix: String,
+    network: String,
+    image: ImageChoice,
+    version: PgVersion,
+    creds: Credentials,
+    nodes: Mutex<Vec<Arc<DockerNode>>>,
+    containers: tokio::sync::Mutex<Vec<ContainerAsync<GenericImage>>>,
+    finished: AtomicBool,
+}
+
+/// Connect to the Docker engine and check that it answers.
+///
+/// # Errors
+/// Environment error with a hint when there is no engine.
+pub async fn connect() -> Result<Docker> {
+    let docker = Docker::connect_with_local_defaults().map_err(|e| {
+        Error::environment(format!("cannot reach the Docker engine: {e}"))
+            .with_hint("start Docker, or use the local backend")
+    })?;
+    docker.ping().await.map_err(|e| {
+        Error::environment(format!("the Docker engine does not answer: {e}"))
+            .with_hint("start Docker, or use the local backend")
+    })?;
+    Ok(docker)
+}
+
+impl DockerBackend {
+    /// A backend for one run: finds the image for `major`, creates the run's network.
+    ///
+    /// # Errors
+    /// Environment errors: no Docker, no usable image.
+    pub async fn new(run: RunDir, creds: Credentials, major: u32) -> Result<DockerBackend> {
+        let docker = connect().await?;
+        let image = pick_image(&docker, major).await?;
+        // Short, unique, valid as a container name; the run id itself is in the labels.
+        let prefix =
+            format!("pgrh-{}", &run.id()[run.id().len().saturating_sub(4)..]).to_lowercase();
+        let prefix = format!("{prefix}-{:04x}", rand::random::<u16>());
+        let network = format!("{prefix}-net");
+        let labels: HashMap<String, String> = [
+            (LABEL.to_string(), "1".to_string()),
+            (RUN_LABEL.to_string(), run.id().to_string()),
+        ]
+        .into();
+        docker
+            .create_network(NetworkCreateRequest {
+                name: network.clone(),
+                driver: Some("bridge".into()),
+                labels: Some(labels),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| {
+                Error::environment(format!("cannot create Docker network {network}: {e}"))
+            })?;
+        tracing::info!("docker: network {network}, image {}", image.reference());
+        // For users' psql against the published ports (the printed PGPASSFILE).
+        let me = crate::os::ServerUser {
+            switch: false,
+            ..crate::os::ServerUser::resolve()?
+        };
+        me.private_file(&run.passfile(), creds.pgpass().as_bytes())?;
+        let b = DockerBackend {
+            docker,
+            run,
+            prefix,
+            network,
+            version: image.version.clone(),
+            image,
+            creds,
+            nodes: Mutex::default(),
+            containers: tokio::sync::Mutex::default(),
+            finished: AtomicBool::new(false),
+        };
+        b.record();
+        Ok(b)
+    }
+
+    /// The image in use.
+    pub fn image(&self) -> &ImageChoice {
+        &self.image
+    }
+
+    /// Containers of this run, for the state file.
+    pub fn states(&self) -> Vec<ContainerState> {
+        self.nodes
+            .lock()
+            .expect("nodes")
+            .iter()
+            .map(|n| ContainerState {
+                name: n.name.clone(),
+                container: n.container.clone(),
+                host_port: n.host_port,
+            })
+            .collect()
+    }
+
+    fn record(&self) {
+        let state = serde_json::json!({ "network": self.network, "containers": self.states() });
+        let _ = std::fs::write(self.run.file("containers.json"), state.to_string());
+    }
+
+    fn node_handle(&self, n: Arc<DockerNode>, spec: &NodeSpec) -> Node {
+        let admin = crate::node::ConnInfo {
+            endpoint: Endpoint {
+                host: "127.0.0.1".into(),
+                port: n.host_port,
+            },
+            login: spec.superuser.clone(),
+            dbname: "postgres".into(),
+        };
+        let peer = Endpoint {
+            host: n.container.clone(),
+            port: node::PORT,
+        };
+        Node::new(
+            &spec.name,
+            spec.role,
+            admin,
+            peer,
+            self.version.clone(),
+            true,
+            Box::new(Shared(n)),
+        )
+    }
+
+    /// Create and start the container for `spec` (PostgreSQL not started yet).
+    async fn container(&self, spec: &NodeSpec) -> Result<Arc<DockerNode>> {
+        let cname = format!("{}-{}", self.prefix, spec.name);
+        let host_port = match spec.port {
+            Some(p) => p,
+            None => crate::backend::local::free_port(&[])?,
+        };
+        tracing::info!(
+            "docker: starting container {cname} ({}) for {}",
+            self.image.reference(),
+            spec.name
+        );
+        let request = GenericImage::new(self.image.name.clone(), self.image.tag.clone())
+            .with_exposed_port(ContainerPort::Tcp(node::PORT))
+            .with_wait_for(WaitFor::Nothing)
+            .with_cmd(["sleep", "infinity"])
+            .with_network(self.network.clone())
+            .with_container_name(cname.clone())
+            .with_label(LABEL, "1")
+            .with_label(RUN_LABEL, self.run.id())
+            // tc and iptables inside the container need it (link faults).
+            .with_cap_add("NET_ADMIN")
+            .with_host_config_modifier(move |hc| {
+                // Published on loopback only: the harness is the only outside client.
+                let binding = PortBinding {
+                    host_ip: Some("127.0.0.1".into()),
+                    host_port: Some(host_port.to_string()),
+                };
+                hc.port_bindings =
+                    Some([(format!("{}/tcp", node::PORT), Some(vec![binding]))].into());
+            });
+        let c = request.start().await.map_err(|e| {
+            let msg = e.to_string();
+            let err = Error::environment(format!("cannot start container {cname}: {msg}"));
+            if msg.contains("port is already allocated") || msg.contains("address already in use") {
+                Error::environment(format!(
+                    "port {host_port} on 127.0.0.1 is already in use (container {cname})"
+                ))
+                .with_hint("leave the node's port unset so pgrehearse picks a free one")
+            } else {
+                err
+            }
+        })?;
+        self.containers.lock().await.push(c);
+        let n = Arc::new(DockerNode::new(
+            &spec.name,
+            &cname,
+            host_port,
+            self.docker.clone(),
+            spec.superuser.clone(),
+        ));
+        self.nodes.lock().expect("nodes").push(n.clone());
+        self.record();
+        n.run(
+            "root",
+            exec::sh(format!(
+                "mkdir -p {h} && chown postgres:postgres {h} && chmod 700 {h}",
+                h = node::HOME
+            )),
+            None,
+        )
+        .await?;
+        n.write_file(node::PGPASS, self.creds.pgpass().as_bytes())
+            .await?;
+        Ok(n)
+    }
+
+    async fn configure(&self, n: &DockerNode, spec: &NodeSpec, hba: bool) -> Result<()> {
+        use crate::backend::local::conf;
+        let text = conf::node_conf_text(&spec.name, "*", node::PORT, &[], &spec.settings);
+        n.write_file(
+            &format!("{}/{}", node::DATA, conf::CONF_FILE),
+            text.as_bytes(),
+        )
+        .await?;
+        n.run(
+            "postgres",
+            exec::sh(format!(
+                "grep -qF \"{inc}\" {d}/postgresql.conf || echo \"{inc}\" >> {d}/postgresql.conf",
+                inc = conf::include_line(),
+                d = node::DATA
+            )),
+            None,
+        )
+        .await?;
+        if hba {
+            // Containers on the run network and the host (through the published port) connect
+            // with passwords; the network is private to this run.
+            n.write_file(
+                &format!("{}/pg_hba.conf", node::DATA),
+                conf::hba_text(&["0.0.0.0/0", "::/0"]).as_bytes(),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+/// `NodeControl` over a shared [`DockerNode`].
+struct Shared(Arc<DockerNode>);
+
+#[async_trait]
+impl crate::node::NodeControl for Shared {
+    async fn start(&self) -> Result<()> {
+        self.0.start().await
+    }
+    async fn stop(&self, mode: crate::node::StopMode) -> Result<()> {
+        self.0.stop(mode).await
+    }
+    async fn kill(&self) -> Result<()> {
+        self.0.kill().await
+    }
+    async fn pause(&self) -> Result<()> {
+        self.0.pause().await
+    }
+    async fn resume(&self) -> Result<()> {
+        self.0.resume().await
+    }
+    async fn is_running(&self) -> bool {
+        self.0.is_running().await
+    }
+    async fn log_since(&self, offset: u64) -> Result<(String, u64)> {
+        self.0.log_since(offset).await
+    }
+    fn log_location(&self) -> String {
+        self.0.log_location()
+    }
+    async fn run_tool(
+        &self,
+        tool: &str,
+        args: &[String],
+        stdin: Option<Vec<u8>>,
+    ) -> Result<Vec<u8>> {
+        self.0.run_tool(tool, args, stdin).await
+    }
+    fn data_dir(&self) -> Option<std::path::PathBuf> {
+        None
+    }
+}
+
+#[async_trait]
+impl Backend for DockerBackend {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Docker
+    }
+
+    async fn init_primary(&self, spec: &NodeSpec) -> Result<Node> {
+        let n = self.container(spec).await.on_node(&spec.name)?;
+        tracing::info!(
+            "initialising {} in {} (initdb, {})",
+            spec.name,
+            n.container,
+            self.version
+        );
+        let pw = format!("{}/.pw", node::HOME);
+        n.write_file(&pw, spec.superuser.password.expose().as_bytes())
+            .await?;
+        let mut cmd: Vec<String> = vec![
+            "initdb".into(),
+            "-D".into(),
+            node::DATA.into(),
+            "-U".into(),
+            spec.superuser.user.clone(),
+            format!("--pwfile={pw}"),
+        ];
+        cmd.extend(
+            crate::backend::local::INITDB_ARGS
+                .iter()
+                .map(|s| s.to_string()),
+        );
+        let res = n.run("postgres", cmd, None).await;
+        n.run("postgres", vec!["rm".into(), "-f".into(), pw], None)
+            .await?;
+        res.step("initdb").on_node(&spec.name)?;
+        self.configure(&n, spec, true).await.on_node(&spec.name)?;
+        n.start().await.on_node(&spec.name)?;
+        Ok(self.node_handle(n, spec))
+    }
+
+    async fn init_standby(
+        &self,
+        spec: &NodeSpec,
+        upstream: &Node,
+        via: &Endpoint,
+        replicator: &Login,
+        slot: &str,
+    ) -> Result<Node> {
+        let n = self.container(spec).await.on_node(&spec.name)?;
+        tracing::info!(
+            "taking a base backup of {} for {} inside {}",
+            upstream.name(),
+            spec.name,
+            n.container
+        );
+        let mut cmd: Vec<String> = vec![
+            "pg_basebackup".into(),
+            "-h".into(),
+            via.host.clone(),
+            "-p".into(),
+            via.port.to_string(),
+            "-U".into(),
+            replicator.user.clone(),
+            "-D".into(),
+            node::DATA.into(),
+            "-R".into(),
+            "-X".into(),
+            "stream".into(),
+            "-c".into(),
+            "fast".into(),
+            "--no-sync".into(),
+        ];
+        if !slot.is_empty() {
+            cmd.extend(["-S".to_string(), slot.to_string()]);
+        }
+        n.run("postgres", cmd, None)
+            .await
+            .step("pg_basebackup")
+            .on_node(&spec.name)?;
+        self.configure(&n, spec, false).await.on_node(&spec.name)?;
+        n.start().await.on_node(&spec.name)?;
+        Ok(self.node_handle(n, spec))
+    }
+
+    async fn open_link(
+        &self,
+        hop: Hop,
+        upstream: &Node,
+        downstream: &str,
+        _seed: u64,
+    ) -> Result<Arc<dyn LinkControl>> {
+        let down = format!("{}-{}", self.prefix, downstream);
+        let up = upstream.peer().host.clone();
+        Ok(Arc::new(DockerLink::new(
+            self.docker.clone(),
+            hop,
+            &up,
+            &down,
+            &self.network,
+        )))
+    }
+
+    async fn teardown(&self, keep: bool) -> Result<()> {
+        if self.finished.swap(true, Ordering::SeqCst) || keep {
+            return Ok(());
+        }
+        let containers: Vec<ContainerAsync<GenericImage>> =
+            std::mem::take(&mut *self.containers.lock().await);
+        for c in containers {
+            // rm stops (SIGKILL) and removes; data inside the container goes with it.
+            let _ = c.rm().await;
+        }
+        let _ = std::fs::remove_file(self.run.passfile());
+        remove_by_label(&self.docker, RUN_LABEL, self.run.id()).await
+    }
+
+    fn detach(&self) {
+        self.finished.store(true, Ordering::SeqCst);
+        // Keep the containers: testcontainers removes them when their handles drop.
+        if let Ok(mut v) = self.containers.try_lock() {
+            for c in v.drain(..) {
+                std::mem::forget(c);
+            }
+        }
+    }
+}
+
+impl Drop for DockerBackend {
+    fn drop(&mut self) {
+        if self.finished.load(Ordering::SeqCst) {
+            return;
+        }
+        // Teardown was never reached (panic, interrupt): remove everything of this run from a
+        // thread with its own runtime, so it works whatever context Drop runs in.
+        let run = self.run.id().to_string();
+        let _ = std::thread::spawn(move || {
+            if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                rt.block_on(async {
+                    if let Ok(d) = Docker::connect_with_local_defaults() {
+                        let _ = remove_by_label(&d, RUN_LABEL, &run).await;
+                    }
+                });
+            }
+        })
+        .join();
+    }
+}
+
+/// Node handles for the containers of a run left running (`up`), from `containers.json`.
+///
+/// # Errors
+/// Usage error when the run has no container record; environment error without Docker.
+pub async fn adopt_nodes(
+    run: &RunDir,
+    creds: &Credentials,
+    version: &PgVersion,
+) -> Result<Vec<Node>> {
+    let path = run.file("containers.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        Error::usage(format!("no container record in {}", run.path().display())).with_source(e)
+    })?;
+    let v: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| Error::internal(format!("reading {}", path.display())).with_source(e))?;
+    let states: Vec<ContainerState> =
+        serde_json::from_value(v["containers"].clone()).unwrap_or_default();
+    let docker = connect().await?;
+    let mut nodes = Vec::new();
+    for st in states {
+        if let Err(e) = docker.inspect_container(&st.container, None).await {
+            return Err(Error::environment(format!(
+                "container {} of run {} is gone: {e}",
+                st.container,
+                run.id()
+            )));
+        }
+        let role = match st.name.as_str() {
+            "a" => crate::node::Role::Primary,
+            "b" => crate::node::Role::Standby,
+            _ => crate::node::Role::Target,
+        };
+        let n = Arc::new(DockerNode::new(
+            &st.name,
+            &st.container,
+            st.host_port,
+            docker.clone(),
+            creds.superuser.clone(),
+        ));
+        let admin = crate::node::ConnInfo {
+            endpoint: Endpoint {
+                host: "127.0.0.1".into(),
+                port: st.host_port,
+            },
+            login: creds.superuser.clone(),
+            dbname: "postgres".into(),
+        };
+        let peer = Endpoint {
+            host: st.container.clone(),
+            port: node::PORT,
+        };
+        nodes.push(Node::new(
+            &st.name,
+            role,
+            admin,
+            peer,
+            version.clone(),
+            true,
+            Box::new(Shared(n)),
+        ));
+    }
+    Ok(nodes)
+}
+
+/// Whether any container of run `run_id` is running (false when Docker is not reachable).
+pub async fn run_has_containers(run_id: &str) -> bool {
+    let Ok(docker) = Docker::connect_with_local_defaults() else {
+        return false;
+    };
+    let filter: HashMap<String, Vec<String>> =
+        [("label".to_string(), vec![format!("{RUN_LABEL}={run_id}")])].into();
+    docker
+        .list_containers(Some(ListContainersOptions {
+            all: false,
+            filters: Some(filter),
+            ..Default::default()
+        }))
+        .await
+        .is_ok_and(|v| !v.is_empty())
+}
+
+/// Remove every container and network carrying `label=value`.
+///
+/// # Errors
+/// Environment error when Docker cannot list them.
+pub async fn remove_by_label(docker: &Docker, label: &str, value: &str) -> Result<()> {
+    let filter: HashMap<String, Vec<String>> =
+        [("label".to_string(), vec![format!("{label}={value}")])].into();
+    let containers = docker
+        .list_containers(Some(ListContainersOptions {
+            all: true,
+            filters: Some(filter.clone()),
+            ..Default::default()
+        }))
+        .await
+        .map_err(|e| Error::environment(format!("cannot list containers: {e}")))?;
+    for c in containers {
+        if let Some(id) = c.id {
+            let _ = docker
+                .remove_container(
+                    &id,
+                    Some(RemoveContainerOptions {
+                        force: true,
+                        v: true,
+                        ..Default::default()
+                    }),
+                )
+                .await;
+        }
+    }
+    let networks = docker
+        .list_networks(Some(ListNetworksOptions {
+            filters: Some(filter),
+        }))
+        .await
+        .map_err(|e| Error::environment(format!("cannot list networks: {e}")))?;
+    for n in networks {
+        if let Some(name) = n.name {
+            let _ = docker.remove_network(&name).await;
+        }
+    }
+    Ok(())
+}
+
+/// Remove everything pgrehearse ever created in Docker whose run is not owned by a live harness
+/// process (or every such object, with `all_runs`). Returns the run ids cleaned.
+///
+/// # Errors
+/// Environment error when Docker cannot be reached or listed.
+pub async fn down_leftovers(is_live: impl Fn(&str) -> bool) -> Result<Vec<String>> {
+    let docker = connect().await?;
+    let filter: HashMap<String, Vec<String>> =
+        [("label".to_string(), vec![format!("{LABEL}=1")])].into();
+    let mut runs: Vec<String> = Vec::new();
+    let containers = docker
+        .list_containers(Some(ListContainersOptions {
+            all: true,
+            filters: Some(filter.clone()),
+            ..Default::default()
+        }))
+        .await
+        .map_err(|e| Error::environment(format!("cannot list containers: {e}")))?;
+    for c in containers {
+        if let Some(run) = c.labels.and_then(|l| l.get(RUN_LABEL).cloned()) {
+            runs.push(run);
+        }
+    }
+    let networks = docker
+        .list_networks(Some(ListNetworksOptions {
+            filters: Some(filter),
+        }))
+        .await
+        .map_err(|e| Error::environment(format!("cannot list networks: {e}")))?;
+    for n in networks {
+        if let Some(run) = n.labels.and_then(|l| l.get(RUN_LABEL).cloned()) {
+            runs.push(run);
+        }
+    }
+    runs.sort();
+    runs.dedup();
+    runs.retain(|r| !is_live(r));
+    for r in &runs {
+        remove_by_label(&docker, RUN_LABEL, r).await?;
+    }
+    Ok(runs)
+}

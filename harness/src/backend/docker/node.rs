@@ -1,0 +1,286 @@
+//! One node in a container: the container runs `sleep infinity`; the harness runs initdb,
+//! pg_basebackup and postgres inside it with `docker exec`, as the image's `postgres` user —
+//! so the official image and a locally built one behave the same, entrypoint or not.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use testcontainers::bollard::Docker;
+use testcontainers::bollard::query_parameters::KillContainerOptions;
+
+use super::exec::{self, sh};
+use crate::error::{Error, Result};
+use crate::node::{ConnInfo, Endpoint, Login, NodeControl, StopMode};
+use crate::wait::{Check, wait_for};
+
+/// Folder for everything the harness keeps inside a container.
+pub const HOME: &str = "/var/lib/pgrehearse";
+/// Data directory inside the container.
+pub const DATA: &str = "/var/lib/pgrehearse/data";
+/// Server log inside the container.
+pub const LOG: &str = "/var/lib/pgrehearse/postgres.log";
+/// libpq password file inside the container.
+pub const PGPASS: &str = "/var/lib/pgrehearse/pgpass";
+/// PostgreSQL's port inside the container.
+pub const PORT: u16 = 5432;
+
+/// A node's container.
+pub struct DockerNode {
+    pub(crate) name: String,
+    pub(crate) container: String,
+    pub(crate) host_port: u16,
+    docker: Docker,
+    login: Login,
+    paused: AtomicBool,
+}
+
+impl DockerNode {
+    pub(crate) fn new(
+        name: &str,
+        container: &str,
+        host_port: u16,
+        docker: Docker,
+        login: Login,
+    ) -> DockerNode {
+        DockerNode {
+            name: name.to_string(),
+            container: container.to_string(),
+            host_port,
+            docker,
+            login,
+            paused: AtomicBool::new(false),
+        }
+    }
+
+    /// Run a command as `user`, failing with its stderr when it fails.
+    pub(crate) async fn run(
+        &self,
+        user: &str,
+        cmd: Vec<String>,
+        stdin: Option<&[u8]>,
+    ) -> Result<Vec<u8>> {
+        let env = vec![
+            format!("PGPASSFILE={PGPASS}"),
+            "PGCONNECT_TIMEOUT=10".to_string(),
+        ];
+        let out = exec::run(&self.docker, &self.container, user, &cmd, &env, stdin).await?;
+        if out.code != 0 {
+            let what = cmd.iter().take(3).cloned().collect::<Vec<_>>().join(" ");
+            return Err(Error::database(format!(
+                "{what} failed in {} (exit {}): {}",
+                self.container,
+                out.code,
+                crate::node::tail(&out.stderr_text(), 15)
+            )));
+        }
+        Ok(out.stdout)
+    }
+
+    /// Write `contents` to `path` inside the container (mode 0600, owned by postgres).
+    pub(crate) async fn write_file(&self, path: &str, contents: &[u8]) -> Result<()> {
+        self.run(
+            "postgres",
+            sh(format!("umask 077 && cat > {path}")),
+            Some(contents),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn container_running(&self) -> bool {
+        match self.docker.inspect_container(&self.container, None).await {
+            Ok(c) => c.state.and_then(|s| s.running).unwrap_or(false),
+            Err(_) => false,
+        }
+    }
+
+    async fn postgres_running(&self) -> bool {
+        if !self.container_running().await {
+            return false;
+        }
+        self.run(
+            "postgres",
+            vec!["pg_ctl".into(), "status".into(), "-D".into(), DATA.into()],
+            None,
+        )
+        .await
+        .is_ok()
+    }
+}
+
+#[async_trait]
+impl NodeControl for DockerNode {
+    async fn start(&self) -> Result<()> {
+        if !self.container_running().await {
+            self.docker
+                .start_container(&self.container, None)
+                .await
+                .map_err(|e| {
+                    Error::environment(format!("cannot start container {}: {e}", self.container))
+                })?;
+        }
+        exec::spawn(
+            &self.docker,
+            &self.container,
+            "postgres",
+            &sh(format!("exec postgres -D {DATA} >> {LOG} 2>&1")),
+        )
+        .await?;
+        let conn = ConnInfo {
+            endpoint: Endpoint {
+                host: "127.0.0.1".into(),
+                port: self.host_port,
+            },
+            login: self.login.clone(),
+            dbname: "postgres".into(),
+        };
+        let what = format!(
+            "{} to accept connections (container {}, 127.0.0.1:{})",
+            self.name, self.container, self.host_port
+        );
+        let res = wait_for(&what, Duration::from_secs(120), || async {
+            match conn.connect(Duration::from_secs(2)).await {
+                Ok(_) => Ok(Check::Done(())),
+                Err(e) => Ok(Check::NotYet(e.to_string())),
+            }
+        })
+        .await;
+        if let Err(e) = res {
+            let (log, _) = self.log_since(0).await.unwrap_or_default();
+            return Err(e.with_detail(format!(
+                "server log in {}:\n{}",
+                self.container,
+                crate::node::tail(&log, 20)
+            )));
+        }
+        Ok(())
+    }
+
+    async fn stop(&self, mode: StopMode) -> Result<()> {
+        if self.paused.swap(false, Ordering::SeqCst) {
+            let _ = self.docker.unpause_container(&self.container).await;
+        }
+        let m = match mode {
+            StopMode::Smart => "smart",
+            StopMode::Fast => "fast",
+            StopMode::Immediate => "immediate",
+        };
+        self.run(
+            "postgres",
+            vec![
+                "pg_ctl".into(),
+                "stop".into(),
+                "-D".into(),
+                DATA.into(),
+                "-m".into(),
+                m.into(),
+                "-w".into(),
+                "-t".into(),
+                "60".into(),
+            ],
+            None,
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn kill(&self) -> Result<()> {
+        // A crash of the whole machine: every process of the container dies at once.
+        self.paused.store(false, Ordering::SeqCst);
+        match self
+            .docker
+            .kill_container(
+                &self.container,
+                Some(KillContainerOptions {
+                    signal: "SIGKILL".into(),
+                }),
+            )
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(e) if !self.container_running().await => {
+                tracing::debug!("{} already stopped: {e}", self.container);
+                Ok(())
+            }
+            Err(e) => Err(Error::environment(format!(
+                "cannot kill container {}: {e}",
+                self.container
+            ))),
+        }
+    }
+
+    async fn pause(&self) -> Result<()> {
+        self.docker
+            .pause_container(&self.container)
+            .await
+            .map_err(|e| {
+                Error::environment(format!("cannot pause container {}: {e}", self.container))
+            })?;
+        self.paused.store(true, Ordering::SeqCst);
+        Ok(())
+    }
+
+    async fn resume(&self) -> Result<()> {
+        self.docker
+            .unpause_container(&self.container)
+            .await
+            .map_err(|e| {
+                Error::environment(format!("cannot unpause container {}: {e}", self.container))
+            })?;
+        self.paused.store(false, Ordering::SeqCst);
+        Ok(())
+    }
+
+    async fn is_running(&self) -> bool {
+        self.postgres_running().await
+    }
+
+    async fn log_since(&self, offset: u64) -> Result<(String, u64)> {
+        if !self.container_running().await {
+            return Ok((String::new(), offset.min(u64::MAX - 1)));
+        }
+        let size: u64 = String::from_utf8_lossy(
+            &self
+                .run(
+                    "postgres",
+                    sh(format!("stat -c %s {LOG} 2>/dev/null || echo 0")),
+                    None,
+                )
+                .await?,
+        )
+        .trim()
+        .parse()
+        .unwrap_or(0);
+        if offset >= size {
+            return Ok((String::new(), size));
+        }
+        let text = self
+            .run(
+                "postgres",
+                sh(format!("tail -c +{} {LOG}", offset + 1)),
+                None,
+            )
+            .await?;
+        Ok((String::from_utf8_lossy(&text).into_owned(), size))
+    }
+
+    fn log_location(&self) -> String {
+        format!("{LOG} in container {}", self.container)
+    }
+
+    async fn run_tool(
+        &self,
+        tool: &str,
+        args: &[String],
+        stdin: Option<Vec<u8>>,
+    ) -> Result<Vec<u8>> {
+        let mut cmd = vec![tool.to_string()];
+        cmd.extend(args.iter().cloned());
+        self.run("postgres", cmd, stdin.as_deref()).await
+    }
+
+    fn data_dir(&self) -> Option<std::path::PathBuf> {
+        None
+    }
+}

@@ -1,0 +1,215 @@
+//! The same rehearsals in containers: smoke, a partition, a primary failure, WAL pressure —
+//! each passing its expectations on the docker backend — and no container or network of the
+//! harness left behind, even when the harness itself is killed.
+//!
+//! Needs a Docker engine. Without one these tests say so and pass, unless
+//! PGREHEARSE_REQUIRE_DOCKER=1 (CI sets it), in which case they fail.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::sync::Once;
+use std::time::{Duration, Instant};
+
+use common::cli;
+use serde_json::Value;
+
+static IMAGE: Once = Once::new();
+
+/// Whether to run: a Docker engine answers (and the image exists, built here if needed).
+fn docker_ready() -> bool {
+    let up = Command::new("docker")
+        .args(["info"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !up {
+        assert!(
+            std::env::var("PGREHEARSE_REQUIRE_DOCKER").is_err(),
+            "PGREHEARSE_REQUIRE_DOCKER is set but no Docker engine answers"
+        );
+        eprintln!(
+            "SKIPPED: no Docker engine on this machine (set PGREHEARSE_REQUIRE_DOCKER=1 to make this a failure)"
+        );
+        return false;
+    }
+    IMAGE.call_once(|| {
+        let have = |r: &str| {
+            Command::new("docker")
+                .args(["image", "inspect", r])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        if !have("postgres:17") && !have("pgrehearse/postgres:17") {
+            // No registry on these machines: build the equivalent image once.
+            let script = format!("{}/scripts/build-image.sh", env!("CARGO_MANIFEST_DIR"));
+            let st = Command::new(script)
+                .arg("17")
+                .status()
+                .expect("running scripts/build-image.sh");
+            assert!(st.success(), "scripts/build-image.sh 17 failed");
+        }
+    });
+    true
+}
+
+/// Containers and networks carrying this run's label.
+fn leftovers(run: &std::path::Path) -> (usize, usize) {
+    let id = run.file_name().unwrap().to_string_lossy().to_string();
+    let count = |args: &[&str]| {
+        let out = Command::new("docker")
+            .args(args)
+            .arg("--filter")
+            .arg(format!("label=org.pgrehearse.run={id}"))
+            .arg("-q")
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .count()
+    };
+    (count(&["ps", "-a"]), count(&["network", "ls"]))
+}
+
+fn run_docker(scenario: &str) -> Value {
+    let out = cli::run(&["run", scenario, "--backend", "docker", "--seed", "11"]);
+    let err = cli::stderr(&out);
+    let run = cli::run_dir(&err).unwrap_or_else(|| panic!("no run directory:\n{err}"));
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("report.json")).unwrap_or_default())
+            .unwrap_or_else(|e| panic!("no report ({e}):\n{err}"));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{:#}\n{err}",
+        report["expectations"]
+    );
+    assert_eq!(report["backend"], "docker");
+    assert_eq!(
+        leftovers(&run),
+        (0, 0),
+        "containers or networks of {} left behind",
+        run.display()
+    );
+    report
+}
+
+fn shipped(name: &str) -> String {
+    format!("{}/scenarios/{name}.toml", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn smoke_in_containers() {
+    if !docker_ready() {
+        return;
+    }
+    let (_d, path) = cli::scenario(
+        "docker-smoke",
+        "version = 1\nname = \"docker-smoke\"\n[workload]\ninitial_rows = 300\nrate = 200\nduration = \"10s\"\n[expect]\nconsistent = true\nmax_catchup = \"30s\"\n",
+    );
+    let r = run_docker(path.to_str().unwrap());
+    let v = r["verify"].as_array().unwrap();
+    assert!(v.iter().all(|x| x["verdict"] == "valid"), "{v:#?}");
+    // C is Aurora-like on this backend, and the report says what was modelled.
+    assert!(
+        r["notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n.as_str().unwrap().contains("Aurora-like")),
+        "{:#}",
+        r["notes"]
+    );
+}
+
+#[test]
+fn partition_between_b_and_c_containers() {
+    if !docker_ready() {
+        return;
+    }
+    let r = run_docker(&shipped("partition-bc"));
+    let series = r["observations"]["series"].as_array().unwrap();
+    let bc: f64 = series
+        .iter()
+        .filter(|p| (8_000..=19_000).contains(&p["t_ms"].as_i64().unwrap()))
+        .filter_map(|p| p["bc_bytes"].as_f64())
+        .fold(0.0, f64::max);
+    assert!(
+        bc > 100_000.0,
+        "b→c lag must grow while the containers are partitioned: {bc}"
+    );
+}
+
+#[test]
+fn primary_failure_in_containers_loses_nothing_with_sync_replication() {
+    if !docker_ready() {
+        return;
+    }
+    let r = run_docker(&shipped("primary-failure-sync"));
+    assert_eq!(r["observations"]["rpo"]["lost_writes"], 0);
+    assert!(
+        r["observations"]["failover"]["promoted_ms"]
+            .as_i64()
+            .is_some()
+    );
+}
+
+#[test]
+fn wal_pressure_in_containers() {
+    if !docker_ready() {
+        return;
+    }
+    let r = run_docker(&shipped("wal-pressure-survives"));
+    assert_eq!(r["observations"]["slot"]["survived"], true);
+}
+
+#[test]
+fn down_all_removes_the_containers_of_a_killed_harness() {
+    if !docker_ready() {
+        return;
+    }
+    let (_d, path) = cli::scenario(
+        "docker-killed",
+        "version = 1\nname = \"docker-killed\"\n[workload]\nrate = 50\nduration = \"10m\"\n",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let err_path = dir.path().join("stderr");
+    let mut child = Command::new(cli::bin())
+        .args(["run", path.to_str().unwrap(), "--backend", "docker"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&err_path).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let run = loop {
+        let err = std::fs::read_to_string(&err_path).unwrap_or_default();
+        if let Some(run) = cli::run_dir(&err)
+            && err.contains("workload: seed")
+        {
+            break run;
+        }
+        assert!(Instant::now() < deadline, "chain never came up:\n{err}");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "pgrehearse exited early:\n{err}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    // SIGKILL: no cleanup code of the harness runs.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(
+        leftovers(&run).0,
+        3,
+        "the killed run's containers should still be there"
+    );
+
+    let out = cli::run(&["down", "--all"]);
+    assert_eq!(out.status.code(), Some(0), "{}", cli::stderr(&out));
+    assert_eq!(leftovers(&run), (0, 0), "down --all must remove them");
+}

@@ -496,13 +496,18 @@ pub async fn verify(args: VerifyArgs, ui: &Ui) -> Result<i32> {
 
 pub async fn bench(cmd: BenchCommand, ui: &Ui) -> Result<i32> {
     match cmd {
-        BenchCommand::ChainUp { runs, json } => {
-            let r = harness::bench::chain_up(runs).await?;
+        BenchCommand::ChainUp {
+            runs,
+            backend,
+            json,
+        } => {
+            let r = harness::bench::chain_up(runs, backend).await?;
             if json {
                 ui.out(to_json(&r)?);
             } else {
                 ui.out(format!(
-                    "chain-up (empty database, PostgreSQL {}): median {} ms, min {} ms, max {} ms over {} runs",
+                    "chain-up on {} (empty database, PostgreSQL {}): median {} ms, min {} ms, max {} ms over {} runs",
+                    r.backend,
                     r.postgres,
                     r.median_ms,
                     r.min_ms,

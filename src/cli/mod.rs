@@ -134,6 +134,9 @@ pub enum BenchCommand {
     ChainUp {
         #[arg(long, default_value_t = 5)]
         runs: u32,
+        /// Where the nodes run.
+        #[arg(long, value_parser = parse_backend, default_value = "local")]
+        backend: harness::backend::BackendKind,
         #[arg(long)]
         json: bool,
     },

@@ -33,7 +33,7 @@ fn main() {
         .open(&out_path)
         .expect("bench output");
     rt.block_on(async {
-        let up = harness::bench::chain_up(runs)
+        let up = harness::bench::chain_up(runs, harness::backend::BackendKind::Local)
             .await
             .expect("chain-up bench");
         println!(

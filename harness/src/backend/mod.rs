@@ -58,6 +58,38 @@ impl Credentials {
     }
 }
 
+/// Arguments of `pg_basebackup` making B: a standby config (-R), WAL streamed alongside (-X
+/// stream), an immediate checkpoint on A, through physical slot `slot` when there is one.
+pub(crate) fn basebackup_args(
+    via: &Endpoint,
+    replicator: &Login,
+    data_dir: &str,
+    slot: &str,
+) -> Vec<String> {
+    let mut args: Vec<String> = vec![
+        "-h".into(),
+        via.host.clone(),
+        "-p".into(),
+        via.port.to_string(),
+        "-U".into(),
+        replicator.user.clone(),
+        "-D".into(),
+        data_dir.into(),
+        "-R".into(),
+        "-X".into(),
+        "stream".into(),
+        "-c".into(),
+        "fast".into(),
+        "--no-sync".into(),
+    ];
+    // Without a slot (the unmitigated set-up) B streams unprotected: A may recycle WAL B still
+    // needs, and hot_standby_feedback holds nothing while B is disconnected.
+    if !slot.is_empty() {
+        args.extend(["-S".to_string(), slot.to_string()]);
+    }
+    args
+}
+
 /// Which backend a run uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename_all = "lowercase")]

@@ -177,7 +177,7 @@ impl DockerBackend {
             peer,
             self.version.clone(),
             true,
-            Box::new(Shared(n)),
+            Box::new(n),
         )
     }
 
@@ -279,48 +279,6 @@ impl DockerBackend {
     }
 }
 
-/// `NodeControl` over a shared [`DockerNode`].
-struct Shared(Arc<DockerNode>);
-
-#[async_trait]
-impl crate::node::NodeControl for Shared {
-    async fn start(&self) -> Result<()> {
-        self.0.start().await
-    }
-    async fn stop(&self, mode: crate::node::StopMode) -> Result<()> {
-        self.0.stop(mode).await
-    }
-    async fn kill(&self) -> Result<()> {
-        self.0.kill().await
-    }
-    async fn pause(&self) -> Result<()> {
-        self.0.pause().await
-    }
-    async fn resume(&self) -> Result<()> {
-        self.0.resume().await
-    }
-    async fn is_running(&self) -> bool {
-        self.0.is_running().await
-    }
-    async fn log_since(&self, offset: u64) -> Result<(String, u64)> {
-        self.0.log_since(offset).await
-    }
-    fn log_location(&self) -> String {
-        self.0.log_location()
-    }
-    async fn run_tool(
-        &self,
-        tool: &str,
-        args: &[String],
-        stdin: Option<Vec<u8>>,
-    ) -> Result<Vec<u8>> {
-        self.0.run_tool(tool, args, stdin).await
-    }
-    fn data_dir(&self) -> Option<std::path::PathBuf> {
-        None
-    }
-}
-
 #[async_trait]
 impl Backend for DockerBackend {
     fn kind(&self) -> BackendKind {
@@ -375,26 +333,8 @@ impl Backend for DockerBackend {
             spec.name,
             n.container
         );
-        let mut cmd: Vec<String> = vec![
-            "pg_basebackup".into(),
-            "-h".into(),
-            via.host.clone(),
-            "-p".into(),
-            via.port.to_string(),
-            "-U".into(),
-            replicator.user.clone(),
-            "-D".into(),
-            node::DATA.into(),
-            "-R".into(),
-            "-X".into(),
-            "stream".into(),
-            "-c".into(),
-            "fast".into(),
-            "--no-sync".into(),
-        ];
-        if !slot.is_empty() {
-            cmd.extend(["-S".to_string(), slot.to_string()]);
-        }
+        let mut cmd = vec!["pg_basebackup".to_string()];
+        cmd.extend(super::basebackup_args(via, replicator, node::DATA, slot));
         n.run("postgres", cmd, None)
             .await
             .step("pg_basebackup")
@@ -529,7 +469,7 @@ pub async fn adopt_nodes(
             peer,
             version.clone(),
             true,
-            Box::new(Shared(n)),
+            Box::new(n),
         ));
     }
     Ok(nodes)
@@ -552,11 +492,15 @@ pub async fn run_has_containers(run_id: &str) -> bool {
         .is_ok_and(|v| !v.is_empty())
 }
 
-/// Remove every container and network carrying `label=value`.
-///
-/// # Errors
-/// Environment error when Docker cannot list them.
-pub async fn remove_by_label(docker: &Docker, label: &str, value: &str) -> Result<()> {
+/// Containers and networks carrying `label=value`.
+async fn labelled(
+    docker: &Docker,
+    label: &str,
+    value: &str,
+) -> Result<(
+    Vec<testcontainers::bollard::models::ContainerSummary>,
+    Vec<testcontainers::bollard::models::Network>,
+)> {
     let filter: HashMap<String, Vec<String>> =
         [("label".to_string(), vec![format!("{label}={value}")])].into();
     let containers = docker
@@ -567,6 +511,21 @@ pub async fn remove_by_label(docker: &Docker, label: &str, value: &str) -> Resul
         }))
         .await
         .map_err(|e| Error::environment(format!("cannot list containers: {e}")))?;
+    let networks = docker
+        .list_networks(Some(ListNetworksOptions {
+            filters: Some(filter),
+        }))
+        .await
+        .map_err(|e| Error::environment(format!("cannot list networks: {e}")))?;
+    Ok((containers, networks))
+}
+
+/// Remove every container and network carrying `label=value`.
+///
+/// # Errors
+/// Environment error when Docker cannot list them.
+pub async fn remove_by_label(docker: &Docker, label: &str, value: &str) -> Result<()> {
+    let (containers, networks) = labelled(docker, label, value).await?;
     for c in containers {
         if let Some(id) = c.id {
             let _ = docker
@@ -581,12 +540,6 @@ pub async fn remove_by_label(docker: &Docker, label: &str, value: &str) -> Resul
                 .await;
         }
     }
-    let networks = docker
-        .list_networks(Some(ListNetworksOptions {
-            filters: Some(filter),
-        }))
-        .await
-        .map_err(|e| Error::environment(format!("cannot list networks: {e}")))?;
     for n in networks {
         if let Some(name) = n.name {
             let _ = docker.remove_network(&name).await;
@@ -602,28 +555,13 @@ pub async fn remove_by_label(docker: &Docker, label: &str, value: &str) -> Resul
 /// Environment error when Docker cannot be reached or listed.
 pub async fn down_leftovers(is_live: impl Fn(&str) -> bool) -> Result<Vec<String>> {
     let docker = connect().await?;
-    let filter: HashMap<String, Vec<String>> =
-        [("label".to_string(), vec![format!("{LABEL}=1")])].into();
     let mut runs: Vec<String> = Vec::new();
-    let containers = docker
-        .list_containers(Some(ListContainersOptions {
-            all: true,
-            filters: Some(filter.clone()),
-            ..Default::default()
-        }))
-        .await
-        .map_err(|e| Error::environment(format!("cannot list containers: {e}")))?;
+    let (containers, networks) = labelled(&docker, LABEL, "1").await?;
     for c in containers {
         if let Some(run) = c.labels.and_then(|l| l.get(RUN_LABEL).cloned()) {
             runs.push(run);
         }
     }
-    let networks = docker
-        .list_networks(Some(ListNetworksOptions {
-            filters: Some(filter),
-        }))
-        .await
-        .map_err(|e| Error::environment(format!("cannot list networks: {e}")))?;
     for n in networks {
         if let Some(run) = n.labels.and_then(|l| l.get(RUN_LABEL).cloned()) {
             runs.push(run);

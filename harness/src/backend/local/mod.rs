@@ -220,7 +220,7 @@ impl LocalBackend {
             ep,
             self.pg.version.clone(),
             true,
-            Box::new(process::LocalControl(proc_)),
+            Box::new(proc_),
         )
     }
 
@@ -248,7 +248,7 @@ impl LocalBackend {
                 extra,
                 &spec.settings,
             )?;
-            match p.start().await {
+            match p.start_server().await {
                 Ok(()) => {
                     self.record();
                     return Ok(());

@@ -175,27 +175,12 @@ impl LocalProc {
         replicator: &Login,
         slot: &str,
     ) -> Result<()> {
-        let mut args: Vec<String> = vec![
-            "-h".into(),
-            via.host.clone(),
-            "-p".into(),
-            via.port.to_string(),
-            "-U".into(),
-            replicator.user.clone(),
-            "-D".into(),
-            self.data_dir.display().to_string(),
-            "-R".into(),
-            "-X".into(),
-            "stream".into(),
-            "-c".into(),
-            "fast".into(),
-            "--no-sync".into(),
-        ];
-        // Without a slot (the unmitigated set-up) B streams unprotected: A may recycle WAL
-        // B still needs, and hot_standby_feedback holds nothing while B is disconnected.
-        if !slot.is_empty() {
-            args.extend(["-S".to_string(), slot.to_string()]);
-        }
+        let args = crate::backend::basebackup_args(
+            via,
+            replicator,
+            &self.data_dir.display().to_string(),
+            slot,
+        );
         self.run("pg_basebackup", &args, None)
             .await
             .map(|_| ())
@@ -211,7 +196,7 @@ impl LocalProc {
         Ok(f)
     }
 
-    pub(crate) async fn start(&self) -> Result<()> {
+    pub(crate) async fn start_server(&self) -> Result<()> {
         let mut guard = self.child.lock().await;
         if let Some(c) = guard.as_mut()
             && c.try_wait().ok().flatten().is_none()
@@ -342,7 +327,7 @@ impl LocalProc {
         Ok(exited)
     }
 
-    pub(crate) async fn stop(&self, mode: StopMode) -> Result<()> {
+    pub(crate) async fn stop_server(&self, mode: StopMode) -> Result<()> {
         let sig = match mode {
             StopMode::Smart => Signal::SIGTERM,
             StopMode::Fast => Signal::SIGINT,
@@ -354,7 +339,7 @@ impl LocalProc {
             return Ok(());
         }
         let log = self.log_text(0).unwrap_or_default();
-        self.kill().await?;
+        self.kill_tree().await?;
         Err(Error::timeout(format!(
             "stop ({mode:?}) did not finish in {}s; killed it",
             STOP_TIMEOUT.as_secs()
@@ -374,7 +359,7 @@ impl LocalProc {
             .signal_and_wait(Signal::SIGQUIT, Duration::from_secs(10))
             .await?
         {
-            self.kill().await?;
+            self.kill_tree().await?;
         }
         for p in tree.into_iter().skip(1).filter(|p| pid_alive(*p)) {
             let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), Signal::SIGKILL);
@@ -382,7 +367,7 @@ impl LocalProc {
         Ok(())
     }
 
-    pub(crate) async fn kill(&self) -> Result<()> {
+    pub(crate) async fn kill_tree(&self) -> Result<()> {
         let pid = self.pid.load(Ordering::SeqCst);
         if pid <= 0 {
             return Ok(());
@@ -419,40 +404,37 @@ impl LocalProc {
     }
 }
 
-/// `NodeControl` over a shared [`LocalProc`].
-pub(crate) struct LocalControl(pub(crate) std::sync::Arc<LocalProc>);
-
 #[async_trait]
-impl NodeControl for LocalControl {
+impl NodeControl for LocalProc {
     async fn start(&self) -> Result<()> {
-        self.0.start().await
+        self.start_server().await
     }
     async fn stop(&self, mode: StopMode) -> Result<()> {
-        self.0.stop(mode).await
+        self.stop_server(mode).await
     }
     async fn kill(&self) -> Result<()> {
-        self.0.kill().await
+        self.kill_tree().await
     }
     async fn pause(&self) -> Result<()> {
-        signal_tree(self.0.pid.load(Ordering::SeqCst), Signal::SIGSTOP);
+        signal_tree(self.pid.load(Ordering::SeqCst), Signal::SIGSTOP);
         Ok(())
     }
     async fn resume(&self) -> Result<()> {
-        signal_tree(self.0.pid.load(Ordering::SeqCst), Signal::SIGCONT);
+        signal_tree(self.pid.load(Ordering::SeqCst), Signal::SIGCONT);
         Ok(())
     }
     async fn is_running(&self) -> bool {
-        pid_alive(self.0.pid.load(Ordering::SeqCst))
+        pid_alive(self.pid.load(Ordering::SeqCst))
     }
     async fn log_since(&self, offset: u64) -> Result<(String, u64)> {
-        let len = std::fs::metadata(&self.0.log).map(|m| m.len()).unwrap_or(0);
+        let len = std::fs::metadata(&self.log).map(|m| m.len()).unwrap_or(0);
         if offset >= len {
             return Ok((String::new(), len));
         }
-        Ok((self.0.log_text(offset)?, len))
+        Ok((self.log_text(offset)?, len))
     }
     fn log_location(&self) -> String {
-        self.0.log.display().to_string()
+        self.log.display().to_string()
     }
     async fn run_tool(
         &self,
@@ -460,13 +442,13 @@ impl NodeControl for LocalControl {
         args: &[String],
         stdin: Option<Vec<u8>>,
     ) -> Result<Vec<u8>> {
-        self.0.run(tool, args, stdin).await
+        self.run(tool, args, stdin).await
     }
     fn data_dir(&self) -> Option<PathBuf> {
-        Some(self.0.data_dir.clone())
+        Some(self.data_dir.clone())
     }
     fn pid(&self) -> Option<i32> {
-        Some(self.0.pid.load(Ordering::SeqCst)).filter(|p| *p > 0)
+        Some(self.pid.load(Ordering::SeqCst)).filter(|p| *p > 0)
     }
 }
 

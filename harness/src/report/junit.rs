@@ -104,25 +104,9 @@ fn first_line(s: &str) -> &str {
     s.lines().next().unwrap_or("")
 }
 
-/// Escape text for XML attributes and content. Characters XML 1.0 cannot carry at all
-/// (control characters other than tab and line breaks) are written as `\u{..}` text.
+/// Escape text for XML attributes and content (shared with the HTML report).
 fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            '\t' | '\n' | '\r' => out.push(c),
-            c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => {
-                let _ = write!(out, "\\u{{{:x}}}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out
+    super::text::xml(s)
 }
 
 #[cfg(test)]
@@ -133,7 +117,7 @@ mod tests {
     fn escapes_markup_and_illegal_characters() {
         assert_eq!(
             esc("a<b & \"c\" 'd'>\u{1}\n"),
-            "a&lt;b &amp; &quot;c&quot; &apos;d&apos;&gt;\\u{1}\n"
+            "a&lt;b &amp; &quot;c&quot; &#39;d&#39;&gt;\\u{1}\n"
         );
     }
 }

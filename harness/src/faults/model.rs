@@ -241,7 +241,7 @@ pub struct FaultRecord {
     pub kind: String,
     /// Human description ("latency 500ms on a-b").
     pub description: String,
-    /// Milliseconds since the workload started when it was injected (None: never injected).
+    /// Milliseconds since the workload started when injecting began (None: never injected).
     pub injected_ms: Option<u64>,
     /// Milliseconds since the workload started when it was healed (None: not healed —
     /// one-shot, or the run ended first).

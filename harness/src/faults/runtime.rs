@@ -283,12 +283,14 @@ async fn apply(e: &Entry, i: usize, st: &Mutex<State>, env: &FaultEnv, inject: b
         env.now_ms() as f64 / 1000.0,
         e.fault.describe()
     );
+    // Times are when the action started: a primary failure takes seconds to complete (the
+    // promotion), but the fault happened when A died.
+    let now = env.now_ms().max(0) as u64;
     let res = if inject {
         e.fault.inject(env).await
     } else {
         e.fault.heal(env).await
     };
-    let now = env.now_ms().max(0) as u64;
     let mut s = st.lock().expect("timeline");
     match res {
         Ok(()) => {

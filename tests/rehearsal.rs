@@ -159,3 +159,27 @@ fn changes_made_on_c_behind_the_subscriptions_back_are_reported_key_by_key() {
     assert_eq!(down.status.code(), Some(0), "{}", cli::stderr(&down));
     cli::assert_cleaned_up(&run);
 }
+
+#[test]
+fn postgresql_16_and_18_run_the_chain_too() {
+    // 17 is what every other test uses; the other supported majors get one short rehearsal each
+    // (their pinned builds are fetched on first use).
+    for major in [16, 18] {
+        let (_d, path) = cli::scenario(
+            "majors",
+            &format!(
+                "version = 1\nname = \"pg{major}\"\nseed = 3\n[chain]\npg_version = {major}\n\
+                 [workload]\ninitial_rows = 100\nrate = 100\nduration = \"3s\"\n[expect]\nconsistent = true\n"
+            ),
+        );
+        let out = cli::run(&["run", path.to_str().unwrap()]);
+        let err = cli::stderr(&out);
+        assert_eq!(out.status.code(), Some(0), "PostgreSQL {major}:\n{err}");
+        let run = cli::run_dir(&err).unwrap();
+        let report: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(run.join("report.json")).unwrap())
+                .unwrap();
+        assert_eq!(report["postgres"]["version"]["major"], major);
+        cli::assert_cleaned_up(&run);
+    }
+}

@@ -9,7 +9,7 @@ mod common;
 
 use std::process::{Command, Stdio};
 use std::sync::Once;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::cli;
 use serde_json::Value;
@@ -176,33 +176,10 @@ fn down_all_removes_the_containers_of_a_killed_harness() {
         "docker-killed",
         "version = 1\nname = \"docker-killed\"\n[workload]\nrate = 50\nduration = \"10m\"\n",
     );
-    let dir = tempfile::tempdir().unwrap();
-    let err_path = dir.path().join("stderr");
-    let mut child = Command::new(cli::bin())
-        .args(["run", path.to_str().unwrap(), "--backend", "docker"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&err_path).unwrap())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(180);
-    let run = loop {
-        let err = std::fs::read_to_string(&err_path).unwrap_or_default();
-        if let Some(run) = cli::run_dir(&err)
-            && err.contains("workload: seed")
-        {
-            break run;
-        }
-        assert!(Instant::now() < deadline, "chain never came up:\n{err}");
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "pgrehearse exited early:\n{err}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let mut bg = cli::Background::spawn(&["run", path.to_str().unwrap(), "--backend", "docker"]);
+    let run = bg.wait_for_workload(Duration::from_secs(180), |_| true);
     // SIGKILL: no cleanup code of the harness runs.
-    child.kill().unwrap();
-    child.wait().unwrap();
+    bg.kill();
     assert_eq!(
         leftovers(&run).0,
         3,

@@ -2,7 +2,10 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::Duration;
+
+use harness::wait::Check;
 
 /// Path of the built binary.
 pub fn bin() -> &'static str {
@@ -20,35 +23,106 @@ pub fn scenario(name: &str, text: &str) -> (tempfile::TempDir, PathBuf) {
 /// Run `pgrehearse args...` to completion (at most 5 minutes: a hang fails the test with the
 /// output so far instead of stalling CI).
 pub fn run(args: &[&str]) -> Output {
-    let dir = tempfile::tempdir().unwrap();
-    let (out_p, err_p) = (dir.path().join("out"), dir.path().join("err"));
-    let mut child = Command::new(bin())
-        .args(args)
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&out_p).unwrap())
-        .stderr(std::fs::File::create(&err_p).unwrap())
-        .spawn()
-        .expect("running pgrehearse");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "pgrehearse {args:?} did not finish within 5 minutes; stderr so far:\n{}",
-                std::fs::read_to_string(&err_p).unwrap_or_default()
-            );
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    };
+    let mut bg = Background::spawn(args);
+    let status = bg.wait_exit(Duration::from_secs(300));
     Output {
         status,
-        stdout: std::fs::read(&out_p).unwrap(),
-        stderr: std::fs::read(&err_p).unwrap(),
+        stdout: std::fs::read(&bg.out_path).unwrap(),
+        stderr: std::fs::read(&bg.err_path).unwrap(),
+    }
+}
+
+/// `pgrehearse` running in the background, its output in files the test can read meanwhile.
+pub struct Background {
+    child: Child,
+    out_path: PathBuf,
+    err_path: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Background {
+    /// Start `pgrehearse args...`.
+    pub fn spawn(args: &[&str]) -> Background {
+        let dir = tempfile::tempdir().unwrap();
+        let (out_path, err_path) = (dir.path().join("out"), dir.path().join("err"));
+        let child = Command::new(bin())
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&out_path).unwrap())
+            .stderr(std::fs::File::create(&err_path).unwrap())
+            .spawn()
+            .expect("running pgrehearse");
+        Background {
+            child,
+            out_path,
+            err_path,
+            _dir: dir,
+        }
+    }
+
+    /// stderr so far.
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.err_path).unwrap_or_default()
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// Wait until the run's workload has started and `ready` holds for its run directory;
+    /// return that directory. Fails if pgrehearse exits first.
+    pub fn wait_for_workload(
+        &mut self,
+        timeout: Duration,
+        ready: impl Fn(&Path) -> bool,
+    ) -> PathBuf {
+        let (child, err_path) = (&mut self.child, &self.err_path);
+        super::wait_until(
+            "the chain to be up and the workload writing",
+            timeout,
+            || {
+                let err = std::fs::read_to_string(err_path).unwrap_or_default();
+                if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
+                    return Err(format!("pgrehearse exited early ({status}):\n{err}"));
+                }
+                Ok(match run_dir(&err) {
+                    Some(run) if err.contains("workload: seed") && ready(&run) => Check::Done(run),
+                    _ => {
+                        Check::NotYet(format!("stderr so far:\n{}", harness::node::tail(&err, 10)))
+                    }
+                })
+            },
+        )
+    }
+
+    /// Wait for the process to exit; kill it and fail the test after `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let (child, err_path) = (&mut self.child, &self.err_path);
+        let res = super::try_wait_until("pgrehearse to exit", timeout, || {
+            Ok(match child.try_wait().map_err(|e| e.to_string())? {
+                Some(s) => Check::Done(s),
+                None => Check::NotYet(harness::node::tail(
+                    &std::fs::read_to_string(err_path).unwrap_or_default(),
+                    10,
+                )),
+            })
+        });
+        match res {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!("{e}");
+            }
+        }
+    }
+
+    /// SIGKILL it: none of its cleanup code runs.
+    pub fn kill(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
     }
 }
 

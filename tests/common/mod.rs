@@ -73,6 +73,34 @@ where
     (b, c)
 }
 
+/// Wait (blocking) until `probe` returns `Check::Done`, through the harness's own
+/// `wait_for`: on timeout the error names what was waited for and the last state the probe
+/// described. A probe `Err` stops the wait at once.
+pub fn try_wait_until<T>(
+    what: &str,
+    timeout: std::time::Duration,
+    mut probe: impl FnMut() -> Result<harness::wait::Check<T>, String>,
+) -> Result<T, String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    rt.block_on(harness::wait::wait_for(what, timeout, || {
+        let r = probe();
+        async move { r.map_err(harness::Error::internal) }
+    }))
+    .map_err(|e| format!("{e:?}"))
+}
+
+/// [`try_wait_until`], failing the test on timeout.
+pub fn wait_until<T>(
+    what: &str,
+    timeout: std::time::Duration,
+    probe: impl FnMut() -> Result<harness::wait::Check<T>, String>,
+) -> T {
+    try_wait_until(what, timeout, probe).unwrap_or_else(|e| panic!("{e}"))
+}
+
 /// Pids of processes whose command line mentions `dir` (servers of a run still alive).
 pub fn processes_under(dir: &std::path::Path) -> Vec<i32> {
     let needle = dir.to_string_lossy().to_string();

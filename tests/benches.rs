@@ -1,0 +1,30 @@
+//! The capacity benchmarks (`pgrehearse bench`, `cargo bench`) work end to end, at small sizes.
+//! Their numbers are measured by the benchmarks themselves, on a quiet machine, not judged here;
+//! this proves each one builds its chain, measures something real and tears down.
+
+mod common;
+
+use std::time::Duration;
+
+use harness::backend::BackendKind;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_benchmark_measures_a_real_chain() {
+    common::init_logging();
+
+    let up = harness::bench::chain_up(1, BackendKind::Local)
+        .await
+        .unwrap();
+    assert_eq!(up.runs_ms.len(), 1);
+    assert!(up.phases[0].replicate_ms > 0, "{up:?}");
+
+    let v = harness::bench::verify_vs_baseline(20_000, 1).await.unwrap();
+    assert_eq!((v.verify_ms.len(), v.baseline_ms.len()), (1, 1));
+    assert!(v.ratio.is_finite() && v.ratio > 0.0, "{v:?}");
+
+    let w = harness::bench::workload_vs_pgbench(2, Duration::from_secs(2))
+        .await
+        .unwrap();
+    assert!(w.pgbench_tps > 0.0 && w.workload_ops > 0.0, "{w:?}");
+    assert_eq!(w.workload.connections, 2);
+}

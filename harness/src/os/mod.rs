@@ -45,12 +45,17 @@ impl ServerUser {
         let name =
             std::env::var("PGREHEARSE_SERVER_USER").unwrap_or_else(|_| SERVER_USER.to_string());
         if let Some(u) = lookup(&name)? {
-            return Ok(ServerUser {
-                name,
-                uid: u.uid,
-                gid: u.gid,
-                switch: true,
-            });
+            return Ok(ServerUser::switched(name, &u));
+        }
+        // Parallel harnesses (tests) must not run useradd at once: it half-creates users when
+        // two race for /etc/passwd. Whoever gets the lock second finds the user made.
+        let lock_path = Path::new("/run/pgrehearse-useradd.lock");
+        let lock = std::fs::File::create(lock_path)
+            .map_err(|e| io_error("cannot create", lock_path, e))?;
+        lock.lock()
+            .map_err(|e| io_error("cannot lock", lock_path, e))?;
+        if let Some(u) = lookup(&name)? {
+            return Ok(ServerUser::switched(name, &u));
         }
         tracing::info!(
             "running as root: creating system user {name} to run PostgreSQL (it refuses to run as root)"
@@ -64,18 +69,21 @@ impl ServerUser {
                     .with_source(e)
                     .with_hint("create an unprivileged user and set PGREHEARSE_SERVER_USER to its name, or run pgrehearse as a normal user")
             })?;
-        // Another process (a parallel test) may have created it meanwhile: look again either way.
         match lookup(&name)? {
-            Some(u) => Ok(ServerUser {
-                name,
-                uid: u.uid,
-                gid: u.gid,
-                switch: true,
-            }),
+            Some(u) => Ok(ServerUser::switched(name, &u)),
             None => Err(Error::environment(format!(
                 "cannot create system user {name}: {}",
                 String::from_utf8_lossy(&out.stderr).trim()
             ))),
+        }
+    }
+
+    fn switched(name: String, u: &User) -> ServerUser {
+        ServerUser {
+            name,
+            uid: u.uid,
+            gid: u.gid,
+            switch: true,
         }
     }
 
@@ -162,6 +170,19 @@ fn chown_tree(path: &Path, uid: Uid, gid: Gid) -> Result<()> {
 /// Whether process `pid` exists (signal 0).
 pub fn pid_alive(pid: i32) -> bool {
     pid > 0 && nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
+}
+
+/// Whether process `pid` still runs: alive and not a zombie waiting to be reaped (a child of
+/// this process that exited stays a zombie until it is waited on).
+pub fn pid_running(pid: i32) -> bool {
+    pid_alive(pid)
+        && std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|s| {
+                s.rsplit_once(')')
+                    .and_then(|(_, rest)| rest.split_whitespace().next().map(|st| st != "Z"))
+            })
+            .unwrap_or(true)
 }
 
 /// `root` and all its descendants, found through /proc. PostgreSQL makes every child of the

@@ -129,7 +129,7 @@ pub async fn down_all(base: Option<&std::path::Path>) -> Result<Vec<String>> {
                 continue;
             }
         }
-        for line in crate::backend::local::down_recorded(&run) {
+        for line in crate::backend::local::down_recorded(&run).await {
             tracing::info!("{}: {line}", run.id());
         }
         forget_secrets(&run);

@@ -40,21 +40,11 @@ pub fn recorded_nodes(run: &RunDir) -> Vec<ProcState> {
 
 /// Stop (SIGQUIT, then SIGKILL) every live server recorded in `run` and remove its data
 /// directory, without needing credentials: for runs whose harness died. Returns what it did.
-pub fn down_recorded(run: &RunDir) -> Vec<String> {
-    use nix::sys::signal::Signal;
+pub async fn down_recorded(run: &RunDir) -> Vec<String> {
     let mut done = Vec::new();
     for n in recorded_nodes(run) {
         if n.pid > 0 {
-            let tree = crate::os::process_tree(n.pid);
-            crate::os::signal_tree(n.pid, Signal::SIGCONT);
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(n.pid), Signal::SIGQUIT);
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-            while crate::os::pid_alive(n.pid) && std::time::Instant::now() < deadline {
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            for p in tree.into_iter().filter(|p| crate::os::pid_alive(*p)) {
-                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), Signal::SIGKILL);
-            }
+            process::quit_tree(n.pid).await;
             done.push(format!("stopped {} (pid {})", n.name, n.pid));
         }
         if let Some(dir) = n.data_dir.parent()

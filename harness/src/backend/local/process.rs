@@ -311,14 +311,8 @@ impl LocalProc {
         let mut guard = self.child.lock().await;
         let exited = match guard.as_mut() {
             Some(c) => tokio::time::timeout(timeout, c.wait()).await.is_ok(),
-            None => {
-                // Started by another harness process (`down`): poll the pid.
-                let deadline = tokio::time::Instant::now() + timeout;
-                while pid_alive(pid) && tokio::time::Instant::now() < deadline {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-                !pid_alive(pid)
-            }
+            // Started by another harness process (`down`): not our child to wait on.
+            None => wait_gone(pid, timeout).await,
         };
         if exited {
             *guard = None;
@@ -352,18 +346,12 @@ impl LocalProc {
             return Ok(());
         }
         let pid = self.pid.load(Ordering::SeqCst);
-        // Children are orphaned once the postmaster exits: list them while it is alive.
-        let tree = crate::os::process_tree(pid);
-        signal_tree(pid, Signal::SIGCONT);
-        if !self
-            .signal_and_wait(Signal::SIGQUIT, Duration::from_secs(10))
-            .await?
-        {
-            self.kill_tree().await?;
+        quit_tree(pid).await;
+        // Reap our child, if it is ours.
+        if let Some(mut c) = self.child.lock().await.take() {
+            let _ = c.wait().await;
         }
-        for p in tree.into_iter().skip(1).filter(|p| pid_alive(*p)) {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), Signal::SIGKILL);
-        }
+        self.pid.store(0, Ordering::SeqCst);
         Ok(())
     }
 
@@ -378,10 +366,7 @@ impl LocalProc {
         if let Some(c) = guard.as_mut() {
             let _ = c.wait().await;
         } else {
-            let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-            while pid_alive(pid) && tokio::time::Instant::now() < deadline {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
+            wait_gone(pid, Duration::from_secs(10)).await;
         }
         *guard = None;
         self.pid.store(0, Ordering::SeqCst);
@@ -467,6 +452,37 @@ pub(crate) fn free_port(avoid: &[u16]) -> Result<u16> {
         }
     }
     Err(Error::environment("cannot find a free port on 127.0.0.1"))
+}
+
+/// Wait until process `pid` is gone; false if it is still there after `timeout`.
+async fn wait_gone(pid: i32, timeout: Duration) -> bool {
+    wait_for(format!("process {pid} to exit"), timeout, || async {
+        Ok(if crate::os::pid_running(pid) {
+            Check::NotYet(format!("pid {pid} running"))
+        } else {
+            Check::Done(())
+        })
+    })
+    .await
+    .is_ok()
+}
+
+/// Stop a server for good, whoever started it: SIGQUIT (immediate shutdown) to the postmaster,
+/// SIGKILL after 10 s, then SIGKILL to any backend left behind. The tree is listed first:
+/// children are orphaned once the postmaster exits.
+pub(crate) async fn quit_tree(pid: i32) {
+    if pid <= 0 {
+        return;
+    }
+    let tree = crate::os::process_tree(pid);
+    signal_tree(pid, Signal::SIGCONT);
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGQUIT);
+    if !wait_gone(pid, Duration::from_secs(10)).await {
+        signal_tree(pid, Signal::SIGKILL);
+    }
+    for p in tree.into_iter().filter(|p| pid_alive(*p)) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), Signal::SIGKILL);
+    }
 }
 
 /// The pid of the postmaster running on `data_dir`, from its postmaster.pid, if alive.

@@ -145,6 +145,33 @@ fn partition_between_b_and_c_containers() {
 }
 
 #[test]
+fn a_bandwidth_cap_between_a_and_b_containers_is_lag_until_healed() {
+    if !docker_ready() {
+        return;
+    }
+    // htb caps bandwidth in the container even where the kernel has no netem.
+    let (_d, path) = cli::scenario(
+        "docker-bandwidth",
+        "version = 1\nname = \"docker-bandwidth\"\n[workload]\ninitial_rows = 200\nrate = 200\nduration = \"16s\"\n\
+         [[faults]]\nkind = \"bandwidth\"\nhop = \"a-b\"\nrate = \"32KiB/s\"\nat = \"3s\"\nheal_at = \"9s\"\n\
+         [expect]\nconsistent = true\nconsistent_after_heal = true\nconverges_within = \"30s\"\n",
+    );
+    let r = run_docker(path.to_str().unwrap());
+    let f = &r["observations"]["faults"][0];
+    assert!(f["error"].is_null(), "{f:#}");
+    let series = r["observations"]["series"].as_array().unwrap();
+    let ab: f64 = series
+        .iter()
+        .filter(|p| (5_000..=9_000).contains(&p["t_ms"].as_i64().unwrap()))
+        .filter_map(|p| p["ab_bytes"].as_f64())
+        .fold(0.0, f64::max);
+    assert!(
+        ab > 200_000.0,
+        "a→b lag must grow while the link is capped at 32 KiB/s: {ab}"
+    );
+}
+
+#[test]
 fn primary_failure_in_containers_loses_nothing_with_sync_replication() {
     if !docker_ready() {
         return;

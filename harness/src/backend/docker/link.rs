@@ -1,7 +1,7 @@
 //! Link faults between containers, on their real network: partitions with iptables inside the
 //! downstream container (packets dropped: connections hang, as across a cut cable), a link
-//! "down" with TCP resets, and latency / bandwidth with tc netem on the upstream container's
-//! traffic to the downstream one.
+//! "down" with TCP resets, and bandwidth (tc htb) and latency (tc netem) on the upstream
+//! container's traffic to the downstream one.
 
 use async_trait::async_trait;
 use testcontainers::bollard::Docker;
@@ -135,35 +135,46 @@ impl DockerLink {
         if state.latency.is_zero() && state.bandwidth.is_none() {
             return Ok(());
         }
-        self.need(&self.upstream, "tc", "latency and bandwidth use tc netem")
+        self.need(&self.upstream, "tc", "latency and bandwidth use tc")
             .await?;
         let down = self.ip(&self.downstream).await?;
-        let mut netem = String::from("netem");
+        // Only traffic to the downstream container is shaped (an htb class chosen by a u32
+        // filter; everything else bypasses htb): A keeps talking to the workload and the harness
+        // at full speed. htb caps bandwidth on kernels without netem; netem, as the class's
+        // leaf, adds the delay.
+        let rate = state
+            .bandwidth
+            .map_or_else(|| "10gbit".to_string(), |bw| format!("{}bit", bw * 8));
+        let mut script = format!(
+            "tc qdisc add dev eth0 root handle 1: htb && \
+             tc class add dev eth0 parent 1: classid 1:20 htb rate {rate} && \
+             tc filter add dev eth0 protocol ip parent 1: prio 1 u32 match ip dst {down}/32 flowid 1:20"
+        );
         if !state.latency.is_zero() {
-            netem.push_str(&format!(" delay {}ms", state.latency.as_millis()));
+            script.push_str(&format!(
+                " && tc qdisc add dev eth0 parent 1:20 handle 20: netem delay {}ms",
+                state.latency.as_millis()
+            ));
             if !state.jitter.is_zero() {
-                netem.push_str(&format!(" {}ms", state.jitter.as_millis()));
+                script.push_str(&format!(" {}ms", state.jitter.as_millis()));
             }
         }
-        if let Some(bw) = state.bandwidth {
-            netem.push_str(&format!(" rate {}bit", bw * 8));
-        }
-        // Only traffic to the downstream container is shaped: A keeps talking to the workload
-        // and the harness at full speed.
-        let script = format!(
-            "tc qdisc add dev eth0 root handle 1: prio && tc qdisc add dev eth0 parent 1:3 handle 30: {netem} && \
-             tc filter add dev eth0 protocol ip parent 1:0 prio 3 u32 match ip dst {down}/32 flowid 1:3"
-        );
         let out = self.root(&self.upstream, script).await?;
         if out.code != 0 {
             let err = out.stderr_text();
+            let _ = self
+                .root(
+                    &self.upstream,
+                    "tc qdisc del dev eth0 root 2>/dev/null; true".into(),
+                )
+                .await;
             let e = Error::environment(format!(
-                "{}: tc netem failed in {}: {err}",
+                "{}: tc failed in {}: {err}",
                 self.hop, self.upstream
             ));
             return Err(
                 if err.contains("Specified qdisc kind is unknown") || err.contains("No such file") {
-                    e.with_hint("this kernel has no netem (CONFIG_NET_SCH_NETEM): run latency and bandwidth faults on the local backend, where the harness proxy shapes traffic")
+                    e.with_hint("this kernel has no netem (CONFIG_NET_SCH_NETEM), so containers cannot be given latency (bandwidth caps still work): run latency faults on the local backend, where the harness proxy delays traffic")
                 } else {
                     e
                 },
@@ -198,7 +209,7 @@ impl LinkControl for DockerLink {
     }
     fn mechanism(&self) -> String {
         format!(
-            "the containers' network: iptables in {} for partitions, tc netem in {} for latency and bandwidth",
+            "the containers' network: iptables in {} for partitions, tc (htb, netem) in {} for bandwidth and latency",
             self.downstream, self.upstream
         )
     }

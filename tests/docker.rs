@@ -172,6 +172,33 @@ fn a_bandwidth_cap_between_a_and_b_containers_is_lag_until_healed() {
 }
 
 #[test]
+fn packet_loss_between_a_and_b_containers_slows_replication_until_healed() {
+    if !docker_ready() {
+        return;
+    }
+    let (_d, path) = cli::scenario(
+        "docker-loss",
+        "version = 1\nname = \"docker-loss\"\n[workload]\ninitial_rows = 200\nrate = 200\nduration = \"16s\"\n\
+         [[faults]]\nkind = \"loss\"\nhop = \"a-b\"\nloss = \"50%\"\nat = \"3s\"\nheal_at = \"9s\"\n\
+         [expect]\nconsistent = true\nconsistent_after_heal = true\nconverges_within = \"60s\"\n",
+    );
+    let r = run_docker(path.to_str().unwrap());
+    let f = &r["observations"]["faults"][0];
+    assert!(f["error"].is_null(), "{f:#}");
+    let series = r["observations"]["series"].as_array().unwrap();
+    let ab: f64 = series
+        .iter()
+        .filter(|p| (3_000..=9_500).contains(&p["t_ms"].as_i64().unwrap()))
+        .filter_map(|p| p["ab_s"].as_f64())
+        .fold(0.0, f64::max);
+    eprintln!("a→b replay lag peak under 50% loss: {ab}s");
+    assert!(
+        ab >= 0.2,
+        "a→b replay lag must grow while half the packets are dropped (retransmissions): {ab}"
+    );
+}
+
+#[test]
 fn primary_failure_in_containers_loses_nothing_with_sync_replication() {
     if !docker_ready() {
         return;

@@ -31,39 +31,47 @@ pub fn build(kind: &FaultKind) -> Box<dyn Fault> {
             hop,
             latency,
             jitter,
-        } => Box::new(Link {
+        } => Link::new(
             hop,
-            state: LinkState {
+            LinkState {
                 latency,
                 jitter,
                 ..Default::default()
             },
             d,
-        }),
-        FaultKind::Bandwidth { hop, bytes_per_sec } => Box::new(Link {
+        ),
+        FaultKind::Bandwidth { hop, bytes_per_sec } => Link::new(
             hop,
-            state: LinkState {
+            LinkState {
                 bandwidth: Some(bytes_per_sec),
                 ..Default::default()
             },
             d,
-        }),
-        FaultKind::Partition { hop } => Box::new(Link {
+        ),
+        FaultKind::Loss { hop, percent } => Link::new(
             hop,
-            state: LinkState {
+            LinkState {
+                loss: percent / 100.0,
+                ..Default::default()
+            },
+            d,
+        ),
+        FaultKind::Partition { hop } => Link::new(
+            hop,
+            LinkState {
                 mode: LinkMode::Blackhole,
                 ..Default::default()
             },
             d,
-        }),
-        FaultKind::LinkDown { hop } => Box::new(Link {
+        ),
+        FaultKind::LinkDown { hop } => Link::new(
             hop,
-            state: LinkState {
+            LinkState {
                 mode: LinkMode::Down,
                 ..Default::default()
             },
             d,
-        }),
+        ),
         FaultKind::Kill { node } => Box::new(NodeFault {
             node,
             action: NodeAction::Kill,
@@ -94,8 +102,18 @@ pub fn build(kind: &FaultKind) -> Box<dyn Fault> {
 
 struct Link {
     hop: Hop,
+    /// Tells this fault's state apart from others in force on the same hop.
+    id: u64,
     state: LinkState,
     d: String,
+}
+
+impl Link {
+    fn new(hop: Hop, state: LinkState, d: String) -> Box<Link> {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Box::new(Link { hop, id, state, d })
+    }
 }
 
 #[async_trait]
@@ -104,10 +122,10 @@ impl Fault for Link {
         self.d.clone()
     }
     async fn inject(&self, env: &FaultEnv) -> Result<()> {
-        env.link(self.hop)?.apply(&self.state).await
+        env.link_add(self.hop, self.id, &self.state).await
     }
     async fn heal(&self, env: &FaultEnv) -> Result<()> {
-        env.link(self.hop)?.apply(&LinkState::default()).await
+        env.link_remove(self.hop, self.id).await
     }
 }
 

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 
 use super::model::Hop;
 use super::proxy::{LinkProxy, LinkState};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::node::Endpoint;
 
 /// Controls the network between the two ends of a hop.
@@ -16,6 +16,14 @@ pub trait LinkControl: Send + Sync {
     /// Where the downstream node must connect to go through this link (a proxy), or None when
     /// it connects to the upstream node directly.
     fn endpoint(&self) -> Option<Endpoint>;
+    /// Whether this link can do what `state` asks at all (checked before a fault is put in
+    /// force, so a refusal leaves the faults already in force untouched).
+    ///
+    /// # Errors
+    /// Environment error saying why not and where it can be done.
+    fn check(&self, _state: &LinkState) -> Result<()> {
+        Ok(())
+    }
     /// Make the link behave as `state` (the default state heals it).
     async fn apply(&self, state: &LinkState) -> Result<()>;
     /// How faults are implemented on this link, for reports.
@@ -53,6 +61,16 @@ impl LinkControl for ProxyLink {
     }
     fn endpoint(&self) -> Option<Endpoint> {
         Some(self.proxy.endpoint())
+    }
+    fn check(&self, state: &LinkState) -> Result<()> {
+        if state.loss > 0.0 {
+            return Err(Error::environment(format!(
+                "packet loss on {} needs a packet network: the local backend's link is a TCP proxy, and a TCP stream never loses bytes (the kernel retransmits)",
+                self.hop
+            ))
+            .with_hint("run loss faults on the docker backend (iptables drops packets at random there), or model a lossy link's retransmission stalls with latency and jitter"));
+        }
+        Ok(())
     }
     async fn apply(&self, state: &LinkState) -> Result<()> {
         self.proxy.set(state.clone());

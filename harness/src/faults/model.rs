@@ -65,6 +65,14 @@ pub enum FaultKind {
         /// Bytes per second.
         bytes_per_sec: u64,
     },
+    /// Random packet loss on a hop, both ways (a packet network only: the docker backend).
+    /// Heal: no loss.
+    Loss {
+        /// Which hop.
+        hop: Hop,
+        /// Percentage of packets dropped (0 < percent ≤ 100).
+        percent: f64,
+    },
     /// Connections stay open but no bytes pass (a network partition as the endpoints see it).
     /// Heal: bytes flow again.
     Partition {
@@ -125,6 +133,7 @@ impl FaultKind {
         match self {
             FaultKind::Latency { .. } => "latency",
             FaultKind::Bandwidth { .. } => "bandwidth",
+            FaultKind::Loss { .. } => "loss",
             FaultKind::Partition { .. } => "partition",
             FaultKind::LinkDown { .. } => "link_down",
             FaultKind::Kill { .. } => "kill",
@@ -140,9 +149,10 @@ impl FaultKind {
     }
 
     /// Every kind name, for error messages.
-    pub const NAMES: [&'static str; 13] = [
+    pub const NAMES: [&'static str; 14] = [
         "latency",
         "bandwidth",
+        "loss",
         "partition",
         "link_down",
         "kill",
@@ -169,6 +179,7 @@ impl FaultKind {
         match self {
             FaultKind::Latency { hop, .. }
             | FaultKind::Bandwidth { hop, .. }
+            | FaultKind::Loss { hop, .. }
             | FaultKind::Partition { hop }
             | FaultKind::LinkDown { hop } => Some(*hop),
             _ => None,
@@ -200,6 +211,7 @@ impl FaultKind {
             FaultKind::Bandwidth { hop, bytes_per_sec } => {
                 format!("bandwidth {}/s on {hop}", fmt_bytes(*bytes_per_sec))
             }
+            FaultKind::Loss { hop, percent } => format!("loss {percent}% on {hop}"),
             FaultKind::Partition { hop } => format!("partition {hop}"),
             FaultKind::LinkDown { hop } => format!("link {hop} down"),
             FaultKind::Kill { node } => format!("kill -9 {node}"),

@@ -10,10 +10,18 @@ use tokio::task::JoinHandle;
 use super::kinds::{self, SharedFault};
 use super::link::LinkControl;
 use super::model::{FaultRecord, FaultSpec, Hop};
+use super::proxy::LinkState;
 use crate::chain::Replicator;
 use crate::error::{Error, Result};
 use crate::node::{Node, Role};
 use crate::workload::Target;
+
+fn hop_index(hop: Hop) -> usize {
+    match hop {
+        Hop::AB => 0,
+        Hop::BC => 1,
+    }
+}
 
 /// Failover moments recorded by the primary-failure fault.
 #[derive(Debug, Default, Clone)]
@@ -45,6 +53,9 @@ pub struct FaultEnv {
     /// Replicated database.
     pub db: String,
     links: Arc<Links>,
+    /// The link faults in force on each hop (A→B, B→C), by fault id: a hop does what they add
+    /// up to, so healing one leaves the others in force.
+    layers: [tokio::sync::Mutex<Vec<(u64, LinkState)>>; 2],
     primary: watch::Sender<Node>,
     target: Option<watch::Sender<Target>>,
     /// Failover moments.
@@ -75,6 +86,7 @@ impl FaultEnv {
             replicator,
             db: db.to_string(),
             links,
+            layers: Default::default(),
             primary,
             target,
             events: Mutex::default(),
@@ -148,6 +160,42 @@ impl FaultEnv {
                 "link fault on {hop}, but the chain has no fault-capable link on {hop}"
             ))
         })
+    }
+
+    /// Put link fault `id`'s `state` in force on `hop`, on top of the others there.
+    ///
+    /// # Errors
+    /// Environment error when the link cannot do it here; nothing changes then.
+    pub async fn link_add(&self, hop: Hop, id: u64, state: &LinkState) -> Result<()> {
+        let link = self.link(hop)?;
+        link.check(state)?;
+        let mut layers = self.layers[hop_index(hop)].lock().await;
+        layers.push((id, state.clone()));
+        let res = link
+            .apply(&LinkState::combine(layers.iter().map(|(_, s)| s)))
+            .await;
+        if let Err(e) = &res
+            && e.kind() == crate::ErrorKind::Environment
+        {
+            // Not in force after all: put back what the others add up to.
+            layers.retain(|(i, _)| *i != id);
+            let _ = link
+                .apply(&LinkState::combine(layers.iter().map(|(_, s)| s)))
+                .await;
+        }
+        res
+    }
+
+    /// Heal link fault `id` on `hop`; the other faults there stay in force.
+    ///
+    /// # Errors
+    /// What the link reports.
+    pub async fn link_remove(&self, hop: Hop, id: u64) -> Result<()> {
+        let link = self.link(hop)?;
+        let mut layers = self.layers[hop_index(hop)].lock().await;
+        layers.retain(|(i, _)| *i != id);
+        link.apply(&LinkState::combine(layers.iter().map(|(_, s)| s)))
+            .await
     }
 
     /// Refuse destructive faults on servers pgrehearse did not create (unless allowed).
@@ -304,7 +352,11 @@ async fn apply(e: &Entry, i: usize, st: &Mutex<State>, env: &FaultEnv, inject: b
         }
         Err(err) => {
             tracing::warn!("{verb} {} failed: {err}", e.fault.describe());
-            let msg = crate::secret::redact(&format!("{verb}: {err}"));
+            let msg = match err.hint() {
+                Some(hint) => format!("{verb}: {err} (hint: {hint})"),
+                None => format!("{verb}: {err}"),
+            };
+            let msg = crate::secret::redact(&msg);
             s.records[i].error = Some(match s.records[i].error.take() {
                 Some(prev) => format!("{prev}; {msg}"),
                 None => msg,

@@ -89,6 +89,13 @@ pub fn evaluate(expect: &Expectations, facts: &RunFacts) -> Vec<ExpectationResul
     if expect.slot_waits_for_nudge {
         out.push(faults::slot_waits_for_nudge(facts.idle_primary));
     }
+    // Always judged when the scenario has faults: a rehearsal whose fault could not be
+    // injected here did not rehearse what it says, whatever the other expectations found.
+    if let Some(obs) = facts.observations
+        && !obs.faults.is_empty()
+    {
+        out.push(faults::faults_injected(obs));
+    }
     out
 }
 

@@ -92,6 +92,51 @@ pub(super) fn max_e2e_lag(limit: Duration, obs: Option<&Observations>) -> Expect
     )
 }
 
+/// Every fault of the scenario was injected (the backend could do it here).
+pub(super) fn faults_injected(obs: &Observations) -> ExpectationResult {
+    const NAME: &str = "faults_injected";
+    let expected = "every fault of the scenario is injected";
+    let missing: Vec<String> = obs
+        .faults
+        .iter()
+        .filter(|f| f.injected_ms.is_none())
+        .map(|f| match &f.error {
+            Some(e) => format!("{}: {e}", f.description),
+            None => format!(
+                "{}: its time never came (the run ended first)",
+                f.description
+            ),
+        })
+        .collect();
+    let injected = obs.faults.len() - missing.len();
+    let observed = format!("{injected} of {} injected", obs.faults.len());
+    if missing.is_empty() {
+        let evidence = obs
+            .faults
+            .iter()
+            .map(|f| {
+                format!(
+                    "{} at {}",
+                    f.description,
+                    at_u(f.injected_ms.unwrap_or_default())
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        return result(NAME, Verdict::Valid, expected, observed, evidence);
+    }
+    result(
+        NAME,
+        Verdict::Unknown,
+        expected,
+        observed,
+        format!(
+            "not injected, so the chain's behaviour under them is unknown: {}",
+            missing.join("; ")
+        ),
+    )
+}
+
 /// The slot's story for evidence: name, fate, reason, wal_status changes, resync.
 fn slot_evidence(slot: &SlotOutcome) -> String {
     let mut parts = vec![format!("slot {} on b: {}", slot.slot, slot_fate(slot))];

@@ -413,6 +413,7 @@ fn lag_run_passes_with_its_numbers() {
             ("consistent_after_heal", Valid),
             ("converges_within", Valid),
             ("slot_waits_for_nudge", Valid),
+            ("faults_injected", Valid),
         ]
     );
     assert_eq!(r.verdict, Valid);
@@ -450,6 +451,7 @@ fn wal_run_reports_the_lost_slot() {
             ("slot_invalidated", Valid),
             ("consistent_after_heal", Invalid),
             ("converges_within", Unknown),
+            ("faults_injected", Valid),
         ]
     );
     assert_eq!(r.verdict, Invalid);
@@ -490,6 +492,7 @@ fn failover_run_counts_lost_writes() {
             ("slot_survives", Valid),
             ("rpo_max_writes", Invalid),
             ("consistent_after_heal", Valid),
+            ("faults_injected", Valid),
         ]
     );
     assert_eq!(
@@ -541,6 +544,8 @@ fn one(
         ..RunFacts::default()
     };
     let mut out = evaluate(expect, &facts);
+    // Judged whenever there are faults; tested on its own below.
+    out.retain(|r| r.name != "faults_injected");
     assert_eq!(out.len(), 1, "{out:?}");
     out.remove(0)
 }
@@ -672,6 +677,45 @@ fn rpo_max_writes_pass_fail_unknown() {
     );
     assert_eq!(one(&e, Some(&obs()), None, &[]).verdict, Verdict::Unknown);
     assert_eq!(one(&e, None, None, &[]).verdict, Verdict::Unknown);
+}
+
+#[test]
+fn faults_injected_is_judged_whenever_there_are_faults() {
+    let e = expect_only(|_| {});
+    let judge = |o: &Observations| {
+        evaluate(
+            &e,
+            &RunFacts {
+                observations: Some(o),
+                ..RunFacts::default()
+            },
+        )
+    };
+    // No faults: nothing to judge.
+    assert!(judge(&obs()).is_empty());
+    let mut o = obs();
+    o.faults = vec![fault("partition", "partition a-b", 1_000, Some(3_000))];
+    let r = judge(&o);
+    assert_eq!(r.len(), 1);
+    assert_eq!(
+        (r[0].name.as_str(), r[0].verdict),
+        ("faults_injected", Verdict::Valid)
+    );
+    assert_eq!(r[0].evidence, "partition a-b at t=1.0s");
+    // One the backend could not do: the rehearsal did not rehearse it.
+    o.faults.push(FaultRecord {
+        injected_ms: None,
+        error: Some("injecting: this kernel has no netem".into()),
+        ..fault("latency", "latency 500ms on a-b", 0, None)
+    });
+    let r = judge(&o).remove(0);
+    assert_eq!(r.verdict, Verdict::Unknown);
+    assert_eq!(r.observed, "1 of 2 injected");
+    assert_eq!(
+        r.evidence,
+        "not injected, so the chain's behaviour under them is unknown: latency 500ms on a-b: \
+         injecting: this kernel has no netem"
+    );
 }
 
 #[test]

@@ -25,9 +25,10 @@ struct KindKeys {
 }
 
 /// One row per [`FaultKind::NAMES`], same order.
-const KINDS: [KindKeys; 13] = [
+const KINDS: [KindKeys; 14] = [
     kind("latency", &["hop", "latency"], &["jitter"], true),
     kind("bandwidth", &["hop", "rate"], &[], true),
+    kind("loss", &["hop", "loss"], &[], true),
     kind("partition", &["hop"], &[], true),
     kind("link_down", &["hop"], &[], true),
     kind("kill", &["node"], &[], true),
@@ -158,6 +159,10 @@ impl<'a> Entry<'a> {
             "bandwidth" => FaultKind::Bandwidth {
                 hop: self.hop()?,
                 bytes_per_sec: rate(src, self.need(&raw.rate, "rate")?)?,
+            },
+            "loss" => FaultKind::Loss {
+                hop: self.hop()?,
+                percent: percent(src, self.need(&raw.loss, "loss")?)?,
             },
             "partition" => FaultKind::Partition { hop: self.hop()? },
             "link_down" => FaultKind::LinkDown { hop: self.hop()? },
@@ -304,6 +309,7 @@ fn written(raw: &RawFault) -> Vec<(&'static str, Range<usize>)> {
         ("latency", at(&raw.latency)),
         ("jitter", at(&raw.jitter)),
         ("rate", at(&raw.rate)),
+        ("loss", at(&raw.loss)),
         ("node", at(&raw.node)),
         ("mode", at(&raw.mode)),
         ("delay", at(&raw.delay)),
@@ -340,11 +346,38 @@ fn example(key: &str) -> String {
         "at" => "at = \"10s\" (from the start of the workload)",
         "latency" => "latency = \"500ms\"",
         "rate" => "rate = \"1MB/s\"",
+        "loss" => "loss = \"5%\"",
         "node" => "node = \"a\" (or \"b\", \"c\")",
         "delay" => "delay = \"2s\"",
         other => return format!("{other} = ..."),
     };
     line.to_string()
+}
+
+/// `loss = "5%"` or `loss = 5` (percent of packets, above 0 and at most 100).
+fn percent(src: &Source, v: &Spanned<toml::Value>) -> Result<f64> {
+    const HINT: &str = "loss is a percentage of packets dropped: \"5%\", \"0.5%\" or 5";
+    let parsed = match v.get_ref() {
+        toml::Value::Integer(i) => Some(*i as f64),
+        toml::Value::Float(f) => Some(*f),
+        toml::Value::String(s) => s.trim().trim_end_matches('%').trim().parse::<f64>().ok(),
+        _ => None,
+    };
+    match parsed {
+        Some(p) if p > 0.0 && p <= 100.0 => Ok(p),
+        Some(p) => Err(src
+            .error(
+                v.span(),
+                format!("loss = {p}%: must be above 0% and at most 100%"),
+            )
+            .with_hint(HINT)),
+        None => Err(src
+            .error(
+                v.span(),
+                format!("loss = {}: not a percentage", v.get_ref()),
+            )
+            .with_hint(HINT)),
+    }
 }
 
 fn stop_mode(src: &Source, v: &Spanned<String>) -> Result<StopMode> {
@@ -470,6 +503,6 @@ mod tests {
             takes(&KINDS[0]),
             "a latency fault takes hop, latency, at, jitter (optional) and heal_at (optional)"
         );
-        assert_eq!(takes(&KINDS[12]), "a checkpoint fault takes at");
+        assert_eq!(takes(&KINDS[13]), "a checkpoint fault takes at");
     }
 }

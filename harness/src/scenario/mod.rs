@@ -17,13 +17,14 @@
 //! [workload.mix]              # seed; mix weights insert/update/delete
 //!
 //! [[faults]]                  # the fault timeline, in file order; one entry per fault
-//! kind = "latency"            # latency, bandwidth, partition, link_down (+ hop = "a-b"|"b-c"),
+//! kind = "latency"            # latency, bandwidth, loss, partition, link_down (+ hop),
 //! hop = "a-b"                 # kill, stop, pause (+ node = "a"|"b"|"c"), replay_pause,
 //! latency = "500ms"           # replay_delay, replicator_stop, primary_failure (once),
 //! jitter = "50ms"             # catalog_churn, checkpoint
 //! at = "10s"                  # from the start of the workload; before it ends
 //! heal_at = "40s"             # optional, after at; not for primary_failure, checkpoint
 //! # kind-specific keys: latency/jitter (latency), rate = "1MB/s"|"1MiB/s"|bytes (bandwidth),
+//! # loss = "5%" (loss), hop = "a-b"|"b-c" (link kinds),
 //! # mode = "smart"|"fast"|"immediate" (stop), delay (replay_delay), every (catalog_churn)
 //!
 //! [observe]                   # sample_every (250ms), heartbeat_every (100ms); up to 10s

@@ -123,6 +123,8 @@ pub(super) struct RawFault {
     pub jitter: Option<Spanned<String>>,
     /// An integer (bytes per second) or a string with a unit ("1MB/s").
     pub rate: Option<Spanned<toml::Value>>,
+    /// A percentage: "5%" or 5.
+    pub loss: Option<Spanned<toml::Value>>,
     pub node: Option<Spanned<String>>,
     pub mode: Option<Spanned<String>>,
     pub delay: Option<Spanned<String>>,

@@ -1,6 +1,6 @@
-//! Link faults between containers, on their real network: partitions with iptables inside the
-//! downstream container (packets dropped: connections hang, as across a cut cable), a link
-//! "down" with TCP resets, and bandwidth (tc htb) and latency (tc netem) on the upstream
+//! Link faults between containers, on their real network: partitions and random packet loss
+//! with iptables inside the downstream container (packets dropped: connections hang, as across
+//! a cut cable), a link "down" with TCP resets, and bandwidth (tc htb) and latency (tc netem) on the upstream
 //! container's traffic to the downstream one.
 
 use async_trait::async_trait;
@@ -83,10 +83,11 @@ impl DockerLink {
         Ok(())
     }
 
-    async fn set_filter(&self, mode: LinkMode) -> Result<()> {
+    async fn set_filter(&self, state: &LinkState) -> Result<()> {
         // Only the harness touches these chains in a container's own network namespace.
         let flush = "iptables -F INPUT && iptables -F OUTPUT".to_string();
-        if mode == LinkMode::Up {
+        let mode = state.mode;
+        if mode == LinkMode::Up && state.loss <= 0.0 {
             let out = self.root(&self.downstream, flush).await?;
             return if out.code == 0 || out.stderr_text().contains("not found") {
                 Ok(())
@@ -98,20 +99,23 @@ impl DockerLink {
                 )))
             };
         }
-        self.need(&self.downstream, "iptables", "partitions drop packets")
-            .await?;
+        self.need(
+            &self.downstream,
+            "iptables",
+            "partitions and packet loss drop packets",
+        )
+        .await?;
         let up = self.ip(&self.upstream).await?;
-        let target = match mode {
-            LinkMode::Blackhole => "DROP".to_string(),
-            _ => "REJECT --reject-with tcp-reset".to_string(),
-        };
-        let proto = if mode == LinkMode::Blackhole {
-            ""
-        } else {
-            "-p tcp "
+        let rule = match mode {
+            LinkMode::Up => format!(
+                "-m statistic --mode random --probability {:.4} -j DROP",
+                state.loss.min(1.0)
+            ),
+            LinkMode::Blackhole => "-j DROP".to_string(),
+            LinkMode::Down => "-p tcp -j REJECT --reject-with tcp-reset".to_string(),
         };
         let script = format!(
-            "{flush} && iptables -A INPUT {proto}-s {up} -j {target} && iptables -A OUTPUT {proto}-d {up} -j {target}"
+            "{flush} && iptables -A INPUT -s {up} {rule} && iptables -A OUTPUT -d {up} {rule}"
         );
         let out = self.root(&self.downstream, script).await?;
         if out.code != 0 {
@@ -200,16 +204,16 @@ impl LinkControl for DockerLink {
                 self.set_shaping(state).await?;
             }
             if self.running(&self.downstream).await {
-                self.set_filter(state.mode).await?;
+                self.set_filter(state).await?;
             }
             return Ok(());
         }
         self.set_shaping(state).await?;
-        self.set_filter(state.mode).await
+        self.set_filter(state).await
     }
     fn mechanism(&self) -> String {
         format!(
-            "the containers' network: iptables in {} for partitions, tc (htb, netem) in {} for bandwidth and latency",
+            "the containers' network: iptables in {} for partitions and loss, tc (htb, netem) in {} for bandwidth and latency",
             self.downstream, self.upstream
         )
     }

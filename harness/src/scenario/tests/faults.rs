@@ -56,6 +56,18 @@ at = "6s"
 rate = 4096
 
 [[faults]]
+kind = "loss"
+hop = "b-c"
+at = "7s"
+loss = "2.5%"
+
+[[faults]]
+kind = "loss"
+hop = "a-b"
+at = "8s"
+loss = 10
+
+[[faults]]
 kind = "partition"
 hop = "a-b"
 at = "20s"
@@ -162,6 +174,22 @@ at = "1m50s"
                 bytes_per_sec: 4096,
             },
             secs(6),
+            None,
+        ),
+        spec(
+            FaultKind::Loss {
+                hop: Hop::BC,
+                percent: 2.5,
+            },
+            secs(7),
+            None,
+        ),
+        spec(
+            FaultKind::Loss {
+                hop: Hop::AB,
+                percent: 10.0,
+            },
+            secs(8),
             None,
         ),
         spec(
@@ -404,6 +432,32 @@ fn rate_must_be_positive_and_well_formed() {
         &bw("1.5"),
         "8:8",
         "rate must be a string like \"1MB/s\" or an integer number of bytes per second, found float",
+    );
+}
+
+#[test]
+fn loss_is_a_percentage_above_zero_and_at_most_100() {
+    let loss = |v: &str| {
+        with_faults(&format!(
+            "[[faults]]\nkind = \"loss\"\nhop = \"a-b\"\nat = \"1s\"\nloss = {v}\n"
+        ))
+    };
+    let hint = assert_at(
+        &loss("0"),
+        "8:8",
+        "loss = 0%: must be above 0% and at most 100%",
+    );
+    assert!(hint.unwrap().contains("\"5%\""));
+    assert_at(&loss("\"150%\""), "8:8", "loss = 150%: must be above 0%");
+    assert_at(
+        &loss("\"lots\""),
+        "8:8",
+        "loss = \"lots\": not a percentage",
+    );
+    assert_at(
+        "version = 1\n[[faults]]\nkind = \"loss\"\nhop = \"a-b\"\nat = \"1s\"\n",
+        "3:8",
+        "a loss fault needs `loss`",
     );
 }
 

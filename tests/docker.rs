@@ -126,18 +126,41 @@ fn smoke_in_containers() {
     );
 }
 
+/// The peak of `field` in the report's series between `from_ms` and `to_ms`.
+fn peak(r: &Value, field: &str, from_ms: i64, to_ms: i64) -> f64 {
+    r["observations"]["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| (from_ms..=to_ms).contains(&p["t_ms"].as_i64().unwrap()))
+        .filter_map(|p| p[field].as_f64())
+        .fold(0.0, f64::max)
+}
+
+/// Run a 16 s workload in containers with one link `fault` (TOML keys) from 3 s to 9 s; the
+/// fault must have been injected.
+fn with_link_fault(name: &str, fault: &str) -> Value {
+    let (_d, path) = cli::scenario(
+        name,
+        &format!(
+            "version = 1\nname = \"{name}\"\n[workload]\ninitial_rows = 200\nrate = 200\nduration = \"16s\"\n\
+             [[faults]]\n{fault}at = \"3s\"\nheal_at = \"9s\"\n\
+             [expect]\nconsistent = true\nconsistent_after_heal = true\nconverges_within = \"60s\"\n"
+        ),
+    );
+    let r = run_docker(path.to_str().unwrap());
+    let f = &r["observations"]["faults"][0];
+    assert!(f["error"].is_null(), "{f:#}");
+    r
+}
+
 #[test]
 fn partition_between_b_and_c_containers() {
     if !docker_ready() {
         return;
     }
     let r = run_docker(&shipped("partition-bc"));
-    let series = r["observations"]["series"].as_array().unwrap();
-    let bc: f64 = series
-        .iter()
-        .filter(|p| (8_000..=19_000).contains(&p["t_ms"].as_i64().unwrap()))
-        .filter_map(|p| p["bc_bytes"].as_f64())
-        .fold(0.0, f64::max);
+    let bc = peak(&r, "bc_bytes", 8_000, 19_000);
     assert!(
         bc > 100_000.0,
         "b→c lag must grow while the containers are partitioned: {bc}"
@@ -150,21 +173,11 @@ fn a_bandwidth_cap_between_a_and_b_containers_is_lag_until_healed() {
         return;
     }
     // htb caps bandwidth in the container even where the kernel has no netem.
-    let (_d, path) = cli::scenario(
+    let r = with_link_fault(
         "docker-bandwidth",
-        "version = 1\nname = \"docker-bandwidth\"\n[workload]\ninitial_rows = 200\nrate = 200\nduration = \"16s\"\n\
-         [[faults]]\nkind = \"bandwidth\"\nhop = \"a-b\"\nrate = \"32KiB/s\"\nat = \"3s\"\nheal_at = \"9s\"\n\
-         [expect]\nconsistent = true\nconsistent_after_heal = true\nconverges_within = \"30s\"\n",
+        "kind = \"bandwidth\"\nhop = \"a-b\"\nrate = \"32KiB/s\"\n",
     );
-    let r = run_docker(path.to_str().unwrap());
-    let f = &r["observations"]["faults"][0];
-    assert!(f["error"].is_null(), "{f:#}");
-    let series = r["observations"]["series"].as_array().unwrap();
-    let ab: f64 = series
-        .iter()
-        .filter(|p| (5_000..=9_000).contains(&p["t_ms"].as_i64().unwrap()))
-        .filter_map(|p| p["ab_bytes"].as_f64())
-        .fold(0.0, f64::max);
+    let ab = peak(&r, "ab_bytes", 5_000, 9_000);
     assert!(
         ab > 200_000.0,
         "a→b lag must grow while the link is capped at 32 KiB/s: {ab}"
@@ -176,21 +189,11 @@ fn packet_loss_between_a_and_b_containers_slows_replication_until_healed() {
     if !docker_ready() {
         return;
     }
-    let (_d, path) = cli::scenario(
+    let r = with_link_fault(
         "docker-loss",
-        "version = 1\nname = \"docker-loss\"\n[workload]\ninitial_rows = 200\nrate = 200\nduration = \"16s\"\n\
-         [[faults]]\nkind = \"loss\"\nhop = \"a-b\"\nloss = \"50%\"\nat = \"3s\"\nheal_at = \"9s\"\n\
-         [expect]\nconsistent = true\nconsistent_after_heal = true\nconverges_within = \"60s\"\n",
+        "kind = \"loss\"\nhop = \"a-b\"\nloss = \"50%\"\n",
     );
-    let r = run_docker(path.to_str().unwrap());
-    let f = &r["observations"]["faults"][0];
-    assert!(f["error"].is_null(), "{f:#}");
-    let series = r["observations"]["series"].as_array().unwrap();
-    let ab: f64 = series
-        .iter()
-        .filter(|p| (3_000..=9_500).contains(&p["t_ms"].as_i64().unwrap()))
-        .filter_map(|p| p["ab_s"].as_f64())
-        .fold(0.0, f64::max);
+    let ab = peak(&r, "ab_s", 3_000, 9_500);
     eprintln!("a→b replay lag peak under 50% loss: {ab}s");
     assert!(
         ab >= 0.2,

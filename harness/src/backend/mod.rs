@@ -132,7 +132,7 @@ pub trait Backend: Send + Sync {
     ) -> Result<Node>;
 
     /// A fault-capable link on `hop` from `upstream` to the node that will be called
-    /// `downstream` (it may not exist yet).
+    /// `downstream` (it may not exist yet). `needs_delay`: the scenario adds latency there.
     ///
     /// # Errors
     /// Environment error when the link cannot be set up.
@@ -142,8 +142,9 @@ pub trait Backend: Send + Sync {
         upstream: &Node,
         downstream: &str,
         seed: u64,
+        needs_delay: bool,
     ) -> Result<std::sync::Arc<dyn crate::faults::LinkControl>> {
-        let _ = downstream;
+        let _ = (downstream, needs_delay);
         let link = crate::faults::ProxyLink::start(hop, self.peer_endpoint(upstream), seed).await?;
         Ok(std::sync::Arc::new(link))
     }

@@ -57,6 +57,9 @@ pub struct ChainSpec {
     pub proxies: bool,
     /// Seed for the proxies' jitter.
     pub link_seed: u64,
+    /// Hops with latency faults: a backend whose network cannot delay packets (containers on
+    /// a kernel without netem) routes these through a harness proxy instead.
+    pub delayed_hops: Vec<crate::faults::Hop>,
     /// Rehearse slot creation against an idle A: wait until A is idle, create the slot without
     /// nudging, check it still waits after this long, then nudge.
     pub idle_primary: Option<Duration>,
@@ -81,6 +84,7 @@ impl Default for ChainSpec {
             sync_timeout: Duration::from_secs(600),
             proxies: false,
             link_seed: 0,
+            delayed_hops: Vec::new(),
             idle_primary: None,
             aurora_like: false,
         }
@@ -368,7 +372,15 @@ impl Chain {
             return Ok(backend.peer_endpoint(upstream));
         }
         let seed = spec.link_seed ^ (hop == crate::faults::Hop::BC) as u64;
-        let l = backend.open_link(hop, upstream, downstream, seed).await?;
+        let l = backend
+            .open_link(
+                hop,
+                upstream,
+                downstream,
+                seed,
+                spec.delayed_hops.contains(&hop),
+            )
+            .await?;
         tracing::info!("{hop}: faults by {}", l.mechanism());
         let ep = l
             .endpoint()

@@ -30,21 +30,49 @@ pub trait LinkControl: Send + Sync {
     fn mechanism(&self) -> String;
 }
 
-/// The local backend's link: a proxy in the harness process.
+/// A link through a proxy in the harness process: the local backend's, and the container
+/// backend's where the kernel cannot delay packets.
 pub struct ProxyLink {
     hop: Hop,
     proxy: LinkProxy,
+    mechanism: String,
 }
 
 impl ProxyLink {
-    /// A proxy for `hop` forwarding to `upstream`.
+    /// A proxy for `hop` on 127.0.0.1 forwarding to `upstream`.
     ///
     /// # Errors
     /// Environment error when no local port can be bound.
     pub async fn start(hop: Hop, upstream: Endpoint, seed: u64) -> Result<ProxyLink> {
+        let mechanism = format!(
+            "harness TCP proxy on {hop} (unprivileged; faults act on the replication connection)"
+        );
+        Self::start_on(
+            hop,
+            std::net::Ipv4Addr::LOCALHOST.into(),
+            upstream,
+            seed,
+            mechanism,
+        )
+        .await
+    }
+
+    /// A proxy for `hop` listening on `ip` (where the downstream node can reach it),
+    /// forwarding to `upstream`; `mechanism` is how reports describe it.
+    ///
+    /// # Errors
+    /// Environment error when no port can be bound on `ip`.
+    pub async fn start_on(
+        hop: Hop,
+        ip: std::net::IpAddr,
+        upstream: Endpoint,
+        seed: u64,
+        mechanism: String,
+    ) -> Result<ProxyLink> {
         Ok(ProxyLink {
             hop,
-            proxy: LinkProxy::start(hop.as_str(), upstream, seed).await?,
+            proxy: LinkProxy::start(hop.as_str(), ip, upstream, seed).await?,
+            mechanism,
         })
     }
 
@@ -77,9 +105,6 @@ impl LinkControl for ProxyLink {
         Ok(())
     }
     fn mechanism(&self) -> String {
-        format!(
-            "harness TCP proxy on {} (unprivileged; faults act on the replication connection)",
-            self.hop
-        )
+        self.mechanism.clone()
     }
 }

@@ -106,13 +106,18 @@ pub struct LinkProxy {
 }
 
 impl LinkProxy {
-    /// Listen on 127.0.0.1 (a free port) and forward to `upstream`. `seed` drives jitter.
+    /// Listen on `ip` (a free port) and forward to `upstream`. `seed` drives jitter.
     ///
     /// # Errors
     /// Environment error when no port can be bound.
-    pub async fn start(name: &str, upstream: Endpoint, seed: u64) -> Result<LinkProxy> {
-        let listener = TcpListener::bind(("127.0.0.1", 0)).await.map_err(|e| {
-            Error::environment(format!("link {name}: cannot listen on 127.0.0.1")).with_source(e)
+    pub async fn start(
+        name: &str,
+        ip: std::net::IpAddr,
+        upstream: Endpoint,
+        seed: u64,
+    ) -> Result<LinkProxy> {
+        let listener = TcpListener::bind((ip, 0)).await.map_err(|e| {
+            Error::environment(format!("link {name}: cannot listen on {ip}")).with_source(e)
         })?;
         let listen = listener
             .local_addr()
@@ -485,7 +490,14 @@ mod tests {
 
     #[tokio::test]
     async fn transparent_until_told_otherwise() {
-        let p = LinkProxy::start("t", echo_server().await, 1).await.unwrap();
+        let p = LinkProxy::start(
+            "t",
+            std::net::Ipv4Addr::LOCALHOST.into(),
+            echo_server().await,
+            1,
+        )
+        .await
+        .unwrap();
         let mut s = connect(&p).await;
         assert_eq!(roundtrip(&mut s, b"hello").await, b"hello");
         assert_eq!(p.counters().bytes_down.load(Ordering::Relaxed), 5);
@@ -494,7 +506,14 @@ mod tests {
 
     #[tokio::test]
     async fn latency_delays_the_data_direction() {
-        let p = LinkProxy::start("t", echo_server().await, 1).await.unwrap();
+        let p = LinkProxy::start(
+            "t",
+            std::net::Ipv4Addr::LOCALHOST.into(),
+            echo_server().await,
+            1,
+        )
+        .await
+        .unwrap();
         let mut s = connect(&p).await;
         p.set(LinkState {
             latency: Duration::from_millis(150),
@@ -511,7 +530,14 @@ mod tests {
 
     #[tokio::test]
     async fn blackhole_holds_bytes_and_heal_delivers_them_intact() {
-        let p = LinkProxy::start("t", echo_server().await, 1).await.unwrap();
+        let p = LinkProxy::start(
+            "t",
+            std::net::Ipv4Addr::LOCALHOST.into(),
+            echo_server().await,
+            1,
+        )
+        .await
+        .unwrap();
         let mut s = connect(&p).await;
         assert_eq!(roundtrip(&mut s, b"before").await, b"before");
         p.set(LinkState {
@@ -533,7 +559,14 @@ mod tests {
 
     #[tokio::test]
     async fn down_resets_existing_connections_and_refuses_new_ones() {
-        let p = LinkProxy::start("t", echo_server().await, 1).await.unwrap();
+        let p = LinkProxy::start(
+            "t",
+            std::net::Ipv4Addr::LOCALHOST.into(),
+            echo_server().await,
+            1,
+        )
+        .await
+        .unwrap();
         let mut s = connect(&p).await;
         assert_eq!(roundtrip(&mut s, b"a").await, b"a");
         p.set(LinkState {
@@ -560,7 +593,14 @@ mod tests {
 
     #[tokio::test]
     async fn bandwidth_cap_slows_the_data_direction() {
-        let p = LinkProxy::start("t", echo_server().await, 1).await.unwrap();
+        let p = LinkProxy::start(
+            "t",
+            std::net::Ipv4Addr::LOCALHOST.into(),
+            echo_server().await,
+            1,
+        )
+        .await
+        .unwrap();
         let mut s = connect(&p).await;
         p.set(LinkState {
             bandwidth: Some(100 * 1024),

@@ -219,6 +219,14 @@ impl Scenario {
             hot_standby_feedback: c.hot_standby_feedback,
             // Proxies only when a link fault needs one: they cost a copy of every byte.
             proxies: self.faults.iter().any(|f| f.kind.hop().is_some()),
+            delayed_hops: self
+                .faults
+                .iter()
+                .filter_map(|f| match f.kind {
+                    crate::faults::FaultKind::Latency { hop, .. } => Some(hop),
+                    _ => None,
+                })
+                .collect(),
             idle_primary: c.idle_primary.then_some(c.idle_wait),
             ..d
         }

@@ -11,6 +11,41 @@ use crate::error::{Error, Result};
 use crate::faults::{Hop, LinkControl, LinkMode, LinkState};
 use crate::node::Endpoint;
 
+/// The address of `container` on `network`.
+///
+/// # Errors
+/// Environment error when it cannot be inspected or has no address there.
+pub async fn container_ip(docker: &Docker, container: &str, network: &str) -> Result<String> {
+    let c = docker
+        .inspect_container(container, None)
+        .await
+        .map_err(|e| Error::environment(format!("cannot inspect container {container}: {e}")))?;
+    c.network_settings
+        .and_then(|n| n.networks)
+        .and_then(|n| n.get(network).and_then(|e| e.ip_address.clone()))
+        .filter(|ip| !ip.is_empty())
+        .ok_or_else(|| {
+            Error::environment(format!("container {container} has no address on {network}"))
+        })
+}
+
+/// Whether `container`'s kernel can delay packets (tc netem), tried on its loopback.
+///
+/// # Errors
+/// Environment error when the container cannot run a command at all.
+pub async fn can_delay(docker: &Docker, container: &str) -> Result<bool> {
+    let out = exec::run(
+        docker,
+        container,
+        "root",
+        &sh("tc qdisc add dev lo root netem delay 1ms && tc qdisc del dev lo root"),
+        &[],
+        None,
+    )
+    .await?;
+    Ok(out.code == 0)
+}
+
 /// A hop between two containers.
 pub struct DockerLink {
     docker: Docker,
@@ -39,23 +74,7 @@ impl DockerLink {
     }
 
     async fn ip(&self, container: &str) -> Result<String> {
-        let c = self
-            .docker
-            .inspect_container(container, None)
-            .await
-            .map_err(|e| {
-                Error::environment(format!("cannot inspect container {container}: {e}"))
-            })?;
-        c.network_settings
-            .and_then(|n| n.networks)
-            .and_then(|n| n.get(&self.network).and_then(|e| e.ip_address.clone()))
-            .filter(|ip| !ip.is_empty())
-            .ok_or_else(|| {
-                Error::environment(format!(
-                    "container {container} has no address on {}",
-                    self.network
-                ))
-            })
+        container_ip(&self.docker, container, &self.network).await
     }
 
     async fn running(&self, container: &str) -> bool {

@@ -133,6 +133,34 @@ impl DockerBackend {
         Ok(b)
     }
 
+    /// The host's address on the run's network (the bridge gateway): containers reach a
+    /// harness proxy there.
+    async fn gateway(&self) -> Result<std::net::IpAddr> {
+        let net = self
+            .docker
+            .inspect_network(&self.network, None)
+            .await
+            .map_err(|e| {
+                Error::environment(format!(
+                    "cannot inspect Docker network {}: {e}",
+                    self.network
+                ))
+            })?;
+        net.ipam
+            .and_then(|i| i.config)
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c.gateway)
+            .find_map(|g| g.parse::<std::net::Ipv4Addr>().ok())
+            .map(std::net::IpAddr::V4)
+            .ok_or_else(|| {
+                Error::environment(format!(
+                    "Docker network {} has no IPv4 gateway for a proxy on the host",
+                    self.network
+                ))
+            })
+    }
+
     /// The image in use.
     pub fn image(&self) -> &ImageChoice {
         &self.image
@@ -349,10 +377,30 @@ impl Backend for DockerBackend {
         hop: Hop,
         upstream: &Node,
         downstream: &str,
-        _seed: u64,
+        seed: u64,
+        needs_delay: bool,
     ) -> Result<Arc<dyn LinkControl>> {
         let down = format!("{}-{}", self.prefix, downstream);
         let up = upstream.peer().host.clone();
+        if needs_delay && !link::can_delay(&self.docker, &up).await? {
+            // No netem in this kernel: the hop goes through a harness proxy on the host, on the
+            // run network's gateway, so its latency faults still happen.
+            let gateway = self.gateway().await?;
+            let upstream_ip = link::container_ip(&self.docker, &up, &self.network).await?;
+            let target = Endpoint {
+                host: upstream_ip,
+                port: upstream.peer().port,
+            };
+            let mechanism = format!(
+                "harness TCP proxy on the host ({gateway}) between the containers: this kernel has no netem (CONFIG_NET_SCH_NETEM), so the containers' network cannot delay packets; every link fault on {hop} acts on the proxied replication connection, and packet loss is not available there"
+            );
+            tracing::warn!(
+                "{hop}: latency faults go through a proxy on the host: this kernel has no netem"
+            );
+            let l =
+                crate::faults::ProxyLink::start_on(hop, gateway, target, seed, mechanism).await?;
+            return Ok(Arc::new(l));
+        }
         Ok(Arc::new(DockerLink::new(
             self.docker.clone(),
             hop,

@@ -40,7 +40,16 @@ fn within(ok: bool) -> &'static str {
     if ok { "within" } else { "over" }
 }
 
-const NOT_OBSERVED: &str = "the run recorded no observations of the chain";
+/// Unknown: the run has no observations to judge `name` by.
+fn not_observed(name: &str, expected: &str) -> ExpectationResult {
+    result(
+        name,
+        Verdict::Unknown,
+        expected,
+        "not observed",
+        "the run recorded no observations of the chain",
+    )
+}
 
 /// The end-to-end lag (heartbeat) never exceeded `limit`.
 pub(super) fn max_e2e_lag(limit: Duration, obs: Option<&Observations>) -> ExpectationResult {
@@ -50,13 +59,7 @@ pub(super) fn max_e2e_lag(limit: Duration, obs: Option<&Observations>) -> Expect
         fmt_duration(limit)
     );
     let Some(obs) = obs else {
-        return result(
-            NAME,
-            Verdict::Unknown,
-            &expected,
-            "not observed",
-            NOT_OBSERVED,
-        );
+        return not_observed(NAME, &expected);
     };
     let measured = obs.series.iter().filter(|p| p.e2e_s.is_some()).count();
     let resolution = format!(
@@ -326,13 +329,7 @@ pub(super) fn converges_within(limit: Duration, obs: Option<&Observations>) -> E
         fmt_duration(limit)
     );
     let Some(obs) = obs else {
-        return result(
-            NAME,
-            Verdict::Unknown,
-            &expected,
-            "not observed",
-            NOT_OBSERVED,
-        );
+        return not_observed(NAME, &expected);
     };
     let Some(heal) = obs.last_heal_ms else {
         return result(

@@ -6,7 +6,7 @@ use std::fmt::Write;
 use chrono::SecondsFormat;
 
 use super::doc::{self, Block, Section, Table, Text};
-use super::text::{key_list, micros, millis, xml};
+use super::text::{differing_keys, key_list, micros, millis, xml};
 use super::{Report, charts, notes, sections};
 use crate::verdict::Verdict;
 use crate::verify::{CompareMethod, SequenceStatus, TableStatus, VerifyReport};
@@ -205,16 +205,9 @@ fn verification(v: &VerifyReport) -> Section {
     for d in &v.tables {
         match d.status {
             TableStatus::Differ => {
-                let parts: Vec<String> = [
-                    ("missing", &d.missing),
-                    ("extra", &d.extra),
-                    ("changed", &d.changed),
-                ]
-                .into_iter()
-                .filter(|(_, k)| !k.is_empty())
-                .map(|(l, k)| key_list(l, k))
-                .collect();
-                keys.push(Text::code(&d.table).then(format!(": {}", parts.join("; "))));
+                keys.push(
+                    Text::code(&d.table).then(format!(": {}", differing_keys(d, str::to_string))),
+                );
             }
             TableStatus::Error => failed.push(Text::code(&d.table).then(format!(
                 ": {}",

@@ -7,7 +7,7 @@ use std::fmt::Write;
 use chrono::SecondsFormat;
 
 use super::Report;
-use super::text::{cell, code, key_list_with, md, micros, millis};
+use super::text::{cell, code, differing_keys, key_list_with, md, micros, millis};
 use crate::verify::{CompareMethod, DriftKind, SequenceStatus, TableStatus, VerifyReport};
 use crate::workload::{LedgerCheck, WorkloadStats};
 
@@ -174,16 +174,7 @@ fn verification(out: &mut String, v: &VerifyReport) {
     for t in &v.tables {
         match t.status {
             TableStatus::Differ => {
-                let parts: Vec<String> = [
-                    ("missing", &t.missing),
-                    ("extra", &t.extra),
-                    ("changed", &t.changed),
-                ]
-                .into_iter()
-                .filter(|(_, s)| !s.is_empty())
-                .map(|(l, s)| key_list_with(l, s, md))
-                .collect();
-                let _ = writeln!(keys, "- {}: {}", code(&t.table), parts.join("; "));
+                let _ = writeln!(keys, "- {}: {}", code(&t.table), differing_keys(t, md));
             }
             TableStatus::Error => {
                 let _ = writeln!(

@@ -34,6 +34,21 @@ pub(super) fn key_list_with(label: &str, sample: &KeySample, show: fn(&str) -> S
     s
 }
 
+/// A differing table's keys, one part per kind that has any: "missing (2): 17, 42",
+/// "changed (1): 9"; keys rendered by `show`.
+pub(super) fn differing_keys(d: &crate::verify::TableDiff, show: fn(&str) -> String) -> String {
+    [
+        ("missing", &d.missing),
+        ("extra", &d.extra),
+        ("changed", &d.changed),
+    ]
+    .into_iter()
+    .filter(|(_, k)| !k.is_empty())
+    .map(|(l, k)| key_list_with(l, k, show))
+    .collect::<Vec<_>>()
+    .join("; ")
+}
+
 /// "1", "2 tables": a count with its noun, plural when needed.
 pub(super) fn count(n: u64, singular: &str, plural: &str) -> String {
     format!("{n} {}", if n == 1 { singular } else { plural })

@@ -170,7 +170,7 @@ impl DockerLink {
             .map_or_else(|| "10gbit".to_string(), |bw| format!("{}bit", bw * 8));
         let mut script = format!(
             "tc qdisc add dev eth0 root handle 1: htb && \
-             tc class add dev eth0 parent 1: classid 1:20 htb rate {rate} && \
+             tc class add dev eth0 parent 1: classid 1:20 htb rate {rate} quantum 60000 && \
              tc filter add dev eth0 protocol ip parent 1: prio 1 u32 match ip dst {down}/32 flowid 1:20"
         );
         if !state.latency.is_zero() {

@@ -488,16 +488,17 @@ mod tests {
         got
     }
 
+    /// A proxy on 127.0.0.1 in front of a fresh echo server.
+    async fn echo_proxy() -> LinkProxy {
+        let local = std::net::Ipv4Addr::LOCALHOST.into();
+        LinkProxy::start("t", local, echo_server().await, 1)
+            .await
+            .unwrap()
+    }
+
     #[tokio::test]
     async fn transparent_until_told_otherwise() {
-        let p = LinkProxy::start(
-            "t",
-            std::net::Ipv4Addr::LOCALHOST.into(),
-            echo_server().await,
-            1,
-        )
-        .await
-        .unwrap();
+        let p = echo_proxy().await;
         let mut s = connect(&p).await;
         assert_eq!(roundtrip(&mut s, b"hello").await, b"hello");
         assert_eq!(p.counters().bytes_down.load(Ordering::Relaxed), 5);
@@ -506,14 +507,7 @@ mod tests {
 
     #[tokio::test]
     async fn latency_delays_the_data_direction() {
-        let p = LinkProxy::start(
-            "t",
-            std::net::Ipv4Addr::LOCALHOST.into(),
-            echo_server().await,
-            1,
-        )
-        .await
-        .unwrap();
+        let p = echo_proxy().await;
         let mut s = connect(&p).await;
         p.set(LinkState {
             latency: Duration::from_millis(150),
@@ -530,14 +524,7 @@ mod tests {
 
     #[tokio::test]
     async fn blackhole_holds_bytes_and_heal_delivers_them_intact() {
-        let p = LinkProxy::start(
-            "t",
-            std::net::Ipv4Addr::LOCALHOST.into(),
-            echo_server().await,
-            1,
-        )
-        .await
-        .unwrap();
+        let p = echo_proxy().await;
         let mut s = connect(&p).await;
         assert_eq!(roundtrip(&mut s, b"before").await, b"before");
         p.set(LinkState {
@@ -559,14 +546,7 @@ mod tests {
 
     #[tokio::test]
     async fn down_resets_existing_connections_and_refuses_new_ones() {
-        let p = LinkProxy::start(
-            "t",
-            std::net::Ipv4Addr::LOCALHOST.into(),
-            echo_server().await,
-            1,
-        )
-        .await
-        .unwrap();
+        let p = echo_proxy().await;
         let mut s = connect(&p).await;
         assert_eq!(roundtrip(&mut s, b"a").await, b"a");
         p.set(LinkState {
@@ -593,14 +573,7 @@ mod tests {
 
     #[tokio::test]
     async fn bandwidth_cap_slows_the_data_direction() {
-        let p = LinkProxy::start(
-            "t",
-            std::net::Ipv4Addr::LOCALHOST.into(),
-            echo_server().await,
-            1,
-        )
-        .await
-        .unwrap();
+        let p = echo_proxy().await;
         let mut s = connect(&p).await;
         p.set(LinkState {
             bandwidth: Some(100 * 1024),

@@ -6,7 +6,7 @@ use std::fmt::Write;
 use chrono::SecondsFormat;
 
 use super::doc::{self, Block, Section, Table, Text};
-use super::text::{differing_keys, key_list, micros, millis, xml};
+use super::text::{differing_keys, key_list, millis, xml};
 use super::{Report, charts, notes, sections};
 use crate::verdict::Verdict;
 use crate::verify::{CompareMethod, SequenceStatus, TableStatus, VerifyReport};
@@ -61,7 +61,7 @@ pub fn render_html(r: &Report) -> String {
     if let Some(d) = &r.scenario.description {
         let _ = writeln!(out, "<blockquote>{}</blockquote>", xml(d.trim()));
     }
-    let mut all = vec![summary(r), timings(r), workload(r)];
+    let mut all = vec![summary(r), sections::timings(r), sections::workload(r)];
     all.extend(sections::observed(r));
     if r.verify.is_empty() {
         let mut s = Section::new("Verification");
@@ -118,53 +118,6 @@ fn summary(r: &Report) -> Section {
         t.row(vec![k.into(), v]);
     }
     s.push(Block::Table(t));
-    s
-}
-
-fn timings(r: &Report) -> Section {
-    let ms = |v: Option<u64>| v.map_or("—".to_string(), millis);
-    let c = r.chain.as_ref();
-    let mut t = Table::new(&["phase", ">time"]);
-    for (k, v) in [
-        ("A and C created", ms(c.map(|c| c.primary_ms))),
-        ("B cloned from A and caught up", ms(c.map(|c| c.standby_ms))),
-        ("schema copied to C", ms(c.map(|c| c.schema_ms))),
-        (
-            "subscription and initial copy",
-            ms(c.map(|c| c.replicate_ms)),
-        ),
-        ("workload", ms(r.workload.as_ref().map(|w| w.duration_ms))),
-        ("catch-up after the workload (fence)", ms(r.catchup_ms)),
-    ] {
-        t.row(vec![k.into(), v.into()]);
-    }
-    let mut s = Section::new("Timings");
-    s.push(Block::Table(t));
-    s
-}
-
-fn workload(r: &Report) -> Section {
-    let mut s = Section::new("Workload");
-    let Some(w) = &r.workload else {
-        s.para("No workload ran.");
-        return s;
-    };
-    let target = w
-        .target_rate
-        .map_or("flat out".to_string(), |r| format!("target {r}/s"));
-    s.para(format!(
-        "{} ok · {} failed · {} unknown outcome in {}: {:.1} ops/s ({target}, {} connections, \
-         workload seed {}); latency p50 {}, p99 {}.",
-        w.ok,
-        w.failed,
-        w.unknown,
-        millis(w.duration_ms),
-        w.throughput,
-        w.connections,
-        w.seed,
-        micros(w.latency_p50_us),
-        micros(w.latency_p99_us),
-    ));
     s
 }
 

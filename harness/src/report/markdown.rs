@@ -6,18 +6,18 @@ use std::fmt::Write;
 
 use chrono::SecondsFormat;
 
-use super::Report;
-use super::text::{cell, code, differing_keys, key_list_with, md, micros, millis};
+use super::text::{cell, code, differing_keys, key_list_with, md, millis};
+use super::{Report, sections};
 use crate::verify::{CompareMethod, DriftKind, SequenceStatus, TableStatus, VerifyReport};
-use crate::workload::{LedgerCheck, WorkloadStats};
+use crate::workload::LedgerCheck;
 
 /// Render the Markdown summary of `report`.
 pub fn render_markdown(r: &Report) -> String {
     let mut out = String::new();
     header(&mut out, r);
-    timings(&mut out, r);
-    workload(&mut out, r.workload.as_ref());
-    out.push_str(&super::doc::markdown(&super::sections::observed(r)));
+    let mut shared = vec![sections::timings(r), sections::workload(r)];
+    shared.extend(sections::observed(r));
+    out.push_str(&super::doc::markdown(&shared));
     if r.verify.is_empty() {
         out.push_str("## Verification\n\nNot run.\n\n");
     }
@@ -91,52 +91,6 @@ fn header(out: &mut String, r: &Report) {
         let _ = writeln!(out, "| {k} | {} |", cell(&v));
     }
     out.push('\n');
-}
-
-fn timings(out: &mut String, r: &Report) {
-    let ms = |v: Option<u64>| v.map_or("—".to_string(), millis);
-    let c = r.chain.as_ref();
-    let rows = [
-        ("A and C created", ms(c.map(|c| c.primary_ms))),
-        ("B cloned from A and caught up", ms(c.map(|c| c.standby_ms))),
-        ("schema copied to C", ms(c.map(|c| c.schema_ms))),
-        (
-            "subscription and initial copy",
-            ms(c.map(|c| c.replicate_ms)),
-        ),
-        ("workload", ms(r.workload.as_ref().map(|w| w.duration_ms))),
-        ("catch-up after the workload (fence)", ms(r.catchup_ms)),
-    ];
-    out.push_str("## Timings\n\n| phase | time |\n|---|---:|\n");
-    for (k, v) in rows {
-        let _ = writeln!(out, "| {k} | {v} |");
-    }
-    out.push('\n');
-}
-
-fn workload(out: &mut String, w: Option<&WorkloadStats>) {
-    out.push_str("## Workload\n\n");
-    let Some(w) = w else {
-        out.push_str("No workload ran.\n\n");
-        return;
-    };
-    let target = w
-        .target_rate
-        .map_or("flat out".to_string(), |r| format!("target {r}/s"));
-    let _ = writeln!(
-        out,
-        "{} ok · {} failed · {} unknown outcome in {}: {:.1} ops/s ({target}, {} connections, \
-         workload seed {}); latency p50 {}, p99 {}.\n",
-        w.ok,
-        w.failed,
-        w.unknown,
-        millis(w.duration_ms),
-        w.throughput,
-        w.connections,
-        w.seed,
-        micros(w.latency_p50_us),
-        micros(w.latency_p99_us),
-    );
 }
 
 fn verification(out: &mut String, v: &VerifyReport) {

@@ -1,10 +1,11 @@
-//! The report sections about what the chain did while faults were applied: the faults and
-//! their windows, lag, WAL retained and the slot's fate, failover timings, the RPO and slot
-//! creation on an idle primary. Built once, rendered as Markdown and as HTML.
+//! The report sections both formats share: timings, the workload, and what the chain did while
+//! faults were applied (the faults and their windows, lag, WAL retained and the slot's fate,
+//! failover timings, the RPO and slot creation on an idle primary). Built once, rendered as
+//! Markdown and as HTML.
 
 use super::charts::{PLOTS, one_shot};
 use super::doc::{Block, Section, Table, Text};
-use super::text::{at, at_u, bytes, count, millis, secs};
+use super::text::{at, at_u, bytes, count, micros, millis, secs};
 use super::{IdlePrimary, Report};
 use crate::observe::{Failover, Observations, Peak, Rpo, SlotOutcome};
 
@@ -26,6 +27,55 @@ pub(super) fn observed(r: &Report) -> Vec<Section> {
         out.push(idle_primary(i));
     }
     out
+}
+
+/// How long each phase of the run took.
+pub(super) fn timings(r: &Report) -> Section {
+    let ms = |v: Option<u64>| v.map_or("—".to_string(), millis);
+    let c = r.chain.as_ref();
+    let mut t = Table::new(&["phase", ">time"]);
+    for (k, v) in [
+        ("A and C created", ms(c.map(|c| c.primary_ms))),
+        ("B cloned from A and caught up", ms(c.map(|c| c.standby_ms))),
+        ("schema copied to C", ms(c.map(|c| c.schema_ms))),
+        (
+            "subscription and initial copy",
+            ms(c.map(|c| c.replicate_ms)),
+        ),
+        ("workload", ms(r.workload.as_ref().map(|w| w.duration_ms))),
+        ("catch-up after the workload (fence)", ms(r.catchup_ms)),
+    ] {
+        t.row(vec![k.into(), v.into()]);
+    }
+    let mut s = Section::new("Timings");
+    s.push(Block::Table(t));
+    s
+}
+
+/// What the workload did.
+pub(super) fn workload(r: &Report) -> Section {
+    let mut s = Section::new("Workload");
+    let Some(w) = &r.workload else {
+        s.para("No workload ran.");
+        return s;
+    };
+    let target = w
+        .target_rate
+        .map_or("flat out".to_string(), |r| format!("target {r}/s"));
+    s.para(format!(
+        "{} ok · {} failed · {} unknown outcome in {}: {:.1} ops/s ({target}, {} connections, \
+         workload seed {}); latency p50 {}, p99 {}.",
+        w.ok,
+        w.failed,
+        w.unknown,
+        millis(w.duration_ms),
+        w.throughput,
+        w.connections,
+        w.seed,
+        micros(w.latency_p50_us),
+        micros(w.latency_p99_us),
+    ));
+    s
 }
 
 fn plot(file: &'static str) -> Block {

@@ -91,12 +91,12 @@ pub async fn chain_up(runs: u32, kind: crate::backend::BackendKind) -> Result<Ch
                 Box::new(LocalBackend::new(pg, user, run, creds.clone())?)
             }
             crate::backend::BackendKind::Docker => {
-                let b = crate::backend::docker::DockerBackend::new(
-                    run,
-                    creds.clone(),
-                    crate::pg::DEFAULT_MAJOR,
-                )
-                .await?;
+                let docker = crate::backend::docker::connect().await?;
+                let image =
+                    crate::backend::docker::pick_image(&docker, crate::pg::DEFAULT_MAJOR).await?;
+                let b =
+                    crate::backend::docker::DockerBackend::new(run, creds.clone(), docker, image)
+                        .await?;
                 postgres = format!("{} ({})", b.image().version, b.image().reference());
                 Box::new(b)
             }

@@ -116,18 +116,18 @@ impl Attached {
 /// # Errors
 /// None today; the signature leaves room for backends that can fail (containers).
 pub async fn down_all(base: Option<&std::path::Path>) -> Result<Vec<String>> {
+    // Another harness is running this rehearsal right now.
+    let owned_elsewhere = |run: &RunDir| {
+        RunState::load(run).is_ok_and(|(st, _)| {
+            !st.owner_gone() && st.owner_pid != std::process::id() && !st.detached
+        })
+    };
+    let dirs = list_runs(base);
     let mut done = Vec::new();
-    for dir in list_runs(base) {
-        let run = RunDir::open(&dir);
-        if !RunState::anything_running(&run) {
+    for dir in &dirs {
+        let run = RunDir::open(dir);
+        if !RunState::anything_running(&run) || owned_elsewhere(&run) {
             continue;
-        }
-        if let Ok((state, _)) = RunState::load(&run) {
-            let live_owner = !state.owner_gone() && state.owner_pid != std::process::id();
-            if live_owner && !state.detached {
-                // Another harness is running this rehearsal right now.
-                continue;
-            }
         }
         for line in crate::backend::local::down_recorded(&run).await {
             tracing::info!("{}: {line}", run.id());
@@ -137,15 +137,9 @@ pub async fn down_all(base: Option<&std::path::Path>) -> Result<Vec<String>> {
     }
     // Containers of runs that are gone (or detached): found by label, whatever the state files say.
     if let Ok(runs) = crate::backend::docker::down_leftovers(|run_id| {
-        let run = RunDir::open(
-            &list_runs(base)
-                .into_iter()
-                .find(|d| d.ends_with(run_id))
-                .unwrap_or_default(),
-        );
-        RunState::load(&run).is_ok_and(|(st, _)| {
-            !st.owner_gone() && st.owner_pid != std::process::id() && !st.detached
-        })
+        dirs.iter()
+            .find(|d| d.ends_with(run_id))
+            .is_some_and(|d| owned_elsewhere(&RunDir::open(d)))
     })
     .await
     {

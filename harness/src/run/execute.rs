@@ -95,12 +95,14 @@ impl Rehearsal {
             BackendKind::Docker => {
                 // Fail on a missing engine or image before creating anything.
                 let docker = crate::backend::docker::connect().await?;
-                crate::backend::docker::pick_image(&docker, scenario.chain.pg_version).await?;
+                let image =
+                    crate::backend::docker::pick_image(&docker, scenario.chain.pg_version).await?;
                 let run = RunDir::create(opts.runs_dir.as_deref(), &scenario.name, &user)?;
                 let b = crate::backend::docker::DockerBackend::new(
                     run.clone(),
                     creds.clone(),
-                    scenario.chain.pg_version,
+                    docker,
+                    image,
                 )
                 .await?;
                 let img = b.image().clone();
@@ -343,35 +345,41 @@ impl Rehearsal {
         let opts = VerifyOptions::default();
         let reference = chain.primary().clone();
         let r = Side::of(&reference, &db);
-        let mut reports = vec![
-            verify::compare(&r, &Side::of(&chain.c, &db), &opts)
-                .await
-                .step("verifying c")?,
-        ];
-        if reference.name() == chain.a.name() {
-            reports.push(
-                verify::compare(&r, &Side::of(&chain.b, &db), &opts)
-                    .await
-                    .step("verifying b")?,
-            );
+        // B is compared too while it is still a standby; both comparisons run at once.
+        let (c_side, b_side) = (Side::of(&chain.c, &db), Side::of(&chain.b, &db));
+        let (c_report, b_report) = tokio::join!(verify::compare(&r, &c_side, &opts), async {
+            if reference.name() == chain.a.name() {
+                Some(verify::compare(&r, &b_side, &opts).await)
+            } else {
+                None
+            }
+        });
+        let mut reports = vec![c_report.step("verifying c")?];
+        if let Some(b) = b_report {
+            reports.push(b.step("verifying b")?);
         }
         self.report.lock().expect("report").verify = reports;
 
         // --- the ledger: acknowledged writes that must be there
         let mut rpo = None;
+        let mut first_write_on_b_ms = None;
         if drive.workload_ran {
             self.progress
                 .phase("checking the ledger of acknowledged writes");
             let entries = workload::read_ledger(&ledger_path)?;
             let cap = opts.max_keys_listed;
-            let mut checks = Vec::new();
-            for n in [&chain.c, &reference] {
-                let check =
-                    workload::check_ledger(&entries, n.name(), &n.admin().with_db(&db), cap)
+            let check = |n: &Node| {
+                let conn = n.admin().with_db(&db);
+                let entries = &entries;
+                let name = n.name().to_string();
+                async move {
+                    workload::check_ledger(entries, &name, &conn, cap)
                         .await
-                        .step_with(|| format!("checking the ledger on {}", n.name()))?;
-                checks.push(check);
-            }
+                        .step_with(|| format!("checking the ledger on {name}"))
+                }
+            };
+            let (on_c, on_ref) = tokio::join!(check(&chain.c), check(&reference));
+            let checks = vec![on_c?, on_ref?];
             let rc = &checks[1];
             rpo = Some(crate::observe::Rpo {
                 node: rc.node.clone(),
@@ -381,16 +389,11 @@ impl Rehearsal {
                 unknown_not_applied: rc.unknown_not_applied,
             });
             if drive.events.killed_ms.is_some() {
-                let first_on_b = entries
+                first_write_on_b_ms = entries
                     .iter()
                     .filter(|e| e.node == "b" && e.outcome == workload::Outcome::Ok)
                     .map(|e| (e.done_us / 1000) as i64)
                     .min();
-                drive
-                    .first_write_on_b_ms
-                    .lock()
-                    .expect("first write")
-                    .replace(first_on_b.unwrap_or(-1));
             }
             self.report.lock().expect("report").ledger = checks;
         }
@@ -408,16 +411,11 @@ impl Rehearsal {
         obs.last_heal_ms = drive.last_heal_ms;
         obs.convergence_ms = convergence(&obs, drive.last_heal_ms, caught_up_ms);
         if let (Some(killed), Some(promoted)) = (drive.events.killed_ms, drive.events.promoted_ms) {
-            let first = drive
-                .first_write_on_b_ms
-                .lock()
-                .expect("first write")
-                .filter(|t| *t >= 0);
             obs.failover = Some(crate::observe::Failover {
                 killed_ms: killed,
                 promoted_ms: promoted,
                 slot_carried_on: obs.slot.as_ref().and_then(|s| s.survived),
-                first_write_on_b_ms: first,
+                first_write_on_b_ms,
             });
         }
         obs.findings = findings(&obs, &chain);
@@ -499,7 +497,6 @@ impl Rehearsal {
             events,
             heartbeat,
             sampler,
-            first_write_on_b_ms: Mutex::new(None),
         })
     }
 
@@ -557,7 +554,6 @@ struct Drive {
     events: crate::faults::FailoverEvents,
     heartbeat: Heartbeat,
     sampler: Sampler,
-    first_write_on_b_ms: Mutex<Option<i64>>,
 }
 
 /// Why the logical slot on B cannot feed C any more (invalidated or gone), if so.

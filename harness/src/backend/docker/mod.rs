@@ -82,13 +82,17 @@ pub async fn connect() -> Result<Docker> {
 }
 
 impl DockerBackend {
-    /// A backend for one run: finds the image for `major`, creates the run's network.
+    /// A backend for one run on `docker` (from [`connect`]) with `image` (from [`pick_image`]):
+    /// creates the run's network.
     ///
     /// # Errors
-    /// Environment errors: no Docker, no usable image.
-    pub async fn new(run: RunDir, creds: Credentials, major: u32) -> Result<DockerBackend> {
-        let docker = connect().await?;
-        let image = pick_image(&docker, major).await?;
+    /// Environment errors: the network cannot be created.
+    pub async fn new(
+        run: RunDir,
+        creds: Credentials,
+        docker: Docker,
+        image: ImageChoice,
+    ) -> Result<DockerBackend> {
         // Short, unique, valid as a container name; the run id itself is in the labels.
         let prefix =
             format!("pgrh-{}", &run.id()[run.id().len().saturating_sub(4)..]).to_lowercase();

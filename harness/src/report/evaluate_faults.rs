@@ -40,6 +40,17 @@ fn within(ok: bool) -> &'static str {
     if ok { "within" } else { "over" }
 }
 
+/// Unknown: the run recorded no outcome of the logical slot.
+fn slot_not_observed(name: &str, expected: &str) -> ExpectationResult {
+    result(
+        name,
+        Verdict::Unknown,
+        expected,
+        "slot not observed",
+        "no outcome of the logical slot on b was recorded",
+    )
+}
+
 /// Unknown: the run has no observations to judge `name` by.
 fn not_observed(name: &str, expected: &str) -> ExpectationResult {
     result(
@@ -171,13 +182,7 @@ pub(super) fn slot_survives(want: bool, obs: Option<&Observations>) -> Expectati
         "the logical slot on b is invalidated by the end"
     };
     let Some(slot) = obs.and_then(|o| o.slot.as_ref()) else {
-        return result(
-            NAME,
-            Verdict::Unknown,
-            expected,
-            "slot not observed",
-            "no outcome of the logical slot on b was recorded",
-        );
+        return slot_not_observed(NAME, expected);
     };
     let verdict = match slot_usable(slot) {
         None => Verdict::Unknown,
@@ -202,13 +207,7 @@ pub(super) fn slot_invalidated(reason: &str, obs: Option<&Observations>) -> Expe
         format!("the logical slot on b ends invalidated for {reason}")
     };
     let Some(slot) = obs.and_then(|o| o.slot.as_ref()) else {
-        return result(
-            NAME,
-            Verdict::Unknown,
-            &expected,
-            "slot not observed",
-            "no outcome of the logical slot on b was recorded",
-        );
+        return slot_not_observed(NAME, &expected);
     };
     let mut evidence = slot_evidence(slot);
     let verdict = match (slot.invalidation_reason.as_deref(), slot.survived) {

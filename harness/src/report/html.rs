@@ -27,6 +27,11 @@ figure{margin:1em 0}figure svg{max-width:100%;height:auto}";
 
 /// Render the HTML report of `report`: a single file with everything inline.
 pub fn render_html(r: &Report) -> String {
+    html_with(r, &charts::render_plots(r))
+}
+
+/// [`render_html`] with the plots already rendered (file name → SVG document).
+pub(super) fn html_with(r: &Report, plots: &[(&'static str, String)]) -> String {
     let title = format!(
         "{} · {} · seed {}",
         r.verdict.word().to_uppercase(),
@@ -77,7 +82,7 @@ pub fn render_html(r: &Report) -> String {
         s.push(Block::List(notes.into_iter().map(Text::plain).collect()));
         all.push(s);
     }
-    out.push_str(&doc::html(&all, &charts::render_plots(r)));
+    out.push_str(&doc::html(&all, plots));
     out.push_str("</body>\n</html>\n");
     out
 }

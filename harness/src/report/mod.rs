@@ -217,14 +217,15 @@ pub fn write_all(dir: &Path, report: &Report) -> Result<ReportPaths> {
         plots: Vec::new(),
     };
     // The plots first: report.md refers to them, so they exist by the time it does.
-    for (file, svg) in render_plots(report) {
+    let plots = render_plots(report);
+    for (file, svg) in &plots {
         let path = dir.join(file);
-        write_atomic(&path, &svg)?;
+        write_atomic(&path, svg)?;
         paths.plots.push(path);
     }
     write_atomic(&paths.json, &(json + "\n"))?;
     write_atomic(&paths.markdown, &render_markdown(report))?;
-    write_atomic(&paths.html, &render_html(report))?;
+    write_atomic(&paths.html, &html::html_with(report, &plots))?;
     write_atomic(&paths.junit, &render_junit(report))?;
     Ok(paths)
 }

@@ -225,7 +225,7 @@ impl Chain {
             Self::prepare_target(&c, spec, creds)
         );
         pa?;
-        pc.step("creating the database on c")?;
+        pc?;
         Ok((a, c))
     }
 

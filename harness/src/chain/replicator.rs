@@ -67,7 +67,7 @@ impl Replicator for NativeSubscription {
             self.publication
         );
         let sql = self.create_sql(via);
-        let create = self.execute_as_owner(c, sql);
+        let create = self.execute_as_owner(c, &sql);
         match tokio::time::timeout(self.sync_timeout, create).await {
             Ok(r) => r.step("creating the subscription on c")?,
             Err(_) => {
@@ -112,11 +112,7 @@ impl Replicator for NativeSubscription {
 
 impl NativeSubscription {
     /// Run `sql` on C's database as the subscription's owner.
-    fn execute_as_owner(
-        &self,
-        c: &Node,
-        sql: String,
-    ) -> impl std::future::Future<Output = Result<()>> + Send + 'static {
+    async fn execute_as_owner(&self, c: &Node, sql: &str) -> Result<()> {
         let conn = match &self.owner {
             Some(l) => ConnInfo {
                 endpoint: c.admin().endpoint.clone(),
@@ -125,15 +121,12 @@ impl NativeSubscription {
             },
             None => c.admin().with_db(&self.database),
         };
-        let name = c.name().to_string();
-        async move {
-            let client = conn.connect(crate::node::CONNECT_TIMEOUT).await?;
-            client.batch_execute(&sql).await.map_err(|e| {
-                crate::Error::from(e)
-                    .context(crate::secret::redact(&sql))
-                    .with_node(name)
-            })
-        }
+        let client = conn.connect(crate::node::CONNECT_TIMEOUT).await?;
+        client.batch_execute(sql).await.map_err(|e| {
+            crate::Error::from(e)
+                .context(crate::secret::redact(sql))
+                .with_node(c.name())
+        })
     }
 
     fn create_sql(&self, via: &Endpoint) -> String {
@@ -203,11 +196,12 @@ impl NativeSubscription {
             self.name
         );
         let sql = self.create_sql(via);
-        let owner_run = self.execute_as_owner(c, sql);
-        let mut create = tokio::spawn(owner_run);
+        // One statement, awaited in two stretches: before and after the nudge.
+        let create = self.execute_as_owner(c, &sql);
+        tokio::pin!(create);
         let still_waiting = match tokio::time::timeout(wait, &mut create).await {
             Ok(res) => {
-                res.map_err(|e| crate::Error::internal(format!("subscription task: {e}")))??;
+                res?;
                 false
             }
             Err(_) => true,
@@ -224,9 +218,9 @@ impl NativeSubscription {
         let nudged = std::time::Instant::now();
         let _nudge = Nudger::start(a, Duration::from_millis(100));
         let completed_after_nudge_ms = if still_waiting {
-            match tokio::time::timeout(self.sync_timeout, create).await {
+            match tokio::time::timeout(self.sync_timeout, &mut create).await {
                 Ok(res) => {
-                    res.map_err(|e| crate::Error::internal(format!("subscription task: {e}")))??;
+                    res?;
                     Some(nudged.elapsed().as_millis() as u64)
                 }
                 Err(_) => {

@@ -237,29 +237,3 @@ pub fn signal_tree(root: i32, sig: nix::sys::signal::Signal) {
     }
     let _ = kill(Pid::from_raw(root), sig);
 }
-
-/// Create `dir` and its missing parents as world-traversable folders (0755): the server user
-/// must be able to walk down to data directories and binaries the harness creates as root.
-///
-/// # Errors
-/// Environment error naming the folder.
-pub fn public_dirs(dir: &Path) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let mut missing = Vec::new();
-    let mut cur = Some(dir);
-    while let Some(d) = cur {
-        if d.exists() {
-            break;
-        }
-        missing.push(d.to_path_buf());
-        cur = d.parent();
-    }
-    for d in missing.iter().rev() {
-        std::fs::create_dir(d)
-            .or_else(|e| if d.is_dir() { Ok(()) } else { Err(e) })
-            .map_err(|e| io_error("cannot create", d, e))?;
-        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755))
-            .map_err(|e| io_error("cannot chmod", d, e))?;
-    }
-    Ok(())
-}

@@ -103,7 +103,12 @@ pub fn install_pinned(major: u32) -> Result<PgInstall> {
     Ok(inst)
 }
 
-fn create_public_dir(dir: &Path) -> Result<()> {
+/// Create `dir` (and parents); as root, make the folders under the cache world-traversable
+/// (0755): the server user must walk down to binaries and templates the harness makes as root.
+///
+/// # Errors
+/// Environment error naming the folder.
+pub(crate) fn create_public_dir(dir: &Path) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     fs::create_dir_all(dir).map_err(|e| io_error("cannot create", dir, e))?;
     if nix::unistd::geteuid().is_root() {

@@ -11,6 +11,7 @@ mod version;
 
 use std::path::{Path, PathBuf};
 
+pub(crate) use fetch::create_public_dir;
 pub use fetch::{cache_dir, install_pinned};
 pub use pins::{PINS, Pin};
 pub use version::PgVersion;

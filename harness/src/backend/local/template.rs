@@ -70,7 +70,7 @@ async fn ensure(pg: &PgInstall, user: &ServerUser, slot: u8, superuser: &str) ->
     if dir.join("PG_VERSION").is_file() && dir.with_extension("ok").is_file() {
         return Ok(dir);
     }
-    crate::os::public_dirs(&root)?;
+    crate::pg::create_public_dir(&root)?;
     let lock_path = root.join(format!(".{superuser}-{slot}.lock"));
     let lock =
         std::fs::File::create(&lock_path).map_err(|e| io_error("cannot create", &lock_path, e))?;

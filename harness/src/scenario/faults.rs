@@ -20,39 +20,35 @@ struct KindKeys {
     name: &'static str,
     required: &'static [&'static str],
     optional: &'static [&'static str],
-    /// Takes `heal_at` (every kind but the one-shot ones).
-    heals: bool,
 }
 
 /// One row per [`FaultKind::NAMES`], same order.
 const KINDS: [KindKeys; 14] = [
-    kind("latency", &["hop", "latency"], &["jitter"], true),
-    kind("bandwidth", &["hop", "rate"], &[], true),
-    kind("loss", &["hop", "loss"], &[], true),
-    kind("partition", &["hop"], &[], true),
-    kind("link_down", &["hop"], &[], true),
-    kind("kill", &["node"], &[], true),
-    kind("stop", &["node"], &["mode"], true),
-    kind("pause", &["node"], &[], true),
-    kind("replay_pause", &[], &[], true),
-    kind("replay_delay", &["delay"], &[], true),
-    kind("replicator_stop", &[], &[], true),
-    kind("primary_failure", &[], &[], false),
-    kind("catalog_churn", &[], &["every"], true),
-    kind("checkpoint", &[], &[], false),
+    kind("latency", &["hop", "latency"], &["jitter"]),
+    kind("bandwidth", &["hop", "rate"], &[]),
+    kind("loss", &["hop", "loss"], &[]),
+    kind("partition", &["hop"], &[]),
+    kind("link_down", &["hop"], &[]),
+    kind("kill", &["node"], &[]),
+    kind("stop", &["node"], &["mode"]),
+    kind("pause", &["node"], &[]),
+    kind("replay_pause", &[], &[]),
+    kind("replay_delay", &["delay"], &[]),
+    kind("replicator_stop", &[], &[]),
+    kind("primary_failure", &[], &[]),
+    kind("catalog_churn", &[], &["every"]),
+    kind("checkpoint", &[], &[]),
 ];
 
 const fn kind(
     name: &'static str,
     required: &'static [&'static str],
     optional: &'static [&'static str],
-    heals: bool,
 ) -> KindKeys {
     KindKeys {
         name,
         required,
         optional,
-        heals,
     }
 }
 
@@ -329,7 +325,8 @@ fn takes(k: &KindKeys) -> String {
     let mut keys: Vec<String> = k.required.iter().map(|s| s.to_string()).collect();
     keys.push("at".into());
     keys.extend(k.optional.iter().map(|s| format!("{s} (optional)")));
-    if k.heals {
+    // Every kind but the one-shot ones takes `heal_at`.
+    if !FaultKind::ONE_SHOT.contains(&k.name) {
         keys.push("heal_at (optional)".into());
     }
     let list = match keys.split_last() {

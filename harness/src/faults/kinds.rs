@@ -9,8 +9,8 @@ use tokio::task::JoinHandle;
 use super::model::{FaultKind, Hop};
 use super::proxy::{LinkMode, LinkState};
 use super::runtime::FaultEnv;
-use crate::error::{Error, Result, ResultExt};
-use crate::node::{Node, StopMode};
+use crate::error::{Result, ResultExt};
+use crate::node::StopMode;
 
 /// A fault: inject it, heal it. Heal must be safe to call when inject failed halfway.
 #[async_trait]
@@ -346,19 +346,6 @@ impl Fault for Checkpoint {
     }
     async fn heal(&self, _env: &FaultEnv) -> Result<()> {
         Ok(())
-    }
-}
-
-/// Check that a node may take a destructive fault.
-pub(crate) fn owned_or_refuse(n: &Node, allow_foreign: bool) -> Result<()> {
-    if n.owned() || allow_foreign {
-        Ok(())
-    } else {
-        Err(Error::usage(format!(
-            "refusing a destructive fault on {}: pgrehearse did not create this server",
-            n.name()
-        ))
-        .with_hint("pass --allow-destructive-faults if this server is yours to break"))
     }
 }
 

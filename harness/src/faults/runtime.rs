@@ -13,7 +13,7 @@ use super::model::{FaultRecord, FaultSpec, Hop};
 use super::proxy::LinkState;
 use crate::chain::Replicator;
 use crate::error::{Error, Result};
-use crate::node::{Node, Role};
+use crate::node::Node;
 use crate::workload::Target;
 
 fn hop_index(hop: Hop) -> usize {
@@ -61,7 +61,6 @@ pub struct FaultEnv {
     /// Failover moments.
     pub events: Mutex<FailoverEvents>,
     clock: Instant,
-    allow_foreign: bool,
 }
 
 impl FaultEnv {
@@ -91,14 +90,7 @@ impl FaultEnv {
             target,
             events: Mutex::default(),
             clock,
-            allow_foreign: false,
         }
-    }
-
-    /// Allow destructive faults on servers the harness did not create.
-    pub fn allow_foreign(mut self, yes: bool) -> FaultEnv {
-        self.allow_foreign = yes;
-        self
     }
 
     /// Milliseconds since the workload started.
@@ -198,17 +190,19 @@ impl FaultEnv {
             .await
     }
 
-    /// Refuse destructive faults on servers pgrehearse did not create (unless allowed).
+    /// Refuse destructive faults on servers pgrehearse did not create.
     ///
     /// # Errors
     /// Usage error naming the node.
     pub fn require_owned(&self, n: &Node) -> Result<()> {
-        kinds::owned_or_refuse(n, self.allow_foreign)
-    }
-
-    /// Whether B has been promoted.
-    pub fn b_promoted(&self) -> bool {
-        self.b.role() == Role::Primary
+        if n.owned() {
+            return Ok(());
+        }
+        Err(Error::usage(format!(
+            "refusing a destructive fault on {}: pgrehearse did not create this server",
+            n.name()
+        ))
+        .with_hint("destructive faults (kill, stop, pause, primary failure) run only on servers pgrehearse created: remove the fault from the scenario"))
     }
 }
 

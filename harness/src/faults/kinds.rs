@@ -1,6 +1,5 @@
 //! One [`Fault`] per kind: how to inject it and how to heal it.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -15,8 +14,6 @@ use crate::node::StopMode;
 /// A fault: inject it, heal it. Heal must be safe to call when inject failed halfway.
 #[async_trait]
 pub trait Fault: Send + Sync {
-    /// What it does, for logs and reports.
-    fn describe(&self) -> String;
     /// Do it.
     async fn inject(&self, env: &FaultEnv) -> Result<()>;
     /// Undo it (no-op for one-shot faults).
@@ -25,7 +22,6 @@ pub trait Fault: Send + Sync {
 
 /// The fault implementing `kind`.
 pub fn build(kind: &FaultKind) -> Box<dyn Fault> {
-    let d = kind.describe();
     match kind.clone() {
         FaultKind::Latency {
             hop,
@@ -38,7 +34,6 @@ pub fn build(kind: &FaultKind) -> Box<dyn Fault> {
                 jitter,
                 ..Default::default()
             },
-            d,
         ),
         FaultKind::Bandwidth { hop, bytes_per_sec } => Link::new(
             hop,
@@ -46,7 +41,6 @@ pub fn build(kind: &FaultKind) -> Box<dyn Fault> {
                 bandwidth: Some(bytes_per_sec),
                 ..Default::default()
             },
-            d,
         ),
         FaultKind::Loss { hop, percent } => Link::new(
             hop,
@@ -54,7 +48,6 @@ pub fn build(kind: &FaultKind) -> Box<dyn Fault> {
                 loss: percent / 100.0,
                 ..Default::default()
             },
-            d,
         ),
         FaultKind::Partition { hop } => Link::new(
             hop,
@@ -62,7 +55,6 @@ pub fn build(kind: &FaultKind) -> Box<dyn Fault> {
                 mode: LinkMode::Blackhole,
                 ..Default::default()
             },
-            d,
         ),
         FaultKind::LinkDown { hop } => Link::new(
             hop,
@@ -70,33 +62,28 @@ pub fn build(kind: &FaultKind) -> Box<dyn Fault> {
                 mode: LinkMode::Down,
                 ..Default::default()
             },
-            d,
         ),
         FaultKind::Kill { node } => Box::new(NodeFault {
             node,
             action: NodeAction::Kill,
-            d,
         }),
         FaultKind::Stop { node, mode } => Box::new(NodeFault {
             node,
             action: NodeAction::Stop(mode),
-            d,
         }),
         FaultKind::Pause { node } => Box::new(NodeFault {
             node,
             action: NodeAction::Pause,
-            d,
         }),
-        FaultKind::ReplayPause => Box::new(ReplayPause { d }),
-        FaultKind::ReplayDelay { delay } => Box::new(ReplayDelay { delay, d }),
-        FaultKind::ReplicatorStop => Box::new(ReplicatorStop { d }),
-        FaultKind::PrimaryFailure => Box::new(PrimaryFailure { d }),
+        FaultKind::ReplayPause => Box::new(ReplayPause),
+        FaultKind::ReplayDelay { delay } => Box::new(ReplayDelay { delay }),
+        FaultKind::ReplicatorStop => Box::new(ReplicatorStop),
+        FaultKind::PrimaryFailure => Box::new(PrimaryFailure),
         FaultKind::CatalogChurn { every } => Box::new(CatalogChurn {
             every,
             task: std::sync::Mutex::new(None),
-            d,
         }),
-        FaultKind::Checkpoint => Box::new(Checkpoint { d }),
+        FaultKind::Checkpoint => Box::new(Checkpoint),
     }
 }
 
@@ -105,22 +92,18 @@ struct Link {
     /// Tells this fault's state apart from others in force on the same hop.
     id: u64,
     state: LinkState,
-    d: String,
 }
 
 impl Link {
-    fn new(hop: Hop, state: LinkState, d: String) -> Box<Link> {
+    fn new(hop: Hop, state: LinkState) -> Box<Link> {
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        Box::new(Link { hop, id, state, d })
+        Box::new(Link { hop, id, state })
     }
 }
 
 #[async_trait]
 impl Fault for Link {
-    fn describe(&self) -> String {
-        self.d.clone()
-    }
     async fn inject(&self, env: &FaultEnv) -> Result<()> {
         env.link_add(self.hop, self.id, &self.state).await
     }
@@ -138,14 +121,10 @@ enum NodeAction {
 struct NodeFault {
     node: String,
     action: NodeAction,
-    d: String,
 }
 
 #[async_trait]
 impl Fault for NodeFault {
-    fn describe(&self) -> String {
-        self.d.clone()
-    }
     async fn inject(&self, env: &FaultEnv) -> Result<()> {
         let n = env.node(&self.node)?;
         env.require_owned(&n)?;
@@ -166,15 +145,10 @@ impl Fault for NodeFault {
     }
 }
 
-struct ReplayPause {
-    d: String,
-}
+struct ReplayPause;
 
 #[async_trait]
 impl Fault for ReplayPause {
-    fn describe(&self) -> String {
-        self.d.clone()
-    }
     async fn inject(&self, env: &FaultEnv) -> Result<()> {
         env.b()
             .execute("postgres", "SELECT pg_wal_replay_pause()")
@@ -192,14 +166,10 @@ impl Fault for ReplayPause {
 
 struct ReplayDelay {
     delay: Duration,
-    d: String,
 }
 
 #[async_trait]
 impl Fault for ReplayDelay {
-    fn describe(&self) -> String {
-        self.d.clone()
-    }
     async fn inject(&self, env: &FaultEnv) -> Result<()> {
         let b = env.b();
         // ALTER SYSTEM refuses to run inside a transaction block, which a multi-statement
@@ -222,15 +192,10 @@ impl Fault for ReplayDelay {
     }
 }
 
-struct ReplicatorStop {
-    d: String,
-}
+struct ReplicatorStop;
 
 #[async_trait]
 impl Fault for ReplicatorStop {
-    fn describe(&self) -> String {
-        self.d.clone()
-    }
     async fn inject(&self, env: &FaultEnv) -> Result<()> {
         env.replicator.stop(&env.c).await
     }
@@ -239,15 +204,10 @@ impl Fault for ReplicatorStop {
     }
 }
 
-struct PrimaryFailure {
-    d: String,
-}
+struct PrimaryFailure;
 
 #[async_trait]
 impl Fault for PrimaryFailure {
-    fn describe(&self) -> String {
-        self.d.clone()
-    }
     async fn inject(&self, env: &FaultEnv) -> Result<()> {
         env.require_owned(&env.a)?;
         env.a.kill().await.step("primary failure: killing a")?;
@@ -270,7 +230,6 @@ impl Fault for PrimaryFailure {
 struct CatalogChurn {
     every: Duration,
     task: std::sync::Mutex<Option<JoinHandle<()>>>,
-    d: String,
 }
 
 /// One round of the churn PostgreSQL's recovery test 035 uses to provoke a recovery conflict:
@@ -288,9 +247,6 @@ const CHURN: &[&str] = &[
 
 #[async_trait]
 impl Fault for CatalogChurn {
-    fn describe(&self) -> String {
-        self.d.clone()
-    }
     async fn inject(&self, env: &FaultEnv) -> Result<()> {
         let a = env.a.clone();
         env.require_owned(&a)?;
@@ -325,15 +281,10 @@ impl Fault for CatalogChurn {
     }
 }
 
-struct Checkpoint {
-    d: String,
-}
+struct Checkpoint;
 
 #[async_trait]
 impl Fault for Checkpoint {
-    fn describe(&self) -> String {
-        self.d.clone()
-    }
     async fn inject(&self, env: &FaultEnv) -> Result<()> {
         let p = env.primary();
         p.execute("postgres", "CHECKPOINT").await?;
@@ -348,6 +299,3 @@ impl Fault for Checkpoint {
         Ok(())
     }
 }
-
-/// Keep the compiler honest about the shared handle type used by the runtime.
-pub(crate) type SharedFault = Arc<dyn Fault>;

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::kinds::{self, SharedFault};
+use super::kinds::{self, Fault};
 use super::link::LinkControl;
 use super::model::{FaultRecord, FaultSpec, Hop};
 use super::proxy::LinkState;
@@ -208,7 +208,7 @@ impl FaultEnv {
 
 struct Entry {
     spec: FaultSpec,
-    fault: SharedFault,
+    fault: Box<dyn Fault>,
 }
 
 struct State {
@@ -232,7 +232,7 @@ impl Timeline {
                 .iter()
                 .map(|s| Entry {
                     spec: s.clone(),
-                    fault: Arc::from(kinds::build(&s.kind)),
+                    fault: kinds::build(&s.kind),
                 })
                 .collect(),
         );
@@ -241,7 +241,7 @@ impl Timeline {
                 .iter()
                 .map(|e| FaultRecord {
                     kind: e.spec.kind.name().to_string(),
-                    description: e.fault.describe(),
+                    description: e.spec.kind.describe(),
                     injected_ms: None,
                     healed_ms: None,
                     error: None,
@@ -323,7 +323,7 @@ async fn apply(e: &Entry, i: usize, st: &Mutex<State>, env: &FaultEnv, inject: b
     tracing::info!(
         "t={:.1}s {verb} {}",
         env.now_ms() as f64 / 1000.0,
-        e.fault.describe()
+        e.spec.kind.describe()
     );
     // Times are when the action started: a primary failure takes seconds to complete (the
     // promotion), but the fault happened when A died.
@@ -345,7 +345,7 @@ async fn apply(e: &Entry, i: usize, st: &Mutex<State>, env: &FaultEnv, inject: b
             }
         }
         Err(err) => {
-            tracing::warn!("{verb} {} failed: {err}", e.fault.describe());
+            tracing::warn!("{verb} {} failed: {err}", e.spec.kind.describe());
             let msg = match err.hint() {
                 Some(hint) => format!("{verb}: {err} (hint: {hint})"),
                 None => format!("{verb}: {err}"),

@@ -98,49 +98,6 @@ pub trait NodeControl: Send + Sync {
     }
 }
 
-/// A shared handle controls the same server (backends keep one, the node keeps another).
-#[async_trait]
-impl<T: NodeControl + ?Sized> NodeControl for Arc<T> {
-    async fn start(&self) -> Result<()> {
-        (**self).start().await
-    }
-    async fn stop(&self, mode: StopMode) -> Result<()> {
-        (**self).stop(mode).await
-    }
-    async fn kill(&self) -> Result<()> {
-        (**self).kill().await
-    }
-    async fn pause(&self) -> Result<()> {
-        (**self).pause().await
-    }
-    async fn resume(&self) -> Result<()> {
-        (**self).resume().await
-    }
-    async fn is_running(&self) -> bool {
-        (**self).is_running().await
-    }
-    async fn log_since(&self, offset: u64) -> Result<(String, u64)> {
-        (**self).log_since(offset).await
-    }
-    fn log_location(&self) -> String {
-        (**self).log_location()
-    }
-    async fn run_tool(
-        &self,
-        tool: &str,
-        args: &[String],
-        stdin: Option<Vec<u8>>,
-    ) -> Result<Vec<u8>> {
-        (**self).run_tool(tool, args, stdin).await
-    }
-    fn data_dir(&self) -> Option<PathBuf> {
-        (**self).data_dir()
-    }
-    fn pid(&self) -> Option<i32> {
-        (**self).pid()
-    }
-}
-
 struct NodeInner {
     name: String,
     role: Mutex<Role>,
@@ -148,7 +105,8 @@ struct NodeInner {
     peer: Endpoint,
     version: PgVersion,
     owned: bool,
-    ctl: Box<dyn NodeControl>,
+    /// Shared: the backend keeps a handle on the same server for teardown.
+    ctl: Arc<dyn NodeControl>,
 }
 
 /// A handle on one server. Cloning shares the handle.
@@ -183,7 +141,7 @@ impl Node {
         peer: Endpoint,
         version: PgVersion,
         owned: bool,
-        ctl: Box<dyn NodeControl>,
+        ctl: Arc<dyn NodeControl>,
     ) -> Node {
         Node {
             inner: Arc::new(NodeInner {

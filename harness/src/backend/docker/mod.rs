@@ -209,7 +209,7 @@ impl DockerBackend {
             peer,
             self.version.clone(),
             true,
-            Box::new(n),
+            n,
         )
     }
 
@@ -521,7 +521,7 @@ pub async fn adopt_nodes(
             peer,
             version.clone(),
             true,
-            Box::new(n),
+            n,
         ));
     }
     Ok(nodes)

@@ -210,7 +210,7 @@ impl LocalBackend {
             ep,
             self.pg.version.clone(),
             true,
-            Box::new(proc_),
+            proc_,
         )
     }
 

@@ -122,11 +122,11 @@ impl Sampler {
                         None
                     }
                 };
-                let seq_for_lag = seq.or(last_seq);
                 let mut lags = derive_lags(&sa, &sb, &cfg.logical_slot);
                 if let (Some(log), Some(seq), Some(e2e)) = (
                     &cfg.heartbeat,
-                    seq_for_lag,
+                    // The newest C has shown, even when it did not answer this time.
+                    last_seq,
                     lags.iter_mut().find(|l| l.hop == "a→c"),
                 ) {
                     e2e.seconds = Some(log.lag_at(seq, t_ms));

@@ -178,16 +178,7 @@ fn invalidation(s: &crate::observe::SlotRow) -> Option<String> {
 }
 
 fn peak_u64<'a>(pts: impl Iterator<Item = (i64, Option<u64>)> + 'a) -> Option<Peak> {
-    pts.filter_map(|(t, v)| {
-        v.map(|v| Peak {
-            value: v as f64,
-            at_ms: t,
-        })
-    })
-    .fold(None, |acc: Option<Peak>, p| match acc {
-        Some(a) if a.value >= p.value => Some(a),
-        _ => Some(p),
-    })
+    peak_f64(pts.map(|(t, v)| (t, v.map(|v| v as f64))))
 }
 
 fn peak_f64<'a>(pts: impl Iterator<Item = (i64, Option<f64>)> + 'a) -> Option<Peak> {

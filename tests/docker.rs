@@ -76,7 +76,14 @@ fn leftovers(run: &std::path::Path) -> (usize, usize) {
 }
 
 fn run_docker(scenario: &str) -> Value {
-    let out = cli::run(&["run", scenario, "--backend", "docker", "--seed", "11"]);
+    run_docker_with_env(scenario, &[])
+}
+
+fn run_docker_with_env(scenario: &str, env: &[(&str, &str)]) -> Value {
+    let out = cli::run_with_env(
+        &["run", scenario, "--backend", "docker", "--seed", "11"],
+        env,
+    );
     let err = cli::stderr(&out);
     let run = cli::run_dir(&err).unwrap_or_else(|| panic!("no run directory:\n{err}"));
     let report: Value =
@@ -140,6 +147,10 @@ fn peak(r: &Value, field: &str, from_ms: i64, to_ms: i64) -> f64 {
 /// Run a 16 s workload in containers with one link `fault` (TOML keys) from 3 s to 9 s; the
 /// fault must have been injected.
 fn with_link_fault(name: &str, fault: &str) -> Value {
+    with_link_fault_env(name, fault, &[])
+}
+
+fn with_link_fault_env(name: &str, fault: &str, env: &[(&str, &str)]) -> Value {
     let (_d, path) = cli::scenario(
         name,
         &format!(
@@ -148,7 +159,7 @@ fn with_link_fault(name: &str, fault: &str) -> Value {
              [expect]\nconsistent = true\nconsistent_after_heal = true\nconverges_within = \"60s\"\n"
         ),
     );
-    let r = run_docker(path.to_str().unwrap());
+    let r = run_docker_with_env(path.to_str().unwrap(), env);
     let f = &r["observations"]["faults"][0];
     assert!(f["error"].is_null(), "{f:#}");
     r
@@ -262,4 +273,86 @@ fn down_all_removes_the_containers_of_a_killed_harness() {
     let out = cli::run(&["down", "--all"]);
     assert_eq!(out.status.code(), Some(0), "{}", cli::stderr(&out));
     assert_eq!(leftovers(&run), (0, 0), "down --all must remove them");
+}
+
+/// Like the official `postgres` image, which carries neither iptables nor tc: the built image
+/// with both removed, committed under a test-only name.
+fn image_without_network_tools() -> &'static str {
+    static BUILT: Once = Once::new();
+    BUILT.call_once(strip_network_tools);
+    BARE_IMAGE
+}
+
+const BARE_IMAGE: &str = "pgrehearse-test/postgres-without-net-tools:17";
+
+fn strip_network_tools() {
+    const BUILDER: &str = "pgrehearse-test-strip-net-tools";
+    let docker = |args: &[&str]| {
+        Command::new("docker")
+            .args(args)
+            .output()
+            .expect("running docker")
+    };
+    let _ = docker(&["rm", "-f", BUILDER]);
+    let out = docker(&[
+        "run",
+        "--name",
+        BUILDER,
+        "pgrehearse/postgres:17",
+        "sh",
+        "-c",
+        "for t in iptables tc; do rm -f \"$(command -v $t)\"; done; \
+         ! command -v iptables && ! command -v tc",
+    ]);
+    assert!(out.status.success(), "stripping the tools: {out:?}");
+    let out = docker(&["commit", BUILDER, BARE_IMAGE]);
+    assert!(out.status.success(), "docker commit: {out:?}");
+    let _ = docker(&["rm", "-f", BUILDER]);
+}
+
+#[test]
+fn a_partition_works_on_an_image_without_iptables_or_tc() {
+    if !docker_ready() {
+        return;
+    }
+    // The official image's case: the rules are set from a helper container that joins the
+    // node's network namespace, so the partition is as real as with the tools inside.
+    let image = image_without_network_tools();
+    let r = with_link_fault_env(
+        "docker-bare-partition",
+        "kind = \"partition\"\nhop = \"a-b\"\n",
+        &[("PGREHEARSE_IMAGE", image)],
+    );
+    let ab = peak(&r, "ab_bytes", 5_000, 9_000);
+    assert!(
+        ab > 50_000.0,
+        "a→b lag must grow while the containers are partitioned: {ab}"
+    );
+    let notes = r["notes"].to_string();
+    assert!(notes.contains("helper container"), "{notes}");
+}
+
+#[test]
+fn without_any_network_tools_a_partition_goes_through_a_proxy_on_the_host() {
+    if !docker_ready() {
+        return;
+    }
+    // The official image on a machine with no image that carries iptables/tc: the hop is
+    // proxied on the host, and the partition still happens.
+    let image = image_without_network_tools();
+    let r = with_link_fault_env(
+        "docker-proxied-partition",
+        "kind = \"partition\"\nhop = \"b-c\"\n",
+        &[
+            ("PGREHEARSE_IMAGE", image),
+            ("PGREHEARSE_NET_TOOLS_IMAGE", "none"),
+        ],
+    );
+    let bc = peak(&r, "bc_bytes", 5_000, 9_000);
+    assert!(
+        bc > 50_000.0,
+        "b→c lag must grow while the proxy holds the partition: {bc}"
+    );
+    let notes = r["notes"].to_string();
+    assert!(notes.contains("proxy on the host"), "{notes}");
 }

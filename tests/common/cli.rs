@@ -23,7 +23,12 @@ pub fn scenario(name: &str, text: &str) -> (tempfile::TempDir, PathBuf) {
 /// Run `pgrehearse args...` to completion (at most 5 minutes: a hang fails the test with the
 /// output so far instead of stalling CI).
 pub fn run(args: &[&str]) -> Output {
-    let mut bg = Background::spawn(args);
+    run_with_env(args, &[])
+}
+
+/// [`run`] with extra environment variables.
+pub fn run_with_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut bg = Background::spawn_with_env(args, env);
     let status = bg.wait_exit(Duration::from_secs(300));
     Output {
         status,
@@ -43,11 +48,17 @@ pub struct Background {
 impl Background {
     /// Start `pgrehearse args...`.
     pub fn spawn(args: &[&str]) -> Background {
+        Background::spawn_with_env(args, &[])
+    }
+
+    /// Start `pgrehearse args...` with extra environment variables.
+    pub fn spawn_with_env(args: &[&str], env: &[(&str, &str)]) -> Background {
         let dir = tempfile::tempdir().unwrap();
         let (out_path, err_path) = (dir.path().join("out"), dir.path().join("err"));
         let child = Command::new(bin())
             .args(args)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&out_path).unwrap())
             .stderr(std::fs::File::create(&err_path).unwrap())

@@ -27,7 +27,7 @@ pub trait LinkControl: Send + Sync {
     /// Make the link behave as `state` (the default state heals it).
     async fn apply(&self, state: &LinkState) -> Result<()>;
     /// How faults are implemented on this link, for reports.
-    fn mechanism(&self) -> String;
+    async fn mechanism(&self) -> String;
 }
 
 /// A link through a proxy in the harness process: the local backend's, and the container
@@ -104,7 +104,7 @@ impl LinkControl for ProxyLink {
         self.proxy.set(state.clone());
         Ok(())
     }
-    fn mechanism(&self) -> String {
+    async fn mechanism(&self) -> String {
         self.mechanism.clone()
     }
 }

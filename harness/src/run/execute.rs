@@ -232,11 +232,9 @@ impl Rehearsal {
             chain.replicator.describe()
         );
         self.report.lock().expect("report").chain = Some(chain.timings.clone());
-        {
-            let mut r = self.report.lock().expect("report");
-            for l in [&chain.links.ab, &chain.links.bc].into_iter().flatten() {
-                r.note(format!("link faults on {}: {}", l.hop(), l.mechanism()));
-            }
+        for l in [&chain.links.ab, &chain.links.bc].into_iter().flatten() {
+            let note = format!("link faults on {}: {}", l.hop(), l.mechanism().await);
+            self.report.lock().expect("report").note(note);
         }
         if let Ok(notes) = preflight_notes(&chain.a, &chain.spec.database).await {
             let mut r = self.report.lock().expect("report");

@@ -1,12 +1,16 @@
 //! Link faults between containers, on their real network: partitions and random packet loss
-//! with iptables inside the downstream container (packets dropped: connections hang, as across
-//! a cut cable), a link "down" with TCP resets, and bandwidth (tc htb) and latency (tc netem) on the upstream
-//! container's traffic to the downstream one.
+//! with iptables in the downstream container's network namespace (packets dropped: connections
+//! hang, as across a cut cable), a link "down" with TCP resets, and bandwidth (tc htb) and
+//! latency (tc netem) on the upstream container's traffic to the downstream one. [`NetTools`]
+//! decides whether the commands run in the container itself or in a helper joined to it.
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use testcontainers::bollard::Docker;
 
-use super::exec::{self, sh};
+use super::exec;
+use super::nettools::NetTools;
 use crate::error::{Error, Result};
 use crate::faults::{Hop, LinkControl, LinkMode, LinkState};
 use crate::node::Endpoint;
@@ -29,36 +33,36 @@ pub async fn container_ip(docker: &Docker, container: &str, network: &str) -> Re
         })
 }
 
-/// Whether `container`'s kernel can delay packets (tc netem), tried on its loopback.
-///
-/// # Errors
-/// Environment error when the container cannot run a command at all.
-pub async fn can_delay(docker: &Docker, container: &str) -> Result<bool> {
-    let out = exec::run(
-        docker,
+/// Whether `container`'s kernel can delay packets (tc netem), tried on its loopback. No tc at
+/// all counts as no.
+pub async fn can_delay(net: &NetTools, container: &str) -> bool {
+    net.run(
         container,
-        "root",
-        &sh("tc qdisc add dev lo root netem delay 1ms && tc qdisc del dev lo root"),
-        &[],
-        None,
+        "tc qdisc add dev lo root netem delay 1ms && tc qdisc del dev lo root",
+        "probing for netem",
     )
-    .await?;
-    Ok(out.code == 0)
+    .await
+    .is_ok_and(|out| out.code == 0)
 }
 
 /// A hop between two containers.
 pub struct DockerLink {
     docker: Docker,
+    net: Arc<NetTools>,
     hop: Hop,
     upstream: String,
     downstream: String,
     network: String,
+    /// What is in force now: only the part that changes is touched (each command may cost a
+    /// helper container).
+    applied: tokio::sync::Mutex<LinkState>,
 }
 
 impl DockerLink {
     /// The hop from container `upstream` to container `downstream` on `network`.
     pub fn new(
         docker: Docker,
+        net: Arc<NetTools>,
         hop: Hop,
         upstream: &str,
         downstream: &str,
@@ -66,10 +70,12 @@ impl DockerLink {
     ) -> DockerLink {
         DockerLink {
             docker,
+            net,
             hop,
             upstream: upstream.into(),
             downstream: downstream.into(),
             network: network.into(),
+            applied: tokio::sync::Mutex::default(),
         }
     }
 
@@ -87,19 +93,8 @@ impl DockerLink {
     }
 
     async fn root(&self, container: &str, script: String) -> Result<exec::ExecOutput> {
-        exec::run(&self.docker, container, "root", &sh(script), &[], None).await
-    }
-
-    async fn need(&self, container: &str, tool: &str, why: &str) -> Result<()> {
-        let out = self.root(container, format!("command -v {tool}")).await?;
-        if out.code != 0 {
-            return Err(Error::environment(format!(
-                "{} faults on the docker backend need `{tool}` inside container {container} ({why}), and the image has none",
-                self.hop
-            ))
-            .with_hint("use the image built by scripts/build-image.sh (pgrehearse/postgres), which carries iproute2 and iptables"));
-        }
-        Ok(())
+        let why = format!("a link fault on {}", self.hop);
+        self.net.run(container, &script, &why).await
     }
 
     async fn set_filter(&self, state: &LinkState) -> Result<()> {
@@ -118,12 +113,6 @@ impl DockerLink {
                 )))
             };
         }
-        self.need(
-            &self.downstream,
-            "iptables",
-            "partitions and packet loss drop packets",
-        )
-        .await?;
         let up = self.ip(&self.upstream).await?;
         let rule = match mode {
             LinkMode::Up => format!(
@@ -158,8 +147,6 @@ impl DockerLink {
         if state.latency.is_zero() && state.bandwidth.is_none() {
             return Ok(());
         }
-        self.need(&self.upstream, "tc", "latency and bandwidth use tc")
-            .await?;
         let down = self.ip(&self.downstream).await?;
         // Only traffic to the downstream container is shaped (an htb class chosen by a u32
         // filter; everything else bypasses htb): A keeps talking to the workload and the harness
@@ -216,24 +203,26 @@ impl LinkControl for DockerLink {
         None
     }
     async fn apply(&self, state: &LinkState) -> Result<()> {
-        if *state == LinkState::default() {
-            // Healing: a container that is not running (killed by a primary failure) has no
-            // rules left to remove.
-            if self.running(&self.upstream).await {
-                self.set_shaping(state).await?;
-            }
-            if self.running(&self.downstream).await {
-                self.set_filter(state).await?;
-            }
-            return Ok(());
+        let mut applied = self.applied.lock().await;
+        let shaping = |s: &LinkState| (s.latency, s.jitter, s.bandwidth);
+        let filter = |s: &LinkState| (s.mode, s.loss);
+        // Healing a container that is not running (killed by a primary failure): there are no
+        // rules left to remove.
+        let healing = *state == LinkState::default();
+        if shaping(&applied) != shaping(state) && (!healing || self.running(&self.upstream).await) {
+            self.set_shaping(state).await?;
         }
-        self.set_shaping(state).await?;
-        self.set_filter(state).await
+        if filter(&applied) != filter(state) && (!healing || self.running(&self.downstream).await) {
+            self.set_filter(state).await?;
+        }
+        *applied = state.clone();
+        Ok(())
     }
-    fn mechanism(&self) -> String {
+    async fn mechanism(&self) -> String {
         format!(
-            "the containers' network: iptables in {} for partitions and loss, tc (htb, netem) in {} for bandwidth and latency",
-            self.downstream, self.upstream
+            "the containers' network: iptables for partitions and loss {}; tc (htb, netem) for bandwidth and latency {}",
+            self.net.place(&self.downstream).await,
+            self.net.place(&self.upstream).await
         )
     }
 }

@@ -8,6 +8,7 @@
 mod exec;
 mod image;
 mod link;
+mod nettools;
 mod node;
 
 use std::collections::HashMap;
@@ -60,6 +61,7 @@ pub struct DockerBackend {
     image: ImageChoice,
     version: PgVersion,
     creds: Credentials,
+    net: Arc<nettools::NetTools>,
     nodes: Mutex<Vec<Arc<DockerNode>>>,
     containers: tokio::sync::Mutex<Vec<ContainerAsync<GenericImage>>>,
     finished: AtomicBool,
@@ -121,7 +123,10 @@ impl DockerBackend {
             ..crate::os::ServerUser::resolve()?
         };
         me.private_file(&run.passfile(), creds.pgpass().as_bytes())?;
+        let net =
+            Arc::new(nettools::NetTools::new(docker.clone(), run.id(), image.version.major).await);
         let b = DockerBackend {
+            net,
             docker,
             run,
             prefix,
@@ -386,9 +391,20 @@ impl Backend for DockerBackend {
     ) -> Result<Arc<dyn LinkControl>> {
         let down = format!("{}-{}", self.prefix, downstream);
         let up = upstream.peer().host.clone();
-        if needs_delay && !link::can_delay(&self.docker, &up).await? {
-            // No netem in this kernel: the hop goes through a harness proxy on the host, on the
-            // run network's gateway, so its latency faults still happen.
+        // Where the containers' network cannot do what the scenario asks, the hop goes through a
+        // harness proxy on the host, on the run network's gateway, so its faults still happen.
+        let why_proxy = if !self.net.available(&up).await {
+            Some(
+                "the image has no iptables/tc and no image with them exists for a helper container (scripts/build-image.sh builds one)",
+            )
+        } else if needs_delay && !link::can_delay(&self.net, &up).await {
+            Some(
+                "the containers' network cannot delay packets here (this kernel has no netem, CONFIG_NET_SCH_NETEM)",
+            )
+        } else {
+            None
+        };
+        if let Some(why) = why_proxy {
             let gateway = self.gateway().await?;
             let upstream_ip = link::container_ip(&self.docker, &up, &self.network).await?;
             let target = Endpoint {
@@ -396,17 +412,16 @@ impl Backend for DockerBackend {
                 port: upstream.peer().port,
             };
             let mechanism = format!(
-                "harness TCP proxy on the host ({gateway}) between the containers: this kernel has no netem (CONFIG_NET_SCH_NETEM), so the containers' network cannot delay packets; every link fault on {hop} acts on the proxied replication connection, and packet loss is not available there"
+                "harness TCP proxy on the host ({gateway}) between the containers, as {why}; every link fault on {hop} acts on the proxied replication connection, and packet loss is not available there"
             );
-            tracing::warn!(
-                "{hop}: latency faults go through a proxy on the host: this kernel has no netem"
-            );
+            tracing::warn!("{hop}: link faults go through a proxy on the host: {why}");
             let l =
                 crate::faults::ProxyLink::start_on(hop, gateway, target, seed, mechanism).await?;
             return Ok(Arc::new(l));
         }
         Ok(Arc::new(DockerLink::new(
             self.docker.clone(),
+            self.net.clone(),
             hop,
             &up,
             &down,

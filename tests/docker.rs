@@ -96,6 +96,17 @@ fn run_docker_with_env(scenario: &str, env: &[(&str, &str)]) -> Value {
         report["expectations"]
     );
     assert_eq!(report["backend"], "docker");
+    // The server logs lived in the containers; they are kept with the run.
+    for node in ["a", "b", "c"] {
+        let log = run.join("logs").join(format!("{node}.log"));
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        assert!(
+            text.contains("database system is ready"),
+            "{} should hold {node}'s server log, got {} bytes",
+            log.display(),
+            text.len()
+        );
+    }
     assert_eq!(
         leftovers(&run),
         (0, 0),
@@ -252,7 +263,7 @@ fn wal_pressure_in_containers() {
 }
 
 #[test]
-fn down_all_removes_the_containers_of_a_killed_harness() {
+fn down_all_removes_a_killed_harness_leftovers_but_not_a_live_run_and_ctrl_c_cleans_up() {
     if !docker_ready() {
         return;
     }
@@ -260,6 +271,16 @@ fn down_all_removes_the_containers_of_a_killed_harness() {
         "docker-killed",
         "version = 1\nname = \"docker-killed\"\n[workload]\nrate = 50\nduration = \"10m\"\n",
     );
+    // A live run elsewhere (its own runs folder): down --all must leave it alone.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let mut live = cli::Background::spawn(&[
+        "run",
+        path.to_str().unwrap(),
+        "--backend",
+        "docker",
+        "--runs-dir",
+        elsewhere.path().to_str().unwrap(),
+    ]);
     let mut bg = cli::Background::spawn(&["run", path.to_str().unwrap(), "--backend", "docker"]);
     let run = bg.wait_for_workload(Duration::from_secs(180), |_| true);
     // SIGKILL: no cleanup code of the harness runs.
@@ -270,9 +291,30 @@ fn down_all_removes_the_containers_of_a_killed_harness() {
         "the killed run's containers should still be there"
     );
 
+    let live_run = live.wait_for_workload(Duration::from_secs(180), |_| true);
+
     let out = cli::run(&["down", "--all"]);
     assert_eq!(out.status.code(), Some(0), "{}", cli::stderr(&out));
     assert_eq!(leftovers(&run), (0, 0), "down --all must remove them");
+    assert_eq!(
+        leftovers(&live_run).0,
+        3,
+        "down --all must not touch a live run, wherever its directory is"
+    );
+
+    // Ctrl-C: the live run removes its own containers and network.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(live.pid()),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let status = live.wait_exit(Duration::from_secs(120));
+    assert_eq!(status.code(), Some(130), "{}", live.stderr());
+    assert_eq!(
+        leftovers(&live_run),
+        (0, 0),
+        "an interrupted run must leave nothing in Docker"
+    );
 }
 
 /// Like the official `postgres` image, which carries neither iptables nor tc: the built image

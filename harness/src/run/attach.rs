@@ -136,10 +136,10 @@ pub async fn down_all(base: Option<&std::path::Path>) -> Result<Vec<String>> {
         done.push(run.id().to_string());
     }
     // Containers of runs that are gone (or detached): found by label, whatever the state files say.
-    if let Ok(runs) = crate::backend::docker::down_leftovers(|run_id| {
-        dirs.iter()
-            .find(|d| d.ends_with(run_id))
-            .is_some_and(|d| owned_elsewhere(&RunDir::open(d)))
+    if let Ok(runs) = crate::backend::docker::down_leftovers(|run_id, dir| {
+        dir.map(std::path::Path::to_path_buf)
+            .or_else(|| dirs.iter().find(|d| d.ends_with(run_id)).cloned())
+            .is_some_and(|d| owned_elsewhere(&RunDir::open(&d)))
     })
     .await
     {

@@ -40,6 +40,40 @@ use crate::run::RunDir;
 pub const LABEL: &str = "org.pgrehearse";
 /// Label naming the run a container or network belongs to.
 pub const RUN_LABEL: &str = "org.pgrehearse.run";
+/// Label naming the harness process that made it: `<host>/<pid>`.
+const OWNER_LABEL: &str = "org.pgrehearse.owner";
+/// Label naming the run's directory, wherever it is (`--runs-dir`, another home).
+const DIR_LABEL: &str = "org.pgrehearse.dir";
+
+fn this_host() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// The labels on everything of `run` in Docker: `down --all` tells live runs from leftovers
+/// by them, even before the run's state file exists and wherever its directory is.
+fn run_labels(run: &RunDir) -> HashMap<String, String> {
+    [
+        (LABEL.to_string(), "1".to_string()),
+        (RUN_LABEL.to_string(), run.id().to_string()),
+        (
+            OWNER_LABEL.to_string(),
+            format!("{}/{}", this_host(), std::process::id()),
+        ),
+        (DIR_LABEL.to_string(), run.path().display().to_string()),
+    ]
+    .into()
+}
+
+/// Whether the harness named by an owner label is alive (on this host, not this process).
+fn owner_alive(owner: &str) -> bool {
+    owner
+        .rsplit_once('/')
+        .filter(|(host, _)| *host == this_host())
+        .and_then(|(_, pid)| pid.parse::<i32>().ok())
+        .is_some_and(|pid| pid != std::process::id() as i32 && crate::os::pid_alive(pid))
+}
 
 /// What the state file records about a container node.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -100,11 +134,7 @@ impl DockerBackend {
             format!("pgrh-{}", &run.id()[run.id().len().saturating_sub(4)..]).to_lowercase();
         let prefix = format!("{prefix}-{:04x}", rand::random::<u16>());
         let network = format!("{prefix}-net");
-        let labels: HashMap<String, String> = [
-            (LABEL.to_string(), "1".to_string()),
-            (RUN_LABEL.to_string(), run.id().to_string()),
-        ]
-        .into();
+        let labels = run_labels(&run);
         docker
             .create_network(NetworkCreateRequest {
                 name: network.clone(),
@@ -123,8 +153,9 @@ impl DockerBackend {
             ..crate::os::ServerUser::resolve()?
         };
         me.private_file(&run.passfile(), creds.pgpass().as_bytes())?;
-        let net =
-            Arc::new(nettools::NetTools::new(docker.clone(), run.id(), image.version.major).await);
+        let net = Arc::new(
+            nettools::NetTools::new(docker.clone(), run_labels(&run), image.version.major).await,
+        );
         let b = DockerBackend {
             net,
             docker,
@@ -233,11 +264,12 @@ impl DockerBackend {
         let request = GenericImage::new(self.image.name.clone(), self.image.tag.clone())
             .with_exposed_port(ContainerPort::Tcp(node::PORT))
             .with_wait_for(WaitFor::Nothing)
-            .with_cmd(["sleep", "infinity"])
+            // The harness runs everything with exec: no image entrypoint takes part.
+            .with_entrypoint("sleep")
+            .with_cmd(["infinity"])
             .with_network(self.network.clone())
             .with_container_name(cname.clone())
-            .with_label(LABEL, "1")
-            .with_label(RUN_LABEL, self.run.id())
+            .with_labels(run_labels(&self.run))
             // tc and iptables inside the container need it (link faults).
             .with_cap_add("NET_ADMIN")
             .with_host_config_modifier(move |hc| {
@@ -433,6 +465,14 @@ impl Backend for DockerBackend {
         if self.finished.swap(true, Ordering::SeqCst) || keep {
             return Ok(());
         }
+        let nodes: Vec<Arc<DockerNode>> = self.nodes.lock().expect("nodes").clone();
+        for n in nodes {
+            // The server log lives in the container; keep it with the run, as the local
+            // backend does.
+            if let Err(e) = n.save_log(&self.run.log(&n.name)).await {
+                tracing::warn!("{e}");
+            }
+        }
         let containers: Vec<ContainerAsync<GenericImage>> =
             std::mem::take(&mut *self.containers.lock().await);
         for c in containers {
@@ -616,29 +656,38 @@ pub async fn remove_by_label(docker: &Docker, label: &str, value: &str) -> Resul
 }
 
 /// Remove everything pgrehearse ever created in Docker whose run is not owned by a live harness
-/// process (or every such object, with `all_runs`). Returns the run ids cleaned.
+/// process: neither its owner label names a live harness on this host, nor does `is_live`
+/// (given the run id and the run directory from its label) say so. Returns the run ids cleaned.
 ///
 /// # Errors
 /// Environment error when Docker cannot be reached or listed.
-pub async fn down_leftovers(is_live: impl Fn(&str) -> bool) -> Result<Vec<String>> {
+pub async fn down_leftovers(
+    is_live: impl Fn(&str, Option<&std::path::Path>) -> bool,
+) -> Result<Vec<String>> {
     let docker = connect().await?;
-    let mut runs: Vec<String> = Vec::new();
     let (containers, networks) = labelled(&docker, LABEL, "1").await?;
-    for c in containers {
-        if let Some(run) = c.labels.and_then(|l| l.get(RUN_LABEL).cloned()) {
-            runs.push(run);
+    let mut runs: HashMap<String, HashMap<String, String>> = HashMap::new();
+    let labels = containers
+        .into_iter()
+        .filter_map(|c| c.labels)
+        .chain(networks.into_iter().filter_map(|n| n.labels));
+    for l in labels {
+        if let Some(run) = l.get(RUN_LABEL).cloned() {
+            runs.entry(run).or_default().extend(l);
         }
     }
-    for n in networks {
-        if let Some(run) = n.labels.and_then(|l| l.get(RUN_LABEL).cloned()) {
-            runs.push(run);
-        }
-    }
-    runs.sort();
-    runs.dedup();
-    runs.retain(|r| !is_live(r));
-    for r in &runs {
+    let mut gone: Vec<String> = runs
+        .into_iter()
+        .filter(|(run, l)| {
+            let owned = l.get(OWNER_LABEL).is_some_and(|o| owner_alive(o));
+            let dir = l.get(DIR_LABEL).map(std::path::Path::new);
+            !owned && !is_live(run, dir)
+        })
+        .map(|(run, _)| run)
+        .collect();
+    gone.sort();
+    for r in &gone {
         remove_by_label(&docker, RUN_LABEL, r).await?;
     }
-    Ok(runs)
+    Ok(gone)
 }

@@ -15,7 +15,6 @@ use testcontainers::bollard::models::{ContainerCreateBody, HostConfig};
 use testcontainers::bollard::query_parameters::{CreateContainerOptions, RemoveContainerOptions};
 
 use super::exec::{self, ExecOutput, sh};
-use super::{LABEL, RUN_LABEL};
 use crate::error::{Error, Result};
 
 /// The tools a link fault needs.
@@ -24,7 +23,8 @@ const TOOLS: [&str; 2] = ["iptables", "tc"];
 /// Runs network commands for the containers of one run.
 pub struct NetTools {
     docker: Docker,
-    run_id: String,
+    /// The run's labels, so teardown and `down --all` find a helper left behind.
+    labels: HashMap<String, String>,
     /// The image for helper containers, when one exists locally.
     helper_image: Option<String>,
     /// Whether a container's own image carries the tools, asked once per container.
@@ -51,8 +51,8 @@ fn helper_candidates(major: u32) -> Vec<String> {
 }
 
 impl NetTools {
-    /// Network commands for the containers of run `run_id` (PostgreSQL `major`).
-    pub async fn new(docker: Docker, run_id: &str, major: u32) -> NetTools {
+    /// Network commands for the containers of a run labelled `labels` (PostgreSQL `major`).
+    pub async fn new(docker: Docker, labels: HashMap<String, String>, major: u32) -> NetTools {
         let mut helper_image = None;
         for c in helper_candidates(major) {
             if docker.inspect_image(&c).await.is_ok() {
@@ -62,7 +62,7 @@ impl NetTools {
         }
         NetTools {
             docker,
-            run_id: run_id.into(),
+            labels,
             helper_image,
             has_tools: Mutex::default(),
         }
@@ -128,15 +128,10 @@ impl NetTools {
 
     async fn in_helper(&self, container: &str, image: &str, script: &str) -> Result<ExecOutput> {
         let name = format!("{container}-net-{:04x}", rand::random::<u16>());
-        let labels: HashMap<String, String> = [
-            (LABEL.to_string(), "1".to_string()),
-            (RUN_LABEL.to_string(), self.run_id.clone()),
-        ]
-        .into();
         let body = ContainerCreateBody {
             image: Some(image.into()),
             cmd: Some(vec!["sleep".into(), "600".into()]),
-            labels: Some(labels),
+            labels: Some(self.labels.clone()),
             host_config: Some(HostConfig {
                 network_mode: Some(format!("container:{container}")),
                 cap_add: Some(vec!["NET_ADMIN".into()]),

@@ -6,8 +6,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures::TryStreamExt;
 use testcontainers::bollard::Docker;
-use testcontainers::bollard::query_parameters::KillContainerOptions;
+use testcontainers::bollard::query_parameters::{
+    DownloadFromContainerOptions, KillContainerOptions,
+};
 
 use super::exec::{self, sh};
 use crate::error::{Error, Result};
@@ -75,6 +78,43 @@ impl DockerNode {
             )));
         }
         Ok(out.stdout)
+    }
+
+    /// Copy the server log out of the container to `dest`, before the container goes. Docker's
+    /// archive API reads a stopped (killed) container too, which `exec` cannot.
+    ///
+    /// # Errors
+    /// Environment error when the container or its log cannot be read, or `dest` written.
+    pub(crate) async fn save_log(&self, dest: &std::path::Path) -> Result<()> {
+        let fail = |e: &dyn std::fmt::Display| {
+            Error::environment(format!(
+                "cannot copy {LOG} out of container {}: {e}",
+                self.container
+            ))
+        };
+        let bytes: Vec<u8> = self
+            .docker
+            .download_from_container(
+                &self.container,
+                Some(DownloadFromContainerOptions { path: LOG.into() }),
+            )
+            .map_ok(|b| b.to_vec())
+            .try_concat()
+            .await
+            .map_err(|e| fail(&e))?;
+        let mut archive = tar::Archive::new(bytes.as_slice());
+        let mut entry = archive
+            .entries()
+            .map_err(|e| fail(&e))?
+            .next()
+            .ok_or_else(|| fail(&"empty archive"))?
+            .map_err(|e| fail(&e))?;
+        if let Some(dir) = dest.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| fail(&e))?;
+        }
+        let mut out = std::fs::File::create(dest).map_err(|e| fail(&e))?;
+        std::io::copy(&mut entry, &mut out).map_err(|e| fail(&e))?;
+        Ok(())
     }
 
     /// Write `contents` to `path` inside the container (mode 0600, owned by postgres).

@@ -398,3 +398,26 @@ fn without_any_network_tools_a_partition_goes_through_a_proxy_on_the_host() {
     let notes = r["notes"].to_string();
     assert!(notes.contains("proxy on the host"), "{notes}");
 }
+
+#[test]
+fn a_directory_format_dump_is_restored_inside_the_container() {
+    if !docker_ready() {
+        return;
+    }
+    // pg_restore runs in A's container, so the dump's folder is copied in first.
+    let dir = tempfile::tempdir().unwrap();
+    let dump = dir.path().join("shop.d");
+    common::dump_the_shop(&dump, "d");
+    let (_d, path) = cli::scenario(
+        "docker-byo-dump",
+        &format!(
+            "version = 1\nname = \"docker-byo-dump\"\n[chain]\ndatabase = \"app\"\n\
+             [data]\ndump = \"{}\"\n[workload]\nenabled = false\n\
+             [expect]\nconsistent = true\n",
+            dump.display()
+        ),
+    );
+    let r = run_docker(path.to_str().unwrap());
+    let tables = r["verify"][0]["tables"].to_string();
+    assert!(tables.contains("public.customers"), "{tables}");
+}

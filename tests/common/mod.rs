@@ -139,3 +139,51 @@ pub fn pg15_dir() -> std::path::PathBuf {
     }
     dir
 }
+
+/// The shop of scenarios/data/byo-seed.sql dumped by pg_dump in `format` ("c" or "d") into
+/// `dest`, from a scratch server of the harness's own.
+pub fn dump_the_shop(dest: &std::path::Path, format: &str) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let (b, creds) = backend(&format!("byo-dump-{format}"));
+        let x = b
+            .init_primary(&NodeSpec::new("x", creds.superuser.clone()))
+            .await
+            .expect("scratch server");
+        let port = x.admin().endpoint.port.to_string();
+        let client = |tool: &str, args: &[&str]| {
+            let out = std::process::Command::new(pg().tool(tool))
+                .args(["-h", "127.0.0.1", "-p", &port, "-U", &creds.superuser.user])
+                .args(args)
+                .env("PGPASSWORD", creds.superuser.password.expose())
+                .output()
+                .expect("client program");
+            assert!(
+                out.status.success(),
+                "{tool} {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let seed =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/data/byo-seed.sql");
+        client("createdb", &["shop"]);
+        client(
+            "psql",
+            &[
+                "-X",
+                "-q",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-d",
+                "shop",
+                "-f",
+                seed.to_str().unwrap(),
+            ],
+        );
+        client(
+            "pg_dump",
+            &["-d", "shop", "-F", format, "-f", dest.to_str().unwrap()],
+        );
+        b.teardown(false).await.expect("teardown");
+    });
+}

@@ -12,8 +12,7 @@ use crate::node::Node;
 pub enum DataSeed {
     /// A psql script.
     Sql(PathBuf),
-    /// A pg_dump archive (custom or tar format; directory format when the server user can
-    /// read it).
+    /// A pg_dump archive (custom, tar or directory format).
     Dump(PathBuf),
 }
 
@@ -60,8 +59,10 @@ pub async fn load_seed(a: &Node, db: &str, seed: &DataSeed) -> Result<()> {
             )
         }
         DataSeed::Dump(p) if p.is_dir() => {
+            // A directory-format dump cannot come through stdin: pg_restore reads it in place.
+            let staged = a.control().stage_dir(p).await?;
             let mut args = conn_args(&["--no-owner", "--no-privileges", "--exit-on-error"]);
-            args.push(p.display().to_string());
+            args.push(staged);
             ("pg_restore", args, None)
         }
         DataSeed::Dump(p) => {

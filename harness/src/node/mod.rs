@@ -90,6 +90,10 @@ pub trait NodeControl: Send + Sync {
         args: &[String],
         stdin: Option<Vec<u8>>,
     ) -> Result<Vec<u8>>;
+    /// Copy folder `dir` of this machine to where this node's client programs (run by
+    /// [`run_tool`](Self::run_tool), as the server user) can read it; returns the path they
+    /// see. For inputs that cannot go through stdin, such as a directory-format dump.
+    async fn stage_dir(&self, dir: &std::path::Path) -> Result<String>;
     /// Data directory, when the backend has one on this machine.
     fn data_dir(&self) -> Option<PathBuf>;
     /// The postmaster's pid on this machine (local processes only).

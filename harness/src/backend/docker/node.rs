@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use futures::TryStreamExt;
 use testcontainers::bollard::Docker;
 use testcontainers::bollard::query_parameters::{
-    DownloadFromContainerOptions, KillContainerOptions,
+    DownloadFromContainerOptions, KillContainerOptions, UploadToContainerOptions,
 };
 
 use super::exec::{self, sh};
@@ -318,6 +318,35 @@ impl NodeControl for DockerNode {
         let mut cmd = vec![tool.to_string()];
         cmd.extend(args.iter().cloned());
         self.run("postgres", cmd, stdin.as_deref()).await
+    }
+
+    async fn stage_dir(&self, dir: &std::path::Path) -> Result<String> {
+        let dest = format!("{HOME}/staged");
+        let fail = |e: &dyn std::fmt::Display| {
+            Error::environment(format!(
+                "cannot copy {} into container {}: {e}",
+                dir.display(),
+                self.container
+            ))
+        };
+        let mut tar = tar::Builder::new(Vec::new());
+        tar.append_dir_all("staged", dir).map_err(|e| fail(&e))?;
+        let bytes = tar.into_inner().map_err(|e| fail(&e))?;
+        self.run("root", sh(format!("rm -rf {dest}")), None).await?;
+        self.docker
+            .upload_to_container(
+                &self.container,
+                Some(UploadToContainerOptions {
+                    path: HOME.into(),
+                    ..Default::default()
+                }),
+                testcontainers::bollard::body_full(bytes.into()),
+            )
+            .await
+            .map_err(|e| fail(&e))?;
+        self.run("root", sh(format!("chown -R postgres: {dest}")), None)
+            .await?;
+        Ok(dest)
     }
 
     fn data_dir(&self) -> Option<std::path::PathBuf> {

@@ -429,12 +429,39 @@ impl NodeControl for LocalProc {
     ) -> Result<Vec<u8>> {
         self.run(tool, args, stdin).await
     }
+    async fn stage_dir(&self, dir: &Path) -> Result<String> {
+        // Next to the data directory, in the run: the server user may not be able to read the
+        // user's folder (a harness started as root runs tools as another user).
+        let name = dir.file_name().unwrap_or_default().to_string_lossy();
+        let dest = self
+            .data_dir
+            .with_file_name(format!("staged-{}", name.trim_start_matches('.')));
+        let _ = std::fs::remove_dir_all(&dest);
+        copy_tree(dir, &dest)?;
+        self.user.own(&dest)?;
+        Ok(dest.display().to_string())
+    }
     fn data_dir(&self) -> Option<PathBuf> {
         Some(self.data_dir.clone())
     }
     fn pid(&self) -> Option<i32> {
         Some(self.pid.load(Ordering::SeqCst)).filter(|p| *p > 0)
     }
+}
+
+fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
+    std::fs::create_dir_all(dst).map_err(|e| io_error("cannot create", dst, e))?;
+    for entry in std::fs::read_dir(src).map_err(|e| io_error("cannot read", src, e))? {
+        let entry = entry.map_err(|e| io_error("cannot read", src, e))?;
+        let to = dst.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_tree(&entry.path(), &to)?;
+        } else {
+            std::fs::copy(entry.path(), &to)
+                .map_err(|e| io_error("cannot copy", &entry.path(), e))?;
+        }
+    }
+    Ok(())
 }
 
 /// A free TCP port on 127.0.0.1, not in `avoid`.

@@ -101,7 +101,8 @@ pub fn wait_until<T>(
     try_wait_until(what, timeout, probe).unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// Pids of processes whose command line mentions `dir` (servers of a run still alive).
+/// Pids of processes whose command line mentions `dir`, or whose working directory is under it
+/// (servers of a run still alive: backends rename themselves but stay in the data directory).
 pub fn processes_under(dir: &std::path::Path) -> Vec<i32> {
     let needle = dir.to_string_lossy().to_string();
     let mut pids = Vec::new();
@@ -113,9 +114,11 @@ pub fn processes_under(dir: &std::path::Path) -> Vec<i32> {
         if pid == me {
             continue;
         }
-        if let Ok(c) = std::fs::read(e.path().join("cmdline"))
-            && String::from_utf8_lossy(&c).contains(&needle)
-        {
+        let in_cmdline = std::fs::read(e.path().join("cmdline"))
+            .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&needle));
+        let in_cwd = std::fs::read_link(e.path().join("cwd"))
+            .is_ok_and(|c| c.to_string_lossy().starts_with(&needle));
+        if in_cmdline || in_cwd {
             pids.push(pid);
         }
     }

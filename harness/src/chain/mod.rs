@@ -668,14 +668,19 @@ impl Chain {
         })
     }
 
-    /// A snapshot of every hop.
-    pub async fn snapshot(&self) -> crate::observe::ChainSnapshot {
+    /// A snapshot of every hop; `heartbeat_writer` says whether anybody may still be writing
+    /// the heartbeat that end-to-end lag is read from.
+    pub async fn snapshot(
+        &self,
+        heartbeat_writer: &crate::observe::Writer,
+    ) -> crate::observe::ChainSnapshot {
         crate::observe::ChainSnapshot::take(
             &self.a,
             &self.b,
             &self.c,
             &self.spec.database,
             &self.spec.subscription,
+            heartbeat_writer,
         )
         .await
     }

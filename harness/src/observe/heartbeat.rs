@@ -5,15 +5,27 @@
 //! the latest). Resolution is the heartbeat interval. DMS writes its own heartbeat on the
 //! source, which B (read-only) cannot accept; this one is written on A and travels the whole
 //! chain.
+//!
+//! Another process (`pgrehearse status`) has no log of commits: it reads the row on the primary
+//! and on C ([`read_heartbeat`]) and judges from both ([`assess`]) whether heartbeats are being
+//! written at all — the age of the last row is only a lag while someone writes them.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio_postgres::Client;
+use tokio_postgres::error::SqlState;
 
 use crate::chain::HARNESS_SCHEMA;
 use crate::node::Node;
+
+/// The heartbeat table (one row, id = 1) in the replicated database: written on the primary,
+/// replayed on B, applied on C.
+pub fn table() -> String {
+    format!("{HARNESS_SCHEMA}.heartbeat")
+}
 
 /// Heartbeats that committed, in order: (seq, ms since the run clock's start).
 #[derive(Debug, Default)]
@@ -81,8 +93,9 @@ impl Heartbeat {
         let db = db.to_string();
         let task = tokio::spawn(async move {
             let sql = format!(
-                "INSERT INTO {HARNESS_SCHEMA}.heartbeat (id, seq, ts) VALUES (1, $1, clock_timestamp()) \
-                 ON CONFLICT (id) DO UPDATE SET seq = EXCLUDED.seq, ts = EXCLUDED.ts"
+                "INSERT INTO {} (id, seq, ts) VALUES (1, $1, clock_timestamp()) \
+                 ON CONFLICT (id) DO UPDATE SET seq = EXCLUDED.seq, ts = EXCLUDED.ts",
+                table()
             );
             let mut seq = 0i64;
             let mut client: Option<(String, tokio_postgres::Client)> = None;
@@ -125,6 +138,225 @@ impl Drop for Heartbeat {
     }
 }
 
+/// The heartbeat row as one node shows it.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct HeartbeatRow {
+    /// Sequence number of the newest heartbeat the node shows.
+    pub seq: u64,
+    /// When that heartbeat was written: seconds since the Unix epoch, on the primary's clock.
+    pub written_at_s: f64,
+    /// When the row was read: seconds since the Unix epoch, on the clock of the node read.
+    pub read_at_s: f64,
+}
+
+impl HeartbeatRow {
+    /// Seconds between writing and reading this row.
+    pub fn age_s(&self) -> f64 {
+        (self.read_at_s - self.written_at_s).max(0.0)
+    }
+}
+
+/// What reading the heartbeat on one node found.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum HeartbeatRead {
+    /// The table does not exist there.
+    NoTable,
+    /// The table is empty: no heartbeat was ever written (or none has arrived yet).
+    NoRow,
+    /// The newest heartbeat the node shows.
+    Row(HeartbeatRow),
+}
+
+/// Read the heartbeat over `client`, a session on the replicated database of any node.
+///
+/// # Errors
+/// Any database error other than the table being absent.
+pub async fn read_heartbeat(client: &Client) -> Result<HeartbeatRead, tokio_postgres::Error> {
+    let sql = format!(
+        "SELECT seq, extract(epoch FROM ts)::float8, extract(epoch FROM clock_timestamp())::float8 \
+         FROM {} WHERE id = 1",
+        table()
+    );
+    match client.query_opt(sql.as_str(), &[]).await {
+        Ok(Some(r)) => Ok(HeartbeatRead::Row(HeartbeatRow {
+            seq: r.get::<_, i64>(0).max(0) as u64,
+            written_at_s: r.get(1),
+            read_at_s: r.get(2),
+        })),
+        Ok(None) => Ok(HeartbeatRead::NoRow),
+        Err(e) if e.code() == Some(&SqlState::UNDEFINED_TABLE) => Ok(HeartbeatRead::NoTable),
+        Err(e) => Err(e),
+    }
+}
+
+/// End-to-end lag from the two rows alone, the way [`HeartbeatLog::lag_at`] computes it during a
+/// run: the age, at the moment the primary was read, of the oldest heartbeat C does not show
+/// (zero when C shows the primary's newest). The primary's row keeps only the newest
+/// heartbeat's time; the ones C lacks are taken to have been written at a steady pace since the
+/// one C shows (the writer ticks at a fixed period), so the error is at most one period.
+pub fn lag_from_rows(on_primary: &HeartbeatRow, on_c: &HeartbeatRow) -> f64 {
+    let log = HeartbeatLog::default();
+    let origin = on_primary.written_at_s.min(on_c.written_at_s);
+    let ms = |s: f64| ((s - origin) * 1000.0).round().max(0.0) as u64;
+    if on_primary.seq > on_c.seq {
+        let missing = (on_primary.seq - on_c.seq) as f64;
+        let gap = ((on_primary.written_at_s - on_c.written_at_s) / missing).max(0.0);
+        log.push(on_c.seq + 1, ms(on_c.written_at_s + gap));
+        if on_primary.seq > on_c.seq + 1 {
+            log.push(on_primary.seq, ms(on_primary.written_at_s));
+        }
+    }
+    log.lag_at(on_c.seq, ms(on_primary.read_at_s))
+}
+
+/// Whether anybody may be writing heartbeats, as the reader can tell from the run's state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Writer {
+    /// The harness process that owns the run is alive: it writes heartbeats while its workload
+    /// runs (and not before or after, which the age of the row tells).
+    MaybeRunning,
+    /// Nobody writes them (the owning harness exited: `up`, `run --keep`); says why.
+    Gone(String),
+}
+
+/// A newest heartbeat older than this on the primary means the writer stopped, whoever owns
+/// the run: a scenario may space heartbeats up to 10 s apart.
+pub const STOPPED_AFTER: Duration = Duration::from_secs(15);
+
+/// End-to-end lag as another process can tell it from the heartbeat rows.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum EndToEnd {
+    /// Heartbeats are being written: `lag_s` is the age of the oldest one C does not show yet
+    /// (0 when C shows the newest).
+    Measured {
+        /// Seconds.
+        lag_s: f64,
+        /// C shows no heartbeat at all yet: the lag is at least `lag_s` (the age of the
+        /// newest), the oldest missing one's time being unknown.
+        at_least: bool,
+        /// Node the heartbeat is written on.
+        primary: String,
+        /// Newest heartbeat on the primary.
+        seq_on_primary: u64,
+        /// Newest heartbeat on C.
+        seq_on_c: Option<u64>,
+        /// How long ago the primary's newest heartbeat was written.
+        newest_age_s: f64,
+    },
+    /// A heartbeat row exists but nobody writes heartbeats any more. `stopped_s_ago` is how long
+    /// ago the last one was written: not a lag.
+    Stopped {
+        /// Seconds since the last heartbeat was written.
+        stopped_s_ago: f64,
+        /// Newest heartbeat on the primary (None when it could not be read).
+        seq_on_primary: Option<u64>,
+        /// Newest heartbeat on C (None when it shows none or could not be read).
+        seq_on_c: Option<u64>,
+        /// Why it counts as stopped.
+        why: String,
+    },
+    /// No heartbeat is written on this chain: end-to-end lag in seconds is not measured.
+    NoHeartbeat {
+        /// Why.
+        why: String,
+    },
+    /// A node whose row decides it did not answer.
+    Unknown {
+        /// Why.
+        why: String,
+    },
+}
+
+impl EndToEnd {
+    /// The lag in seconds, only when it was measured exactly.
+    pub fn lag_s(&self) -> Option<f64> {
+        match self {
+            EndToEnd::Measured {
+                lag_s,
+                at_least: false,
+                ..
+            } => Some(*lag_s),
+            _ => None,
+        }
+    }
+}
+
+/// Judge the heartbeat from the rows on the primary (node `primary`) and on C. A read that
+/// failed carries its error text.
+pub fn assess(
+    primary: &str,
+    on_primary: Result<HeartbeatRead, String>,
+    on_c: Result<HeartbeatRead, String>,
+    writer: &Writer,
+) -> EndToEnd {
+    let row = |r: &Result<HeartbeatRead, String>| match r {
+        Ok(HeartbeatRead::Row(x)) => Some(*x),
+        _ => None,
+    };
+    let (p, c) = (row(&on_primary), row(&on_c));
+    let stopped = |age: f64, why: String| EndToEnd::Stopped {
+        stopped_s_ago: age,
+        seq_on_primary: p.map(|x| x.seq),
+        seq_on_c: c.map(|x| x.seq),
+        why,
+    };
+    if let Writer::Gone(why) = writer {
+        // Nobody writes: whatever the rows say, it is not a lag.
+        return match (p, c) {
+            (Some(p), _) => stopped(p.age_s(), why.clone()),
+            (None, Some(c)) => stopped(c.age_s(), why.clone()),
+            (None, None) => EndToEnd::NoHeartbeat { why: why.clone() },
+        };
+    }
+    let p = match on_primary {
+        Err(e) => {
+            return EndToEnd::Unknown {
+                why: format!("cannot read the heartbeat on {primary}: {e}"),
+            };
+        }
+        Ok(HeartbeatRead::NoTable) => {
+            return EndToEnd::NoHeartbeat {
+                why: format!("{primary} has no {} table", table()),
+            };
+        }
+        Ok(HeartbeatRead::NoRow) => {
+            return EndToEnd::NoHeartbeat {
+                why: format!("no heartbeat was ever written on {primary}"),
+            };
+        }
+        Ok(HeartbeatRead::Row(p)) => p,
+    };
+    if p.age_s() > STOPPED_AFTER.as_secs_f64() {
+        return stopped(
+            p.age_s(),
+            format!(
+                "the newest heartbeat on {primary} is older than {}s",
+                STOPPED_AFTER.as_secs()
+            ),
+        );
+    }
+    let measured = |lag_s: f64, at_least: bool, seq_on_c: Option<u64>| EndToEnd::Measured {
+        lag_s,
+        at_least,
+        primary: primary.to_string(),
+        seq_on_primary: p.seq,
+        seq_on_c,
+        newest_age_s: p.age_s(),
+    };
+    match on_c {
+        Err(e) => EndToEnd::Unknown {
+            why: format!("cannot read the heartbeat on c: {e}"),
+        },
+        Ok(HeartbeatRead::NoTable) => EndToEnd::NoHeartbeat {
+            why: format!("c has no {} table", table()),
+        },
+        // C shows none yet: the oldest it lacks is older than the newest, whose age is a bound.
+        Ok(HeartbeatRead::NoRow) => measured(p.age_s(), true, None),
+        Ok(HeartbeatRead::Row(c)) => measured(lag_from_rows(&p, &c), false, Some(c.seq)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,5 +370,99 @@ mod tests {
         assert_eq!(log.lag_at(3, 350), 0.0);
         assert_eq!(log.lag_at(1, 350), 0.15);
         assert_eq!(log.lag_at(0, 1100), 1.0);
+    }
+
+    fn row(seq: u64, written_at_s: f64, read_at_s: f64) -> HeartbeatRow {
+        HeartbeatRow {
+            seq,
+            written_at_s,
+            read_at_s,
+        }
+    }
+
+    #[test]
+    fn lag_from_rows_matches_the_log_when_heartbeats_are_regular() {
+        // Heartbeats every 100 ms; C shows seq 10 (written at 1.0 s), the primary seq 15
+        // (1.5 s), read at 1.55 s: the oldest missing, seq 11, was written at 1.1 s.
+        let lag = lag_from_rows(&row(15, 1001.5, 1001.55), &row(10, 1001.0, 1001.6));
+        assert!((lag - 0.45).abs() < 1e-9, "{lag}");
+        // C shows the newest: no lag, however old the row.
+        assert_eq!(
+            lag_from_rows(&row(7, 1000.0, 1009.0), &row(7, 1000.0, 1009.0)),
+            0.0
+        );
+        // One missing.
+        let lag = lag_from_rows(&row(8, 1000.1, 1000.3), &row(7, 1000.0, 1000.3));
+        assert!((lag - 0.2).abs() < 1e-9, "{lag}");
+    }
+
+    #[test]
+    fn a_heartbeat_nobody_writes_is_never_a_lag() {
+        let p = Ok(HeartbeatRead::Row(row(40, 1000.0, 1300.0)));
+        let c = Ok(HeartbeatRead::Row(row(40, 1000.0, 1300.0)));
+        let gone = Writer::Gone("the harness exited".into());
+        let e = assess("a", p, c, &gone);
+        assert!(
+            matches!(&e, EndToEnd::Stopped { stopped_s_ago, seq_on_c: Some(40), .. } if *stopped_s_ago == 300.0),
+            "{e:?}"
+        );
+        assert_eq!(e.lag_s(), None);
+        // Even a fresh row: its writer is gone.
+        let p = Ok(HeartbeatRead::Row(row(40, 1000.0, 1000.1)));
+        let e = assess("a", p, Err("refused".into()), &gone);
+        assert!(matches!(e, EndToEnd::Stopped { .. }), "{e:?}");
+        // No row anywhere.
+        let e = assess(
+            "a",
+            Ok(HeartbeatRead::NoRow),
+            Ok(HeartbeatRead::NoRow),
+            &gone,
+        );
+        assert!(matches!(e, EndToEnd::NoHeartbeat { .. }), "{e:?}");
+        // The owner lives but the row is old: stopped too.
+        let p = Ok(HeartbeatRead::Row(row(40, 1000.0, 1030.0)));
+        let c = Ok(HeartbeatRead::Row(row(40, 1000.0, 1030.0)));
+        let e = assess("a", p, c, &Writer::MaybeRunning);
+        assert!(matches!(e, EndToEnd::Stopped { .. }), "{e:?}");
+    }
+
+    #[test]
+    fn a_live_heartbeat_is_measured() {
+        let p = Ok(HeartbeatRead::Row(row(15, 1001.5, 1001.55)));
+        let c = Ok(HeartbeatRead::Row(row(10, 1001.0, 1001.6)));
+        let e = assess("b", p, c, &Writer::MaybeRunning);
+        match &e {
+            EndToEnd::Measured {
+                primary,
+                seq_on_primary: 15,
+                seq_on_c: Some(10),
+                at_least: false,
+                ..
+            } => assert_eq!(primary, "b"),
+            other => panic!("{other:?}"),
+        }
+        assert!((e.lag_s().unwrap() - 0.45).abs() < 1e-9);
+        // C shows none yet: a lower bound, not reported as the lag.
+        let p = Ok(HeartbeatRead::Row(row(3, 1000.0, 1000.25)));
+        let e = assess("a", p, Ok(HeartbeatRead::NoRow), &Writer::MaybeRunning);
+        assert!(
+            matches!(e, EndToEnd::Measured { at_least: true, lag_s, .. } if lag_s == 0.25),
+            "{e:?}"
+        );
+        assert_eq!(e.lag_s(), None);
+        let e = assess(
+            "a",
+            Ok(HeartbeatRead::NoRow),
+            Ok(HeartbeatRead::NoRow),
+            &Writer::MaybeRunning,
+        );
+        assert!(matches!(e, EndToEnd::NoHeartbeat { .. }), "{e:?}");
+        let e = assess(
+            "a",
+            Err("no answer".into()),
+            Ok(HeartbeatRead::NoRow),
+            &Writer::MaybeRunning,
+        );
+        assert!(matches!(e, EndToEnd::Unknown { .. }), "{e:?}");
     }
 }

@@ -6,10 +6,13 @@ mod sampler;
 mod snapshot;
 mod summary;
 
-pub use heartbeat::{Heartbeat, HeartbeatLog};
+pub use heartbeat::{
+    EndToEnd, Heartbeat, HeartbeatLog, HeartbeatRead, HeartbeatRow, STOPPED_AFTER, Writer, assess,
+    lag_from_rows, read_heartbeat,
+};
 pub use sampler::{Sample, Sampler, SamplerConfig, Samples, primary_channel};
 pub use snapshot::{
-    ChainSnapshot, HopLag, NodeProbe, NodeSnapshot, SlotRow, SubscriptionRow, WalSenderRow,
-    derive_lags,
+    ChainSnapshot, HopLag, NoSeconds, NodeProbe, NodeSnapshot, SlotRow, SubscriptionRow,
+    WalSenderRow, derive_lags,
 };
 pub use summary::{Failover, Observations, Peak, Peaks, Rpo, SeriesPoint, SlotOutcome};

@@ -4,8 +4,11 @@
 //! a NULL lag column means "idle", never zero; a node that does not answer is reported as
 //! unreachable rather than failing the whole snapshot.
 
+use std::time::Duration;
+
 use tokio_postgres::{Client, SimpleQueryMessage};
 
+use super::heartbeat::{EndToEnd, Writer, assess, read_heartbeat};
 use crate::node::{Lsn, Node};
 
 /// A walsender as pg_stat_replication shows it.
@@ -123,6 +126,23 @@ pub struct HopLag {
     pub bytes: Option<u64>,
     /// Seconds behind; None when idle or unknown (never reported as 0 when NULL).
     pub seconds: Option<f64>,
+    /// Why `seconds` is None (set only then, and for "a→c" only by [`ChainSnapshot::take`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub why_no_seconds: Option<NoSeconds>,
+}
+
+/// Why a hop has no lag in seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoSeconds {
+    /// The walsender reports a NULL lag: nothing in flight. Idle, never 0.
+    Idle,
+    /// No walsender for this hop: the downstream is not streaming from it.
+    NotStreaming,
+    /// End to end: no heartbeat is being written (the snapshot's `heartbeat` says why).
+    NoHeartbeat,
+    /// The upstream node did not answer, or the heartbeat could not be read.
+    Unknown,
 }
 
 /// The whole chain at one moment.
@@ -134,6 +154,9 @@ pub struct ChainSnapshot {
     pub nodes: Vec<NodeSnapshot>,
     /// Per hop.
     pub lags: Vec<HopLag>,
+    /// End to end, from the heartbeat rows on the primary and on C (None: not read).
+    #[serde(default)]
+    pub heartbeat: Option<EndToEnd>,
 }
 
 fn opt_lsn(v: Option<&str>) -> Option<Lsn> {
@@ -354,20 +377,63 @@ impl NodeProbe {
     }
 }
 
+/// How long a heartbeat read may take before the node counts as not answering.
+const HEARTBEAT_PATIENCE: Duration = Duration::from_secs(5);
+
+/// The heartbeat row on `node`, or why it could not be read.
+async fn heartbeat_on(node: &Node, db: &str) -> Result<super::heartbeat::HeartbeatRead, String> {
+    let read = async {
+        let c = node.connect(db).await.map_err(|e| e.to_string())?;
+        read_heartbeat(&c)
+            .await
+            .map_err(|e| crate::Error::from(e).to_string())
+    };
+    tokio::time::timeout(HEARTBEAT_PATIENCE, read)
+        .await
+        .unwrap_or_else(|_| {
+            Err(format!(
+                "no answer within {}",
+                crate::util::fmt_duration(HEARTBEAT_PATIENCE)
+            ))
+        })
+}
+
 impl ChainSnapshot {
     /// Snapshot A, B and C concurrently and derive per-hop lag; `logical_slot` names the slot
-    /// on B that feeds C.
-    pub async fn take(a: &Node, b: &Node, c: &Node, db: &str, logical_slot: &str) -> ChainSnapshot {
+    /// on B that feeds C. End-to-end seconds come from the heartbeat rows on the primary (A,
+    /// or B once promoted) and on C; `writer` says whether anybody may still be writing them.
+    pub async fn take(
+        a: &Node,
+        b: &Node,
+        c: &Node,
+        db: &str,
+        logical_slot: &str,
+        writer: &Writer,
+    ) -> ChainSnapshot {
         let (sa, sb, sc) = tokio::join!(
             NodeSnapshot::take(a, db),
             NodeSnapshot::take(b, db),
             NodeSnapshot::take(c, db)
         );
-        let lags = derive_lags(&sa, &sb, logical_slot);
+        let mut lags = derive_lags(&sa, &sb, logical_slot);
+        let primary = if sb.in_recovery == Some(false) { b } else { a };
+        let (on_primary, on_c) = tokio::join!(heartbeat_on(primary, db), heartbeat_on(c, db));
+        let e2e = assess(primary.name(), on_primary, on_c, writer);
+        if let Some(hop) = lags.iter_mut().find(|l| l.hop == "a→c") {
+            hop.seconds = e2e.lag_s();
+            hop.why_no_seconds = match &e2e {
+                _ if hop.seconds.is_some() => None,
+                EndToEnd::Stopped { .. } | EndToEnd::NoHeartbeat { .. } => {
+                    Some(NoSeconds::NoHeartbeat)
+                }
+                EndToEnd::Measured { .. } | EndToEnd::Unknown { .. } => Some(NoSeconds::Unknown),
+            };
+        }
         ChainSnapshot {
             taken_at: chrono::Utc::now().to_rfc3339(),
             nodes: vec![sa, sb, sc],
             lags,
+            heartbeat: Some(e2e),
         }
     }
 }
@@ -386,16 +452,21 @@ pub fn derive_lags(a: &NodeSnapshot, b: &NodeSnapshot, logical_slot: &str) -> Ve
         .iter()
         .find(|s| s.slot_name == logical_slot)
         .and_then(|s| s.confirmed_flush_lsn);
-    let a_to_b_seconds = a
-        .senders
-        .iter()
-        .find(|w| w.application_name == "b")
-        .and_then(|w| w.replay_lag_s);
-    let b_to_c_seconds = b
-        .senders
-        .iter()
-        .find(|w| w.application_name == logical_slot)
-        .and_then(|w| w.replay_lag_s);
+    // A walsender's NULL replay_lag means idle; no walsender at all means not streaming.
+    let seconds = |up: &NodeSnapshot, app: &str| -> (Option<f64>, Option<NoSeconds>) {
+        if !up.reachable {
+            return (None, Some(NoSeconds::Unknown));
+        }
+        match up.senders.iter().find(|w| w.application_name == app) {
+            Some(w) => (
+                w.replay_lag_s,
+                w.replay_lag_s.is_none().then_some(NoSeconds::Idle),
+            ),
+            None => (None, Some(NoSeconds::NotStreaming)),
+        }
+    };
+    let (a_to_b_seconds, a_to_b_why) = seconds(a, "b");
+    let (b_to_c_seconds, b_to_c_why) = seconds(b, logical_slot);
     let diff = |x: Option<Lsn>, y: Option<Lsn>| match (x, y) {
         (Some(x), Some(y)) => Some(x.bytes_since(y)),
         _ => None,
@@ -410,16 +481,19 @@ pub fn derive_lags(a: &NodeSnapshot, b: &NodeSnapshot, logical_slot: &str) -> Ve
             hop: "a→b".into(),
             bytes: diff(a.current_lsn, b_pos),
             seconds: a_to_b_seconds,
+            why_no_seconds: a_to_b_why,
         },
         HopLag {
             hop: "b→c".into(),
             bytes: diff(b_pos, confirmed),
             seconds: b_to_c_seconds,
+            why_no_seconds: b_to_c_why,
         },
         HopLag {
             hop: "a→c".into(),
             bytes: diff(top, confirmed),
             seconds: None,
+            why_no_seconds: None,
         },
     ]
 }

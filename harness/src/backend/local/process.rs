@@ -458,7 +458,7 @@ fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
             copy_tree(&entry.path(), &to)?;
         } else {
             std::fs::copy(entry.path(), &to)
-                .map_err(|e| io_error("cannot copy", &entry.path(), e))?;
+                .map_err(|e| io_error("cannot copy", entry.path(), e))?;
         }
     }
     Ok(())

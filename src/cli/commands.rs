@@ -30,7 +30,7 @@ pub async fn shutdown_signal() {
 }
 
 pub async fn status(args: StatusArgs, ui: &Ui) -> Result<i32> {
-    let run = pick_run(args.run.as_deref(), None).await?;
+    let run = pick_run(args.run.as_deref(), args.runs_dir.as_deref()).await?;
     let attached = Attached::open(run).await?;
     // One signal listener for the whole command, polled from the first snapshot on: a Ctrl-C or
     // SIGTERM that arrives while a snapshot is being taken is not lost.
@@ -287,7 +287,7 @@ pub fn render_status(s: &ChainSnapshot) -> String {
 
 pub async fn down(args: DownArgs, ui: &Ui) -> Result<i32> {
     if args.all {
-        let done = harness::run::down_all(None).await?;
+        let done = harness::run::down_all(args.runs_dir.as_deref()).await?;
         if done.is_empty() {
             ui.out("nothing to take down");
         }
@@ -296,7 +296,7 @@ pub async fn down(args: DownArgs, ui: &Ui) -> Result<i32> {
         }
         return Ok(0);
     }
-    let run = pick_run(args.run.as_deref(), None).await?;
+    let run = pick_run(args.run.as_deref(), args.runs_dir.as_deref()).await?;
     let path = run.path().to_path_buf();
     let attached = Attached::open(run).await?;
     attached.down().await?;
@@ -361,6 +361,12 @@ pub async fn run(args: RunArgs, up: bool, ui: &Ui) -> Result<i32> {
     } else {
         BarProgress::new(ui)
     };
+    // status/verify/down look in the default runs folder: a run elsewhere needs the same flag.
+    let runs_dir_flag = args
+        .runs_dir
+        .as_ref()
+        .map(|d| format!(" --runs-dir {}", d.display()))
+        .unwrap_or_default();
     let r = Rehearsal::prepare(scenario, opts, progress).await?;
     eprintln!("pgrehearse: run directory {}", r.run.path().display());
 
@@ -371,7 +377,7 @@ pub async fn run(args: RunArgs, up: bool, ui: &Ui) -> Result<i32> {
         };
         return match res {
             Ok(chain) => {
-                print_up(ui, &r, &chain);
+                print_up(ui, &r, &chain, &runs_dir_flag);
                 Ok(0)
             }
             Err(e) => {
@@ -393,7 +399,7 @@ pub async fn run(args: RunArgs, up: bool, ui: &Ui) -> Result<i32> {
     let fin = r.finish(args.keep).await;
     if args.keep {
         eprintln!(
-            "pgrehearse: --keep: the chain is still running; `pgrehearse status` / `pgrehearse down --run {}`",
+            "pgrehearse: --keep: the chain is still running; `pgrehearse status{runs_dir_flag}` / `pgrehearse down --run {}{runs_dir_flag}`",
             r.run.id()
         );
     }
@@ -426,7 +432,8 @@ pub async fn run(args: RunArgs, up: bool, ui: &Ui) -> Result<i32> {
     Ok(report.exit_code)
 }
 
-fn print_up(ui: &Ui, r: &Rehearsal, chain: &harness::chain::Chain) {
+/// `runs_dir_flag`: ` --runs-dir DIR` when the run is not in the default runs folder, else empty.
+fn print_up(ui: &Ui, r: &Rehearsal, chain: &harness::chain::Chain, runs_dir_flag: &str) {
     ui.out(format!("chain up (run {}):", r.run.id()));
     for (n, what) in [
         (&chain.a, "primary"),
@@ -443,7 +450,10 @@ fn print_up(ui: &Ui, r: &Rehearsal, chain: &harness::chain::Chain) {
         "passwords (generated for this run): export PGPASSFILE={}",
         r.run.passfile().display()
     ));
-    ui.out("next: pgrehearse status · pgrehearse verify · pgrehearse down");
+    let f = runs_dir_flag;
+    ui.out(format!(
+        "next: pgrehearse status{f} · pgrehearse verify{f} · pgrehearse down{f}"
+    ));
 }
 
 /// A few lines for the terminal; the report files carry everything.
@@ -543,7 +553,7 @@ fn verify_line(v: &harness::verify::VerifyReport) -> String {
 }
 
 pub async fn verify(args: VerifyArgs, ui: &Ui) -> Result<i32> {
-    let run = pick_run(args.run.as_deref(), None).await?;
+    let run = pick_run(args.run.as_deref(), args.runs_dir.as_deref()).await?;
     let attached = Attached::open(run).await?;
     let chain = &attached.chain;
     let res = async {

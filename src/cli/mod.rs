@@ -72,6 +72,9 @@ pub struct StatusArgs {
     /// Run id or directory (default: the newest running chain).
     #[arg(long)]
     pub run: Option<String>,
+    /// Runs folder to look in (default: $PGREHEARSE_HOME/runs), as given to `up --runs-dir`.
+    #[arg(long, value_name = "DIR")]
+    pub runs_dir: Option<PathBuf>,
     /// Output JSON.
     #[arg(long)]
     pub json: bool,
@@ -88,6 +91,9 @@ pub struct VerifyArgs {
     /// Run id or directory (default: the newest running chain).
     #[arg(long)]
     pub run: Option<String>,
+    /// Runs folder to look in (default: $PGREHEARSE_HOME/runs), as given to `up --runs-dir`.
+    #[arg(long, value_name = "DIR")]
+    pub runs_dir: Option<PathBuf>,
     /// Output JSON.
     #[arg(long)]
     pub json: bool,
@@ -107,6 +113,10 @@ pub struct DownArgs {
     /// Every run whose servers are still up, including leftovers of crashed runs.
     #[arg(long, conflicts_with = "run")]
     pub all: bool,
+    /// Runs folder to look in (default: $PGREHEARSE_HOME/runs), as given to `up --runs-dir`; with
+    /// --all, only runs in it.
+    #[arg(long, value_name = "DIR")]
+    pub runs_dir: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]

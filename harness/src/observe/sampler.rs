@@ -9,9 +9,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::heartbeat::HeartbeatLog;
+use super::heartbeat::{HeartbeatLog, HeartbeatRead, read_heartbeat};
 use super::snapshot::{HopLag, NodeProbe, NodeSnapshot, derive_lags};
-use crate::chain::HARNESS_SCHEMA;
 use crate::error::{Result, io_error};
 use crate::node::Node;
 
@@ -88,7 +87,6 @@ impl Sampler {
             // A frozen or partitioned node must not stall the sampler: each probe gets a few
             // periods to answer, then counts as unreachable for this sample.
             let patience = (cfg.every * 4).max(Duration::from_millis(500));
-            let hb_sql = format!("SELECT seq FROM {HARNESS_SCHEMA}.heartbeat WHERE id = 1");
             let mut tick = tokio::time::interval(cfg.every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
             loop {
@@ -98,9 +96,7 @@ impl Sampler {
                     if hb_client.as_ref().is_none_or(|c| c.is_closed()) {
                         hb_client = c.connect(&cfg.database).await.ok();
                     }
-                    let cl = hb_client.as_ref()?;
-                    let row = cl.query_opt(hb_sql.as_str(), &[]).await.ok()?;
-                    Some(row.map(|r| r.get::<_, i64>(0) as u64).unwrap_or(0))
+                    seq_on_c(read_heartbeat(hb_client.as_ref()?).await.ok()?)
                 };
                 let (sa, sb, sc, seq) = tokio::join!(
                     bounded(&mut pa, patience),
@@ -165,6 +161,16 @@ impl Drop for Sampler {
     }
 }
 
+/// The heartbeat sequence C shows: 0 when no heartbeat reached it yet, unknown when it has no
+/// heartbeat table.
+fn seq_on_c(read: HeartbeatRead) -> Option<u64> {
+    match read {
+        HeartbeatRead::Row(r) => Some(r.seq),
+        HeartbeatRead::NoRow => Some(0),
+        HeartbeatRead::NoTable => None,
+    }
+}
+
 /// One node snapshot, or "unreachable" when it does not answer within `patience` (the probe
 /// then reconnects next time).
 async fn bounded(p: &mut NodeProbe, patience: Duration) -> NodeSnapshot {
@@ -183,4 +189,22 @@ async fn bounded(p: &mut NodeProbe, patience: Duration) -> NodeSnapshot {
 /// A channel naming the current primary, shared by the workload, heartbeat and faults.
 pub fn primary_channel(a: &Node) -> (watch::Sender<Node>, watch::Receiver<Node>) {
     watch::channel(a.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observe::HeartbeatRow;
+
+    #[test]
+    fn seq_on_c_reads_no_row_as_zero_and_no_table_as_unknown() {
+        let row = HeartbeatRow {
+            seq: 7,
+            written_at_s: 1000.0,
+            read_at_s: 1000.5,
+        };
+        assert_eq!(seq_on_c(HeartbeatRead::Row(row)), Some(7));
+        assert_eq!(seq_on_c(HeartbeatRead::NoRow), Some(0));
+        assert_eq!(seq_on_c(HeartbeatRead::NoTable), None);
+    }
 }

@@ -1,6 +1,8 @@
 //! Reaching a chain that another harness process started (`up`, `--keep`): for `status`,
 //! `verify` and `down`.
 
+use std::path::Path;
+
 use crate::backend::local::LocalBackend;
 use crate::backend::{Backend, BackendKind};
 use crate::chain::Chain;
@@ -113,9 +115,12 @@ impl Attached {
 /// so it also cleans up runs whose state or credentials were never written. Returns the run
 /// ids it took down.
 ///
+/// `base` is the runs folder (default: `home()/runs`). Containers are found by label wherever
+/// their run directory is; when `base` is given, only those of runs in it are removed.
+///
 /// # Errors
 /// None today; the signature leaves room for backends that can fail (containers).
-pub async fn down_all(base: Option<&std::path::Path>) -> Result<Vec<String>> {
+pub async fn down_all(base: Option<&Path>) -> Result<Vec<String>> {
     // Another harness is running this rehearsal right now.
     let owned_elsewhere = |run: &RunDir| {
         RunState::load(run).is_ok_and(|(st, _)| {
@@ -137,6 +142,10 @@ pub async fn down_all(base: Option<&std::path::Path>) -> Result<Vec<String>> {
     }
     // Containers of runs that are gone (or detached): found by label, whatever the state files say.
     if let Ok(runs) = crate::backend::docker::down_leftovers(|run_id, dir| {
+        // Left alone: runs of another runs folder than the one asked for.
+        if base.is_some_and(|b| !in_folder(b, run_id, dir)) {
+            return true;
+        }
         dir.map(std::path::Path::to_path_buf)
             .or_else(|| dirs.iter().find(|d| d.ends_with(run_id)).cloned())
             .is_some_and(|d| owned_elsewhere(&RunDir::open(&d)))
@@ -150,4 +159,39 @@ pub async fn down_all(base: Option<&std::path::Path>) -> Result<Vec<String>> {
         }
     }
     Ok(done)
+}
+
+/// Whether run `run_id`, whose directory its containers name as `dir` (when they do), belongs to
+/// the runs folder `base`.
+fn in_folder(base: &Path, run_id: &str, dir: Option<&Path>) -> bool {
+    let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    match dir {
+        Some(d) => d
+            .parent()
+            .is_some_and(|p| p == base || canon(p) == canon(base)),
+        None => base.join(run_id).is_dir(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn containers_belong_to_the_runs_folder_their_directory_is_in() {
+        let tmp = tempfile::tempdir().unwrap();
+        let base = tmp.path().join("runs");
+        std::fs::create_dir_all(base.join("r1")).unwrap();
+        assert!(in_folder(&base, "r1", Some(&base.join("r1"))));
+        // The same folder reached another way.
+        let link = tmp.path().join("link");
+        std::os::unix::fs::symlink(&base, &link).unwrap();
+        assert!(in_folder(&link, "r1", Some(&base.join("r1"))));
+        // A directory already removed still names its folder.
+        assert!(in_folder(&base, "gone", Some(&base.join("gone"))));
+        assert!(!in_folder(&base, "r2", Some(&tmp.path().join("other/r2"))));
+        // Containers that name no directory: by the run id.
+        assert!(in_folder(&base, "r1", None));
+        assert!(!in_folder(&base, "r2", None));
+    }
 }

@@ -144,7 +144,10 @@ pub async fn pick_run(explicit: Option<&str>, base: Option<&Path>) -> Result<Run
         }
         return Ok(RunDir::open(&dir));
     }
-    for dir in list_runs(base) {
+    let folder = base
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| home().join("runs"));
+    for dir in list_runs(Some(&folder)) {
         let run = RunDir::open(&dir);
         // Only chains that status/verify/down can reach: credentials still there.
         let Ok((state, _)) = RunState::load(&run) else {
@@ -160,6 +163,10 @@ pub async fn pick_run(explicit: Option<&str>, base: Option<&Path>) -> Result<Run
             return Ok(run);
         }
     }
-    Err(Error::usage("no running chain found")
-        .with_hint("start one with `pgrehearse up SCENARIO`, or name a run with --run"))
+    Err(
+        Error::usage(format!("no running chain found in {}", folder.display())).with_hint(
+            "start one with `pgrehearse up SCENARIO`, name a run with --run, or give --runs-dir \
+             the folder it was started in",
+        ),
+    )
 }

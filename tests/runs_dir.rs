@@ -1,0 +1,159 @@
+//! A chain started with `up --runs-dir DIR` lives outside the default runs folder: `status`,
+//! `verify` and `down` given the same `--runs-dir` find it without `--run`, and `down --all`
+//! with `--runs-dir` only looks there.
+
+mod common;
+
+use std::path::Path;
+use std::time::Instant;
+
+use common::cli;
+
+const UP: &str = r#"
+version = 1
+name = "runs-dir"
+
+[workload]
+initial_rows = 100
+"#;
+
+/// A fresh folder the server user can walk into (as root, servers run as another user, and a
+/// temporary folder is 0700).
+fn runs_folder() -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let d = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    d
+}
+
+fn arg(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn status_verify_and_down_find_a_run_in_the_runs_dir_they_are_given() {
+    let t0 = Instant::now();
+    let (_scenario, path) = cli::scenario("runs-dir", UP);
+    let runs = runs_folder();
+    let up = cli::run(&["up", arg(&path), "--runs-dir", arg(runs.path())]);
+    let err = cli::stderr(&up);
+    assert_eq!(up.status.code(), Some(0), "{err}");
+    let run = cli::run_dir(&err).unwrap();
+    let _down = cli::DownOnDrop(run.clone());
+    assert_eq!(run.parent(), Some(runs.path()), "{err}");
+    let id = run.file_name().unwrap().to_str().unwrap().to_string();
+    // What `up` suggests next works from anywhere: it names the runs folder.
+    let next = format!("pgrehearse status --runs-dir {}", runs.path().display());
+    assert!(cli::stdout(&up).contains(&next), "{}", cli::stdout(&up));
+    eprintln!("up: {:?}", t0.elapsed());
+
+    // --- elsewhere (another home, whose runs folder is empty) nothing is found; the error says
+    // where it looked
+    let home = tempfile::tempdir().unwrap();
+    let out = cli::run_with_env(&["status"], &[("PGREHEARSE_HOME", arg(home.path()))]);
+    let e = cli::stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{e}");
+    assert!(
+        e.contains(&format!(
+            "no running chain found in {}",
+            home.path().join("runs").display()
+        )) && e.contains("--runs-dir"),
+        "{e}"
+    );
+
+    // --- status, without --run
+    let t = Instant::now();
+    let out = cli::run(&["status", "--runs-dir", arg(runs.path())]);
+    assert_eq!(out.status.code(), Some(0), "{}", cli::stderr(&out));
+    let text = cli::stdout(&out);
+    assert_eq!(
+        text.lines().next(),
+        Some(format!("run {id} ({})", run.display()).as_str()),
+        "{text}"
+    );
+    assert!(
+        text.lines().any(|l| l.starts_with("lag a→c")),
+        "status shows no hops:\n{text}"
+    );
+    let out = cli::run(&["status", "--runs-dir", arg(runs.path()), "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", cli::stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(&cli::stdout(&out)).unwrap();
+    let nodes = v["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 3, "{v:#}");
+    assert!(nodes.iter().all(|n| n["reachable"] == true), "{v:#}");
+    // An id is looked up in that folder too.
+    let out = cli::run(&["status", "--runs-dir", arg(runs.path()), "--run", &id]);
+    assert_eq!(out.status.code(), Some(0), "{}", cli::stderr(&out));
+    eprintln!("status: {:?}", t.elapsed());
+
+    // --- verify, without --run
+    let t = Instant::now();
+    let out = cli::run(&["verify", "--runs-dir", arg(runs.path()), "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", cli::stderr(&out));
+    let reports: serde_json::Value = serde_json::from_str(&cli::stdout(&out)).unwrap();
+    assert_eq!(reports[0]["target"], "c", "{reports:#}");
+    assert_eq!(reports[0]["verdict"], "valid", "{reports:#}");
+    eprintln!("verify: {:?}", t.elapsed());
+
+    // --- down --all in another runs folder leaves this chain alone
+    let other = runs_folder();
+    let out = cli::run(&["down", "--all", "--runs-dir", arg(other.path())]);
+    assert_eq!(out.status.code(), Some(0), "{}", cli::stderr(&out));
+    assert_eq!(cli::stdout(&out).trim(), "nothing to take down");
+    assert!(
+        !common::processes_under(&run).is_empty(),
+        "down --all --runs-dir {} took down a run of {}",
+        other.path().display(),
+        runs.path().display()
+    );
+
+    // --- down, without --run
+    let t = Instant::now();
+    let out = cli::run(&["down", "--runs-dir", arg(runs.path())]);
+    assert_eq!(out.status.code(), Some(0), "{}", cli::stderr(&out));
+    assert!(
+        cli::stdout(&out).contains(&run.display().to_string()),
+        "{}",
+        cli::stdout(&out)
+    );
+    cli::assert_cleaned_up(&run);
+    assert!(
+        !run.join("secrets.json").exists(),
+        "credentials must not outlive the chain"
+    );
+    eprintln!("down: {:?}", t.elapsed());
+
+    // --- nothing is left running there
+    let out = cli::run(&["status", "--runs-dir", arg(runs.path())]);
+    assert_eq!(out.status.code(), Some(2), "{}", cli::stderr(&out));
+    let out = cli::run(&["down", "--all", "--runs-dir", arg(runs.path())]);
+    assert_eq!(out.status.code(), Some(0), "{}", cli::stderr(&out));
+    assert_eq!(cli::stdout(&out).trim(), "nothing to take down");
+    eprintln!("total: {:?}", t0.elapsed());
+}
+
+#[test]
+fn down_all_with_a_runs_dir_takes_down_what_runs_there() {
+    let t0 = Instant::now();
+    let (_scenario, path) = cli::scenario("runs-dir-all", UP);
+    let runs = runs_folder();
+    let up = cli::run(&["up", arg(&path), "--runs-dir", arg(runs.path())]);
+    let err = cli::stderr(&up);
+    assert_eq!(up.status.code(), Some(0), "{err}");
+    let run = cli::run_dir(&err).unwrap();
+    let _down = cli::DownOnDrop(run.clone());
+    assert!(!common::processes_under(&run).is_empty());
+
+    let out = cli::run(&["down", "--all", "--runs-dir", arg(runs.path())]);
+    assert_eq!(out.status.code(), Some(0), "{}", cli::stderr(&out));
+    let id = run.file_name().unwrap().to_str().unwrap();
+    assert!(
+        cli::stdout(&out)
+            .lines()
+            .any(|l| l == format!("took down {id}")),
+        "{}",
+        cli::stdout(&out)
+    );
+    cli::assert_cleaned_up(&run);
+    eprintln!("total: {:?}", t0.elapsed());
+}

@@ -4,16 +4,33 @@
 
 mod common;
 
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
 use common::cli;
 use serde_json::Value;
 
 /// Run a shipped scenario with a fixed seed; return the parsed report.
 fn run_scenario(name: &str) -> Value {
+    let (report, run) = run_shipped(name, &[]);
+    cli::assert_cleaned_up(&run);
+    report
+}
+
+/// Run a shipped scenario with a fixed seed and `extra` arguments; return the parsed report
+/// and the run directory once the run passed its expectations.
+fn run_shipped(name: &str, extra: &[&str]) -> (Value, PathBuf) {
     let path = format!("{}/scenarios/{name}.toml", env!("CARGO_MANIFEST_DIR"));
-    let out = cli::run(&["run", &path, "--seed", "20261125"]);
+    let mut args = vec!["run", &path, "--seed", "20261125"];
+    args.extend_from_slice(extra);
+    let out = cli::run(&args);
     let err = cli::stderr(&out);
     let run =
         cli::run_dir(&err).unwrap_or_else(|| panic!("{name}: no run directory; stderr:\n{err}"));
+    // A kept chain goes down with the test, whatever the test finds.
+    let down = extra
+        .contains(&"--keep")
+        .then(|| cli::DownOnDrop(run.clone()));
     let report: Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("report.json")).unwrap_or_default())
             .unwrap_or_else(|e| panic!("{name}: no report ({e}); stderr:\n{err}"));
@@ -23,8 +40,59 @@ fn run_scenario(name: &str) -> Value {
         "{name}: expectations did not hold:\n{:#}\nstderr:\n{err}",
         report["expectations"]
     );
-    cli::assert_cleaned_up(&run);
-    report
+    std::mem::forget(down);
+    (report, run)
+}
+
+/// The run's ledger (ledger.jsonl), by op id.
+fn ledger(run: &Path) -> HashMap<u64, Value> {
+    std::fs::read_to_string(run.join("ledger.jsonl"))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let e: Value = serde_json::from_str(l).unwrap();
+            (e["op"].as_u64().unwrap(), e)
+        })
+        .collect()
+}
+
+/// When the fault of `kind` was injected (ms since the workload started).
+fn injected_ms(r: &Value, kind: &str) -> i64 {
+    r["observations"]["faults"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["kind"] == kind)
+        .and_then(|f| f["injected_ms"].as_i64())
+        .unwrap_or_else(|| panic!("no {kind} injected: {:#}", r["observations"]["faults"]))
+}
+
+/// Every listed unknown-outcome write is one the ledger records as unknown, sent to a; the
+/// count is every such write.
+fn unknown_writes_match_the_ledger(rpo: &Value, ledger: &HashMap<u64, Value>) -> Vec<Value> {
+    let on_a = ledger
+        .values()
+        .filter(|e| e["outcome"] == "unknown" && e["node"] == "a")
+        .count() as u64;
+    let total = [
+        "unknown_applied",
+        "unknown_not_applied",
+        "unknown_undetermined",
+    ]
+    .iter()
+    .map(|k| rpo[*k].as_u64().unwrap())
+    .sum::<u64>();
+    assert_eq!(total, on_a, "unknown outcomes on a: {rpo:#}");
+    let listed = rpo["unknown"].as_array().unwrap().clone();
+    assert_eq!(listed.len() as u64, on_a.min(100), "{rpo:#}");
+    for w in &listed {
+        let e = &ledger[&w["op"].as_u64().unwrap()];
+        assert_eq!(e["outcome"], "unknown", "{w:#} vs the ledger's {e:#}");
+        assert_eq!((&e["table"], &e["key"]), (&w["table"], &w["key"]), "{w:#}");
+        assert!(w["applied"].is_boolean() || w["applied"].is_null(), "{w:#}");
+    }
+    listed
 }
 
 /// Values of `field` in the series between `from` and `to` seconds (None points skipped).
@@ -136,17 +204,22 @@ fn a_capped_slot_is_lost_and_c_needs_a_resync() {
 }
 
 #[test]
-fn after_primary_failure_writes_on_promoted_b_reach_c() {
-    let r = run_scenario("primary-failure-async");
+fn after_primary_failure_writes_on_promoted_b_reach_c_and_the_lost_ones_are_listed() {
+    // Kept running after the run, so that b's data can be checked against the list.
+    let (r, run) = run_shipped("primary-failure-async", &["--keep"]);
+    let _down = cli::DownOnDrop(run.clone());
     let f = &r["observations"]["failover"];
-    assert!(
-        f["promoted_ms"].as_i64().unwrap() >= f["killed_ms"].as_i64().unwrap(),
-        "{f:#}"
+    let (killed, promoted) = (
+        f["killed_ms"].as_i64().unwrap(),
+        f["promoted_ms"].as_i64().unwrap(),
     );
+    assert!(promoted >= killed, "{f:#}");
     assert_eq!(f["slot_carried_on"], true);
+    // Ledger and fault times share one timeline: b acknowledged nothing before it was promoted.
+    let first_on_b = f["first_write_on_b_ms"].as_i64();
     assert!(
-        f["first_write_on_b_ms"].as_i64().is_some(),
-        "the workload must have written to b: {f:#}"
+        first_on_b.is_some_and(|w| w >= promoted),
+        "the workload must have written to b once it was promoted: {f:#}"
     );
     // C was verified against the promoted B: every write B took is on C.
     let c_vs_b = r["verify"]
@@ -157,21 +230,95 @@ fn after_primary_failure_writes_on_promoted_b_reach_c() {
         .unwrap();
     assert_eq!(c_vs_b["reference"], "b");
     assert_eq!(c_vs_b["verdict"], "valid");
-    assert!(r["observations"]["rpo"]["lost_writes"].as_u64().is_some());
+
+    // --- the RPO: judged on b as its promotion left it, every lost write counted and listed
+    let rpo = &r["observations"]["rpo"];
+    assert_eq!(rpo["node"], "b");
+    assert_eq!(rpo["judged_at_ms"].as_i64(), Some(promoted), "{rpo:#}");
+    let lost_writes = rpo["lost_writes"].as_u64().unwrap();
+    let lost = rpo["lost"].as_array().unwrap();
+    // a acknowledged ~200 writes/s for the second b could not hear from it.
+    assert!(lost_writes >= 20, "{rpo:#}");
+    assert_eq!(lost.len() as u64, lost_writes.min(100), "{rpo:#}");
+    assert!(rpo["lost_keys"].as_u64().unwrap() <= lost_writes);
+
+    // Each listed write is one a acknowledged before it died, in the window the partition
+    // opened (200 ms of delayed WAL before it, nothing after it; 2 s of slack for a slow
+    // machine) — not earlier.
+    let ledger = ledger(&run);
+    let partition = injected_ms(&r, "partition");
+    for w in lost {
+        let e = &ledger[&w["op"].as_u64().unwrap()];
+        assert_eq!(e["outcome"], "ok", "{w:#} vs the ledger's {e:#}");
+        assert_eq!(e["node"], "a", "{e:#}");
+        for k in ["table", "key", "kind", "done_us"] {
+            assert_eq!(e[k], w[k], "{k}: {w:#} vs the ledger's {e:#}");
+        }
+        let done_ms = e["done_us"].as_i64().unwrap() / 1000;
+        assert!(
+            done_ms <= killed && done_ms >= partition - 2_000,
+            "acknowledged at {done_ms} ms; partition at {partition}, kill at {killed}: {w:#}"
+        );
+        assert_eq!(w["applied"], false);
+    }
+    let unknown = unknown_writes_match_the_ledger(rpo, &ledger);
+    // a was partitioned from b: nothing in flight when it died reached b.
+    assert!(
+        unknown.iter().all(|w| w["applied"] == false),
+        "{unknown:#?}"
+    );
+
+    // Each listed write is truly absent from b: no row on b carries an inserted or updated
+    // op id, and a row a deleted is still on b (with the op id b had at promotion; its
+    // connection never touched the key again).
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let attached = harness::run::Attached::open(harness::run::RunDir::open(&run))
+            .await
+            .unwrap();
+        let (b, db) = (&attached.chain.b, attached.state.database.as_str());
+        let rows_with = |table: &str, op: u64| {
+            let sql = format!("SELECT count(*) FROM {table} WHERE op_id = {op}");
+            async move { b.query_one(db, &sql).await.unwrap().unwrap() }
+        };
+        let mut deletes = 0;
+        for w in lost {
+            let (table, op) = (w["table"].as_str().unwrap(), w["op"].as_u64().unwrap());
+            if w["kind"] == "delete" {
+                let found = w["found_op"].as_u64().expect("a lost delete leaves a row");
+                assert_eq!(rows_with(table, found).await, "1", "{w:#}");
+                deletes += 1;
+            } else {
+                assert_eq!(rows_with(table, op).await, "0", "on b: {w:#}");
+                assert_ne!(w["found_op"].as_u64(), Some(op), "{w:#}");
+            }
+        }
+        eprintln!(
+            "checked {} lost writes on b ({deletes} deletes) of {lost_writes}",
+            lost.len()
+        );
+        attached.down().await.unwrap();
+    });
+    cli::assert_cleaned_up(&run);
 }
 
 #[test]
-fn synchronous_replication_loses_no_acknowledged_write() {
-    let r = run_scenario("primary-failure-sync");
-    assert_eq!(
-        r["observations"]["rpo"]["lost_writes"], 0,
-        "{:#}",
-        r["observations"]["rpo"]
-    );
+fn primary_failure_with_synchronous_replication_loses_no_acknowledged_write() {
+    let (r, run) = run_shipped("primary-failure-sync", &[]);
+    cli::assert_cleaned_up(&run);
+    let rpo = &r["observations"]["rpo"];
+    assert_eq!(rpo["lost_writes"], 0, "{rpo:#}");
+    assert_eq!(rpo["lost"].as_array().map(Vec::len), Some(0), "{rpo:#}");
+    let promoted = r["observations"]["failover"]["promoted_ms"].as_i64();
+    assert!(promoted.is_some());
+    assert_eq!(rpo["judged_at_ms"].as_i64(), promoted, "{rpo:#}");
+    // The commits waiting for the partitioned b when a died: unknown to the client, and not
+    // on b.
+    let unknown = unknown_writes_match_the_ledger(rpo, &ledger(&run));
+    assert!(!unknown.is_empty(), "{rpo:#}");
     assert!(
-        r["observations"]["failover"]["promoted_ms"]
-            .as_i64()
-            .is_some()
+        unknown.iter().all(|w| w["applied"] == false),
+        "{unknown:#?}"
     );
 }
 

@@ -1,5 +1,6 @@
 //! One [`Fault`] per kind: how to inject it and how to heal it.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -10,6 +11,7 @@ use super::proxy::{LinkMode, LinkState};
 use super::runtime::FaultEnv;
 use crate::error::{Result, ResultExt};
 use crate::node::StopMode;
+use crate::workload::PinnedRows;
 
 /// A fault: inject it, heal it. Heal must be safe to call when inject failed halfway.
 #[async_trait]
@@ -217,14 +219,48 @@ impl Fault for PrimaryFailure {
             .await
             .step("primary failure: promoting b")?;
         env.events.lock().expect("events").promoted_ms = Some(env.now_ms());
+        // Pin B's data as the promotion left it — all it will ever have from A, none of its
+        // own writes yet — before writes follow it there; it is read right after, while the
+        // workload already runs on B. The RPO is judged on it.
+        let pinned = match env.workload_tables() {
+            [] => None,
+            _ => Some(pin_rows(env.b(), &env.db).await),
+        };
         // Writes, heartbeats and fences follow the new primary from here on.
         env.set_primary(env.b().clone());
+        if let Some(pinned) = pinned {
+            let rows = match pinned {
+                Ok(p) => p.read(env.workload_tables()).await,
+                Err(e) => Err(e),
+            };
+            let rows = match rows {
+                Ok(r) => {
+                    tracing::info!(
+                        "read {} workload rows on {} as the promotion left them",
+                        r.rows(),
+                        r.node()
+                    );
+                    Ok(Arc::new(r))
+                }
+                Err(e) => {
+                    tracing::warn!("cannot read b's rows at promotion: {e}");
+                    Err(crate::secret::redact(&e.to_string()))
+                }
+            };
+            env.events.lock().expect("events").b_rows_at_promotion = Some(rows);
+        }
         Ok(())
     }
     async fn heal(&self, _env: &FaultEnv) -> Result<()> {
         // A stays down: after a real primary failure it is rebuilt, not restarted into the chain.
         Ok(())
     }
+}
+
+/// A snapshot of `b`'s rows in `db`, pinned now.
+async fn pin_rows(b: &crate::node::Node, db: &str) -> Result<PinnedRows> {
+    let client = b.connect(db).await?;
+    PinnedRows::pin(client, b.name()).await
 }
 
 struct CatalogChurn {

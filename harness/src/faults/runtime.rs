@@ -14,7 +14,7 @@ use super::proxy::LinkState;
 use crate::chain::Replicator;
 use crate::error::{Error, Result};
 use crate::node::Node;
-use crate::workload::Target;
+use crate::workload::{BuiltinTable, RowSnapshot, Target};
 
 fn hop_index(hop: Hop) -> usize {
     match hop {
@@ -30,6 +30,12 @@ pub struct FailoverEvents {
     pub killed_ms: Option<i64>,
     /// B accepted writes.
     pub promoted_ms: Option<i64>,
+    /// B's workload rows as the promotion left them, before the workload or the heartbeat
+    /// wrote to B: everything B ever got from A, and nothing else. The RPO is judged on these,
+    /// not on B's final state, where a later write on B can cover a write A lost. An error
+    /// text when they could not be read; None when no workload tables were named or the
+    /// failover did not get that far.
+    pub b_rows_at_promotion: Option<std::result::Result<Arc<RowSnapshot>, String>>,
 }
 
 /// The fault-capable links on each hop, when the chain was built with them.
@@ -61,6 +67,8 @@ pub struct FaultEnv {
     /// Failover moments.
     pub events: Mutex<FailoverEvents>,
     clock: Instant,
+    /// The workload's tables, read on B at promotion (none: nothing is read).
+    workload_tables: Vec<BuiltinTable>,
 }
 
 impl FaultEnv {
@@ -90,7 +98,20 @@ impl FaultEnv {
             target,
             events: Mutex::default(),
             clock,
+            workload_tables: Vec::new(),
         }
+    }
+
+    /// Read these workload tables on B the moment it is promoted, before writes follow it
+    /// there ([`FailoverEvents::b_rows_at_promotion`]).
+    pub fn with_workload_tables(mut self, tables: &[BuiltinTable]) -> FaultEnv {
+        self.workload_tables = tables.to_vec();
+        self
+    }
+
+    /// The workload tables read on B at promotion.
+    pub fn workload_tables(&self) -> &[BuiltinTable] {
+        &self.workload_tables
     }
 
     /// Milliseconds since the workload started.

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use crate::faults::FaultRecord;
-use crate::verify::KeySample;
+use crate::workload::{LedgerJudgement, WriteRef};
 
 /// One point of the time series.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -107,14 +107,53 @@ pub struct Failover {
 pub struct Rpo {
     /// Node checked.
     pub node: String,
-    /// Acknowledged writes lost.
+    /// When the node's data was judged (ms since the workload started): after a failover, B's
+    /// data as its promotion left it, before any write reached B. None: the node's data at the
+    /// end of the run.
+    #[serde(default)]
+    pub judged_at_ms: Option<i64>,
+    /// Acknowledged writes lost, counted one by one (exact).
     pub lost_writes: u64,
-    /// Which ones (`table key op=<id>`), capped.
-    pub lost: KeySample,
+    /// Keys with at least one lost write.
+    #[serde(default)]
+    pub lost_keys: u64,
+    /// The first lost writes (capped), in the order they were acknowledged.
+    #[serde(default)]
+    pub lost: Vec<WriteRef>,
     /// Writes whose outcome was unknown (in flight when A died), and what became of them.
     pub unknown_applied: u64,
     /// Unknown-outcome writes not applied.
     pub unknown_not_applied: u64,
+    /// Unknown-outcome writes whose fate the node's data cannot tell.
+    #[serde(default)]
+    pub unknown_undetermined: u64,
+    /// The first unknown-outcome writes (capped), in the order they were sent, each with
+    /// whether it turned out applied.
+    #[serde(default)]
+    pub unknown: Vec<WriteRef>,
+}
+
+impl Rpo {
+    /// The RPO a ledger judgement of one node's data shows, judged at `judged_at_ms` (None: at
+    /// the end of the run).
+    pub fn from_judgement(j: &LedgerJudgement, judged_at_ms: Option<i64>) -> Rpo {
+        Rpo {
+            node: j.check.node.clone(),
+            judged_at_ms,
+            lost_writes: j.lost_writes,
+            lost_keys: j.check.lost.count,
+            lost: j.lost.clone(),
+            unknown_applied: j.check.unknown_applied,
+            unknown_not_applied: j.check.unknown_not_applied,
+            unknown_undetermined: j.unknown_undetermined(),
+            unknown: j.unknown.clone(),
+        }
+    }
+
+    /// Unknown-outcome writes, whatever became of them.
+    pub fn unknown_total(&self) -> u64 {
+        self.unknown_applied + self.unknown_not_applied + self.unknown_undetermined
+    }
 }
 
 /// Everything observed, for the report.

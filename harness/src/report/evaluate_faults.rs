@@ -241,8 +241,12 @@ pub(super) fn rpo_max_writes(n: u64, obs: Option<&Observations>) -> ExpectationR
         );
     };
     let ok = rpo.lost_writes <= n;
+    let when = match rpo.judged_at_ms {
+        Some(ms) => format!(" at its promotion ({})", at(ms)),
+        None => String::new(),
+    };
     let mut evidence = format!(
-        "{} missing on {} ({} the limit of {n})",
+        "{} missing on {}{when} ({} the limit of {n})",
         count(
             rpo.lost_writes,
             "write a acknowledged is",
@@ -259,6 +263,9 @@ pub(super) fn rpo_max_writes(n: u64, obs: Option<&Observations>) -> ExpectationR
         "; unknown outcomes: {} applied, {} not applied",
         rpo.unknown_applied, rpo.unknown_not_applied
     ));
+    if rpo.unknown_undetermined > 0 {
+        evidence.push_str(&format!(", {} undetermined", rpo.unknown_undetermined));
+    }
     result(
         NAME,
         judged(ok),

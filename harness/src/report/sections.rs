@@ -8,6 +8,7 @@ use super::doc::{Block, Section, Table, Text};
 use super::text::{at, at_u, bytes, count, micros, millis, secs};
 use super::{IdlePrimary, Report};
 use crate::observe::{Failover, Observations, Peak, Rpo, SlotOutcome};
+use crate::workload::{OpKind, WriteRef};
 
 /// The sections for `report`, in reading order; none when nothing was observed.
 pub(super) fn observed(r: &Report) -> Vec<Section> {
@@ -257,9 +258,34 @@ fn failover(f: &Failover) -> Section {
     s
 }
 
+/// "t=9.812s": a ledger time (microseconds since the workload started), to the millisecond.
+fn at_us(us: u64) -> String {
+    let ms = (us + 500) / 1000;
+    format!("t={}.{:03}s", ms / 1000, ms % 1000)
+}
+
+/// "rehearse.accounts 17 update op=4411": one ledger write in a line.
+fn write_line(w: &WriteRef) -> String {
+    format!("{} {} {} op={}", w.table, w.key, kind(w.kind), w.op)
+}
+
+fn kind(k: OpKind) -> &'static str {
+    match k {
+        OpKind::Insert => "insert",
+        OpKind::Update => "update",
+        OpKind::Delete => "delete",
+    }
+}
+
+/// What the node's row for a write's key holds: "op=4410", "no row".
+fn found(w: &WriteRef) -> String {
+    w.found_op
+        .map_or("no row".to_string(), |op| format!("op={op}"))
+}
+
 /// The first few lost writes, then how many more.
 pub(super) fn lost_list(rpo: &Rpo, show: usize) -> Vec<String> {
-    let mut items: Vec<String> = rpo.lost.keys.iter().take(show).cloned().collect();
+    let mut items: Vec<String> = rpo.lost.iter().take(show).map(write_line).collect();
     let shown = items.len() as u64;
     if rpo.lost_writes > shown && shown > 0 {
         items.push(format!("… and {} more", rpo.lost_writes - shown));
@@ -267,41 +293,94 @@ pub(super) fn lost_list(rpo: &Rpo, show: usize) -> Vec<String> {
     items
 }
 
+/// Writes listed in the report's tables; report.json lists more.
+const LISTED: usize = 20;
+
+/// "… and 80 more (report.json lists 100)" under a table cut at [`LISTED`] rows.
+fn more(total: u64, listed: usize) -> Option<String> {
+    let shown = listed.min(LISTED) as u64;
+    (total > shown).then(|| {
+        if listed > LISTED {
+            format!(
+                "… and {} more (report.json lists the first {listed}).",
+                total - shown
+            )
+        } else {
+            format!("… and {} more.", total - shown)
+        }
+    })
+}
+
 fn rpo_section(rpo: &Rpo) -> Section {
     let mut s = Section::new("RPO");
+    let node = &rpo.node;
+    if let Some(ms) = rpo.judged_at_ms {
+        s.para(format!(
+            "Judged on {node}'s data as its promotion left it ({}), before any write reached \
+             {node}, against every write sent to a: a write {node} never got counts as lost even \
+             if a later write on {node} covered its key.",
+            at(ms)
+        ));
+    }
     if rpo.lost_writes == 0 {
         s.para(format!(
-            "No acknowledged write lost on {}: every write a acknowledged is there.",
-            rpo.node
+            "No acknowledged write lost on {node}: every write a acknowledged is there."
         ));
     } else {
         s.para(format!(
-            "{} on {}: a acknowledged them, and {} does not have them.",
+            "{} on {node} ({}): a acknowledged them, and {node} does not have them.",
             count(
                 rpo.lost_writes,
                 "acknowledged write lost",
                 "acknowledged writes lost"
             ),
-            rpo.node,
-            rpo.node
+            count(rpo.lost_keys, "key", "keys"),
         ));
-        let items = lost_list(rpo, 20)
-            .into_iter()
-            .map(|k| {
-                if k.starts_with('…') {
-                    Text::plain(k)
-                } else {
-                    Text::code(k)
-                }
-            })
-            .collect();
-        s.push(Block::List(items));
+        let head = format!("{node}'s row");
+        let mut t = Table::new(&[">op", "table", "key", "write", "acknowledged", &head]);
+        for w in rpo.lost.iter().take(LISTED) {
+            t.row(vec![
+                w.op.to_string().into(),
+                Text::code(&w.table),
+                Text::code(&w.key),
+                kind(w.kind).into(),
+                at_us(w.done_us).into(),
+                found(w).into(),
+            ]);
+        }
+        s.push(Block::Table(t));
+        if let Some(m) = more(rpo.lost_writes, rpo.lost.len()) {
+            s.para(m);
+        }
     }
     s.para(format!(
         "Writes with an unknown outcome (in flight when the connection broke): {} applied, {} not \
-         applied. Either is correct; they are not counted as lost.",
-        rpo.unknown_applied, rpo.unknown_not_applied
+         applied, {} undetermined. Either is correct; they are not counted as lost.",
+        rpo.unknown_applied, rpo.unknown_not_applied, rpo.unknown_undetermined
     ));
+    if !rpo.unknown.is_empty() {
+        let head = format!("on {node}");
+        let mut t = Table::new(&[">op", "table", "key", "write", "sent", &head]);
+        for w in rpo.unknown.iter().take(LISTED) {
+            let fate = match w.applied {
+                Some(true) => "applied",
+                Some(false) => "not applied",
+                None => "cannot tell",
+            };
+            t.row(vec![
+                w.op.to_string().into(),
+                Text::code(&w.table),
+                Text::code(&w.key),
+                kind(w.kind).into(),
+                at_us(w.sent_us).into(),
+                fate.into(),
+            ]);
+        }
+        s.push(Block::Table(t));
+        if let Some(m) = more(rpo.unknown_total(), rpo.unknown.len()) {
+            s.para(m);
+        }
+    }
     s
 }
 

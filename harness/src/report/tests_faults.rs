@@ -14,8 +14,8 @@ use crate::faults::FaultRecord;
 use crate::observe::{Failover, Observations, Peak, Peaks, Rpo, SeriesPoint, SlotOutcome};
 use crate::scenario::Expectations;
 use crate::verdict::Verdict;
-use crate::verify::{KeySample, TableDiff, TableStatus, VerifyReport};
-use crate::workload::LedgerCheck;
+use crate::verify::{TableDiff, TableStatus, VerifyReport};
+use crate::workload::{LedgerCheck, OpKind, WriteRef};
 
 const KIB: u64 = 1024;
 const MIB: u64 = 1024 * 1024;
@@ -304,8 +304,30 @@ fn wal_run() -> Report {
     r
 }
 
-/// A killed at 15 s, b promoted at 17.3 s; the slot on b carries on, and two writes a had
-/// acknowledged never reached b.
+/// A ledger write on `rehearse.accounts` sent to a, answered 2 ms after it was sent.
+fn write(
+    op: u64,
+    key: &str,
+    kind: OpKind,
+    done_us: u64,
+    applied: Option<bool>,
+    found_op: Option<u64>,
+) -> WriteRef {
+    WriteRef {
+        op,
+        table: "rehearse.accounts".into(),
+        key: key.into(),
+        kind,
+        node: "a".into(),
+        sent_us: done_us - 2_000,
+        done_us,
+        applied,
+        found_op,
+    }
+}
+
+/// A killed at 15 s, b promoted at 17.3 s; the slot on b carries on, and three writes a had
+/// acknowledged (on two keys) never reached b.
 fn failover_run() -> Report {
     let mut series = Vec::new();
     for t in 0..=30i64 {
@@ -357,16 +379,42 @@ fn failover_run() -> Report {
         }),
         rpo: Some(Rpo {
             node: "b".into(),
-            lost_writes: 2,
-            lost: keys(
-                2,
-                &[
-                    "rehearse.accounts 17 op=4411",
-                    "rehearse.accounts 42 op=4415",
-                ],
-            ),
+            judged_at_ms: Some(17_300),
+            lost_writes: 3,
+            lost_keys: 2,
+            lost: vec![
+                write(
+                    4411,
+                    "17",
+                    OpKind::Update,
+                    14_870_250,
+                    Some(false),
+                    Some(4398),
+                ),
+                write(4415, "42", OpKind::Insert, 14_910_000, Some(false), None),
+                write(
+                    4418,
+                    "17",
+                    OpKind::Delete,
+                    14_952_499,
+                    Some(false),
+                    Some(4398),
+                ),
+            ],
             unknown_applied: 1,
             unknown_not_applied: 1,
+            unknown_undetermined: 0,
+            unknown: vec![
+                write(
+                    4420,
+                    "51",
+                    OpKind::Update,
+                    14_990_000,
+                    Some(true),
+                    Some(4420),
+                ),
+                write(4421, "?", OpKind::Insert, 14_995_000, Some(false), None),
+            ],
         }),
         convergence_ms: None,
         last_heal_ms: None,
@@ -497,8 +545,9 @@ fn failover_run_counts_lost_writes() {
     );
     assert_eq!(
         evidence(&r, "rpo_max_writes"),
-        "2 writes a acknowledged are missing on b (over the limit of 0): rehearse.accounts 17 \
-         op=4411, rehearse.accounts 42 op=4415; unknown outcomes: 1 applied, 1 not applied"
+        "3 writes a acknowledged are missing on b at its promotion (t=17.3s) (over the limit of \
+         0): rehearse.accounts 17 update op=4411, rehearse.accounts 42 insert op=4415, \
+         rehearse.accounts 17 delete op=4418; unknown outcomes: 1 applied, 1 not applied"
     );
     // The one-shot failure has no heal: it does not make consistency after healing unknown.
     assert_eq!(
@@ -510,7 +559,22 @@ fn failover_run_counts_lost_writes() {
         md.contains("| b promoted, accepting writes | t=17.3s | 2.30s |"),
         "{md}"
     );
-    assert!(md.contains("- `rehearse.accounts 42 op=4415`"));
+    assert!(
+        md.contains("3 acknowledged writes lost on b (2 keys)"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| 4411 | `rehearse.accounts` | `17` | update | t=14.870s | op=4398 |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| 4415 | `rehearse.accounts` | `42` | insert | t=14.910s | no row |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| 4421 | `rehearse.accounts` | `?` | insert | t=14.993s | not applied |"),
+        "{md}"
+    );
 }
 
 fn obs() -> Observations {
@@ -657,12 +721,12 @@ fn rpo_max_writes_pass_fail_unknown() {
         rpo: Some(Rpo {
             node: "b".into(),
             lost_writes: lost,
-            lost: KeySample {
-                count: lost,
-                keys: (1..=lost.min(7)).map(|k| format!("t {k} op={k}")).collect(),
-            },
-            unknown_applied: 0,
+            lost_keys: lost,
+            lost: (1..=lost.min(7))
+                .map(|k| write(k, &k.to_string(), OpKind::Update, 10_000, Some(false), None))
+                .collect(),
             unknown_not_applied: 3,
+            ..Rpo::default()
         }),
         ..obs()
     };
@@ -672,8 +736,10 @@ fn rpo_max_writes_pass_fail_unknown() {
     // A few lost writes, then how many more; and the unknown outcomes.
     assert_eq!(
         r.evidence,
-        "9 writes a acknowledged are missing on b (over the limit of 2): t 1 op=1, t 2 op=2, \
-         t 3 op=3, t 4 op=4, t 5 op=5, … and 4 more; unknown outcomes: 0 applied, 3 not applied"
+        "9 writes a acknowledged are missing on b (over the limit of 2): rehearse.accounts 1 \
+         update op=1, rehearse.accounts 2 update op=2, rehearse.accounts 3 update op=3, \
+         rehearse.accounts 4 update op=4, rehearse.accounts 5 update op=5, … and 4 more; unknown \
+         outcomes: 0 applied, 3 not applied"
     );
     assert_eq!(one(&e, Some(&obs()), None, &[]).verdict, Verdict::Unknown);
     assert_eq!(one(&e, None, None, &[]).verdict, Verdict::Unknown);

@@ -69,6 +69,10 @@ pub struct WorkloadConfig {
     /// How long a connection keeps trying to reach the (current) target after losing it before
     /// the run gives up.
     pub reconnect_timeout: Duration,
+    /// The instant the ledger's times (`sent_us`, `done_us`) count from. None: the start of the
+    /// run, once the connections are open. A rehearsal passes the zero of its own timeline, so
+    /// ledger times line up with fault and sample times.
+    pub epoch: Option<std::time::Instant>,
 }
 
 impl Default for WorkloadConfig {
@@ -85,6 +89,7 @@ impl Default for WorkloadConfig {
             seeded_rows: 0,
             op_timeout: Duration::from_secs(10),
             reconnect_timeout: Duration::from_secs(60),
+            epoch: None,
         }
     }
 }

@@ -22,7 +22,7 @@ mod stats;
 mod table;
 
 pub use bench::{BenchComparison, pgbench_compare};
-pub use check::check_ledger;
+pub use check::{PinnedRows, RowSnapshot, check_ledger, judge_ledger, judge_rows};
 pub use config::{Mix, Progress, Target, WorkloadConfig};
 pub use ledger::{append_ledger, read_ledger};
 pub use model::*;

@@ -45,9 +45,10 @@ pub struct LedgerEntry {
     pub kind: OpKind,
     /// Ok, failed or unknown.
     pub outcome: Outcome,
-    /// Microseconds since workload start when the operation was sent.
+    /// Microseconds since workload start when the operation was sent (in a rehearsal: since
+    /// the zero of the report's timeline, like fault and sample times).
     pub sent_us: u64,
-    /// Microseconds since workload start when the outcome was known.
+    /// Microseconds since workload start when the outcome was known (same zero as `sent_us`).
     pub done_us: u64,
     /// Node the operation was sent to ("a", or "b" after failover).
     pub node: String,
@@ -103,8 +104,9 @@ pub struct LedgerCheck {
     pub verdict: Verdict,
     /// Keys whose final state the ledger determines (last operation acknowledged).
     pub keys_checked: u64,
-    /// Acknowledged writes whose effect is not on the node (the RPO, in writes), as
-    /// `table key op=<id>`.
+    /// Keys whose state lacks at least one acknowledged write, as `table key op=<id>` with the
+    /// key's last acknowledged op. One entry per key: a key can lack several writes, which
+    /// [`LedgerJudgement`](super::LedgerJudgement) counts and lists one by one.
     pub lost: KeySample,
     /// Unknown-outcome writes that turned out applied.
     pub unknown_applied: u64,
@@ -112,4 +114,55 @@ pub struct LedgerCheck {
     pub unknown_not_applied: u64,
     /// Rows carrying an op id the ledger never issued, or a state no ledger order explains.
     pub unexplained: KeySample,
+}
+
+/// One ledger operation, as a judgement lists it: a lost write, or a write whose outcome the
+/// client never learnt.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct WriteRef {
+    /// Ledger op id (also the row's `op_id` for inserts and updates).
+    pub op: u64,
+    /// `schema.table`.
+    pub table: String,
+    /// Key as text (`?` for an invoice insert whose id never came back).
+    pub key: String,
+    /// Insert, update or delete.
+    pub kind: OpKind,
+    /// Node it was sent to.
+    pub node: String,
+    /// When it was sent: microseconds since the ledger's zero (a rehearsal's timeline zero).
+    pub sent_us: u64,
+    /// When its outcome was known (same zero): for an acknowledged write, when the commit was
+    /// acknowledged.
+    pub done_us: u64,
+    /// Whether the node holds its effect: false for a lost write; for an unknown outcome, what
+    /// the node's data shows, or None when the data cannot tell.
+    pub applied: Option<bool>,
+    /// The op id in the node's row for this key; None when the node has no row for it.
+    pub found_op: Option<u64>,
+}
+
+/// What the ledger says about a node's data, write by write: the per-key summary reports
+/// show as the ledger check, and every acknowledged write the node lacks.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LedgerJudgement {
+    /// The per-key summary.
+    pub check: LedgerCheck,
+    /// Acknowledged writes the node lacks, counted one by one (exact).
+    pub lost_writes: u64,
+    /// The first of them (capped), in the order they were acknowledged.
+    pub lost: Vec<WriteRef>,
+    /// Writes with an unknown outcome (exact).
+    pub unknown_total: u64,
+    /// The first of them (capped), in the order they were sent, each with whether it turned
+    /// out applied.
+    pub unknown: Vec<WriteRef>,
+}
+
+impl LedgerJudgement {
+    /// Unknown-outcome writes whose fate the node's data cannot tell.
+    pub fn unknown_undetermined(&self) -> u64 {
+        self.unknown_total
+            .saturating_sub(self.check.unknown_applied + self.check.unknown_not_applied)
+    }
 }

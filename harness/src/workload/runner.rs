@@ -24,6 +24,8 @@ struct Shared {
     cfg: WorkloadConfig,
     pool: TextPool,
     start: Instant,
+    /// What ledger times count from.
+    epoch: Instant,
     end: Instant,
     progress: Option<Arc<Progress>>,
     halt: watch::Sender<bool>,
@@ -93,6 +95,11 @@ pub async fn run(
         cfg: cfg.clone(),
         pool,
         start,
+        epoch: cfg
+            .epoch
+            .map(Instant::from_std)
+            .filter(|e| *e <= start)
+            .unwrap_or(start),
         end: start + cfg.duration,
         progress,
         halt,
@@ -329,8 +336,8 @@ impl Worker {
                 key: j.key,
                 kind: plan.kind,
                 outcome: j.outcome,
-                sent_us: sent.duration_since(sh.start).as_micros() as u64,
-                done_us: done.duration_since(sh.start).as_micros() as u64,
+                sent_us: sent.duration_since(sh.epoch).as_micros() as u64,
+                done_us: done.duration_since(sh.epoch).as_micros() as u64,
                 node,
                 error: j.error,
             };

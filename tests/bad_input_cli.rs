@@ -82,3 +82,50 @@ fn a_port_already_taken_is_named_and_the_half_built_chain_is_removed() {
     cli::assert_cleaned_up(&run);
     drop(taken);
 }
+
+#[test]
+fn a_misspelt_server_setting_is_refused_before_any_server_starts() {
+    let (_d, path) = cli::scenario(
+        "setting",
+        "version = 1\n\n[chain.b.settings]\nmax_slot_wal_keep_sise = \"1GB\"\n",
+    );
+    let out = cli::run(&["run", path.to_str().unwrap()]);
+    let err = cli::stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains(&path.display().to_string()), "{err}");
+    assert!(
+        err.contains("[chain.b.settings]") && err.contains("did you mean max_slot_wal_keep_size"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("initialising"),
+        "nothing should have started: {err}"
+    );
+}
+
+#[test]
+fn a_runs_folder_the_server_user_cannot_reach_is_named_with_the_fix() {
+    if !nix::unistd::Uid::effective().is_root() {
+        // Unprivileged, the servers run as the user who made the folder.
+        return;
+    }
+    let (_d, path) = cli::scenario("private", "version = 1\n");
+    let private = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        private.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
+    let out = cli::run(&[
+        "run",
+        path.to_str().unwrap(),
+        "--runs-dir",
+        private.path().to_str().unwrap(),
+    ]);
+    let err = cli::stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!("chmod o+x {}", private.path().display())),
+        "{err}"
+    );
+}

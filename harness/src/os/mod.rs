@@ -116,6 +116,41 @@ impl ServerUser {
         chown_tree(path, self.uid, self.gid)
     }
 
+    /// Fail with what to do unless this user can reach `path` (every folder above it
+    /// searchable by others), when switching users: the servers run as this user.
+    ///
+    /// # Errors
+    /// Environment error naming the first folder it cannot pass.
+    pub fn can_reach(&self, path: &Path) -> Result<()> {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        if !self.switch {
+            return Ok(());
+        }
+        for d in path.ancestors().skip(1) {
+            let Ok(meta) = std::fs::metadata(d) else {
+                continue;
+            };
+            let mode = meta.permissions().mode();
+            let ok = mode & 0o001 != 0
+                || (meta.uid() == self.uid.as_raw() && mode & 0o100 != 0)
+                || (meta.gid() == self.gid.as_raw() && mode & 0o010 != 0);
+            if !ok {
+                return Err(Error::environment(format!(
+                    "the servers run as user {} (pgrehearse was started as root), and {} (mode {:o}) keeps it out of {}",
+                    self.name,
+                    d.display(),
+                    mode & 0o777,
+                    path.display()
+                ))
+                .with_hint(format!(
+                    "let it through with `chmod o+x {}`, or choose a runs folder it can reach (--runs-dir)",
+                    d.display()
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Create `path` as a private directory (0700) of this user.
     ///
     /// # Errors

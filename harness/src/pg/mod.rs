@@ -7,6 +7,7 @@
 
 mod fetch;
 mod pins;
+mod settings;
 mod version;
 
 use std::path::{Path, PathBuf};
@@ -14,6 +15,7 @@ use std::path::{Path, PathBuf};
 pub(crate) use fetch::create_public_dir;
 pub use fetch::{cache_dir, install_pinned};
 pub use pins::{PINS, Pin};
+pub use settings::KnownSettings;
 pub use version::PgVersion;
 
 use crate::error::{Error, Result};

@@ -80,6 +80,7 @@ impl LocalBackend {
         run: RunDir,
         creds: Credentials,
     ) -> Result<LocalBackend> {
+        user.can_reach(&run.node_dir("a"))?;
         user.private_file(&run.passfile(), creds.pgpass().as_bytes())?;
         Ok(LocalBackend {
             pg,

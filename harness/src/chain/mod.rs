@@ -250,6 +250,7 @@ impl Chain {
             &format!(
                 "CREATE ROLE rds_superuser NOLOGIN CREATEDB CREATEROLE;
                  GRANT pg_read_all_data, pg_write_all_data, pg_monitor, pg_signal_backend{subs} TO rds_superuser;
+                 GRANT SET ON PARAMETER session_replication_role TO rds_superuser;
                  CREATE ROLE {u} LOGIN PASSWORD {p} IN ROLE rds_superuser;",
                 u = quote_ident(&m.user),
                 p = quote_literal(m.password.expose()),
@@ -589,11 +590,68 @@ impl Chain {
             Ok(()) => Ok(start.elapsed()),
             Err(e) => {
                 let subs = crate::node::dump_rows(&self.c, &self.spec.database, "SELECT subname, pid, received_lsn, latest_end_lsn, last_msg_receipt_time FROM pg_stat_subscription").await;
-                let e =
-                    crate::node::append_detail(e, &format!("pg_stat_subscription on c:\n{subs}"));
+                let receiver = crate::node::dump_rows(&self.b, "postgres", "SELECT status, received_lsn, latest_end_lsn, last_msg_receipt_time FROM pg_stat_wal_receiver").await;
+                let e = crate::node::append_detail(
+                    e,
+                    &format!(
+                        "pg_stat_subscription on c:\n{subs}\npg_stat_wal_receiver on b:\n{receiver}"
+                    ),
+                );
+                // Either hop may be the one that stalled: show both ends of both.
+                let e = self.a.with_replication_state(e).await;
                 Err(self.b.with_replication_state(e).await)
             }
         }
+    }
+
+    /// What an Aurora-like C models, each point read back from C itself (so the report says
+    /// what held, not what was meant); None when C is a plain PostgreSQL.
+    ///
+    /// # Errors
+    /// Database error when C cannot be asked.
+    pub async fn target_model(&self) -> Result<Option<String>> {
+        if !self.spec.aurora_like {
+            return Ok(None);
+        }
+        let m = &self.creds.migrator.user;
+        let row = self
+            .c
+            .connect(&self.spec.database)
+            .await?
+            .query_one(
+                "SELECT r.rolsuper,
+                        pg_has_role(r.oid, 'rds_superuser', 'MEMBER'),
+                        has_parameter_privilege(r.oid, 'session_replication_role', 'SET'),
+                        (SELECT string_agg(s.subname || ' owned by ' || o.rolname
+                                           || CASE WHEN o.rolsuper THEN ' (a superuser)' ELSE ' (not a superuser)' END, ', ')
+                           FROM pg_subscription s JOIN pg_roles o ON o.oid = s.subowner),
+                        (SELECT pg_get_userbyid(d.datdba) FROM pg_database d WHERE d.datname = current_database())
+                   FROM pg_roles r WHERE r.rolname = $1",
+                &[m],
+            )
+            .await?;
+        let (superuser, member, set_srr): (bool, bool, bool) = (row.get(0), row.get(1), row.get(2));
+        let subs: Option<String> = row.get(3);
+        let owner: String = row.get(4);
+        Ok(Some(format!(
+            "c is Aurora-like, as read back from c: the migration role {m} is {} and {} an rds_superuser-like role \
+             (pg_read_all_data, pg_write_all_data, pg_monitor, pg_signal_backend, pg_create_subscription, CREATEDB, CREATEROLE); \
+             it {} SET session_replication_role (Aurora allows rds_superuser that); the database is owned by {owner}; \
+             subscription: {}. As on Aurora, ALTER TABLE ... DISABLE TRIGGER ALL on tables with foreign keys fails for it. \
+             Not modelled: parameter groups, storage, the rds.* settings, DMS itself",
+            if superuser {
+                "a superuser"
+            } else {
+                "not a superuser"
+            },
+            if member {
+                "a member of"
+            } else {
+                "NOT a member of"
+            },
+            if set_srr { "may" } else { "may NOT" },
+            subs.as_deref().unwrap_or("none"),
+        )))
     }
 
     /// Fail unless every node answers.

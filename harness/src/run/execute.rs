@@ -88,6 +88,7 @@ impl Rehearsal {
                     locate.explicit = explicit;
                 }
                 let pg = locate.find()?;
+                check_settings(&pg, &scenario)?;
                 let run = RunDir::create(opts.runs_dir.as_deref(), &scenario.name, &user)?;
                 let b = LocalBackend::new(pg.clone(), user.clone(), run.clone(), creds.clone())?;
                 (Some(pg), run, Arc::new(b))
@@ -121,14 +122,6 @@ impl Rehearsal {
         let mut report = Report::new(run.id(), run.path(), &scenario, seed);
         report.backend = kind.as_str().to_string();
         report.postgres = pg.clone();
-        if kind == BackendKind::Docker {
-            report.note(
-                "c is Aurora-like: the migration role (rehearse_migrator) is not a superuser but a member of an \
-                 rds_superuser-like role (pg_read_all_data, pg_write_all_data, pg_monitor, pg_create_subscription, \
-                 CREATEDB, CREATEROLE); the schema load and the subscription run as that role. Not modelled: \
-                 parameter groups, storage, the rds.* settings, DMS itself",
-            );
-        }
         Ok(Rehearsal {
             scenario,
             seed,
@@ -235,6 +228,13 @@ impl Rehearsal {
         for l in [&chain.links.ab, &chain.links.bc].into_iter().flatten() {
             let note = format!("link faults on {}: {}", l.hop(), l.mechanism().await);
             self.report.lock().expect("report").note(note);
+        }
+        match chain.target_model().await {
+            Ok(Some(note)) => self.report.lock().expect("report").note(note),
+            Ok(None) => {}
+            Err(e) => self.report.lock().expect("report").note(format!(
+                "c is Aurora-like, but what held there could not be read back: {e}"
+            )),
         }
         if let Ok(notes) = preflight_notes(&chain.a, &chain.spec.database).await {
             let mut r = self.report.lock().expect("report");
@@ -712,4 +712,38 @@ fn findings(obs: &crate::observe::Observations, chain: &Chain) -> Vec<String> {
         ));
     }
     out
+}
+
+/// Refuse per-node settings the server would refuse, before any server starts: a misspelt name
+/// would otherwise surface as "postgres exited during startup" after A and C were built.
+fn check_settings(pg: &PgInstall, scenario: &Scenario) -> Result<()> {
+    let known = &pg.known_settings()?;
+    let nodes = [
+        ("a", &scenario.chain.a),
+        ("b", &scenario.chain.b),
+        ("c", &scenario.chain.c),
+    ];
+    let problems: Vec<String> = nodes
+        .iter()
+        .flat_map(|(node, plan)| {
+            plan.settings.iter().filter_map(move |(name, value)| {
+                known
+                    .problem(name, value)
+                    .map(|p| format!("[chain.{node}.settings]: {p}"))
+            })
+        })
+        .collect();
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(Error::usage(format!(
+        "{}: {}",
+        scenario.path.display(),
+        problems.join("; ")
+    ))
+    .with_hint(format!(
+        "PostgreSQL {} ({}) does not take these: fix them in the scenario",
+        pg.version,
+        pg.bin_dir.display()
+    )))
 }

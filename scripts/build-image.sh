@@ -4,12 +4,22 @@
 # postgresql-<major> package at /usr/lib/postgresql/<major>/bin, plus iproute2 and iptables
 # for network faults. The harness does its own initdb/start, so no entrypoint is needed.
 #
-#   scripts/build-image.sh [MAJOR]      # default 17; tags pgrehearse/postgres:<MAJOR>
+#   scripts/build-image.sh [MAJOR]      # 17 (default) or 18; tags pgrehearse/postgres:<MAJOR>
 set -euo pipefail
 
 major="${1:-17}"
 tag="pgrehearse/postgres:${major}"
-suite="${PGREHEARSE_IMAGE_SUITE:-trixie}"
+# The Debian release that carries each major (Debian ships one PostgreSQL per release).
+case "$major" in
+  17) default_suite=trixie ;;
+  18) default_suite=forky ;;
+  *)
+    if [ -z "${PGREHEARSE_IMAGE_SUITE:-}" ]; then
+      echo "no Debian release carries postgresql-$major: use the official postgres:$major image where a registry is reachable, build 17 or 18, or name a suite that has it with PGREHEARSE_IMAGE_SUITE" >&2
+      exit 2
+    fi ;;
+esac
+suite="${PGREHEARSE_IMAGE_SUITE:-$default_suite}"
 mirror="${PGREHEARSE_IMAGE_MIRROR:-http://deb.debian.org/debian}"
 
 if docker image inspect "$tag" >/dev/null 2>&1; then

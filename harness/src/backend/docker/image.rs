@@ -113,7 +113,11 @@ pub async fn pick_image(docker: &Docker, major: u32) -> Result<ImageChoice> {
         "no PostgreSQL {major} image: neither postgres:{major} nor pgrehearse/postgres:{major} exists locally, and pulling postgres:{major} failed ({})",
         pull_error.unwrap_or_else(|| "no image after pull".into())
     ))
-    .with_hint(format!("build one without a registry: sudo scripts/build-image.sh {major}")))
+    .with_hint(if major == 16 {
+        "Debian carries no PostgreSQL 16 to build an image from: use 17 or 18 here, or a machine whose engine can pull postgres:16".to_string()
+    } else {
+        format!("build one without a registry: sudo scripts/build-image.sh {major}")
+    }))
 }
 
 fn check(img: ImageChoice, major: u32) -> Result<ImageChoice> {

@@ -237,9 +237,11 @@ fn ledger_summary(l: &LedgerCheck) -> (String, String) {
             count(l.keys_checked, "key", "keys")
         )
     } else {
+        // The final state shows a key's last acknowledged write missing, not how many writes
+        // before it never arrived: the count is of keys.
         format!(
-            "{who}: {} lost",
-            count(l.lost.count, "acknowledged write", "acknowledged writes")
+            "{who}: acknowledged writes lost on {}",
+            count(l.lost.count, "key", "keys")
         )
     };
     let mut long = vec![format!("{} checked", count(l.keys_checked, "key", "keys"))];

@@ -490,7 +490,7 @@ fn summary(r: &harness::report::Report) -> String {
     }
     for l in &r.ledger {
         out.push(format!(
-            "  ledger on {}: {} acknowledged writes lost, {} unexplained rows",
+            "  ledger on {}: {} keys with acknowledged writes lost, {} unexplained rows",
             l.node, l.lost.count, l.unexplained.count
         ));
     }

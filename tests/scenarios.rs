@@ -133,6 +133,43 @@ fn lag_on_a_to_b_shows_in_replay_lag_and_recovers() {
 }
 
 #[test]
+fn an_end_to_end_lag_budget_the_fault_breaks_fails_the_run_with_its_evidence() {
+    let (_d, path) = cli::scenario(
+        "lag-budget",
+        "version = 1\nname = \"lag-budget\"\n[workload]\ninitial_rows = 200\nrate = 200\nduration = \"12s\"\n\
+         [[faults]]\nkind = \"latency\"\nhop = \"b-c\"\nlatency = \"500ms\"\nat = \"3s\"\nheal_at = \"8s\"\n\
+         [expect]\nconsistent = true\nmax_e2e_lag = \"200ms\"\n",
+    );
+    let out = cli::run(&["run", path.to_str().unwrap(), "--seed", "7"]);
+    let err = cli::stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let run = cli::run_dir(&err).unwrap();
+    cli::assert_cleaned_up(&run);
+    let r: Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("report.json")).unwrap()).unwrap();
+    let e = r["expectations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "max_e2e_lag")
+        .unwrap_or_else(|| panic!("{:#}", r["expectations"]));
+    assert_eq!(e["verdict"], "invalid", "{e:#}");
+    // The evidence names the peak and when it happened.
+    let observed = e["observed"].as_str().unwrap();
+    assert!(
+        observed.starts_with("peak ") && observed.contains(" at t="),
+        "{e:#}"
+    );
+    let consistent = r["expectations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "consistent")
+        .unwrap();
+    assert_eq!(consistent["verdict"], "valid", "only the lag budget fails");
+}
+
+#[test]
 fn lag_on_b_to_c_leaves_a_to_b_flat() {
     let r = run_scenario("lag-bc");
     let e2e = series(&r, "e2e_s", 8.0, 19.0);
@@ -157,6 +194,12 @@ fn partition_a_b_starves_b_and_heals() {
     );
     assert_eq!(r["observations"]["faults"][0]["kind"], "partition");
     assert!(r["observations"]["convergence_ms"].as_u64().is_some());
+    // B received nothing, so A kept the WAL for B's physical slot.
+    let retained = series(&r, "a_slot_retained", 8.0, 19.0);
+    assert!(
+        max(&retained) > 1_000_000.0,
+        "a must retain WAL for b's slot while b is cut off: {retained:?}"
+    );
 }
 
 #[test]

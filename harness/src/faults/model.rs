@@ -47,14 +47,17 @@ impl fmt::Display for Hop {
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum FaultKind {
-    /// Extra delay (+ jitter) on a hop's data direction. Heal: no delay.
+    /// Extra delay (± jitter) on a hop's data direction. Heal: no delay.
     Latency {
         /// Which hop.
         hop: Hop,
         /// One-way delay added to every byte of replication data.
         #[serde(with = "humantime_serde_compat")]
         latency: Duration,
-        /// Uniform jitter on top (order is kept, as TCP keeps it).
+        /// Spread of the delay: each chunk (a packet, in containers) is delayed uniformly in
+        /// [latency − jitter, latency + jitter], clamped at 0, the same on every backend (tc
+        /// netem's `delay latency jitter`; the harness proxy draws from the run's seed). Order
+        /// is kept, as TCP keeps it: nothing is delivered before what was sent ahead of it.
         #[serde(with = "humantime_serde_compat")]
         jitter: Duration,
     },
@@ -186,7 +189,8 @@ impl FaultKind {
         }
     }
 
-    /// A short human description ("latency 500ms on a-b").
+    /// A short human description ("latency 500ms on a-b", "latency 100ms ± 50ms on b-c": the
+    /// delay ranges over latency ± jitter).
     pub fn describe(&self) -> String {
         use crate::util::{fmt_bytes, fmt_duration};
         match self {

@@ -427,3 +427,43 @@ fn a_directory_format_dump_is_restored_inside_the_container() {
     let tables = r["verify"][0]["tables"].to_string();
     assert!(tables.contains("public.customers"), "{tables}");
 }
+
+#[test]
+fn a_partition_outlives_a_restart_of_the_container_behind_it() {
+    if !docker_ready() {
+        return;
+    }
+    // B's container is killed and started again while A ↔ B is partitioned: it comes back with
+    // a fresh network namespace, and the partition must be put back there. A gives up on the
+    // old B after 2 s (wal_sender_timeout), so nothing but the partition keeps the new B from
+    // streaming.
+    let (_d, path) = cli::scenario(
+        "docker-partition-restart",
+        "version = 1\nname = \"docker-partition-restart\"\n\
+         [chain.a.settings]\nwal_sender_timeout = \"2s\"\n\
+         [workload]\ninitial_rows = 200\nrate = 200\nduration = \"16s\"\n\
+         [[faults]]\nkind = \"partition\"\nhop = \"a-b\"\nat = \"3s\"\nheal_at = \"12s\"\n\
+         [[faults]]\nkind = \"kill\"\nnode = \"b\"\nat = \"4s\"\nheal_at = \"6s\"\n\
+         [expect]\nconsistent = true\nconsistent_after_heal = true\nconverges_within = \"60s\"\n",
+    );
+    let r = run_docker(path.to_str().unwrap());
+    // Back up at 6 s but still cut off: B receives nothing new until the partition heals.
+    let received = |p: &Value| -> Option<String> {
+        p["nodes"].as_array()?.iter().find(|n| n["name"] == "b")?["receive_lsn"]
+            .as_str()
+            .map(String::from)
+    };
+    let run = std::path::PathBuf::from(r["run_dir"].as_str().unwrap());
+    let samples: Vec<Value> = std::fs::read_to_string(run.join("samples.jsonl"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .filter(|s: &Value| (8_500..11_800).contains(&s["t_ms"].as_i64().unwrap_or(0)))
+        .collect();
+    let positions: std::collections::BTreeSet<String> =
+        samples.iter().filter_map(received).collect();
+    assert!(
+        !samples.is_empty() && positions.len() <= 1,
+        "b must not receive WAL after its container restarted into the partition: {positions:?}"
+    );
+}

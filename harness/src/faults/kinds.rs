@@ -142,7 +142,15 @@ impl Fault for NodeFault {
             NodeAction::Pause => n.resume().await,
             // A node that is running again (or was never stopped) needs nothing.
             _ if n.control().is_running().await => Ok(()),
-            _ => n.start().await,
+            _ => {
+                // A machine that went down with the node (a container) comes back without
+                // the link faults still in force: put them back before the server starts and
+                // its first replication connection could slip through.
+                if n.control().boot().await? {
+                    env.reassert_links(&self.node).await?;
+                }
+                n.start().await
+            }
         }
     }
 }

@@ -26,6 +26,10 @@ pub trait LinkControl: Send + Sync {
     }
     /// Make the link behave as `state` (the default state heals it).
     async fn apply(&self, state: &LinkState) -> Result<()>;
+    /// Make sure `state` is in force even if an end lost it (its machine restarted).
+    async fn reassert(&self, state: &LinkState) -> Result<()> {
+        self.apply(state).await
+    }
     /// How faults are implemented on this link, for reports.
     async fn mechanism(&self) -> String;
 }

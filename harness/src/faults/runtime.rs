@@ -211,6 +211,29 @@ impl FaultEnv {
             .await
     }
 
+    /// Put the link faults in force back on the hops that touch node `name`: a node whose
+    /// machine restarted (a container after SIGKILL) comes back with a fresh network namespace,
+    /// without them.
+    ///
+    /// # Errors
+    /// What the link reports.
+    pub async fn reassert_links(&self, name: &str) -> Result<()> {
+        for (hop, ends) in [(Hop::AB, ["a", "b"]), (Hop::BC, ["b", "c"])] {
+            if !ends.contains(&name) {
+                continue;
+            }
+            let Ok(link) = self.link(hop) else {
+                continue;
+            };
+            let layers = self.layers[hop_index(hop)].lock().await;
+            if !layers.is_empty() {
+                link.reassert(&LinkState::combine(layers.iter().map(|(_, s)| s)))
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Refuse destructive faults on servers pgrehearse did not create.
     ///
     /// # Errors

@@ -90,6 +90,11 @@ pub trait NodeControl: Send + Sync {
         args: &[String],
         stdin: Option<Vec<u8>>,
     ) -> Result<Vec<u8>>;
+    /// Bring the node's machine back up if it went down with the server (a container after
+    /// SIGKILL), without starting the server; whether it had to.
+    async fn boot(&self) -> Result<bool> {
+        Ok(false)
+    }
     /// Copy folder `dir` of this machine to where this node's client programs (run by
     /// [`run_tool`](Self::run_tool), as the server user) can read it; returns the path they
     /// see. For inputs that cannot go through stdin, such as a directory-format dump.

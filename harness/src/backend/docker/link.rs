@@ -218,6 +218,11 @@ impl LinkControl for DockerLink {
         *applied = state.clone();
         Ok(())
     }
+    async fn reassert(&self, state: &LinkState) -> Result<()> {
+        // A restarted container has a fresh network namespace: nothing of `applied` is there.
+        *self.applied.lock().await = LinkState::default();
+        self.apply(state).await
+    }
     async fn mechanism(&self) -> String {
         format!(
             "the containers' network: iptables for partitions and loss {}; tc (htb, netem) for bandwidth and latency {}",

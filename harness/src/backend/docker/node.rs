@@ -152,14 +152,7 @@ impl DockerNode {
 #[async_trait]
 impl NodeControl for DockerNode {
     async fn start(&self) -> Result<()> {
-        if !self.container_running().await {
-            self.docker
-                .start_container(&self.container, None)
-                .await
-                .map_err(|e| {
-                    Error::environment(format!("cannot start container {}: {e}", self.container))
-                })?;
-        }
+        self.boot().await?;
         exec::spawn(
             &self.docker,
             &self.container,
@@ -318,6 +311,19 @@ impl NodeControl for DockerNode {
         let mut cmd = vec![tool.to_string()];
         cmd.extend(args.iter().cloned());
         self.run("postgres", cmd, stdin.as_deref()).await
+    }
+
+    async fn boot(&self) -> Result<bool> {
+        if self.container_running().await {
+            return Ok(false);
+        }
+        self.docker
+            .start_container(&self.container, None)
+            .await
+            .map_err(|e| {
+                Error::environment(format!("cannot start container {}: {e}", self.container))
+            })?;
+        Ok(true)
     }
 
     async fn stage_dir(&self, dir: &std::path::Path) -> Result<String> {

@@ -257,7 +257,15 @@ fn after_primary_failure_writes_on_promoted_b_reach_c_and_the_lost_ones_are_list
         f["promoted_ms"].as_i64().unwrap(),
     );
     assert!(promoted >= killed, "{f:#}");
-    assert_eq!(f["slot_carried_on"], true);
+    // Judged from the samples after the promotion: the slot was seen active (a walsender
+    // consuming it), not conflicting and not lost after b was promoted, and stayed usable.
+    assert_eq!(f["slot_carried_on"], true, "{f:#}");
+    let active = f["slot_active_at_ms"].as_i64();
+    assert!(
+        active.is_some_and(|t| t >= promoted),
+        "the slot must have been seen active after the promotion: {f:#}"
+    );
+    telemetry_is_kept(&r, &run, killed);
     // Ledger and fault times share one timeline: b acknowledged nothing before it was promoted.
     let first_on_b = f["first_write_on_b_ms"].as_i64();
     assert!(
@@ -343,6 +351,65 @@ fn after_primary_failure_writes_on_promoted_b_reach_c_and_the_lost_ones_are_list
         attached.down().await.unwrap();
     });
     cli::assert_cleaned_up(&run);
+}
+
+/// The raw replication telemetry survives into samples.jsonl and the report's series: b's
+/// replay timestamp (as a time, not only an age), the subscription's latest_end_time and
+/// last_msg_send_time, and a → b write and flush lag while a was up (None once it died, never
+/// 0 for a NULL).
+fn telemetry_is_kept(r: &Value, run: &Path, killed: i64) {
+    let utc = regex::Regex::new(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$").unwrap();
+    let rfc3339 = |v: &Value| v.as_str().is_some_and(|s| utc.is_match(s));
+    let samples: Vec<Value> = std::fs::read_to_string(run.join("samples.jsonl"))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let node = |s: &Value, name: &str| -> Value {
+        s["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["name"] == name)
+            .cloned()
+            .unwrap_or_default()
+    };
+    assert!(
+        samples
+            .iter()
+            .any(|s| rfc3339(&node(s, "b")["replay_timestamp"])),
+        "no sample kept b's replay timestamp"
+    );
+    let sub_times = samples.iter().any(|s| {
+        node(s, "c")["subscriptions"]
+            .as_array()
+            .is_some_and(|subs| {
+                subs.iter()
+                    .any(|x| rfc3339(&x["latest_end_time"]) && rfc3339(&x["last_msg_send_time"]))
+            })
+    });
+    assert!(
+        sub_times,
+        "no sample kept the subscription's latest_end_time / last_msg_send_time"
+    );
+    let series = r["observations"]["series"].as_array().unwrap();
+    for k in ["ab_write_s", "ab_flush_s"] {
+        assert!(
+            series
+                .iter()
+                .any(|p| p["t_ms"].as_i64() < Some(killed) && p[k].is_f64()),
+            "{k}: no a → b lag while a was up"
+        );
+        // After a died there is nobody to report it: no lag, not 0.
+        assert!(
+            series
+                .iter()
+                .filter(|p| p["t_ms"].as_i64() > Some(killed + 1_000))
+                .all(|p| p[k].is_null()),
+            "{k} after a died"
+        );
+    }
 }
 
 #[test]

@@ -80,6 +80,13 @@ pub struct SubscriptionRow {
     pub latest_end_lsn: Option<Lsn>,
     /// Seconds since the last message from the publisher.
     pub last_msg_age_s: Option<f64>,
+    /// latest_end_time: when the walsender last had its position (`latest_end_lsn`) reported
+    /// back, as the publisher's clock stamped it (RFC 3339, UTC).
+    #[serde(default)]
+    pub latest_end_time: Option<String>,
+    /// last_msg_send_time: when the publisher sent the last message received (RFC 3339, UTC).
+    #[serde(default)]
+    pub last_msg_send_time: Option<String>,
     /// Whether the subscription is enabled.
     pub enabled: Option<bool>,
 }
@@ -105,6 +112,10 @@ pub struct NodeSnapshot {
     pub replay_lsn: Option<Lsn>,
     /// Standby: seconds since the last replayed transaction committed on the primary.
     pub replay_age_s: Option<f64>,
+    /// Standby: pg_last_xact_replay_timestamp(), the primary's commit time of the last
+    /// replayed transaction (RFC 3339, UTC); None before any was replayed.
+    #[serde(default)]
+    pub replay_timestamp: Option<String>,
     /// Standby: replay paused with pg_wal_replay_pause().
     pub replay_paused: Option<bool>,
     /// Size of pg_wal in bytes.
@@ -171,6 +182,12 @@ fn opt_bool(v: Option<&str>) -> Option<bool> {
     v.map(|s| s == "t")
 }
 
+/// SQL turning the timestamptz `expr` into RFC 3339 text in UTC, whatever the session's
+/// DateStyle and TimeZone ("2026-03-14T12:00:01.123456Z"); NULL stays NULL.
+fn iso_utc(expr: &str) -> String {
+    format!("to_char(({expr}) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')")
+}
+
 async fn rows(
     c: &Client,
     sql: &str,
@@ -186,6 +203,15 @@ async fn rows(
 }
 
 impl NodeSnapshot {
+    /// The walsender whose application_name is `app` ("b" on A, the subscription on B), when
+    /// the node answered and has one.
+    pub fn sender(&self, app: &str) -> Option<&WalSenderRow> {
+        self.senders
+            .iter()
+            .find(|w| w.application_name == app)
+            .filter(|_| self.reachable)
+    }
+
     /// Read one node. Never fails: an unreachable node is recorded as such.
     pub async fn take(node: &Node, db: &str) -> NodeSnapshot {
         NodeProbe::new(node.clone(), db).take().await
@@ -206,16 +232,17 @@ impl NodeSnapshot {
         s.in_recovery = Some(in_recovery);
         s.wal_bytes = r[0].get(1).and_then(|x| x.parse().ok());
         let here = if in_recovery {
-            let r = rows(
-                c,
+            let sql = format!(
                 "SELECT pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn(), \
-                 extract(epoch FROM now() - pg_last_xact_replay_timestamp()), pg_is_wal_replay_paused()",
-            )
-            .await?;
+                 extract(epoch FROM now() - pg_last_xact_replay_timestamp()), pg_is_wal_replay_paused(), {}",
+                iso_utc("pg_last_xact_replay_timestamp()")
+            );
+            let r = rows(c, &sql).await?;
             s.receive_lsn = opt_lsn(r[0].get(0));
             s.replay_lsn = opt_lsn(r[0].get(1));
             s.replay_age_s = opt_f64(r[0].get(2));
             s.replay_paused = opt_bool(r[0].get(3));
+            s.replay_timestamp = r[0].get(4).map(str::to_string);
             "pg_last_wal_replay_lsn()"
         } else {
             let r = rows(c, "SELECT pg_current_wal_lsn()").await?;
@@ -278,15 +305,15 @@ impl NodeSnapshot {
 
     async fn subscriptions(c: &Client) -> Result<Vec<SubscriptionRow>, tokio_postgres::Error> {
         let mut out = Vec::new();
-        for r in rows(
-            c,
+        let sql = format!(
             "SELECT s.subname, st.pid, st.relid::regclass::text, st.received_lsn, st.latest_end_lsn, \
-             extract(epoch FROM now() - st.last_msg_receipt_time), s.subenabled \
+             extract(epoch FROM now() - st.last_msg_receipt_time), s.subenabled, {}, {} \
              FROM pg_subscription s LEFT JOIN pg_stat_subscription st ON st.subid = s.oid \
              WHERE s.subdbid = (SELECT oid FROM pg_database WHERE datname = current_database()) ORDER BY 1, 3 NULLS FIRST",
-        )
-        .await?
-        {
+            iso_utc("st.latest_end_time"),
+            iso_utc("st.last_msg_send_time"),
+        );
+        for r in rows(c, &sql).await? {
             out.push(SubscriptionRow {
                 subname: r.get(0).unwrap_or_default().to_string(),
                 pid: r.get(1).and_then(|x| x.parse().ok()),
@@ -295,6 +322,8 @@ impl NodeSnapshot {
                 latest_end_lsn: opt_lsn(r.get(4)),
                 last_msg_age_s: opt_f64(r.get(5)),
                 enabled: opt_bool(r.get(6)),
+                latest_end_time: r.get(7).map(str::to_string),
+                last_msg_send_time: r.get(8).map(str::to_string),
             });
         }
         Ok(out)

@@ -16,6 +16,12 @@ pub struct SeriesPoint {
     pub ab_bytes: Option<u64>,
     /// A → B replay lag in seconds as A's pg_stat_replication reports it; None = idle/unknown.
     pub ab_s: Option<f64>,
+    /// A → B write_lag in seconds (until B wrote the WAL); None = idle (NULL) or unknown.
+    #[serde(default)]
+    pub ab_write_s: Option<f64>,
+    /// A → B flush_lag in seconds (until B flushed the WAL); None = idle (NULL) or unknown.
+    #[serde(default)]
+    pub ab_flush_s: Option<f64>,
     /// B → C lag in bytes (B's replayed position − the slot's confirmed_flush_lsn).
     pub bc_bytes: Option<u64>,
     /// B → C lag in seconds (B's walsender for the subscription); None = idle/unknown.
@@ -96,10 +102,77 @@ pub struct Failover {
     pub killed_ms: i64,
     /// B accepting writes at.
     pub promoted_ms: i64,
-    /// The logical slot was still active and not conflicting after promotion.
+    /// The logical slot on B carried on after the promotion: some sample after `promoted_ms`
+    /// saw it active (a walsender consuming it), not conflicting and not lost, and no later
+    /// sample saw it invalidated or gone. None when no sample after the promotion saw B.
     pub slot_carried_on: Option<bool>,
+    /// When the logical slot was first seen active, not conflicting and not lost after the
+    /// promotion (ms since workload start); None when no sample saw it so.
+    #[serde(default)]
+    pub slot_active_at_ms: Option<i64>,
     /// First write acknowledged by B after promotion.
     pub first_write_on_b_ms: Option<i64>,
+}
+
+impl Failover {
+    /// The failover timings, with whether the logical slot `logical_slot` on B carried on
+    /// after the promotion judged from the samples (times relative to the workload start),
+    /// not from its state at the end of the run: the first sample at or after `promoted_ms` in
+    /// which B answered as a primary and showed the slot active, not conflicting and not lost
+    /// sets `slot_active_at_ms`; a later sample showing it invalidated or dropped makes
+    /// `slot_carried_on` false, as does B answering after the promotion without ever showing
+    /// the slot so. Unknown (None) when no sample after the promotion saw B answer.
+    pub fn from_samples(
+        samples: &[crate::observe::Sample],
+        logical_slot: &str,
+        killed_ms: i64,
+        promoted_ms: i64,
+        first_write_on_b_ms: Option<i64>,
+    ) -> Failover {
+        let mut active_at: Option<i64> = None;
+        let mut seen = false;
+        let mut broken_after = false;
+        for s in samples {
+            let t = s.t_ms as i64;
+            if t < promoted_ms {
+                continue;
+            }
+            let Some(b) = s
+                .node("b")
+                .filter(|b| b.reachable && b.in_recovery == Some(false))
+            else {
+                continue;
+            };
+            seen = true;
+            let usable = b
+                .slots
+                .iter()
+                .find(|x| x.slot_name == logical_slot)
+                .map(|x| (x.active, invalidation(x).is_none()));
+            match usable {
+                Some((true, true)) if active_at.is_none() => active_at = Some(t),
+                Some((_, true)) => {}
+                // Invalidated, lost, conflicting or dropped.
+                Some((_, false)) | None => {
+                    if active_at.is_some() {
+                        broken_after = true;
+                    }
+                }
+            }
+        }
+        let slot_carried_on = match (active_at, seen) {
+            (Some(_), _) => Some(!broken_after),
+            (None, true) => Some(false),
+            (None, false) => None,
+        };
+        Failover {
+            killed_ms,
+            promoted_ms,
+            slot_carried_on,
+            slot_active_at_ms: active_at,
+            first_write_on_b_ms,
+        }
+    }
 }
 
 /// Writes A acknowledged that the reference (B after failover, or C) does not have.
@@ -255,6 +328,7 @@ impl Observations {
             let a_slot = a.and_then(|a| {
                 physical_slot.and_then(|p| a.slots.iter().find(|x| x.slot_name == p))
             });
+            let a_sender = a.and_then(|a| a.sender("b"));
             let b_slot = b
                 .filter(|b| b.reachable)
                 .and_then(|b| b.slots.iter().find(|x| x.slot_name == logical_slot));
@@ -280,6 +354,8 @@ impl Observations {
                 t_ms: t,
                 ab_bytes: ab.bytes,
                 ab_s: ab.seconds,
+                ab_write_s: a_sender.and_then(|w| w.write_lag_s),
+                ab_flush_s: a_sender.and_then(|w| w.flush_lag_s),
                 bc_bytes: bc.bytes,
                 bc_s: bc.seconds,
                 e2e_bytes: e2e.bytes,
@@ -331,5 +407,179 @@ impl Observations {
             slot: (!samples.is_empty()).then_some(slot),
             ..Default::default()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observe::{NodeSnapshot, Sample, SlotRow, WalSenderRow};
+
+    const SLOT: &str = "pgrehearse_sub";
+
+    /// B as a sample shows it: a primary once promoted, with the logical slot in the given
+    /// state (None: no such slot).
+    fn b(promoted: bool, slot: Option<SlotRow>) -> NodeSnapshot {
+        NodeSnapshot {
+            name: "b".into(),
+            reachable: true,
+            in_recovery: Some(!promoted),
+            slots: slot.into_iter().collect(),
+            ..Default::default()
+        }
+    }
+
+    fn slot(active: bool) -> SlotRow {
+        SlotRow {
+            slot_name: SLOT.into(),
+            slot_type: "logical".into(),
+            active,
+            wal_status: Some("reserved".into()),
+            conflicting: Some(false),
+            ..Default::default()
+        }
+    }
+
+    fn sample(t_ms: u64, nodes: Vec<NodeSnapshot>) -> Sample {
+        Sample {
+            t_ms,
+            nodes,
+            lags: vec![],
+            heartbeat_seq_on_c: None,
+        }
+    }
+
+    fn judge(samples: &[Sample]) -> (Option<bool>, Option<i64>) {
+        let f = Failover::from_samples(samples, SLOT, 1_000, 2_000, None);
+        assert_eq!((f.killed_ms, f.promoted_ms), (1_000, 2_000));
+        (f.slot_carried_on, f.slot_active_at_ms)
+    }
+
+    fn unreachable_b() -> NodeSnapshot {
+        NodeSnapshot {
+            name: "b".into(),
+            error: Some("connection refused".into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn slot_carried_on_needs_an_active_usable_slot_after_the_promotion() {
+        // Active before the promotion only, then inactive on the promoted b, active again.
+        let samples = [
+            sample(500, vec![b(false, Some(slot(true)))]),
+            sample(2_250, vec![b(true, Some(slot(false)))]),
+            sample(2_500, vec![unreachable_b()]),
+            sample(2_750, vec![b(true, Some(slot(true)))]),
+            sample(3_000, vec![b(true, Some(slot(false)))]),
+        ];
+        assert_eq!(judge(&samples), (Some(true), Some(2_750)));
+    }
+
+    #[test]
+    fn a_sample_taken_before_the_promotion_does_not_count() {
+        // Active in a sample before promoted_ms (b still a standby, or the promotion not yet
+        // acknowledged), and never again.
+        let samples = [
+            sample(1_500, vec![b(false, Some(slot(true)))]),
+            sample(1_900, vec![b(true, Some(slot(true)))]),
+            sample(2_250, vec![b(true, Some(slot(false)))]),
+        ];
+        assert_eq!(judge(&samples), (Some(false), None));
+    }
+
+    #[test]
+    fn a_conflicting_or_lost_slot_does_not_carry_on() {
+        let conflicting = SlotRow {
+            conflicting: Some(true),
+            ..slot(true)
+        };
+        assert_eq!(
+            judge(&[sample(2_250, vec![b(true, Some(conflicting))])]),
+            (Some(false), None)
+        );
+        let lost = SlotRow {
+            wal_status: Some("lost".into()),
+            ..slot(true)
+        };
+        assert_eq!(
+            judge(&[sample(2_250, vec![b(true, Some(lost))])]),
+            (Some(false), None)
+        );
+    }
+
+    #[test]
+    fn invalidated_or_dropped_afterwards_is_not_carried_on() {
+        let invalidated = SlotRow {
+            invalidation_reason: Some("wal_removed".into()),
+            wal_status: Some("lost".into()),
+            ..slot(false)
+        };
+        let samples = [
+            sample(2_250, vec![b(true, Some(slot(true)))]),
+            sample(4_000, vec![b(true, Some(invalidated))]),
+        ];
+        assert_eq!(judge(&samples), (Some(false), Some(2_250)));
+        let samples = [
+            sample(2_250, vec![b(true, Some(slot(true)))]),
+            sample(4_000, vec![b(true, None)]),
+        ];
+        assert_eq!(judge(&samples), (Some(false), Some(2_250)));
+    }
+
+    #[test]
+    fn no_sample_of_b_after_the_promotion_is_unknown() {
+        assert_eq!(judge(&[]), (None, None));
+        let samples = [
+            sample(500, vec![b(false, Some(slot(true)))]),
+            sample(2_250, vec![unreachable_b()]),
+            sample(2_500, vec![]),
+        ];
+        assert_eq!(judge(&samples), (None, None));
+    }
+
+    #[test]
+    fn series_keeps_ab_write_and_flush_lag_with_null_as_none() {
+        let a = |w: Option<f64>, f: Option<f64>| NodeSnapshot {
+            name: "a".into(),
+            reachable: true,
+            in_recovery: Some(false),
+            senders: vec![WalSenderRow {
+                application_name: "b".into(),
+                write_lag_s: w,
+                flush_lag_s: f,
+                replay_lag_s: f.map(|f| f + 0.001),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let samples = [
+            sample(0, vec![a(Some(0.001), Some(0.002))]),
+            sample(250, vec![a(None, None)]),
+            sample(
+                500,
+                vec![NodeSnapshot {
+                    name: "a".into(),
+                    error: Some("gone".into()),
+                    ..Default::default()
+                }],
+            ),
+        ];
+        let o = Observations::from_samples(
+            &samples,
+            SLOT,
+            None,
+            Duration::from_millis(250),
+            Duration::from_millis(200),
+        );
+        let got: Vec<_> = o
+            .series
+            .iter()
+            .map(|p| (p.ab_write_s, p.ab_flush_s))
+            .collect();
+        assert_eq!(
+            got,
+            [(Some(0.001), Some(0.002)), (None, None), (None, None)]
+        );
     }
 }

@@ -1,5 +1,6 @@
-//! The report's three plots, built from a run's observations: lag in seconds, lag in bytes per
-//! hop, and WAL on disk / retained by the slots. Each one shows the fault windows.
+//! The report's three plots, built from a run's observations: lag in seconds (with a → b's
+//! write, flush and replay lag), lag in bytes per hop, and WAL on disk / retained by the
+//! slots. Each one shows the fault windows.
 
 use super::Report;
 use super::plot::{Figure, Line, Mark, Panel, Unit, Window};
@@ -52,6 +53,7 @@ pub fn render_plots(report: &Report) -> Vec<(&'static str, String)> {
 }
 
 const AB: &str = "#1f77b4";
+const AB_WRITE: &str = "#17becf";
 const BC: &str = "#ff7f0e";
 const E2E: &str = "#2ca02c";
 const FAULT_MARK: &str = "#8b1a1a";
@@ -127,6 +129,10 @@ fn lag_seconds(obs: &Observations) -> Figure {
             unit: Unit::Seconds,
             lines: vec![
                 line(obs, "a → b (replay lag)", AB, false, |p| p.ab_s),
+                // Write and flush lag: how much of the replay lag is the network and b's disk
+                // (dashed, as parts of the replay lag). NULL (idle) stays a gap.
+                line(obs, "a → b (write lag)", AB_WRITE, true, |p| p.ab_write_s),
+                line(obs, "a → b (flush lag)", AB, true, |p| p.ab_flush_s),
                 line(obs, "b → c", BC, false, |p| p.bc_s),
                 line(obs, "end to end (heartbeat)", E2E, false, |p| p.e2e_s),
             ],

@@ -223,14 +223,6 @@ fn wal(obs: &Observations) -> Section {
     s
 }
 
-fn yes_no(v: Option<bool>) -> &'static str {
-    match v {
-        Some(true) => "yes",
-        Some(false) => "no",
-        None => "not observed",
-    }
-}
-
 fn failover(f: &Failover) -> Section {
     let mut s = Section::new("Failover");
     let since = |t: i64| millis(u64::try_from(t - f.killed_ms).unwrap_or(0));
@@ -253,9 +245,28 @@ fn failover(f: &Failover) -> Section {
     s.push(Block::Table(t));
     s.para(format!(
         "Logical slot on b still active and not conflicting after the promotion: {}.",
-        yes_no(f.slot_carried_on)
+        slot_after_promotion(f)
     ));
     s
+}
+
+/// What the samples after the promotion showed of the logical slot on b: "yes, first seen
+/// active (a walsender consuming it) at t=6.1s, 1.1s after the promotion, and not invalidated
+/// afterwards".
+fn slot_after_promotion(f: &Failover) -> String {
+    let active = f.slot_active_at_ms.map(|t| {
+        format!(
+            "first seen active (a walsender consuming it) at {}, {} after the promotion",
+            at(t),
+            millis(u64::try_from(t - f.promoted_ms).unwrap_or(0))
+        )
+    });
+    match (f.slot_carried_on, active) {
+        (Some(true), Some(a)) => format!("yes, {a}, and not invalidated afterwards"),
+        (Some(false), Some(a)) => format!("no, {a}, but invalidated or dropped afterwards"),
+        (Some(_), None) => "no, never seen active and usable in the samples after it".into(),
+        (None, _) => "not observed, no sample after it saw b answer".into(),
+    }
 }
 
 /// "t=9.812s": a ledger time (microseconds since the workload started), to the millisecond.

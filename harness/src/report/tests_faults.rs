@@ -122,6 +122,19 @@ fn lag_run() -> Report {
         } else {
             Some(0.002)
         };
+        // The latency is on the wire: write and flush lag carry nearly all of the replay lag.
+        let (ab_write_s, ab_flush_s) = if idle {
+            (None, None)
+        } else if in_window {
+            (
+                Some(secs(18 + 50 * (t - 10))),
+                Some(secs(19 + 50 * (t - 10))),
+            )
+        } else if t == 21 {
+            (Some(0.098), Some(0.099))
+        } else {
+            (Some(0.001), Some(0.0015))
+        };
         let bc_bytes = if idle { 0 } else { 2 * KIB };
         let e2e_bytes = ab_bytes + bc_bytes;
         let e2e_s = if in_window {
@@ -133,6 +146,8 @@ fn lag_run() -> Report {
             t_ms: t * 1000,
             ab_bytes: Some(ab_bytes),
             ab_s,
+            ab_write_s,
+            ab_flush_s,
             bc_bytes: Some(bc_bytes),
             bc_s: if idle { None } else { Some(0.003) },
             e2e_bytes: Some(e2e_bytes),
@@ -209,6 +224,8 @@ fn wal_run() -> Report {
             t_ms: t * 1000,
             ab_bytes: Some(8 * KIB),
             ab_s: Some(0.004),
+            ab_write_s: Some(0.001),
+            ab_flush_s: Some(0.002),
             bc_bytes: Some(behind),
             bc_s: if stopped { None } else { Some(0.003) },
             e2e_bytes: Some(behind + 8 * KIB),
@@ -326,8 +343,8 @@ fn write(
     }
 }
 
-/// A killed at 15 s, b promoted at 17.3 s; the slot on b carries on, and three writes a had
-/// acknowledged (on two keys) never reached b.
+/// A killed at 15 s, b promoted at 17.3 s; the slot on b carries on (active again in the
+/// sample at 18 s), and three writes a had acknowledged (on two keys) never reached b.
 fn failover_run() -> Report {
     let mut series = Vec::new();
     for t in 0..=30i64 {
@@ -337,6 +354,8 @@ fn failover_run() -> Report {
             t_ms: t * 1000,
             ab_bytes: a_up.then_some(12 * KIB),
             ab_s: a_up.then_some(0.004),
+            ab_write_s: a_up.then_some(0.001),
+            ab_flush_s: a_up.then_some(0.002),
             bc_bytes: Some(if switching { 0 } else { 3 * KIB }),
             bc_s: if switching { None } else { Some(0.003) },
             e2e_bytes: if a_up { Some(15 * KIB) } else { Some(3 * KIB) },
@@ -375,6 +394,7 @@ fn failover_run() -> Report {
             killed_ms: 15_000,
             promoted_ms: 17_300,
             slot_carried_on: Some(true),
+            slot_active_at_ms: Some(18_000),
             first_write_on_b_ms: Some(17_450),
         }),
         rpo: Some(Rpo {
@@ -574,6 +594,71 @@ fn failover_run_counts_lost_writes() {
     assert!(
         md.contains("| 4421 | `rehearse.accounts` | `?` | insert | t=14.993s | not applied |"),
         "{md}"
+    );
+}
+
+#[test]
+fn failover_slot_sentence_says_what_the_samples_after_the_promotion_showed() {
+    let sentence = |carried: Option<bool>, active: Option<i64>| {
+        let mut r = failover_run();
+        let f = r
+            .observations
+            .as_mut()
+            .and_then(|o| o.failover.as_mut())
+            .unwrap();
+        f.slot_carried_on = carried;
+        f.slot_active_at_ms = active;
+        let md = render_markdown(&r);
+        md.lines()
+            .find(|l| l.starts_with("Logical slot on b still active"))
+            .unwrap_or_else(|| panic!("{md}"))
+            .to_string()
+    };
+    let head = "Logical slot on b still active and not conflicting after the promotion: ";
+    assert_eq!(
+        sentence(Some(true), Some(18_000)),
+        format!(
+            "{head}yes, first seen active (a walsender consuming it) at t=18.0s, 700ms after \
+             the promotion, and not invalidated afterwards."
+        )
+    );
+    assert_eq!(
+        sentence(Some(false), Some(18_000)),
+        format!(
+            "{head}no, first seen active (a walsender consuming it) at t=18.0s, 700ms after \
+             the promotion, but invalidated or dropped afterwards."
+        )
+    );
+    assert_eq!(
+        sentence(Some(false), None),
+        format!("{head}no, never seen active and usable in the samples after it.")
+    );
+    assert_eq!(
+        sentence(None, None),
+        format!("{head}not observed, no sample after it saw b answer.")
+    );
+}
+
+#[test]
+fn lag_seconds_plot_shows_ab_write_and_flush_lag() {
+    let r = lag_run();
+    let (file, svg) = &render_plots(&r)[0];
+    assert_eq!(*file, "lag-seconds.svg");
+    for name in [
+        ">a → b (replay lag)<",
+        ">a → b (write lag)<",
+        ">a → b (flush lag)<",
+    ] {
+        assert!(svg.contains(name), "{name}: {svg}");
+    }
+    // A failover run has no a → b lag after a died: the lines stop, they do not drop to 0.
+    let f = failover_run();
+    let o = f.observations.as_ref().unwrap();
+    assert!(
+        o.series
+            .iter()
+            .filter(|p| p.t_ms >= 15_000)
+            .all(|p| { p.ab_write_s.is_none() && p.ab_flush_s.is_none() })
     );
 }
 

@@ -407,12 +407,14 @@ impl Rehearsal {
         obs.last_heal_ms = drive.last_heal_ms;
         obs.convergence_ms = convergence(&obs, drive.last_heal_ms, caught_up_ms);
         if let (Some(killed), Some(promoted)) = (drive.events.killed_ms, drive.events.promoted_ms) {
-            obs.failover = Some(crate::observe::Failover {
-                killed_ms: killed,
-                promoted_ms: promoted,
-                slot_carried_on: obs.slot.as_ref().and_then(|s| s.survived),
+            // Judged from the samples after the promotion, not from the slot's state at the end.
+            obs.failover = Some(crate::observe::Failover::from_samples(
+                &samples,
+                &chain.spec.subscription,
+                killed,
+                promoted,
                 first_write_on_b_ms,
-            });
+            ));
         }
         obs.findings = findings(&obs, &chain);
         let mut r = self.report.lock().expect("report");
@@ -648,13 +650,26 @@ fn findings(obs: &crate::observe::Observations, chain: &Chain) -> Vec<String> {
             t(f.promoted_ms),
             f.promoted_ms - f.killed_ms
         );
-        match f.slot_carried_on {
-            Some(true) => s.push_str(&format!(
-                "; the logical slot {} created on b survived the promotion and kept feeding c across the timeline switch",
-                chain.spec.subscription
+        let slot = &chain.spec.subscription;
+        match (f.slot_carried_on, f.slot_active_at_ms) {
+            (Some(true), Some(active)) => s.push_str(&format!(
+                "; the logical slot {slot} created on b carried on across the timeline switch: \
+                 active (a walsender consuming it) and not conflicting at {}, {} ms after the \
+                 promotion, and not invalidated afterwards",
+                t(active),
+                active - f.promoted_ms
             )),
-            Some(false) => s.push_str("; the logical slot on b did not survive"),
-            None => {}
+            (Some(false), Some(active)) => s.push_str(&format!(
+                "; the logical slot {slot} on b was active again at {} but was invalidated or \
+                 dropped afterwards",
+                t(active)
+            )),
+            (Some(_), None) => s.push_str(&format!(
+                "; the logical slot {slot} on b was never seen active and usable after the promotion"
+            )),
+            (None, _) => s.push_str(
+                "; no sample after the promotion saw b, so whether the logical slot carried on is unknown",
+            ),
         }
         out.push(s);
         if let Some(r) = &obs.rpo {

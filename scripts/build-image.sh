@@ -37,20 +37,38 @@ fi
 
 start=$(date +%s)
 root="$(mktemp -d /var/tmp/pgrehearse-image.XXXXXX)"
-trap 'rm -rf "$root"' EXIT
+# Unmount before removing: never let rm walk into a mounted /proc.
+trap 'umount "$root/proc" 2>/dev/null || true; rm -rf --one-file-system "$root"' EXIT
 # mktemp makes the folder 0700; it becomes the image's "/", which every user must traverse.
 chmod 755 "$root"
 
 echo "debootstrap $suite into $root"
-debootstrap --variant=minbase "$suite" "$root" "$mirror" >/dev/null
+# An older debootstrap may not know a newer suite by name; every current suite builds with sid's script.
+script=/usr/share/debootstrap/scripts/$suite
+[ -e "$script" ] || script=/usr/share/debootstrap/scripts/sid
+if ! debootstrap --variant=minbase "$suite" "$root" "$mirror" "$script" >"$root.log" 2>&1; then
+  tail -20 "$root.log" >&2
+  rm -f "$root.log"
+  echo "debootstrap of $suite failed" >&2
+  exit 1
+fi
+rm -f "$root.log"
+# The chroot follows this machine's apt policy on Release-file dates: a host that talks to a
+# frozen mirror (and accepts its expired Release files) builds from the same mirror.
+apt_opts=""
+if apt-config dump 2>/dev/null | grep '^Acquire::Check-Valid-Until "false"' >/dev/null; then  # no -q: with pipefail, an early exit would fail apt-config
+  apt_opts="-o Acquire::Check-Valid-Until=false -o Acquire::Check-Date=false"
+fi
 echo "installing postgresql-$major, iproute2, iptables"
+# Newer postgresql-common runs systemd-tmpfiles in its postinst, which needs /proc.
+mount -t proc proc "$root/proc"
 chroot "$root" /bin/sh -c "
   set -e
   export DEBIAN_FRONTEND=noninteractive
   # No default cluster: pgrehearse runs initdb itself, in its own data directory.
   mkdir -p /etc/postgresql-common
   echo 'create_main_cluster = false' > /etc/postgresql-common/createcluster.conf
-  apt-get update -qq
+  apt-get $apt_opts update -qq
   apt-get install -y -qq --no-install-recommends -o Dpkg::Options::=--force-confold \
     postgresql-$major iproute2 iptables procps ca-certificates >/dev/null
   apt-get clean
@@ -58,6 +76,7 @@ chroot "$root" /bin/sh -c "
   # The package's own cluster is not used: pgrehearse runs initdb itself.
   rm -rf /var/lib/postgresql/$major/main /etc/postgresql/$major/main
 "
+umount "$root/proc"
 version="$(chroot "$root" /usr/lib/postgresql/$major/bin/postgres --version)"
 echo "packing ($version)"
 tar -C "$root" -c . | docker import \

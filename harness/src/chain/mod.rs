@@ -633,11 +633,35 @@ impl Chain {
         let (superuser, member, set_srr): (bool, bool, bool) = (row.get(0), row.get(1), row.get(2));
         let subs: Option<String> = row.get(3);
         let owner: String = row.get(4);
+        // Tried, as the migration role, on scratch tables that vanish with the transaction.
+        let as_migrator = crate::node::ConnInfo {
+            endpoint: self.c.admin().endpoint.clone(),
+            login: self.creds.migrator.clone(),
+            dbname: self.spec.database.clone(),
+        }
+        .connect(crate::node::CONNECT_TIMEOUT)
+        .await?;
+        let disable = as_migrator
+            .batch_execute(
+                "BEGIN;
+                 CREATE TEMP TABLE pgrehearse_probe_parent (id int PRIMARY KEY);
+                 CREATE TEMP TABLE pgrehearse_probe_child (parent int REFERENCES pgrehearse_probe_parent);
+                 ALTER TABLE pgrehearse_probe_child DISABLE TRIGGER ALL;",
+            )
+            .await;
+        let _ = as_migrator.batch_execute("ROLLBACK").await;
+        let triggers = match disable {
+            Ok(()) => "ALTER TABLE ... DISABLE TRIGGER ALL on a table with a foreign key WORKED for it (on Aurora it fails)".to_string(),
+            Err(e) => format!(
+                "as on Aurora, ALTER TABLE ... DISABLE TRIGGER ALL on a table with a foreign key fails for it ({})",
+                crate::Error::from(e)
+            ),
+        };
         Ok(Some(format!(
             "c is Aurora-like, as read back from c: the migration role {m} is {} and {} an rds_superuser-like role \
              (pg_read_all_data, pg_write_all_data, pg_monitor, pg_signal_backend, pg_create_subscription, CREATEDB, CREATEROLE); \
              it {} SET session_replication_role (Aurora allows rds_superuser that); the database is owned by {owner}; \
-             subscription: {}. As on Aurora, ALTER TABLE ... DISABLE TRIGGER ALL on tables with foreign keys fails for it. \
+             subscription: {}; {triggers}. \
              Not modelled: parameter groups, storage, the rds.* settings, DMS itself",
             if superuser {
                 "a superuser"

@@ -321,7 +321,8 @@ pub fn pg(cmd: PgCommand, ui: &Ui) -> Result<i32> {
             let mut loc = harness::pg::Locate::from_env(Some(major));
             loc.allow_fetch = false;
             if let Some(d) = pg_bin {
-                loc.explicit = Some((d, "--pg-bin".into()));
+                let source = harness::pg::explicit_source(&d).to_string();
+                loc.explicit = Some((d, source));
             }
             let inst = loc.find()?;
             ui.out(format!(

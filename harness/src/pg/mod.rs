@@ -35,6 +35,17 @@ pub const REQUIRED_TOOLS: &[&str] = &[
     "pg_restore",
 ];
 
+/// Where an explicit bin directory given to the command line came from: clap folds
+/// `PGREHEARSE_PG_BIN` into `--pg-bin`, and messages should name the one the user set.
+pub fn explicit_source(dir: &Path) -> &'static str {
+    match std::env::var_os("PGREHEARSE_PG_BIN") {
+        Some(v) if Path::new(&v) == dir && !std::env::args().any(|a| a.starts_with("--pg-bin")) => {
+            "PGREHEARSE_PG_BIN"
+        }
+        _ => "--pg-bin",
+    }
+}
+
 /// A PostgreSQL installation the harness can run.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct PgInstall {
@@ -89,8 +100,9 @@ impl PgInstall {
                 self.version.major
             ))
             .with_hint(format!(
-                "use PostgreSQL 16, 17 or 18: drop --pg-bin to let pgrehearse find or fetch {DEFAULT_MAJOR}, \
-                 or run `pgrehearse pg install {DEFAULT_MAJOR}`"
+                "use PostgreSQL 16, 17 or 18: drop {} to let pgrehearse find or fetch {DEFAULT_MAJOR}, \
+                 or run `pgrehearse pg install {DEFAULT_MAJOR}`",
+                self.source
             )));
         }
         Ok(())

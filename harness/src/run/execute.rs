@@ -77,7 +77,7 @@ impl Rehearsal {
         let (pg, run, backend): (Option<PgInstall>, RunDir, Arc<dyn Backend>) = match kind {
             BackendKind::Local => {
                 let explicit = match (&opts.pg_bin, &scenario.chain.pg_bin) {
-                    (Some(d), _) => Some((d.clone(), "--pg-bin".to_string())),
+                    (Some(d), _) => Some((d.clone(), crate::pg::explicit_source(d).to_string())),
                     (None, Some(d)) => {
                         Some((d.clone(), format!("pg_bin in {}", scenario.path.display())))
                     }

@@ -49,3 +49,17 @@ fn sigint_during_the_workload_stops_and_removes_everything() {
         "a report records the interrupted run"
     );
 }
+
+#[test]
+fn a_panic_in_the_harness_still_removes_every_server_and_data_directory() {
+    let (_d, path) = cli::scenario("panic", "version = 1\n[workload]\nduration = \"5s\"\n");
+    let out = cli::run_with_env(
+        &["run", path.to_str().unwrap()],
+        &[("PGREHEARSE_FAILPOINT", "panic-after-chain-up")],
+    );
+    let err = cli::stderr(&out);
+    assert!(err.contains("failpoint panic-after-chain-up"), "{err}");
+    assert_ne!(out.status.code(), Some(0), "{err}");
+    let run = cli::run_dir(&err).unwrap_or_else(|| panic!("{err}"));
+    cli::assert_cleaned_up(&run);
+}

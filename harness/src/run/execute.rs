@@ -225,6 +225,10 @@ impl Rehearsal {
             chain.replicator.describe()
         );
         self.report.lock().expect("report").chain = Some(chain.timings.clone());
+        // For the test that proves a panic still tears the chain down (Drop of the backend).
+        if std::env::var("PGREHEARSE_FAILPOINT").as_deref() == Ok("panic-after-chain-up") {
+            panic!("failpoint panic-after-chain-up");
+        }
         for l in [&chain.links.ab, &chain.links.bc].into_iter().flatten() {
             let note = format!("link faults on {}: {}", l.hop(), l.mechanism().await);
             self.report.lock().expect("report").note(note);

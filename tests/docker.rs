@@ -222,11 +222,13 @@ fn packet_loss_between_a_and_b_containers_slows_replication_until_healed() {
         "docker-loss",
         "kind = \"loss\"\nhop = \"a-b\"\nloss = \"50%\"\n",
     );
-    let ab = peak(&r, "ab_s", 3_000, 9_500);
-    eprintln!("a→b replay lag peak under 50% loss: {ab}s");
+    // Judged by the heartbeat, not by A's replay_lag column: when B's replies are lost too,
+    // PostgreSQL keeps showing the last lag it measured, however long the stream stalls.
+    let e2e = peak(&r, "e2e_s", 3_000, 9_500);
+    eprintln!("end-to-end lag peak under 50% loss on a→b: {e2e}s");
     assert!(
-        ab >= 0.2,
-        "a→b replay lag must grow while half the packets are dropped (retransmissions): {ab}"
+        e2e >= 0.2,
+        "end-to-end lag must grow while half the packets a→b are dropped (retransmissions): {e2e}"
     );
 }
 

@@ -15,4 +15,6 @@ pub use snapshot::{
     ChainSnapshot, HopLag, NoSeconds, NodeProbe, NodeSnapshot, SlotRow, SubscriptionRow,
     WalSenderRow, derive_lags,
 };
-pub use summary::{Failover, Observations, Peak, Peaks, Rpo, SeriesPoint, SlotOutcome};
+pub use summary::{
+    Failover, FrozenLag, Observations, Peak, Peaks, Rpo, SeriesPoint, SlotOutcome, frozen_ab_lag,
+};

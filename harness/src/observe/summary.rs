@@ -410,6 +410,52 @@ impl Observations {
     }
 }
 
+/// A stretch where A's replay_lag for B stood still while B fell further behind in bytes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FrozenLag {
+    /// When the column stopped moving.
+    pub from_ms: i64,
+    /// The last sample with the same value while the bytes kept growing.
+    pub to_ms: i64,
+    /// The value it kept showing, in seconds.
+    pub shown_s: f64,
+    /// How far behind B was in bytes at the end of the stretch.
+    pub behind_bytes: u64,
+}
+
+/// The longest stretch (at least `min`) in which A's replay_lag for B kept one value while B's
+/// byte lag grew. PostgreSQL updates the lag columns only when B replies: a stalled stream
+/// (lost replies, a hung link) shows the last lag measured, however long the stall.
+pub fn frozen_ab_lag(series: &[SeriesPoint], min: Duration) -> Option<FrozenLag> {
+    let mut best: Option<FrozenLag> = None;
+    let mut cur: Option<FrozenLag> = None;
+    for w in series.windows(2) {
+        let (p, q) = (&w[0], &w[1]);
+        let frozen = matches!((p.ab_s, q.ab_s), (Some(a), Some(b)) if a == b)
+            && matches!((p.ab_bytes, q.ab_bytes), (Some(a), Some(b)) if b > a);
+        cur = match (frozen, cur) {
+            (true, Some(c)) => Some(FrozenLag {
+                to_ms: q.t_ms,
+                behind_bytes: q.ab_bytes.unwrap_or(0),
+                ..c
+            }),
+            (true, None) => Some(FrozenLag {
+                from_ms: p.t_ms,
+                to_ms: q.t_ms,
+                shown_s: q.ab_s.unwrap_or(0.0),
+                behind_bytes: q.ab_bytes.unwrap_or(0),
+            }),
+            (false, _) => None,
+        };
+        if let Some(c) = cur
+            && best.is_none_or(|b| c.to_ms - c.from_ms > b.to_ms - b.from_ms)
+        {
+            best = Some(c);
+        }
+    }
+    best.filter(|b| b.to_ms - b.from_ms >= min.as_millis() as i64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -581,5 +627,32 @@ mod tests {
             got,
             [(Some(0.001), Some(0.002)), (None, None), (None, None)]
         );
+    }
+
+    #[test]
+    fn a_replay_lag_that_stands_still_while_bytes_grow_is_found() {
+        let pt = |t_ms, ab_s, ab_bytes| SeriesPoint {
+            t_ms,
+            ab_s: Some(ab_s),
+            ab_bytes: Some(ab_bytes),
+            ..Default::default()
+        };
+        let series = vec![
+            pt(0, 0.001, 0),
+            pt(250, 0.013, 50_000),
+            pt(500, 0.013, 90_000),
+            pt(750, 0.013, 140_000),
+            pt(1000, 0.013, 200_000),
+            pt(1250, 0.002, 0),
+        ];
+        let f = frozen_ab_lag(&series, Duration::from_millis(500)).unwrap();
+        assert_eq!(
+            (f.from_ms, f.to_ms, f.shown_s, f.behind_bytes),
+            (250, 1000, 0.013, 200_000)
+        );
+        assert_eq!(frozen_ab_lag(&series, Duration::from_secs(1)), None);
+        // The same value with nothing falling behind is an idle, caught-up standby.
+        let idle = vec![pt(0, 0.01, 0), pt(250, 0.01, 0), pt(500, 0.01, 0)];
+        assert_eq!(frozen_ab_lag(&idle, Duration::ZERO), None);
     }
 }

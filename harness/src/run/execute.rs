@@ -721,6 +721,17 @@ fn findings(obs: &crate::observe::Observations, chain: &Chain) -> Vec<String> {
             t(p.at_ms)
         ));
     }
+    if let Some(f) = crate::observe::frozen_ab_lag(&obs.series, std::time::Duration::from_secs(2)) {
+        out.push(format!(
+            "from {} to {} a's pg_stat_replication kept showing a replay lag of {:.3}s for b while b fell {} behind: \
+             PostgreSQL updates the lag columns only when b replies, so a stalled stream shows the last lag measured; \
+             the end-to-end lag (heartbeat) and the byte lag show the stall",
+            t(f.from_ms),
+            t(f.to_ms),
+            f.shown_s,
+            fmt_bytes(f.behind_bytes)
+        ));
+    }
     if let Some(p) = obs.peaks.a_slot_retained
         && p.value > 16.0 * 1024.0 * 1024.0
     {

@@ -393,11 +393,13 @@ impl WriteLoad {
                 PAD / 32
             );
             let mut rows = 0;
+            // Paces the load at one transaction per 50 ms at most.
+            let mut pace = tokio::time::interval(Duration::from_millis(50));
+            pace.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             while !flag.load(Ordering::Relaxed) {
+                pace.tick().await;
                 client.batch_execute(&sql).await?;
                 rows += 200;
-                // Pacing the load, not synchronisation.
-                tokio::time::sleep(Duration::from_millis(50)).await;
             }
             Ok(rows)
         });

@@ -70,11 +70,7 @@ initial_rows = 200
 #[test]
 fn changes_made_on_c_behind_the_subscriptions_back_are_reported_key_by_key() {
     let (_d, path) = cli::scenario("drift", UP);
-    let up = cli::run(&["up", path.to_str().unwrap()]);
-    let err = cli::stderr(&up);
-    assert_eq!(up.status.code(), Some(0), "{err}");
-    let run = cli::run_dir(&err).unwrap();
-    let _down = cli::DownOnDrop(run.clone());
+    let (_, run, _down) = cli::up(&[path.to_str().unwrap()]);
     let run_arg = run.to_str().unwrap().to_string();
 
     // --- once caught up, C is identical to A

@@ -35,12 +35,8 @@ fn status_verify_and_down_find_a_run_in_the_runs_dir_they_are_given() {
     let t0 = Instant::now();
     let (_scenario, path) = cli::scenario("runs-dir", UP);
     let runs = runs_folder();
-    let up = cli::run(&["up", arg(&path), "--runs-dir", arg(runs.path())]);
-    let err = cli::stderr(&up);
-    assert_eq!(up.status.code(), Some(0), "{err}");
-    let run = cli::run_dir(&err).unwrap();
-    let _down = cli::DownOnDrop(run.clone());
-    assert_eq!(run.parent(), Some(runs.path()), "{err}");
+    let (up, run, _down) = cli::up(&[arg(&path), "--runs-dir", arg(runs.path())]);
+    assert_eq!(run.parent(), Some(runs.path()), "{}", cli::stderr(&up));
     let id = run.file_name().unwrap().to_str().unwrap().to_string();
     // What `up` suggests next works from anywhere: it names the runs folder.
     let next = format!("pgrehearse status --runs-dir {}", runs.path().display());
@@ -137,11 +133,7 @@ fn down_all_with_a_runs_dir_takes_down_what_runs_there() {
     let t0 = Instant::now();
     let (_scenario, path) = cli::scenario("runs-dir-all", UP);
     let runs = runs_folder();
-    let up = cli::run(&["up", arg(&path), "--runs-dir", arg(runs.path())]);
-    let err = cli::stderr(&up);
-    assert_eq!(up.status.code(), Some(0), "{err}");
-    let run = cli::run_dir(&err).unwrap();
-    let _down = cli::DownOnDrop(run.clone());
+    let (_, run, _down) = cli::up(&[arg(&path), "--runs-dir", arg(runs.path())]);
     assert!(!common::processes_under(&run).is_empty());
 
     let out = cli::run(&["down", "--all", "--runs-dir", arg(runs.path())]);

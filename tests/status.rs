@@ -216,11 +216,7 @@ fn watch(run: &str, refreshes: usize, dir: &Path) -> Vec<String> {
 fn status_shows_every_hop_and_a_heartbeat_only_while_it_is_written() {
     let t0 = Instant::now();
     let (dir, path) = cli::scenario("status", UP);
-    let up = cli::run(&["up", path.to_str().unwrap()]);
-    let err = cli::stderr(&up);
-    assert_eq!(up.status.code(), Some(0), "{err}");
-    let run = cli::run_dir(&err).unwrap();
-    let _down = cli::DownOnDrop(run.clone());
+    let (_, run, _down) = cli::up(&[path.to_str().unwrap()]);
     let run_arg = run.to_str().unwrap().to_string();
     eprintln!("up: {:?}", t0.elapsed());
 

@@ -812,12 +812,15 @@ mod tests {
             "{out}"
         );
         // The logical slot's headroom and conflict state.
-        let slot = out
-            .lines()
-            .find(|l| l.contains("slot pgrehearse_sub"))
-            .unwrap();
+        let slot = slot_line(&out);
         assert!(slot.contains("safe_wal_size unlimited"), "{slot}");
         assert!(slot.contains("conflicting no"), "{slot}");
+    }
+
+    fn slot_line(out: &str) -> &str {
+        out.lines()
+            .find(|l| l.contains("slot pgrehearse_sub"))
+            .unwrap_or_else(|| panic!("no slot line in:\n{out}"))
     }
 
     #[test]
@@ -872,10 +875,7 @@ mod tests {
             out.contains("heartbeat on a: c shows seq 10 of 12 (newest written 50ms ago)"),
             "{out}"
         );
-        let slot = out
-            .lines()
-            .find(|l| l.contains("slot pgrehearse_sub"))
-            .unwrap();
+        let slot = slot_line(&out);
         assert!(slot.contains("safe_wal_size -4.0 KiB"), "{slot}");
         assert!(
             slot.contains("CONFLICTING INVALIDATED (rows_removed)"),

@@ -137,6 +137,19 @@ impl Background {
     }
 }
 
+/// `pgrehearse up args...`, which must succeed: its output, the run directory, and a guard that
+/// takes the chain down when the test ends, pass or fail.
+pub fn up(args: &[&str]) -> (Output, PathBuf, DownOnDrop) {
+    let mut all = vec!["up"];
+    all.extend_from_slice(args);
+    let out = run(&all);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let dir = run_dir(&err).unwrap_or_else(|| panic!("no run directory:\n{err}"));
+    let down = DownOnDrop(dir.clone());
+    (out, dir, down)
+}
+
 /// Runs `pgrehearse down --run <dir>` when dropped, so a failing test does not leave a chain
 /// started with `up` behind.
 pub struct DownOnDrop(pub PathBuf);

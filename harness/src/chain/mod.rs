@@ -382,7 +382,6 @@ impl Chain {
                 spec.delayed_hops.contains(&hop),
             )
             .await?;
-        tracing::info!("{hop}: faults by {}", l.mechanism().await);
         let ep = l
             .endpoint()
             .unwrap_or_else(|| backend.peer_endpoint(upstream));

@@ -231,6 +231,7 @@ impl Rehearsal {
         }
         for l in [&chain.links.ab, &chain.links.bc].into_iter().flatten() {
             let note = format!("link faults on {}: {}", l.hop(), l.mechanism().await);
+            tracing::info!("{note}");
             self.report.lock().expect("report").note(note);
         }
         match chain.target_model().await {

@@ -95,6 +95,8 @@ pub struct DockerBackend {
     image: ImageChoice,
     version: PgVersion,
     creds: Credentials,
+    /// On everything of this run in Docker ([`run_labels`]).
+    labels: HashMap<String, String>,
     net: Arc<nettools::NetTools>,
     nodes: Mutex<Vec<Arc<DockerNode>>>,
     containers: tokio::sync::Mutex<Vec<ContainerAsync<GenericImage>>>,
@@ -139,7 +141,7 @@ impl DockerBackend {
             .create_network(NetworkCreateRequest {
                 name: network.clone(),
                 driver: Some("bridge".into()),
-                labels: Some(labels),
+                labels: Some(labels.clone()),
                 ..Default::default()
             })
             .await
@@ -154,10 +156,11 @@ impl DockerBackend {
         };
         me.private_file(&run.passfile(), creds.pgpass().as_bytes())?;
         let net = Arc::new(
-            nettools::NetTools::new(docker.clone(), run_labels(&run), image.version.major).await,
+            nettools::NetTools::new(docker.clone(), labels.clone(), image.version.major).await,
         );
         let b = DockerBackend {
             net,
+            labels,
             docker,
             run,
             prefix,
@@ -269,7 +272,7 @@ impl DockerBackend {
             .with_cmd(["infinity"])
             .with_network(self.network.clone())
             .with_container_name(cname.clone())
-            .with_labels(run_labels(&self.run))
+            .with_labels(self.labels.clone())
             // tc and iptables inside the container need it (link faults).
             .with_cap_add("NET_ADMIN")
             .with_host_config_modifier(move |hc| {

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tokio::task::JoinHandle;
+use tokio_util::task::AbortOnDropHandle;
 
 use super::model::{FaultKind, Hop};
 use super::proxy::{LinkMode, LinkState};
@@ -273,7 +273,7 @@ async fn pin_rows(b: &crate::node::Node, db: &str) -> Result<PinnedRows> {
 
 struct CatalogChurn {
     every: Duration,
-    task: std::sync::Mutex<Option<JoinHandle<()>>>,
+    task: std::sync::Mutex<Option<AbortOnDropHandle<()>>>,
 }
 
 /// One round of the churn PostgreSQL's recovery test 035 uses to provoke a recovery conflict:
@@ -314,7 +314,7 @@ impl Fault for CatalogChurn {
                 tokio::time::sleep(every).await;
             }
         });
-        *self.task.lock().expect("churn task") = Some(task);
+        *self.task.lock().expect("churn task") = Some(AbortOnDropHandle::new(task));
         Ok(())
     }
     async fn heal(&self, _env: &FaultEnv) -> Result<()> {

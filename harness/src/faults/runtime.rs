@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
+use tokio_util::task::AbortOnDropHandle;
 
 use super::kinds::{self, Fault};
 use super::link::LinkControl;
@@ -264,7 +264,9 @@ struct State {
 pub struct Timeline {
     entries: Arc<Vec<Entry>>,
     state: Arc<Mutex<State>>,
-    task: Option<JoinHandle<()>>,
+    // Dropped with the timeline (an interrupted run): nothing is injected or healed behind
+    // the teardown's back.
+    task: Option<AbortOnDropHandle<()>>,
 }
 
 impl Timeline {
@@ -307,7 +309,7 @@ impl Timeline {
         }
         events.sort_by_key(|(t, i, inject)| (*t, *inject, *i));
         let (en, st) = (entries.clone(), state.clone());
-        let task = tokio::spawn(async move {
+        let task = AbortOnDropHandle::new(tokio::spawn(async move {
             let start = tokio::time::Instant::now() - env.clock.elapsed();
             for (t, i, inject) in events {
                 // Scheduling, not synchronisation: the fault happens at its time on the timeline.
@@ -318,7 +320,7 @@ impl Timeline {
                     apply(&en[i], i, &st, &env, false).await;
                 }
             }
-        });
+        }));
         Timeline {
             entries,
             state,

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
+use tokio_util::task::AbortOnDropHandle;
 
 use super::{Progress, RunDir, RunState, forget_secrets};
 use crate::backend::{Backend, BackendKind, Credentials, LocalBackend};
@@ -519,7 +520,7 @@ impl Rehearsal {
             let live = Arc::new(workload::Progress::default());
             let ticker = self.workload_ticker(live.clone(), cfg.duration);
             let stats = workload::run(&cfg, target_rx, ledger_path, stop_rx, Some(live)).await;
-            ticker.abort();
+            drop(ticker);
             let stats = stats.step("running the workload")?;
             self.report.lock().expect("report").workload = Some(stats);
             Ok::<_, Error>(true)
@@ -548,10 +549,10 @@ impl Rehearsal {
         &self,
         live: Arc<workload::Progress>,
         duration: Duration,
-    ) -> tokio::task::JoinHandle<()> {
+    ) -> AbortOnDropHandle<()> {
         let progress = self.progress.clone();
         let total = duration.as_secs().max(1);
-        tokio::spawn(async move {
+        AbortOnDropHandle::new(tokio::spawn(async move {
             let start = Instant::now();
             let mut tick = tokio::time::interval(Duration::from_millis(500));
             loop {
@@ -566,7 +567,7 @@ impl Rehearsal {
                     live.unknown()
                 ));
             }
-        })
+        }))
     }
 
     /// Stop every server and remove data directories (unless `keep`, which leaves the chain

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
+use tokio_util::task::AbortOnDropHandle;
 
 use super::config::{Progress, Target, WorkloadConfig};
 use super::ledger::{LedgerWriter, Record};
@@ -107,12 +108,12 @@ pub async fn run(
     let forward = {
         let shared = shared.clone();
         let mut stop = stop;
-        tokio::spawn(async move {
+        AbortOnDropHandle::new(tokio::spawn(async move {
             // A dropped stop sender means nobody will ask to stop: run to the end.
             if stop.wait_for(|s| *s).await.is_ok() {
                 let _ = shared.halt.send(true);
             }
-        })
+        }))
     };
     let tasks: Vec<_> = sessions
         .into_iter()
@@ -129,7 +130,8 @@ pub async fn run(
                 scratch: Scratch::default(),
                 tally: Tally::new(),
             };
-            tokio::spawn(w.run())
+            // Aborted if this future is dropped (an interrupted run): no writes after teardown.
+            AbortOnDropHandle::new(tokio::spawn(w.run()))
         })
         .collect();
 
@@ -151,7 +153,7 @@ pub async fn run(
         }
     }
     let elapsed = start.elapsed();
-    forward.abort();
+    drop(forward);
     writer.finish().await?;
     if let Some(e) = first_err {
         return Err(e);

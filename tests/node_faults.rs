@@ -189,4 +189,11 @@ fn a_paused_primary_acknowledges_nothing_until_resumed() {
         "A was frozen from {frozen}us to {resumed}us"
     );
     assert!(r["workload"]["ok"].as_u64().unwrap() > 0);
+    // Nothing new commits, so nothing new reaches C: the end-to-end lag grows with the pause
+    // (it must not read 0 just because no acknowledged heartbeat is missing on C).
+    assert!(
+        window_max(&r, "e2e_s", 4.5, 6.0) >= 1.0,
+        "{:#}",
+        r["observations"]["peaks"]
+    );
 }

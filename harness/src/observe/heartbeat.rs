@@ -1,8 +1,11 @@
 //! End-to-end lag: a heartbeat row written on the primary every N ms and read on C.
 //!
-//! The writer records, on the harness's own clock, when each heartbeat committed. The lag at
-//! time t is the age of the oldest committed heartbeat C does not show yet (zero when C shows
-//! the latest). Resolution is the heartbeat interval. DMS writes its own heartbeat on the
+//! The writer records, on the harness's own clock, when it issued each heartbeat, and whether
+//! the primary acknowledged it. The lag at time t is the age of the oldest heartbeat issued after
+//! the one C shows (zero when C shows the latest issued). An attempt counts from the moment it
+//! was issued, committed or not: when the primary cannot commit (paused, cut off under
+//! synchronous replication, down) nothing new reaches C and the lag grows, as it does for the
+//! application's writes — it is never a reassuring 0. Resolution is the heartbeat interval. DMS writes its own heartbeat on the
 //! source, which B (read-only) cannot accept; this one is written on A and travels the whole
 //! chain.
 //!
@@ -27,27 +30,52 @@ pub fn table() -> String {
     format!("{HARNESS_SCHEMA}.heartbeat")
 }
 
-/// Heartbeats that committed, in order: (seq, ms since the run clock's start).
+/// One heartbeat attempt: its sequence number, when it was issued (ms since the run clock's
+/// start) and whether the primary acknowledged its commit.
+#[derive(Debug, Clone, Copy)]
+struct Attempt {
+    seq: u64,
+    issued_ms: u64,
+    committed: bool,
+}
+
+/// Heartbeat attempts, in issue order (sequence numbers only grow, across a promotion too).
 #[derive(Debug, Default)]
 pub struct HeartbeatLog {
-    committed: Mutex<Vec<(u64, u64)>>,
+    attempts: Mutex<Vec<Attempt>>,
 }
 
 impl HeartbeatLog {
-    /// Record a committed heartbeat.
-    pub fn push(&self, seq: u64, at_ms: u64) {
-        self.committed
-            .lock()
-            .expect("heartbeat log")
-            .push((seq, at_ms));
+    /// Record a heartbeat issued at `at_ms` whose outcome is not known yet.
+    pub fn issue(&self, seq: u64, at_ms: u64) {
+        self.attempts.lock().expect("heartbeat log").push(Attempt {
+            seq,
+            issued_ms: at_ms,
+            committed: false,
+        });
     }
 
-    /// End-to-end lag in seconds at `now_ms` when C shows heartbeat `seen_seq`.
+    /// The primary acknowledged heartbeat `seq`.
+    pub fn commit(&self, seq: u64) {
+        let mut log = self.attempts.lock().expect("heartbeat log");
+        if let Some(a) = log.iter_mut().rev().find(|a| a.seq == seq) {
+            a.committed = true;
+        }
+    }
+
+    /// Record a heartbeat issued at `at_ms` and acknowledged.
+    pub fn push(&self, seq: u64, at_ms: u64) {
+        self.issue(seq, at_ms);
+        self.commit(seq);
+    }
+
+    /// End-to-end lag in seconds at `now_ms` when C shows heartbeat `seen_seq`: the age of the
+    /// oldest attempt issued after it.
     pub fn lag_at(&self, seen_seq: u64, now_ms: u64) -> f64 {
-        let log = self.committed.lock().expect("heartbeat log");
-        let i = log.partition_point(|(s, _)| *s <= seen_seq);
+        let log = self.attempts.lock().expect("heartbeat log");
+        let i = log.partition_point(|a| a.seq <= seen_seq);
         match log.get(i) {
-            Some((_, at)) if *at <= now_ms => (now_ms - at) as f64 / 1000.0,
+            Some(a) if a.issued_ms <= now_ms => (now_ms - a.issued_ms) as f64 / 1000.0,
             _ => 0.0,
         }
     }
@@ -55,16 +83,29 @@ impl HeartbeatLog {
     /// Mean time between consecutive committed heartbeats: the resolution the end-to-end lag
     /// actually had.
     pub fn mean_gap_ms(&self) -> f64 {
-        let log = self.committed.lock().expect("heartbeat log");
-        match (log.first(), log.last()) {
-            (Some(f), Some(l)) if log.len() > 1 => (l.1 - f.1) as f64 / (log.len() - 1) as f64,
-            _ => 0.0,
+        let log = self.attempts.lock().expect("heartbeat log");
+        let mut ok = log.iter().filter(|a| a.committed);
+        let (first, n, last) = match ok.next() {
+            Some(f) => ok.fold((f.issued_ms, 1u64, f.issued_ms), |(f, n, _), a| {
+                (f, n + 1, a.issued_ms)
+            }),
+            None => return 0.0,
+        };
+        if n > 1 {
+            (last - first) as f64 / (n - 1) as f64
+        } else {
+            0.0
         }
     }
 
     /// Number of heartbeats committed.
     pub fn len(&self) -> usize {
-        self.committed.lock().expect("heartbeat log").len()
+        self.attempts
+            .lock()
+            .expect("heartbeat log")
+            .iter()
+            .filter(|a| a.committed)
+            .count()
     }
 
     /// True when nothing committed yet.
@@ -103,6 +144,10 @@ impl Heartbeat {
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
+                // Issued at the tick, before connecting: a primary that cannot be reached is
+                // lag too (what the application writes now does not reach C either).
+                seq += 1;
+                l2.issue(seq as u64, clock.elapsed().as_millis() as u64);
                 let node = primary.borrow().clone();
                 if client
                     .as_ref()
@@ -114,11 +159,10 @@ impl Heartbeat {
                     };
                 }
                 let Some((_, c)) = &client else { continue };
-                seq += 1;
-                // A heartbeat whose commit is not acknowledged within a few intervals is
-                // abandoned (not logged): its outcome is unknown and it must not skew the lag.
+                // A heartbeat not acknowledged within a few intervals is abandoned, but stays in
+                // the log: until C shows a later one, it is a write that has not arrived.
                 match tokio::time::timeout(every * 20, c.execute(sql.as_str(), &[&seq])).await {
-                    Ok(Ok(_)) => l2.push(seq as u64, clock.elapsed().as_millis() as u64),
+                    Ok(Ok(_)) => l2.commit(seq as u64),
                     _ => client = None,
                 }
             }
@@ -370,6 +414,22 @@ mod tests {
         assert_eq!(log.lag_at(3, 350), 0.0);
         assert_eq!(log.lag_at(1, 350), 0.15);
         assert_eq!(log.lag_at(0, 1100), 1.0);
+    }
+
+    #[test]
+    fn a_heartbeat_the_primary_never_acknowledged_still_counts_until_c_moves_past_it() {
+        let log = HeartbeatLog::default();
+        log.push(1, 100);
+        log.issue(2, 200); // the primary hangs: no acknowledgement
+        assert_eq!(
+            log.lag_at(1, 1200),
+            1.0,
+            "C shows the last commit, yet is 1 s behind"
+        );
+        assert_eq!(log.len(), 1);
+        log.push(3, 1300); // after failover the writer goes on with later numbers
+        assert_eq!(log.lag_at(3, 1350), 0.0);
+        assert_eq!(log.mean_gap_ms(), 1200.0);
     }
 
     fn row(seq: u64, written_at_s: f64, read_at_s: f64) -> HeartbeatRow {

@@ -17,8 +17,22 @@ duration = "10m"
 
 #[test]
 fn sigint_during_the_workload_stops_and_removes_everything() {
+    interrupt_during_the_workload(nix::sys::signal::Signal::SIGINT);
+}
+
+/// A closed terminal or a dropped SSH session: the servers run in their own process group, so
+/// only the harness can stop them.
+#[test]
+fn a_hangup_during_the_workload_stops_and_removes_everything() {
+    interrupt_during_the_workload(nix::sys::signal::Signal::SIGHUP);
+}
+
+fn interrupt_during_the_workload(signal: nix::sys::signal::Signal) {
     let (_d, path) = cli::scenario("long", LONG);
-    let mut bg = cli::Background::spawn(&["run", path.to_str().unwrap()]);
+    // Its own runs folder, so that a plain `down` below can only find this run.
+    let runs = tempfile::tempdir().unwrap();
+    let runs_dir = runs.path().to_str().unwrap();
+    let mut bg = cli::Background::spawn(&["run", path.to_str().unwrap(), "--runs-dir", runs_dir]);
 
     // --- wait until the chain is up and the workload is writing (the ledger grows)
     let run = bg.wait_for_workload(Duration::from_secs(120), |run| {
@@ -32,12 +46,25 @@ fn sigint_during_the_workload_stops_and_removes_everything() {
         up == 3 && ledger > 100_000
     });
 
-    // --- Ctrl-C
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(bg.pid()),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .unwrap();
+    // --- a plain `down` elsewhere does not pull the chain from under its live harness
+    let down = cli::run(&["down", "--runs-dir", runs_dir]);
+    let err = cli::stderr(&down);
+    assert_eq!(down.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("still running") && err.contains("--run"),
+        "{err}"
+    );
+    assert_eq!(
+        harness::backend::local::recorded_nodes(&harness::run::RunDir::open(&run))
+            .iter()
+            .filter(|n| n.pid > 0)
+            .count(),
+        3,
+        "the refused `down` stopped servers"
+    );
+
+    // --- Ctrl-C (or the hangup)
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(bg.pid()), signal).unwrap();
 
     let status = bg.wait_exit(Duration::from_secs(60));
     let err = bg.stderr();

@@ -16,16 +16,20 @@ use super::{BenchCommand, DownArgs, PgCommand, RunArgs, StatusArgs, VerifyArgs};
 
 /// Wait for Ctrl-C or SIGTERM.
 pub async fn shutdown_signal() {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        }
+    use tokio::signal::unix::{SignalKind, signal};
+    // SIGHUP too: a closed terminal or a dropped SSH session must not leave servers running
+    // (they run in their own process group and would not get it).
+    let (Ok(mut term), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return;
     };
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
+        _ = hup.recv() => {}
     }
 }
 
@@ -297,6 +301,9 @@ pub async fn down(args: DownArgs, ui: &Ui) -> Result<i32> {
         return Ok(0);
     }
     let run = pick_run(args.run.as_deref(), args.runs_dir.as_deref()).await?;
+    if args.run.is_none() {
+        harness::run::refuse_if_driven(&run)?;
+    }
     let path = run.path().to_path_buf();
     let attached = Attached::open(run).await?;
     attached.down().await?;

@@ -122,6 +122,30 @@ pub fn list_runs(base: Option<&Path>) -> Vec<PathBuf> {
     dirs
 }
 
+/// For `down` without `--run`: refuse a run whose harness process is still alive (a `run` in
+/// progress, or an `up` still building) — the newest running chain is not necessarily the one
+/// the user means, and tearing down a live rehearsal under its harness ruins it.
+///
+/// # Errors
+/// Usage error naming the run and its process.
+pub fn refuse_if_driven(run: &RunDir) -> Result<()> {
+    let Ok((state, _)) = RunState::load(run) else {
+        return Ok(());
+    };
+    if state.detached || state.owner_gone() || state.owner_pid == std::process::id() {
+        return Ok(());
+    }
+    Err(Error::usage(format!(
+        "the newest running chain, {}, belongs to a pgrehearse process that is still running (pid {})",
+        run.id(),
+        state.owner_pid
+    ))
+    .with_hint(format!(
+        "stop that rehearsal with Ctrl-C where it runs (it cleans up after itself), or name the run to take it down anyway: pgrehearse down --run {}",
+        run.id()
+    )))
+}
+
 /// The run to act on: `explicit` (an id or a path), else the newest run that is still running.
 ///
 /// # Errors

@@ -142,12 +142,14 @@ impl Report {
         }
     }
 
-    /// The command that replays this run.
+    /// The command that replays this run. The backend is always named: the run may have
+    /// overridden the scenario's with `--backend`.
     pub fn replay_command(&self) -> String {
         format!(
-            "pgrehearse run {} --seed {}",
+            "pgrehearse run {} --seed {} --backend {}",
             text::shell_quote(&self.scenario.path.to_string_lossy()),
-            self.seed
+            self.seed,
+            self.backend
         )
     }
 

@@ -371,8 +371,11 @@ fn replay_command_quotes_odd_paths() {
     r.scenario.path = "/home/me/my scenarios/smoke.toml".into();
     assert_eq!(
         r.replay_command(),
-        "pgrehearse run '/home/me/my scenarios/smoke.toml' --seed 42"
+        "pgrehearse run '/home/me/my scenarios/smoke.toml' --seed 42 --backend local"
     );
+    // A run whose backend was overridden on the command line replays on that backend.
+    r.backend = "docker".into();
+    assert!(r.replay_command().ends_with("--seed 42 --backend docker"));
 }
 
 #[test]

@@ -50,7 +50,10 @@ fn docker_ready() -> bool {
                 .arg("17")
                 .status()
                 .expect("running scripts/build-image.sh");
-            assert!(st.success(), "scripts/build-image.sh 17 failed");
+            assert!(
+                st.success(),
+                "scripts/build-image.sh 17 failed (it needs root for debootstrap: run `sudo scripts/build-image.sh 17` once, or unset PGREHEARSE_REQUIRE_DOCKER to skip the container tests)"
+            );
         }
     });
     true

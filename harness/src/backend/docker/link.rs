@@ -152,9 +152,10 @@ impl DockerLink {
         // filter; everything else bypasses htb): A keeps talking to the workload and the harness
         // at full speed. htb caps bandwidth on kernels without netem; netem, as the class's
         // leaf, adds the delay.
-        let rate = state
-            .bandwidth
-            .map_or_else(|| "10gbit".to_string(), |bw| format!("{}bit", bw * 8));
+        let rate = state.bandwidth.map_or_else(
+            || "10gbit".to_string(),
+            |bw| format!("{}bit", bw.saturating_mul(8)),
+        );
         let mut script = format!(
             "tc qdisc add dev eth0 root handle 1: htb && \
              tc class add dev eth0 parent 1: classid 1:20 htb rate {rate} quantum 60000 && \
@@ -162,11 +163,12 @@ impl DockerLink {
         );
         if !state.latency.is_zero() {
             script.push_str(&format!(
-                " && tc qdisc add dev eth0 parent 1:20 handle 20: netem delay {}ms",
-                state.latency.as_millis()
+                // Microseconds: a sub-millisecond delay must not round to none.
+                " && tc qdisc add dev eth0 parent 1:20 handle 20: netem delay {}us",
+                state.latency.as_micros()
             ));
             if !state.jitter.is_zero() {
-                script.push_str(&format!(" {}ms", state.jitter.as_millis()));
+                script.push_str(&format!(" {}us", state.jitter.as_micros()));
             }
         }
         let out = self.root(&self.upstream, script).await?;

@@ -113,6 +113,15 @@ fn max(v: &[f64]) -> f64 {
     v.iter().copied().fold(f64::MIN, f64::max)
 }
 
+/// Lag that stays low: nine samples in ten under `typical`, none at `worst` or above. One
+/// sample may catch a scheduling hiccup on a loaded 2-core machine (a 0.2 s blip was seen once
+/// in a→b lag while nothing was injected there).
+fn stays_under(v: &[f64], typical: f64, worst: f64) -> bool {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    !s.is_empty() && s[s.len() * 9 / 10] < typical && max(&s) < worst
+}
+
 fn slot(r: &Value) -> &Value {
     &r["observations"]["slot"]
 }
@@ -127,7 +136,7 @@ fn lag_on_a_to_b_shows_in_replay_lag_and_recovers() {
     );
     let after = series(&r, "ab_s", 24.0, 30.0);
     assert!(
-        !after.is_empty() && after.iter().all(|s| *s < 0.2),
+        stays_under(&after, 0.2, 0.4),
         "a→b replay lag after heal: {after:?}"
     );
 }
@@ -177,9 +186,10 @@ fn lag_on_b_to_c_leaves_a_to_b_flat() {
         max(&e2e) >= 0.4,
         "end-to-end lag during b→c latency: {e2e:?}"
     );
+    // Flat: typically a few ms, and never near the 500 ms put on b→c.
     let ab = series(&r, "ab_s", 8.0, 19.0);
     assert!(
-        !ab.is_empty() && ab.iter().all(|s| *s < 0.2),
+        stays_under(&ab, 0.1, 0.4),
         "a→b lag must stay flat (and be measured): {ab:?}"
     );
 }

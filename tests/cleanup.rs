@@ -90,3 +90,53 @@ fn a_panic_in_the_harness_still_removes_every_server_and_data_directory() {
     let run = cli::run_dir(&err).unwrap_or_else(|| panic!("{err}"));
     cli::assert_cleaned_up(&run);
 }
+
+/// Servers that log every statement log the harness's `CREATE ROLE ... PASSWORD` and the
+/// subscription's connection string; the logs stay in the run directory, the passwords must not.
+#[test]
+fn passwords_never_stay_in_the_server_logs() {
+    let (_d, path) = cli::scenario(
+        "logged",
+        "version = 1\nname = \"logged\"\n[workload]\nenabled = false\n\
+         [chain.a.settings]\nlog_statement = \"all\"\n[chain.c.settings]\nlog_statement = \"all\"\n",
+    );
+    let (_out, run, _down) = cli::up(&[path.to_str().unwrap()]);
+    let passwords: Vec<String> = std::fs::read_to_string(run.join("pgpass"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.rsplit(':').next().map(str::to_string))
+        .filter(|p| p.len() >= 16)
+        .collect();
+    assert_eq!(passwords.len(), 3, "one password per login");
+
+    let down = cli::run(&["down", "--run", run.to_str().unwrap()]);
+    assert_eq!(down.status.code(), Some(0), "{}", cli::stderr(&down));
+    cli::assert_cleaned_up(&run);
+    let mut logged = String::new();
+    for e in walk(&run.join("logs")) {
+        logged.push_str(&std::fs::read_to_string(e).unwrap_or_default());
+    }
+    assert!(
+        logged.contains("CREATE SUBSCRIPTION"),
+        "the servers logged the statements"
+    );
+    for p in &passwords {
+        assert!(
+            !logged.contains(p.as_str()),
+            "a password stayed in the logs"
+        );
+    }
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}

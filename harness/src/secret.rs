@@ -70,9 +70,62 @@ pub fn redact(s: &str) -> String {
     PASSWORD_URL.replace_all(&s, "${1}***@").into_owned()
 }
 
+/// Replace every password of `secrets` (and anything [`redact`] recognises) in each file under
+/// `dir` with `***`. Server logs quote statements — a failing `CREATE SUBSCRIPTION ...
+/// CONNECTION '... password=...'`, or every statement with `log_statement = all` — and they
+/// stay in the run directory after the run. Returns the files changed.
+///
+/// # Errors
+/// The first file that cannot be read or rewritten.
+pub fn scrub_dir(dir: &std::path::Path, secrets: &[&Secret]) -> std::io::Result<usize> {
+    let mut changed = 0;
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(0);
+    };
+    for e in entries.flatten() {
+        let path = e.path();
+        if path.is_dir() {
+            changed += scrub_dir(&path, secrets)?;
+            continue;
+        }
+        let bytes = std::fs::read(&path)?;
+        let text = String::from_utf8_lossy(&bytes);
+        let mut out = redact(&text);
+        for s in secrets.iter().filter(|s| !s.0.is_empty()) {
+            out = out.replace(&s.0, "***");
+        }
+        if out != text {
+            // In place: the file keeps its owner (the server user) and mode.
+            std::fs::write(&path, out)?;
+            changed += 1;
+        }
+    }
+    Ok(changed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scrubbing_a_folder_removes_every_password_and_leaves_other_files_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let pw = Secret::generate();
+        let logged = format!(
+            "ERROR:  could not connect\nSTATEMENT:  CREATE SUBSCRIPTION s CONNECTION 'host=b user=r password={}' PUBLICATION p\nLOG:  also {} bare\n",
+            pw.expose(),
+            pw.expose()
+        );
+        std::fs::create_dir(dir.path().join("c")).unwrap();
+        std::fs::write(dir.path().join("c/postgresql.log"), &logged).unwrap();
+        std::fs::write(dir.path().join("a.log"), "LOG:  ready\n").unwrap();
+        assert_eq!(scrub_dir(dir.path(), &[&pw]).unwrap(), 1);
+        let after = std::fs::read_to_string(dir.path().join("c/postgresql.log")).unwrap();
+        assert!(!after.contains(pw.expose()), "{after}");
+        assert!(after.contains("password=***") && after.contains("also *** bare"));
+        let a = std::fs::read_to_string(dir.path().join("a.log")).unwrap();
+        assert_eq!(a, "LOG:  ready\n");
+    }
 
     #[test]
     fn secrets_do_not_print() {

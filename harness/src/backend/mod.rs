@@ -48,6 +48,15 @@ impl Credentials {
         }
     }
 
+    /// Every password of the run, to scrub from what it leaves behind.
+    pub fn secrets(&self) -> [&crate::secret::Secret; 3] {
+        [
+            &self.superuser.password,
+            &self.replicator.password,
+            &self.migrator.password,
+        ]
+    }
+
     /// libpq password-file lines for every login (any host, port and database).
     pub fn pgpass(&self) -> String {
         let esc = |s: &str| s.replace('\\', "\\\\").replace(':', "\\:");

@@ -93,6 +93,7 @@ impl Attached {
                 .await
             }
         };
+        super::scrub_logs(&self.run, &self.chain.creds);
         forget_secrets(&self.run);
         let mut state = self.state;
         state.detached = false;

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio_util::task::AbortOnDropHandle;
 
-use super::{Progress, RunDir, RunState, forget_secrets};
+use super::{Progress, RunDir, RunState, forget_secrets, scrub_logs};
 use crate::backend::{Backend, BackendKind, Credentials, LocalBackend};
 use crate::chain::{Chain, load_seed, preflight_notes};
 use crate::error::{Error, Result, ResultExt};
@@ -582,6 +582,7 @@ impl Rehearsal {
             return Ok(());
         }
         let res = self.backend.teardown(false).await;
+        scrub_logs(&self.run, &self.creds);
         forget_secrets(&self.run);
         if *self.chain_up.lock().expect("chain flag") {
             let _ = self.save_state(false, false);

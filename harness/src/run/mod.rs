@@ -11,4 +11,4 @@ pub use attach::{Attached, down_all};
 pub use dir::{RunDir, home};
 pub use execute::{Rehearsal, RunOptions};
 pub use progress::{NoProgress, Progress};
-pub use state::{RunState, forget_secrets, list_runs, pick_run, refuse_if_driven};
+pub use state::{RunState, forget_secrets, list_runs, pick_run, refuse_if_driven, scrub_logs};

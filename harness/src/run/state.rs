@@ -100,6 +100,18 @@ impl RunState {
     }
 }
 
+/// Scrub the run's passwords out of the server logs it keeps (after teardown, when no server
+/// writes them any more).
+pub fn scrub_logs(run: &RunDir, creds: &crate::backend::Credentials) {
+    let logs = run.path().join("logs");
+    if let Err(e) = crate::secret::scrub_dir(&logs, &creds.secrets()) {
+        tracing::warn!(
+            "could not scrub passwords from the server logs in {}: {e}",
+            logs.display()
+        );
+    }
+}
+
 /// Remove the run's secrets (on teardown).
 pub fn forget_secrets(run: &RunDir) {
     let _ = std::fs::remove_file(run.file(SECRETS));

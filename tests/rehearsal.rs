@@ -73,9 +73,24 @@ fn changes_made_on_c_behind_the_subscriptions_back_are_reported_key_by_key() {
     let (_, run, _down) = cli::up(&[path.to_str().unwrap()]);
     let run_arg = run.to_str().unwrap().to_string();
 
-    // --- once caught up, C is identical to A
-    let ok = cli::run(&["verify", "--run", &run_arg, "--json"]);
+    // --- once caught up, C is identical to A, and so is B
+    let ok = cli::run(&["verify", "--run", &run_arg, "--json", "--with-standby"]);
     assert_eq!(ok.status.code(), Some(0), "{}", cli::stderr(&ok));
+    let both: serde_json::Value = serde_json::from_str(&cli::stdout(&ok)).unwrap();
+    let pairs: Vec<(String, String)> = both
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["target"].to_string(), r["reference"].to_string()))
+        .collect();
+    assert_eq!(
+        pairs,
+        [
+            ("\"c\"".to_string(), "\"a\"".to_string()),
+            ("\"b\"".to_string(), "\"a\"".to_string())
+        ],
+        "{both:#}"
+    );
 
     // --- change C directly: 3 updates, 2 deletes, 1 insert in a keyed and in the keyless table
     let rt = tokio::runtime::Runtime::new().unwrap();

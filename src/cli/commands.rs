@@ -8,7 +8,7 @@ use harness::observe::{ChainSnapshot, EndToEnd, HopLag, NoSeconds, SlotRow, Writ
 use harness::run::{Attached, Rehearsal, RunOptions, RunState, pick_run};
 use harness::scenario::Scenario;
 use harness::util::{fmt_bytes, fmt_duration};
-use harness::verify::{self, Side, VerifyOptions};
+use harness::verify::{self, VerifyOptions};
 use harness::{Error, Result};
 
 use super::ui::{BarProgress, Ui};
@@ -576,15 +576,7 @@ pub async fn verify(args: VerifyArgs, ui: &Ui) -> Result<i32> {
                 fmt_duration(d)
             );
         }
-        let db = &chain.spec.database;
-        let reference = chain.primary();
-        let opts = VerifyOptions::default();
-        let r = Side::of(reference, db);
-        let mut reports = vec![verify::compare(&r, &Side::of(&chain.c, db), &opts).await?];
-        if args.with_standby && reference.name() != chain.b.name() {
-            reports.push(verify::compare(&r, &Side::of(&chain.b, db), &opts).await?);
-        }
-        Ok::<_, Error>(reports)
+        verify::compare_chain(chain, args.with_standby, &VerifyOptions::default()).await
     }
     .await;
     attached.release();

@@ -25,7 +25,7 @@ use crate::os::ServerUser;
 use crate::pg::{Locate, PgInstall};
 use crate::report::{self, Report, ReportPaths, RunFacts};
 use crate::scenario::Scenario;
-use crate::verify::{self, Side, VerifyOptions};
+use crate::verify::{self, VerifyOptions};
 use crate::workload::{self, Target, WorkloadConfig};
 
 /// Choices made on the command line rather than in the scenario.
@@ -346,22 +346,10 @@ impl Rehearsal {
         // --- verification against whoever is the primary now
         self.progress
             .phase("verifying c (and b) against the primary, row by row");
+        // B is compared too while it is still a standby.
         let opts = VerifyOptions::default();
         let reference = chain.primary().clone();
-        let r = Side::of(&reference, &db);
-        // B is compared too while it is still a standby; both comparisons run at once.
-        let (c_side, b_side) = (Side::of(&chain.c, &db), Side::of(&chain.b, &db));
-        let (c_report, b_report) = tokio::join!(verify::compare(&r, &c_side, &opts), async {
-            if reference.name() == chain.a.name() {
-                Some(verify::compare(&r, &b_side, &opts).await)
-            } else {
-                None
-            }
-        });
-        let mut reports = vec![c_report.step("verifying c")?];
-        if let Some(b) = b_report {
-            reports.push(b.step("verifying b")?);
-        }
+        let reports = verify::compare_chain(&chain, true, &opts).await?;
         self.report.lock().expect("report").verify = reports;
 
         // --- the ledger: acknowledged writes that must be there

@@ -140,3 +140,57 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// `pgrehearse bench` builds chain after chain; Ctrl-C in the middle of one stops and removes
+/// its servers like a rehearsal's.
+#[test]
+fn ctrl_c_during_a_benchmark_removes_its_servers() {
+    use std::os::unix::fs::PermissionsExt;
+    // Its own home: the benchmark's run folders are the only ones there.
+    let home = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut bg = cli::Background::spawn_with_env(
+        &["bench", "chain-up", "--runs", "1000"],
+        &[("PGREHEARSE_HOME", home.path().to_str().unwrap())],
+    );
+    let runs = home.path().join("runs");
+    common::wait_until(
+        "a benchmark chain with a server running",
+        Duration::from_secs(120),
+        || {
+            let up: usize = harness::run::list_runs(Some(&runs))
+                .iter()
+                .map(|r| {
+                    harness::backend::local::recorded_nodes(&harness::run::RunDir::open(r))
+                        .iter()
+                        .filter(|n| n.pid > 0)
+                        .count()
+                })
+                .sum();
+            Ok(if up > 0 {
+                harness::wait::Check::Done(())
+            } else {
+                harness::wait::Check::NotYet(format!(
+                    "no server yet; stderr:\n{}",
+                    harness::node::tail(&bg.stderr(), 10)
+                ))
+            })
+        },
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(bg.pid()),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let status = bg.wait_exit(Duration::from_secs(60));
+    let err = bg.stderr();
+    assert_eq!(status.code(), Some(130), "{err}");
+    let left = common::processes_under(home.path());
+    assert!(
+        left.is_empty(),
+        "benchmark servers still running: {left:?}\n{err}"
+    );
+    for r in harness::run::list_runs(Some(&runs)) {
+        cli::assert_cleaned_up(&r);
+    }
+}

@@ -618,6 +618,18 @@ pub async fn verify(args: VerifyArgs, ui: &Ui) -> Result<i32> {
 }
 
 pub async fn bench(cmd: BenchCommand, ui: &Ui) -> Result<i32> {
+    // Dropping the bench on Ctrl-C drops its backends, whose Drop stops and removes what they
+    // started; without a handler the signal would end the process with servers left running.
+    tokio::select! {
+        res = bench_inner(cmd, ui) => res,
+        _ = shutdown_signal() => {
+            eprintln!("pgrehearse: interrupted; the bench's servers are stopped and removed");
+            Err(Error::interrupted())
+        }
+    }
+}
+
+async fn bench_inner(cmd: BenchCommand, ui: &Ui) -> Result<i32> {
     match cmd {
         BenchCommand::ChainUp {
             runs,

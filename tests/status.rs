@@ -134,13 +134,17 @@ impl Drop for KillOnDrop {
     }
 }
 
-/// Run `status --watch` until it has printed `refreshes` complete refreshes, then SIGTERM it;
-/// returns each refresh's text. Waits on its output only.
-fn watch(run: &str, refreshes: usize, dir: &Path) -> Vec<String> {
+/// Run `status --watch` (with `--json` when `json`) until it has printed `refreshes` complete
+/// refreshes, then SIGTERM it; returns each refresh's text. Waits on its output only.
+fn watch(run: &str, refreshes: usize, dir: &Path, json: bool) -> Vec<String> {
     let err_path = dir.join("watch.err");
+    let mut args = vec!["status", "--run", run, "--watch", "--interval", "200ms"];
+    if json {
+        args.push("--json");
+    }
     let mut child = KillOnDrop(
         Command::new(cli::bin())
-            .args(["status", "--run", run, "--watch", "--interval", "200ms"])
+            .args(&args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&err_path).unwrap())
@@ -157,9 +161,16 @@ fn watch(run: &str, refreshes: usize, dir: &Path) -> Vec<String> {
             }
         }
     });
-    // A refresh starts by clearing the screen and ends with the heartbeat line.
+    // A refresh starts by clearing the screen and ends with the heartbeat line; in JSON it is
+    // one whole document on one line.
     let clear = "\x1b[2J\x1b[H";
-    let ends_refresh = |l: &str| l.starts_with("heartbeat ") || l.starts_with("no heartbeat ");
+    let ends_refresh = |l: &str| {
+        if json {
+            serde_json::from_str::<serde_json::Value>(l).is_ok_and(|v| v["nodes"].is_array())
+        } else {
+            l.starts_with("heartbeat ") || l.starts_with("no heartbeat ")
+        }
+    };
     let mut text = String::new();
     let mut done = 0;
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -203,11 +214,17 @@ fn watch(run: &str, refreshes: usize, dir: &Path) -> Vec<String> {
         "status --watch exited with {status}; stderr:\n{}",
         std::fs::read_to_string(&err_path).unwrap_or_default()
     );
-    let chunks: Vec<String> = text
-        .split(clear)
-        .filter(|c| c.lines().any(ends_refresh))
-        .map(str::to_string)
-        .collect();
+    let chunks: Vec<String> = if json {
+        text.lines()
+            .filter(|l| ends_refresh(l))
+            .map(str::to_string)
+            .collect()
+    } else {
+        text.split(clear)
+            .filter(|c| c.lines().any(ends_refresh))
+            .map(str::to_string)
+            .collect()
+    };
     assert!(chunks.len() >= refreshes, "{text:?}");
     chunks
 }
@@ -237,9 +254,13 @@ fn status_shows_every_hop_and_a_heartbeat_only_while_it_is_written() {
 
     // --- --watch: two refreshes, each complete
     let t = Instant::now();
-    for chunk in watch(&run_arg, 2, dir.path()) {
+    for chunk in watch(&run_arg, 2, dir.path(), false) {
         assert!(chunk.starts_with("run "), "{chunk}");
         assert_eq!(check_text(&chunk), "no heartbeat", "{chunk}");
+    }
+    // ... and as JSON Lines: one compact document per refresh
+    for line in watch(&run_arg, 2, dir.path(), true) {
+        check_json(&serde_json::from_str(&line).unwrap());
     }
     eprintln!("watch: {:?}", t.elapsed());
 

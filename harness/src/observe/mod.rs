@@ -2,6 +2,7 @@
 //! heartbeat for end-to-end lag, and a sampler that turns snapshots into time series.
 
 mod heartbeat;
+mod render;
 mod sampler;
 mod snapshot;
 mod summary;
@@ -10,6 +11,7 @@ pub use heartbeat::{
     EndToEnd, Heartbeat, HeartbeatLog, HeartbeatRead, HeartbeatRow, STOPPED_AFTER, Writer, assess,
     lag_from_rows, read_heartbeat,
 };
+pub use render::render_status;
 pub use sampler::{Sample, Sampler, SamplerConfig, Samples, primary_channel};
 pub use snapshot::{
     ChainSnapshot, HopLag, NoSeconds, NodeProbe, NodeSnapshot, SlotRow, SubscriptionRow,

@@ -94,6 +94,20 @@ impl RunState {
         Self::nodes(run).iter().any(|n| n.pid > 0)
     }
 
+    /// Who may be writing this run's heartbeat. Only the harness process that owns a run writes
+    /// it (while its workload runs): once that process is gone (`up`, `run --keep`), the
+    /// heartbeat row only ages.
+    pub fn heartbeat_writer(&self) -> crate::observe::Writer {
+        if self.owner_gone() {
+            crate::observe::Writer::Gone(format!(
+                "the pgrehearse process that ran the chain (pid {}) has exited; only it writes heartbeats",
+                self.owner_pid
+            ))
+        } else {
+            crate::observe::Writer::MaybeRunning
+        }
+    }
+
     /// Whether the owning harness process is gone.
     pub fn owner_gone(&self) -> bool {
         !crate::os::pid_alive(self.owner_pid as i32)

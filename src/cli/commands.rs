@@ -219,7 +219,7 @@ pub async fn run(args: RunArgs, up: bool, ui: &Ui) -> Result<i32> {
                 .map_err(|e| Error::internal("json").with_source(e))?,
         );
     } else {
-        ui.out(summary(&report));
+        ui.out(harness::report::run_summary(&report));
         ui.out(format!(
             "report: {} (and report.html, report.json, report.junit.xml beside it)",
             paths.markdown.display()
@@ -253,101 +253,6 @@ fn print_up(ui: &Ui, r: &Rehearsal, chain: &harness::chain::Chain, runs_dir_flag
 }
 
 /// A few lines for the terminal; the report files carry everything.
-fn summary(r: &harness::report::Report) -> String {
-    let mut out = vec![format!(
-        "{}  {}  (seed {})",
-        r.verdict.word().to_uppercase(),
-        r.scenario.name,
-        r.seed
-    )];
-    if let Some(w) = &r.workload {
-        out.push(format!(
-            "  workload: {} ok, {} failed, {} unknown in {} ({:.0} ops/s)",
-            w.ok,
-            w.failed,
-            w.unknown,
-            fmt_duration(std::time::Duration::from_millis(w.duration_ms)),
-            w.throughput
-        ));
-    }
-    if let Some(c) = r.catchup_ms {
-        out.push(format!(
-            "  catch-up after the workload: {}",
-            fmt_duration(std::time::Duration::from_millis(c))
-        ));
-    }
-    for v in &r.verify {
-        out.push(format!(
-            "  {} vs {}: {}",
-            v.target,
-            v.reference,
-            verify_line(v)
-        ));
-    }
-    for l in &r.ledger {
-        out.push(format!(
-            "  ledger on {}: {} keys with acknowledged writes lost, {} unexplained rows",
-            l.node, l.lost.count, l.unexplained.count
-        ));
-    }
-    for e in &r.expectations {
-        out.push(format!(
-            "  expect {}: {} ({})",
-            e.name,
-            e.verdict.word(),
-            e.observed
-        ));
-    }
-    if let Some(o) = &r.observations {
-        for f in &o.findings {
-            out.push(format!("  finding: {f}"));
-        }
-    }
-    if let Some(e) = &r.error {
-        out.push(format!("  error: {e}"));
-    }
-    out.join("\n")
-}
-
-fn verify_line(v: &harness::verify::VerifyReport) -> String {
-    use harness::verify::TableStatus;
-    let differ: Vec<String> = v
-        .tables
-        .iter()
-        .filter(|t| t.status != TableStatus::Match)
-        .map(|t| {
-            format!(
-                "{} ({} missing, {} extra, {} changed)",
-                t.table, t.missing.count, t.extra.count, t.changed.count
-            )
-        })
-        .collect();
-    let mut s = if differ.is_empty() {
-        format!("all {} tables match", v.tables.len())
-    } else {
-        format!(
-            "{} of {} tables differ: {}",
-            differ.len(),
-            v.tables.len(),
-            differ.join(", ")
-        )
-    };
-    if !v.schema.is_empty() {
-        s.push_str(&format!("; {} schema differences", v.schema.len()));
-    }
-    let drift = v
-        .sequences
-        .iter()
-        .filter(|q| q.status != harness::verify::SequenceStatus::Match)
-        .count();
-    if drift > 0 {
-        s.push_str(&format!(
-            "; {drift} sequences differ (expected, see the report's notes)"
-        ));
-    }
-    s
-}
-
 pub async fn verify(args: VerifyArgs, ui: &Ui) -> Result<i32> {
     let run = pick_run(args.run.as_deref(), args.runs_dir.as_deref()).await?;
     let attached = Attached::open(run).await?;
@@ -377,29 +282,7 @@ pub async fn verify(args: VerifyArgs, ui: &Ui) -> Result<i32> {
         );
     } else {
         for v in &reports {
-            ui.out(format!(
-                "{} vs {}: {} — {}",
-                v.target,
-                v.reference,
-                v.verdict.word().to_uppercase(),
-                verify_line(v)
-            ));
-            for t in &v.tables {
-                for (what, ks) in [
-                    ("missing", &t.missing),
-                    ("extra", &t.extra),
-                    ("changed", &t.changed),
-                ] {
-                    if ks.count > 0 {
-                        ui.out(format!(
-                            "  {} {what} ({}): {}",
-                            t.table,
-                            ks.count,
-                            ks.keys.join(", ")
-                        ));
-                    }
-                }
-            }
+            ui.out(harness::report::verify_summary(v));
         }
     }
     Ok(verdict.exit_code())

@@ -15,6 +15,7 @@ mod markdown;
 mod notes;
 mod plot;
 mod sections;
+mod terminal;
 mod text;
 
 #[cfg(test)]
@@ -31,6 +32,7 @@ pub use evaluate::{ExpectationResult, RunFacts, evaluate};
 pub use html::render_html;
 pub use junit::render_junit;
 pub use markdown::render_markdown;
+pub use terminal::{run_summary, verify_summary};
 
 use crate::chain::BuildTimings;
 use crate::error::{Error, Result, io_error};

@@ -415,6 +415,12 @@ fn snapshot_all(name: &str, r: &Report) {
     );
     insta::assert_snapshot!(format!("{name}_md"), render_markdown(r));
     insta::assert_snapshot!(format!("{name}_junit"), render_junit(r));
+    let mut terminal = run_summary(r);
+    for v in &r.verify {
+        terminal.push_str("\n--- pgrehearse verify\n");
+        terminal.push_str(&verify_summary(v));
+    }
+    insta::assert_snapshot!(format!("{name}_terminal"), terminal);
 }
 
 #[test]

@@ -1,0 +1,133 @@
+//! What the terminal shows at the end of a run and of `pgrehearse verify`: the verdict first,
+//! then one line per fact, with the exact counts (the Markdown and HTML reports have the rest).
+
+use std::time::Duration;
+
+use super::Report;
+use super::text::key_list;
+use crate::util::fmt_duration;
+use crate::verify::{SequenceStatus, TableStatus, VerifyReport};
+
+/// The end of `pgrehearse run`: verdict, workload, catch-up, each comparison, the ledger, each
+/// expectation with its evidence, findings and the error if any.
+pub fn run_summary(r: &Report) -> String {
+    let mut out = vec![format!(
+        "{}  {}  (seed {})",
+        r.verdict.word().to_uppercase(),
+        r.scenario.name,
+        r.seed
+    )];
+    if let Some(w) = &r.workload {
+        out.push(format!(
+            "  workload: {} ok, {} failed, {} unknown in {} ({:.0} ops/s)",
+            w.ok,
+            w.failed,
+            w.unknown,
+            fmt_duration(Duration::from_millis(w.duration_ms)),
+            w.throughput
+        ));
+    }
+    if let Some(c) = r.catchup_ms {
+        out.push(format!(
+            "  catch-up after the workload: {}",
+            fmt_duration(Duration::from_millis(c))
+        ));
+    }
+    for v in &r.verify {
+        out.push(format!(
+            "  {} vs {}: {}",
+            v.target,
+            v.reference,
+            verify_line(v)
+        ));
+    }
+    for l in &r.ledger {
+        out.push(format!(
+            "  ledger on {}: {} keys with acknowledged writes lost, {} unexplained rows",
+            l.node, l.lost.count, l.unexplained.count
+        ));
+    }
+    for e in &r.expectations {
+        out.push(format!(
+            "  expect {}: {} ({})",
+            e.name,
+            e.verdict.word(),
+            e.observed
+        ));
+    }
+    if let Some(o) = &r.observations {
+        for f in &o.findings {
+            out.push(format!("  finding: {f}"));
+        }
+    }
+    if let Some(e) = &r.error {
+        out.push(format!("  error: {e}"));
+    }
+    out.join("\n")
+}
+
+fn verify_line(v: &VerifyReport) -> String {
+    let differ: Vec<String> = v
+        .tables
+        .iter()
+        .filter(|t| t.status != TableStatus::Match)
+        .map(|t| {
+            format!(
+                "{} ({} missing, {} extra, {} changed)",
+                t.table, t.missing.count, t.extra.count, t.changed.count
+            )
+        })
+        .collect();
+    let mut s = if differ.is_empty() {
+        format!("all {} tables match", v.tables.len())
+    } else {
+        format!(
+            "{} of {} tables differ: {}",
+            differ.len(),
+            v.tables.len(),
+            differ.join(", ")
+        )
+    };
+    if !v.schema.is_empty() {
+        let n = v.schema.len();
+        s.push_str(&format!(
+            "; {n} schema difference{}",
+            if n == 1 { "" } else { "s" }
+        ));
+    }
+    let drift = v
+        .sequences
+        .iter()
+        .filter(|q| q.status != SequenceStatus::Match)
+        .count();
+    if drift > 0 {
+        s.push_str(&format!(
+            "; {drift} sequences differ (expected, see the report's notes)"
+        ));
+    }
+    s
+}
+
+/// `pgrehearse verify`: the verdict line of one comparison, then each table's differing keys
+/// (a capped list with the exact count).
+pub fn verify_summary(v: &VerifyReport) -> String {
+    let mut out = vec![format!(
+        "{} vs {}: {} — {}",
+        v.target,
+        v.reference,
+        v.verdict.word().to_uppercase(),
+        verify_line(v)
+    )];
+    for t in &v.tables {
+        for (what, ks) in [
+            ("missing", &t.missing),
+            ("extra", &t.extra),
+            ("changed", &t.changed),
+        ] {
+            if ks.count > 0 {
+                out.push(format!("  {} {}", t.table, key_list(what, ks)));
+            }
+        }
+    }
+    out.join("\n")
+}

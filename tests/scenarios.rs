@@ -442,9 +442,30 @@ fn primary_failure_with_synchronous_replication_loses_no_acknowledged_write() {
     );
 }
 
+/// The catalog churn fault's record: rounds completed (at least one: churn that never ran
+/// proves nothing about the slot), and the record itself.
+fn churn(r: &Value) -> &Value {
+    let f = r["observations"]["faults"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["kind"] == "catalog_churn")
+        .unwrap_or_else(|| panic!("no catalog churn: {:#}", r["observations"]["faults"]));
+    let c = &f["churn"];
+    assert!(
+        c["rounds"].as_u64().is_some_and(|n| n > 0),
+        "no churn round completed: {f:#}"
+    );
+    c
+}
+
 #[test]
 fn catalog_churn_without_mitigation_invalidates_the_slot() {
     let r = run_scenario("catalog-conflict-unmitigated");
+    // Nothing on a held its horizon back for b: no physical slot there.
+    let c = churn(&r);
+    assert_eq!(c["rounds_horizon_held"], 0, "{c:#}");
+    assert!(c["a_physical_slots"].is_null(), "{c:#}");
     assert_eq!(slot(&r)["survived"], false, "{:#}", slot(&r));
     assert_eq!(slot(&r)["invalidation_reason"], "rows_removed");
 }
@@ -452,6 +473,14 @@ fn catalog_churn_without_mitigation_invalidates_the_slot() {
 #[test]
 fn catalog_churn_with_mitigation_leaves_the_slot_alone() {
     let r = run_scenario("catalog-conflict-mitigated");
+    // The churn ran all along, not just once, and the slot still survived.
+    let c = churn(&r);
+    let rounds = c["rounds"].as_u64().unwrap();
+    assert!(rounds >= 10, "{c:#}");
+    assert_eq!(c["failed_rounds"], 0, "{c:#}");
+    // Why it survived: b's hot_standby_feedback, through its physical slot on a, held a's
+    // horizon back (xmin, then catalog_xmin once b reports it apart) after every round.
+    assert_eq!(c["rounds_horizon_held"].as_u64(), Some(rounds), "{c:#}");
     assert_eq!(slot(&r)["survived"], true, "{:#}", slot(&r));
 }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio_util::task::AbortOnDropHandle;
 
-use super::model::{FaultKind, Hop};
+use super::model::{ChurnRecord, FaultKind, FaultRecord, Hop};
 use super::proxy::{LinkMode, LinkState};
 use super::runtime::FaultEnv;
 use crate::error::{Result, ResultExt};
@@ -20,6 +20,8 @@ pub trait Fault: Send + Sync {
     async fn inject(&self, env: &FaultEnv) -> Result<()>;
     /// Undo it (no-op for one-shot faults).
     async fn heal(&self, env: &FaultEnv) -> Result<()>;
+    /// Add what the fault saw while in force to its record (nothing, for most kinds).
+    fn annotate(&self, _record: &mut FaultRecord) {}
 }
 
 /// The fault implementing `kind`.
@@ -84,6 +86,7 @@ pub fn build(kind: &FaultKind) -> Box<dyn Fault> {
         FaultKind::CatalogChurn { every } => Box::new(CatalogChurn {
             every,
             task: std::sync::Mutex::new(None),
+            stats: Default::default(),
         }),
         FaultKind::Checkpoint => Box::new(Checkpoint),
     }
@@ -274,6 +277,8 @@ async fn pin_rows(b: &crate::node::Node, db: &str) -> Result<PinnedRows> {
 struct CatalogChurn {
     every: Duration,
     task: std::sync::Mutex<Option<AbortOnDropHandle<()>>>,
+    /// Shared with the background task: the run's record reads it while the churn goes on.
+    stats: Arc<std::sync::Mutex<ChurnRecord>>,
 }
 
 /// One round of the churn PostgreSQL's recovery test 035 uses to provoke a recovery conflict:
@@ -289,6 +294,71 @@ const CHURN: &[&str] = &[
     "VACUUM pg_authid",
 ];
 
+/// What a round cut short can leave behind; without it every later CREATE would fail too.
+const CHURN_CLEANUP: &str =
+    "DROP TABLE IF EXISTS pgrehearse.churn; DROP ROLE IF EXISTS pgrehearse_churn";
+
+/// A's physical slots and the horizons they hold for their standbys.
+const PHYSICAL_SLOTS: &str = "SELECT slot_name, coalesce(xmin::text, 'null'), \
+     coalesce(catalog_xmin::text, 'null') FROM pg_replication_slots \
+     WHERE slot_type = 'physical' ORDER BY slot_name";
+
+/// Run one churn round on `c`; the error names the statement it hit.
+async fn churn_round(c: &tokio_postgres::Client) -> std::result::Result<(), String> {
+    for stmt in CHURN {
+        if let Err(e) = c.batch_execute(stmt).await {
+            return Err(format!("{stmt}: {}", crate::error::Error::from(e)));
+        }
+    }
+    Ok(())
+}
+
+/// A's physical slots ("b: xmin 790, catalog_xmin 785") and whether one of them holds a
+/// horizon back; None when they cannot be read or there are none. Either column counts: until
+/// B's feedback reports its slots' catalog_xmin apart, it folds it into xmin, and VACUUM of a
+/// catalog keeps rows newer than the older of the two.
+async fn physical_slots(c: &tokio_postgres::Client) -> Option<(String, bool)> {
+    let rows: Vec<_> = c
+        .simple_query(PHYSICAL_SLOTS)
+        .await
+        .ok()?
+        .into_iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => Some(r),
+            _ => None,
+        })
+        .collect();
+    if rows.is_empty() {
+        return None;
+    }
+    let held = rows
+        .iter()
+        .any(|r| r.get(1) != Some("null") || r.get(2) != Some("null"));
+    let text = rows
+        .iter()
+        .map(|r| {
+            format!(
+                "{}: xmin {}, catalog_xmin {}",
+                r.get(0).unwrap_or("?"),
+                r.get(1).unwrap_or("?"),
+                r.get(2).unwrap_or("?")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    Some((text, held))
+}
+
+impl ChurnRecord {
+    fn failed(&mut self, error: String) {
+        self.failed_rounds += 1;
+        if self.first_error.is_none() {
+            tracing::warn!("catalog churn on a: {error}");
+            self.first_error = Some(crate::secret::redact(&error));
+        }
+    }
+}
+
 #[async_trait]
 impl Fault for CatalogChurn {
     async fn inject(&self, env: &FaultEnv) -> Result<()> {
@@ -296,32 +366,73 @@ impl Fault for CatalogChurn {
         env.require_owned(&a)?;
         let db = env.db.clone();
         let every = self.every;
+        let stats = self.stats.clone();
         // Connect now so a failure is reported at injection, not lost in a background task.
         let first = a.connect(&db).await?;
         let task = tokio::spawn(async move {
             let mut client = Some(first);
+            let mut dirty = false;
             loop {
                 if client.as_ref().is_none_or(|c| c.is_closed()) {
-                    client = a.connect(&db).await.ok();
+                    client = match a.connect(&db).await {
+                        Ok(c) => Some(c),
+                        Err(e) => {
+                            stats
+                                .lock()
+                                .expect("churn stats")
+                                .failed(format!("connecting: {e}"));
+                            None
+                        }
+                    };
                 }
                 if let Some(c) = &client {
-                    for stmt in CHURN {
-                        if c.batch_execute(stmt).await.is_err() {
-                            break;
+                    if dirty {
+                        dirty = c.batch_execute(CHURN_CLEANUP).await.is_err();
+                    }
+                    let round = churn_round(c).await;
+                    // Read after the round, not during it: the horizon A's VACUUM just worked
+                    // against, as far as one read can tell.
+                    let slots = match round {
+                        Ok(()) => physical_slots(c).await,
+                        Err(_) => None,
+                    };
+                    let mut st = stats.lock().expect("churn stats");
+                    match round {
+                        Ok(()) => {
+                            st.rounds += 1;
+                            if let Some((text, held)) = slots {
+                                st.rounds_horizon_held += u64::from(held);
+                                st.a_physical_slots = Some(text);
+                            }
+                        }
+                        Err(e) => {
+                            dirty = true;
+                            st.failed(e);
                         }
                     }
                 }
+                // Pacing between rounds (the scenario's `every`), not a wait for anything.
                 tokio::time::sleep(every).await;
             }
         });
         *self.task.lock().expect("churn task") = Some(AbortOnDropHandle::new(task));
         Ok(())
     }
-    async fn heal(&self, _env: &FaultEnv) -> Result<()> {
-        if let Some(t) = self.task.lock().expect("churn task").take() {
+    async fn heal(&self, env: &FaultEnv) -> Result<()> {
+        let task = self.task.lock().expect("churn task").take();
+        if let Some(t) = task {
             t.abort();
+            // Stopped anywhere, perhaps between a CREATE and its DROP: leave no role or table
+            // behind on a. Best effort — a may be down by now, and nothing depends on it.
+            let _ = t.await;
+            if let Err(e) = env.a.execute(&env.db, CHURN_CLEANUP).await {
+                tracing::debug!("catalog churn cleanup on a: {e}");
+            }
         }
         Ok(())
+    }
+    fn annotate(&self, record: &mut FaultRecord) {
+        record.churn = Some(self.stats.lock().expect("churn stats").clone());
     }
 }
 

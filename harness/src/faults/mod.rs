@@ -10,6 +10,6 @@ mod runtime;
 
 pub use kinds::{Fault, build};
 pub use link::{LinkControl, ProxyLink};
-pub use model::{FaultKind, FaultRecord, FaultSpec, Hop};
+pub use model::{ChurnRecord, FaultKind, FaultRecord, FaultSpec, Hop};
 pub use proxy::{LinkMode, LinkProxy, LinkState};
 pub use runtime::{FailoverEvents, FaultEnv, Links, Timeline};

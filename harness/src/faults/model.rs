@@ -264,6 +264,51 @@ pub struct FaultRecord {
     pub healed_ms: Option<u64>,
     /// What went wrong injecting or healing, if anything.
     pub error: Option<String>,
+    /// Catalog churn only: what its background rounds did while it was in force. A churn
+    /// fault that completed no round did not rehearse anything, whatever the slot did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub churn: Option<ChurnRecord>,
+}
+
+/// What a catalog churn fault did on A.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ChurnRecord {
+    /// Rounds in which every statement succeeded.
+    pub rounds: u64,
+    /// Rounds cut short by an error or a lost connection.
+    pub failed_rounds: u64,
+    /// The first error, with the statement it hit.
+    pub first_error: Option<String>,
+    /// Completed rounds after which a physical slot on A held an xmin or catalog_xmin: B's
+    /// hot_standby_feedback holding A's horizon back, which is what keeps VACUUM from removing
+    /// catalog rows B's logical slot needs.
+    pub rounds_horizon_held: u64,
+    /// A's physical slots as last read after a completed round ("b: xmin 790, catalog_xmin
+    /// 785"); None: A had no physical slot.
+    pub a_physical_slots: Option<String>,
+}
+
+impl ChurnRecord {
+    /// For evidence: "12 churn rounds completed, 1 cut short (first error: ...); a's physical
+    /// slot held a horizon back after 12 of them (b: ...)".
+    pub fn describe(&self) -> String {
+        let plural = if self.rounds == 1 { "" } else { "s" };
+        let mut s = format!("{} churn round{plural} completed", self.rounds);
+        if self.failed_rounds > 0 {
+            s.push_str(&format!(", {} cut short", self.failed_rounds));
+        }
+        if let Some(e) = &self.first_error {
+            s.push_str(&format!(" (first error: {e})"));
+        }
+        match &self.a_physical_slots {
+            Some(slots) => s.push_str(&format!(
+                "; a's physical slot held a horizon back after {} of them ({slots})",
+                self.rounds_horizon_held
+            )),
+            None => s.push_str("; a showed no physical slot"),
+        }
+        s
+    }
 }
 
 /// Durations in JSON as "1.5s"-style strings.

@@ -291,6 +291,7 @@ impl Timeline {
                     injected_ms: None,
                     healed_ms: None,
                     error: None,
+                    churn: None,
                 })
                 .collect(),
             active: vec![false; entries.len()],
@@ -350,9 +351,15 @@ impl Timeline {
         self.records()
     }
 
-    /// What happened so far.
+    /// What happened so far, with what each fault saw while in force.
     pub fn records(&self) -> Vec<FaultRecord> {
-        self.state.lock().expect("timeline").records.clone()
+        let mut records = self.state.lock().expect("timeline").records.clone();
+        for (r, e) in records.iter_mut().zip(self.entries.iter()) {
+            if r.injected_ms.is_some() {
+                e.fault.annotate(r);
+            }
+        }
+        records
     }
 
     /// When the last heal happened (ms since workload start).

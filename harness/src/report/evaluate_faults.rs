@@ -9,6 +9,7 @@ use super::charts::one_shot;
 use super::evaluate::{ExpectationResult, RunFacts, verify_summary};
 use super::sections::{lost_list, slot_fate, status_timeline};
 use super::text::{at, at_u, count, millis, secs};
+use crate::faults::FaultRecord;
 use crate::observe::{Observations, SlotOutcome};
 use crate::util::fmt_duration;
 use crate::verdict::Verdict;
@@ -106,7 +107,21 @@ pub(super) fn max_e2e_lag(limit: Duration, obs: Option<&Observations>) -> Expect
     )
 }
 
-/// Every fault of the scenario was injected (the backend could do it here).
+/// Why an injected fault did nothing, when the run can tell: a catalog churn that never
+/// completed a round removed no catalog rows.
+fn idle_fault(f: &FaultRecord) -> Option<String> {
+    let churn = f.churn.as_ref()?;
+    (churn.rounds == 0).then(|| {
+        let why = churn
+            .first_error
+            .as_deref()
+            .map_or(String::new(), |e| format!(" (first error: {e})"));
+        format!("{}: no churn round completed{why}", f.description)
+    })
+}
+
+/// Every fault of the scenario was injected (the backend could do it here) and, where the run
+/// can tell, did something.
 pub(super) fn faults_injected(obs: &Observations) -> ExpectationResult {
     const NAME: &str = "faults_injected";
     let expected = "every fault of the scenario is injected";
@@ -122,32 +137,50 @@ pub(super) fn faults_injected(obs: &Observations) -> ExpectationResult {
             ),
         })
         .collect();
+    let idle: Vec<String> = obs.faults.iter().filter_map(idle_fault).collect();
     let injected = obs.faults.len() - missing.len();
-    let observed = format!("{injected} of {} injected", obs.faults.len());
-    if missing.is_empty() {
+    let mut observed = format!("{injected} of {} injected", obs.faults.len());
+    if !idle.is_empty() {
+        observed.push_str(&format!("; {} without effect", idle.len()));
+    }
+    if missing.is_empty() && idle.is_empty() {
         let evidence = obs
             .faults
             .iter()
             .map(|f| {
-                format!(
+                let mut s = format!(
                     "{} at {}",
                     f.description,
                     at_u(f.injected_ms.unwrap_or_default())
-                )
+                );
+                if let Some(c) = &f.churn {
+                    s.push_str(&format!(": {}", c.describe()));
+                }
+                s
             })
             .collect::<Vec<_>>()
             .join("; ");
         return result(NAME, Verdict::Valid, expected, observed, evidence);
+    }
+    let mut evidence = Vec::new();
+    if !missing.is_empty() {
+        evidence.push(format!(
+            "not injected, so the chain's behaviour under them is unknown: {}",
+            missing.join("; ")
+        ));
+    }
+    if !idle.is_empty() {
+        evidence.push(format!(
+            "injected but without effect, so the chain's behaviour under them is unknown: {}",
+            idle.join("; ")
+        ));
     }
     result(
         NAME,
         Verdict::Unknown,
         expected,
         observed,
-        format!(
-            "not injected, so the chain's behaviour under them is unknown: {}",
-            missing.join("; ")
-        ),
+        evidence.join("; "),
     )
 }
 

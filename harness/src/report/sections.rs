@@ -103,9 +103,13 @@ fn faults(obs: &Observations) -> Section {
                 (None, Some(_)) => "not healed".into(),
                 (None, None) => NONE.into(),
             };
+            let description = match &f.churn {
+                Some(c) => format!("{} — {}", f.description, c.describe()),
+                None => f.description.clone(),
+            };
             t.row(vec![
                 Text::code(&f.kind),
-                f.description.clone().into(),
+                description.into(),
                 injected.into(),
                 healed.into(),
                 f.error.clone().unwrap_or_else(|| NONE.into()).into(),

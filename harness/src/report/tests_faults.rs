@@ -65,6 +65,7 @@ fn fault(kind: &str, description: &str, injected: u64, healed: Option<u64>) -> F
         injected_ms: Some(injected),
         healed_ms: healed,
         error: None,
+        churn: None,
     }
 }
 
@@ -866,6 +867,63 @@ fn faults_injected_is_judged_whenever_there_are_faults() {
         r.evidence,
         "not injected, so the chain's behaviour under them is unknown: latency 500ms on a-b: \
          injecting: this kernel has no netem"
+    );
+}
+
+#[test]
+fn a_catalog_churn_that_completed_no_round_leaves_faults_injected_unknown() {
+    let e = expect_only(|_| {});
+    let judge = |o: &Observations| {
+        evaluate(
+            &e,
+            &RunFacts {
+                observations: Some(o),
+                ..RunFacts::default()
+            },
+        )
+        .remove(0)
+    };
+    let churn = |rounds: u64, held: u64, first_error: Option<&str>| {
+        let mut o = obs();
+        o.faults = vec![FaultRecord {
+            churn: Some(crate::faults::ChurnRecord {
+                rounds,
+                failed_rounds: u64::from(first_error.is_some()),
+                first_error: first_error.map(str::to_string),
+                rounds_horizon_held: held,
+                a_physical_slots: (held > 0).then(|| "b: xmin 790, catalog_xmin 785".into()),
+            }),
+            ..fault(
+                "catalog_churn",
+                "catalog churn + VACUUM on a every 100ms",
+                2_000,
+                Some(20_000),
+            )
+        }];
+        o
+    };
+    // Rounds ran: the evidence says how many, and what a's physical slot held.
+    let r = judge(&churn(150, 150, None));
+    assert_eq!(r.verdict, Verdict::Valid);
+    assert_eq!(
+        r.evidence,
+        "catalog churn + VACUUM on a every 100ms at t=2.0s: 150 churn rounds completed; a's \
+         physical slot held a horizon back after 150 of them (b: xmin 790, catalog_xmin 785)"
+    );
+    // Every round failed: the fault was in place but removed nothing, so the slot's fate says
+    // nothing about it.
+    let r = judge(&churn(
+        0,
+        0,
+        Some("VACUUM FULL pg_class: permission denied"),
+    ));
+    assert_eq!(r.verdict, Verdict::Unknown);
+    assert_eq!(r.observed, "1 of 1 injected; 1 without effect");
+    assert_eq!(
+        r.evidence,
+        "injected but without effect, so the chain's behaviour under them is unknown: catalog \
+         churn + VACUUM on a every 100ms: no churn round completed (first error: VACUUM FULL \
+         pg_class: permission denied)"
     );
 }
 

@@ -228,16 +228,92 @@ fn partition_b_c_grows_b_to_c_lag_while_a_to_b_stays_flat() {
     assert_eq!(slot(&r)["survived"], true);
 }
 
+/// When the fault of `kind` was healed (ms since the workload started).
+fn healed_ms(r: &Value, kind: &str) -> i64 {
+    r["observations"]["faults"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["kind"] == kind)
+        .and_then(|f| f["healed_ms"].as_i64())
+        .unwrap_or_else(|| panic!("no {kind} healed: {:#}", r["observations"]["faults"]))
+}
+
+const MIB: f64 = 1024.0 * 1024.0;
+
 #[test]
 fn a_stopped_consumer_makes_b_retain_wal_and_the_slot_survives() {
     let r = run_scenario("wal-pressure-survives");
-    let retained = series(&r, "b_slot_retained", 5.0, 23.0);
+    let (stop, resume) = (
+        injected_ms(&r, "replicator_stop") as f64 / 1000.0,
+        healed_ms(&r, "replicator_stop") as f64 / 1000.0,
+    );
+    let retained = series(&r, "b_slot_retained", stop, resume);
     assert!(
-        max(&retained) > 8.0 * 1024.0 * 1024.0,
+        max(&retained) > 8.0 * MIB,
         "WAL retained on b for the slot: {retained:?}"
+    );
+    // B's pg_wal itself (the sampler's size of pg_wal on b) grows while nobody consumes the
+    // slot: the retained WAL takes up disk there, beyond the segments b already had.
+    let wal = series(&r, "b_wal_bytes", stop, resume);
+    let first = *wal
+        .first()
+        .unwrap_or_else(|| panic!("no size of b's pg_wal sampled from {stop}s to {resume}s"));
+    assert!(
+        max(&wal) - first >= 16.0 * MIB,
+        "b's pg_wal from {stop}s to {resume}s: {wal:?}"
+    );
+    // Kept across the restartpoint on b: pg_wal still holds all the slot retains, and the
+    // slot stayed reserved or extended throughout, never unreserved or lost.
+    let checkpoint = injected_ms(&r, "checkpoint");
+    let after: Vec<(i64, u64, u64)> = r["observations"]["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| {
+            let t = p["t_ms"].as_i64()?;
+            (t > checkpoint + 1_000 && (t as f64) < resume * 1000.0).then_some((
+                t,
+                p["b_wal_bytes"].as_u64()?,
+                p["b_slot_retained"].as_u64()?,
+            ))
+        })
+        .collect();
+    assert!(
+        !after.is_empty() && after.iter().all(|(_, wal, kept)| wal >= kept),
+        "(t, b's pg_wal, retained for the slot) after the restartpoint: {after:?}"
+    );
+    let statuses: Vec<(i64, String)> = r["observations"]["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| {
+            Some((
+                p["t_ms"].as_i64()?,
+                p["b_slot_status"].as_str()?.to_string(),
+            ))
+        })
+        .collect();
+    assert!(
+        !statuses.is_empty()
+            && statuses
+                .iter()
+                .all(|(_, s)| s == "reserved" || s == "extended"),
+        "{statuses:?}"
     );
     assert_eq!(slot(&r)["survived"], true);
     assert_eq!(slot(&r)["resync_needed"], false);
+}
+
+/// How far a wal_status has gone towards loss; None for a status a slot cannot have.
+fn wal_status_rank(status: &str) -> Option<u8> {
+    match status {
+        "reserved" => Some(0),
+        "extended" => Some(1),
+        "unreserved" => Some(2),
+        "lost" | "invalidated (wal_removed)" => Some(3),
+        _ => None,
+    }
 }
 
 #[test]
@@ -246,12 +322,46 @@ fn a_capped_slot_is_lost_and_c_needs_a_resync() {
     assert_eq!(slot(&r)["survived"], false, "{:#}", slot(&r));
     assert_eq!(slot(&r)["invalidation_reason"], "wal_removed");
     assert_eq!(slot(&r)["resync_needed"], true);
-    let changes = slot(&r)["wal_status_changes"].as_array().unwrap();
+    // The slot's wal_status sample by sample: healthy (reserved or extended) once the consumer
+    // stopped, then worse and worse until lost, and never back — a lost slot does not recover.
+    let stop = injected_ms(&r, "replicator_stop");
+    let statuses: Vec<(i64, String)> = r["observations"]["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["t_ms"].as_i64().unwrap() >= stop)
+        .filter_map(|p| {
+            Some((
+                p["t_ms"].as_i64()?,
+                p["b_slot_status"].as_str()?.to_string(),
+            ))
+        })
+        .collect();
+    let ranks: Vec<u8> = statuses
+        .iter()
+        .map(|(t, s)| {
+            wal_status_rank(s).unwrap_or_else(|| panic!("status {s:?} at {t} ms: {statuses:?}"))
+        })
+        .collect();
     assert!(
-        changes
-            .iter()
-            .any(|c| c[1].as_str().unwrap().contains("lost")
-                || c[1].as_str().unwrap().contains("invalidated")),
+        ranks.first().is_some_and(|r| *r <= 1),
+        "the slot must start healthy after the stop: {statuses:?}"
+    );
+    assert!(
+        ranks.windows(2).all(|w| w[0] <= w[1]),
+        "wal_status went back towards reserved: {statuses:?}"
+    );
+    assert_eq!(ranks.last(), Some(&3), "{statuses:?}");
+    // The report's list of changes is the same story.
+    let changes: Vec<String> = slot(&r)["wal_status_changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c[1].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        changes.last().map(String::as_str),
+        statuses.last().map(|(_, s)| s.as_str()),
         "{changes:?}"
     );
 }

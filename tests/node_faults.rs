@@ -5,6 +5,7 @@
 mod common;
 
 use common::cli;
+use harness::observe::Sample;
 use serde_json::Value;
 
 fn rehearse(name: &str, faults: &str) -> Value {
@@ -29,13 +30,51 @@ fn rehearse_in(name: &str, faults: &str) -> (std::path::PathBuf, Value) {
         report["expectations"]
     );
     cli::assert_cleaned_up(&run);
-    let f = &report["observations"]["faults"][0];
-    assert!(
-        f["injected_ms"].as_u64().is_some() && f["healed_ms"].as_u64().is_some(),
-        "{f:#}"
-    );
-    assert!(f["error"].is_null(), "{f:#}");
+    for f in report["observations"]["faults"].as_array().unwrap() {
+        assert!(
+            f["injected_ms"].as_u64().is_some() && f["healed_ms"].as_u64().is_some(),
+            "{f:#}"
+        );
+        assert!(f["error"].is_null(), "{f:#}");
+    }
     (run, report)
+}
+
+/// samples.jsonl of a run, in order.
+fn samples(run: &std::path::Path) -> Vec<Sample> {
+    std::fs::read_to_string(run.join("samples.jsonl"))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// When fault `i` was injected and healed (ms since the workload started).
+fn fault_window(r: &Value, i: usize) -> (u64, u64) {
+    let f = &r["observations"]["faults"][i];
+    (
+        f["injected_ms"].as_u64().unwrap(),
+        f["healed_ms"].as_u64().unwrap(),
+    )
+}
+
+/// What node `name` looked like in a sample, for assertion messages.
+fn seen(s: &Sample, name: &str) -> String {
+    match s.node(name) {
+        Some(n) => format!(
+            "t={}ms {name}: reachable {}, error {:?}, receive {:?}, senders {:?}",
+            s.t_ms,
+            n.reachable,
+            n.error,
+            n.receive_lsn,
+            n.senders
+                .iter()
+                .map(|w| (w.application_name.as_str(), w.state.as_deref()))
+                .collect::<Vec<_>>()
+        ),
+        None => format!("t={}ms: no {name}", s.t_ms),
+    }
 }
 
 fn window_max(r: &Value, field: &str, from: f64, to: f64) -> f64 {
@@ -196,4 +235,98 @@ fn a_paused_primary_acknowledges_nothing_until_resumed() {
         "{:#}",
         r["observations"]["peaks"]
     );
+}
+
+#[test]
+fn kill_9_of_the_primary_then_restart_without_failover() {
+    let (run, r) = rehearse_in(
+        "kill-a",
+        "[[faults]]\nkind = \"kill\"\nnode = \"a\"\nat = \"3s\"\nheal_at = \"6s\"\n",
+    );
+    // A restarted in place: B was not promoted.
+    assert!(r["observations"]["failover"].is_null(), "{r:#}");
+    let (killed, restarted) = fault_window(&r, 0);
+    let samples = samples(&run);
+    // A really died: a sample while it was down found it unreachable.
+    assert!(
+        samples
+            .iter()
+            .filter(|s| s.t_ms > killed && s.t_ms < restarted)
+            .any(|s| s.node("a").is_some_and(|a| !a.reachable)),
+        "a answered throughout its kill: {:#?}",
+        samples.iter().map(|s| seen(s, "a")).collect::<Vec<_>>()
+    );
+    // B reconnected by itself and streams again: after the restart, a walsender on A streams
+    // to b, and B receives WAL A wrote after it came back.
+    let after: Vec<&Sample> = samples.iter().filter(|s| s.t_ms > restarted).collect();
+    let streaming = after.iter().position(|s| {
+        s.node("a")
+            .and_then(|a| a.sender("b"))
+            .is_some_and(|w| w.state.as_deref() == Some("streaming"))
+    });
+    let Some(streaming) = streaming else {
+        panic!(
+            "no walsender streaming to b after a restarted at {restarted} ms: {:#?}",
+            after.iter().map(|s| seen(s, "a")).collect::<Vec<_>>()
+        );
+    };
+    let a_then = after[streaming].node("a").and_then(|a| a.current_lsn);
+    let b_later = after
+        .last()
+        .and_then(|s| s.node("b"))
+        .and_then(|b| b.receive_lsn);
+    assert!(
+        a_then.is_some() && b_later > a_then,
+        "b must receive what a wrote after its restart (a at {a_then:?} when b streamed again, b \
+         last received {b_later:?})"
+    );
+    // B's logical slot came through, and C caught up: the run's `consistent` and
+    // `converges_within` expectations held (rehearse_in requires exit 0).
+    assert_eq!(r["observations"]["slot"]["survived"], true);
+    assert!(r["observations"]["convergence_ms"].as_u64().is_some());
+}
+
+#[test]
+fn a_paused_standby_and_a_stopped_target_each_stall_c_and_heal() {
+    // Two faults on one timeline: B frozen (SIGSTOP) from 2 s to 5 s, then C shut down from 7 s
+    // to 10 s. Each heal leaves the chain to catch up before the next fault.
+    let (run, r) = rehearse_in(
+        "pause-b-stop-c",
+        "[[faults]]\nkind = \"pause\"\nnode = \"b\"\nat = \"2s\"\nheal_at = \"5s\"\n\
+         [[faults]]\nkind = \"stop\"\nnode = \"c\"\nmode = \"fast\"\nat = \"7s\"\nheal_at = \"10s\"\n",
+    );
+    let samples = samples(&run);
+    let (paused, resumed) = fault_window(&r, 0);
+    let (stopped, started) = fault_window(&r, 1);
+    // Each fault showed: the node did not answer while it was down (a frozen one within the
+    // sampler's patience, a stopped one at once)...
+    for (name, from, to) in [("b", paused, resumed), ("c", stopped, started)] {
+        let during: Vec<&Sample> = samples
+            .iter()
+            .filter(|s| s.t_ms > from + 500 && s.t_ms < to)
+            .collect();
+        assert!(
+            during
+                .iter()
+                .any(|s| s.node(name).is_some_and(|n| !n.reachable)),
+            "{name} answered from {from} to {to} ms: {:#?}",
+            during.iter().map(|s| seen(s, name)).collect::<Vec<_>>()
+        );
+    }
+    // ... and C fell behind: with B frozen, C (still answering) sees no new heartbeat; with C
+    // down, B's slot falls behind B (measured on B, which still answers).
+    let secs = |ms: u64| ms as f64 / 1000.0;
+    assert!(
+        window_max(&r, "e2e_s", secs(paused), secs(resumed)) >= 1.0,
+        "end-to-end lag while b was paused: {:#}",
+        r["observations"]["peaks"]
+    );
+    assert!(
+        window_max(&r, "bc_bytes", secs(stopped), secs(started)) > 50_000.0,
+        "b→c bytes behind while c was stopped: {:#}",
+        r["observations"]["peaks"]
+    );
+    // Both healed into a working chain: the slot survived and C converged, consistent.
+    assert_eq!(r["observations"]["slot"]["survived"], true);
+    assert!(r["observations"]["convergence_ms"].as_u64().is_some());
 }

@@ -4,6 +4,7 @@
 //! scenario (seed included) that replays it.
 //!
 //! Two cases by default to keep CI short; set PGREHEARSE_FAULT_CASES for more.
+//! `PGREHEARSE_PROPTEST_SEED` replays a run: the seed is printed at the start and with a failure.
 
 mod common;
 
@@ -13,7 +14,7 @@ use harness::Verdict;
 use harness::run::{NoProgress, Rehearsal, RunOptions};
 use harness::scenario::Scenario;
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRunner};
 
 #[derive(Debug, Clone)]
 struct LinkFault {
@@ -99,13 +100,30 @@ fn c_equals_a_after_any_healed_schedule_of_link_faults() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(2);
+    // A seed that does not parse is refused rather than replaced: a "replay" of another run
+    // would pass or fail for reasons unrelated to the one being chased.
+    let seed: u64 = match std::env::var("PGREHEARSE_PROPTEST_SEED") {
+        Ok(v) => v
+            .trim()
+            .parse()
+            .unwrap_or_else(|e| panic!("PGREHEARSE_PROPTEST_SEED={v:?}: {e}")),
+        Err(_) => rand::random(),
+    };
+    println!(
+        "fault_schedules: seed {seed} (replay with PGREHEARSE_PROPTEST_SEED={seed}), {cases} cases"
+    );
+    let mut bytes = [0u8; 32];
+    bytes[..8].copy_from_slice(&seed.to_le_bytes());
     // Each case is a real 15 s rehearsal: shrinking is bounded so a failure reports in minutes.
-    let mut runner = TestRunner::new(Config {
-        cases,
-        max_shrink_iters: 6,
-        failure_persistence: None,
-        ..Config::default()
-    });
+    let mut runner = TestRunner::new_with_rng(
+        Config {
+            cases,
+            max_shrink_iters: 6,
+            failure_persistence: None,
+            ..Config::default()
+        },
+        TestRng::from_seed(RngAlgorithm::ChaCha, &bytes),
+    );
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -114,10 +132,12 @@ fn c_equals_a_after_any_healed_schedule_of_link_faults() {
     let strategy = (any::<u64>(), prop::collection::vec(fault(), 1..4));
     let result = runner.run(&strategy, |(seed, faults)| {
         let text = scenario_text(seed, &faults);
+        // What each case ran, shrinking steps included: a replay can be checked against it.
+        eprintln!("case: workload seed {seed}, faults {faults:?}");
         run_case(&rt, &text)
             .map_err(|e| TestCaseError::fail(format!("{e}\nscenario that replays it:\n{text}")))
     });
     if let Err(e) = result {
-        panic!("{e}");
+        panic!("{e}\nseed: {seed} (replay with PGREHEARSE_PROPTEST_SEED={seed})");
     }
 }

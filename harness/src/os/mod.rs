@@ -204,7 +204,17 @@ fn chown_tree(path: &Path, uid: Uid, gid: Gid) -> Result<()> {
 
 /// Whether process `pid` exists (signal 0).
 pub fn pid_alive(pid: i32) -> bool {
-    pid > 0 && nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
+    pid > 0
+        && signal0_says_alive(nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            None,
+        ))
+}
+
+/// What signal 0's answer says: EPERM means the process exists but belongs to another user
+/// (a server run as `postgres`, a harness started by someone else) — alive, not gone.
+fn signal0_says_alive(res: nix::Result<()>) -> bool {
+    matches!(res, Ok(()) | Err(nix::errno::Errno::EPERM))
 }
 
 /// Whether process `pid` still runs: alive and not a zombie waiting to be reaped (a child of
@@ -271,4 +281,19 @@ pub fn signal_tree(root: i32, sig: nix::sys::signal::Signal) {
         let _ = kill(Pid::from_raw(*pid), sig);
     }
     let _ = kill(Pid::from_raw(root), sig);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nix::errno::Errno;
+
+    #[test]
+    fn a_process_of_another_user_is_alive() {
+        assert!(signal0_says_alive(Ok(())));
+        assert!(signal0_says_alive(Err(Errno::EPERM)));
+        assert!(!signal0_says_alive(Err(Errno::ESRCH)));
+        assert!(pid_alive(std::process::id() as i32));
+        assert!(!pid_alive(0));
+    }
 }

@@ -473,3 +473,38 @@ fn a_partition_outlives_a_restart_of_the_container_behind_it() {
         "b must not receive WAL after its container restarted into the partition: {positions:?}"
     );
 }
+
+/// Run `scenario` on docker, expecting it to fail before the chain is up: its exit code and
+/// stderr. Whatever it started must be gone.
+fn failing_run(scenario: &str, env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let out = cli::run_with_env(
+        &["run", scenario, "--backend", "docker", "--seed", "11"],
+        env,
+    );
+    let err = cli::stderr(&out);
+    if let Some(run) = cli::run_dir(&err) {
+        assert_eq!(leftovers(&run), (0, 0), "{err}");
+    }
+    (out.status.code(), err)
+}
+
+#[test]
+fn an_explicit_image_that_is_not_there_is_an_error_not_a_fallback() {
+    if !docker_ready() {
+        return;
+    }
+    let (_d, path) = cli::scenario(
+        "docker-no-such-image",
+        "version = 1\nname = \"docker-no-such-image\"\n[workload]\nenabled = false\n",
+    );
+    let (code, err) = failing_run(
+        path.to_str().unwrap(),
+        &[("PGREHEARSE_IMAGE", "pgrehearse-test/no-such-image:17")],
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("PGREHEARSE_IMAGE") && err.contains("pgrehearse-test/no-such-image:17"),
+        "{err}"
+    );
+    assert!(cli::run_dir(&err).is_none(), "nothing should start: {err}");
+}

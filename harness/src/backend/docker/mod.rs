@@ -382,8 +382,14 @@ impl Backend for DockerBackend {
                 .map(|s| s.to_string()),
         );
         let res = n.run("postgres", cmd, None).await;
-        n.run("postgres", vec!["rm".into(), "-f".into(), pw], None)
-            .await?;
+        // Best effort: initdb's own result is what the user needs to see, and the file goes
+        // with the container at teardown anyway.
+        if let Err(e) = n
+            .run("postgres", vec!["rm".into(), "-f".into(), pw.clone()], None)
+            .await
+        {
+            tracing::warn!("{}: cannot remove {pw} in {}: {e}", spec.name, n.container);
+        }
         res.step("initdb").on_node(&spec.name)?;
         self.configure(&n, spec, true).await.on_node(&spec.name)?;
         n.start().await.on_node(&spec.name)?;

@@ -447,11 +447,11 @@ impl Backend for DockerBackend {
         };
         if let Some(why) = why_proxy {
             let gateway = self.gateway().await?;
-            let upstream_ip = link::container_ip(&self.docker, &up, &self.network).await?;
-            let target = Endpoint {
-                host: upstream_ip,
-                port: upstream.peer().port,
-            };
+            // The upstream's port published on the host, not its address on the run network:
+            // a container that is killed and started again may come back with another
+            // address (another node restarted first can take the old one), while the published
+            // port stays the same.
+            let target = upstream.admin().endpoint.clone();
             let mechanism = format!(
                 "harness TCP proxy on the host ({gateway}) between the containers, as {why}; every link fault on {hop} acts on the proxied replication connection, and packet loss is not available there"
             );

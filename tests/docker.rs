@@ -508,3 +508,26 @@ fn an_explicit_image_that_is_not_there_is_an_error_not_a_fallback() {
     );
     assert!(cli::run_dir(&err).is_none(), "nothing should start: {err}");
 }
+
+#[test]
+fn a_server_that_exits_at_startup_fails_the_run_at_once_with_its_log() {
+    if !docker_ready() {
+        return;
+    }
+    // A real setting with a value only the server itself rejects: it exits while starting.
+    let (_d, path) = cli::scenario(
+        "docker-bad-value",
+        "version = 1\nname = \"docker-bad-value\"\n[chain.a.settings]\nshared_buffers = \"16XB\"\n[workload]\nenabled = false\n",
+    );
+    let t = std::time::Instant::now();
+    let (code, err) = failing_run(path.to_str().unwrap(), &[]);
+    assert_ne!(code, Some(0), "{err}");
+    assert!(err.contains("exited during startup"), "{err}");
+    assert!(err.contains("shared_buffers"), "the server log tail: {err}");
+    // Without noticing the exit, this waited out the 120 s connect timeout.
+    assert!(
+        t.elapsed() < Duration::from_secs(60),
+        "took {:?}",
+        t.elapsed()
+    );
+}

@@ -25,6 +25,8 @@ pub const DATA: &str = "/var/lib/pgrehearse/data";
 pub const LOG: &str = "/var/lib/pgrehearse/postgres.log";
 /// libpq password file inside the container.
 pub const PGPASS: &str = "/var/lib/pgrehearse/pgpass";
+/// Exit status of the last postgres started in the container, written when it exits.
+const EXIT: &str = "/var/lib/pgrehearse/postgres.exit";
 /// PostgreSQL's port inside the container.
 pub const PORT: u16 = 5432;
 
@@ -135,6 +137,18 @@ impl DockerNode {
         }
     }
 
+    /// The exit status of the postgres [`NodeControl::start`] started, once it has exited.
+    async fn exit_status(&self) -> Result<Option<i32>> {
+        let out = self
+            .run(
+                "postgres",
+                sh(format!("cat {EXIT} 2>/dev/null; true")),
+                None,
+            )
+            .await?;
+        Ok(String::from_utf8_lossy(&out).trim().parse().ok())
+    }
+
     async fn postgres_running(&self) -> bool {
         if !self.container_running().await {
             return false;
@@ -153,11 +167,19 @@ impl DockerNode {
 impl NodeControl for DockerNode {
     async fn start(&self) -> Result<()> {
         self.boot().await?;
+        // The shell outlives postgres to record how it ended: a server that exits during
+        // startup (a bad setting, a broken data directory) is then told from one still starting,
+        // at once instead of at the end of the connect timeout. Cleared first, so a status left
+        // by an earlier start is never read as this one's.
+        self.run("postgres", sh(format!("rm -f {EXIT}")), None)
+            .await?;
         exec::spawn(
             &self.docker,
             &self.container,
             "postgres",
-            &sh(format!("exec postgres -D {DATA} >> {LOG} 2>&1")),
+            &sh(format!(
+                "postgres -D {DATA} >> {LOG} 2>&1; echo $? > {EXIT}"
+            )),
         )
         .await?;
         let conn = ConnInfo {
@@ -175,7 +197,12 @@ impl NodeControl for DockerNode {
         let res = wait_for(&what, Duration::from_secs(120), || async {
             match conn.connect(Duration::from_secs(2)).await {
                 Ok(_) => Ok(Check::Done(())),
-                Err(e) => Ok(Check::NotYet(e.to_string())),
+                Err(e) => match self.exit_status().await? {
+                    Some(code) => Err(Error::environment(format!(
+                        "postgres exited during startup (exit status {code})"
+                    ))),
+                    None => Ok(Check::NotYet(e.to_string())),
+                },
             }
         })
         .await;

@@ -531,3 +531,18 @@ fn a_server_that_exits_at_startup_fails_the_run_at_once_with_its_log() {
         t.elapsed()
     );
 }
+
+#[test]
+fn down_all_says_so_when_the_docker_engine_does_not_answer() {
+    // No engine needed: DOCKER_HOST names one that is not there.
+    let runs = tempfile::tempdir().unwrap();
+    let out = Command::new(cli::bin())
+        .args(["down", "--all", "--runs-dir", runs.path().to_str().unwrap()])
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .output()
+        .unwrap();
+    let err = cli::stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("Docker"), "{err}");
+    assert!(!cli::stdout(&out).contains("nothing to take down"));
+}

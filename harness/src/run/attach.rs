@@ -120,7 +120,9 @@ impl Attached {
 /// their run directory is; when `base` is given, only those of runs in it are removed.
 ///
 /// # Errors
-/// None today; the signature leaves room for backends that can fail (containers).
+/// Environment error when the Docker engine cannot be reached although it is expected (a
+/// socket exists, `DOCKER_HOST` is set, or a run here used containers), or when containers or
+/// networks of some run could not be removed (after trying every run).
 pub async fn down_all(base: Option<&Path>) -> Result<Vec<String>> {
     // Another harness is running this rehearsal right now.
     let owned_elsewhere = |run: &RunDir| {
@@ -142,7 +144,25 @@ pub async fn down_all(base: Option<&Path>) -> Result<Vec<String>> {
         done.push(run.id().to_string());
     }
     // Containers of runs that are gone (or detached): found by label, whatever the state files say.
-    if let Ok(runs) = crate::backend::docker::down_leftovers(|run_id, dir| {
+    let docker = match crate::backend::docker::connect().await {
+        Ok(d) => d,
+        // No engine on this machine and no run here ever used one: nothing to look for.
+        Err(e) if !crate::backend::docker::engine_expected(&dirs) => {
+            tracing::debug!("no Docker leftovers to look for: {e}");
+            return Ok(done);
+        }
+        Err(e) => {
+            let e = e
+                .context("looking for containers of runs left behind")
+                .with_hint("start Docker and run `pgrehearse down --all` again");
+            return Err(if done.is_empty() {
+                e
+            } else {
+                e.with_detail(format!("taken down: {}", done.join(", ")))
+            });
+        }
+    };
+    let runs = crate::backend::docker::down_leftovers(&docker, |run_id, dir| {
         // Left alone: runs of another runs folder than the one asked for.
         if base.is_some_and(|b| !in_folder(b, run_id, dir)) {
             return true;
@@ -151,15 +171,23 @@ pub async fn down_all(base: Option<&Path>) -> Result<Vec<String>> {
             .or_else(|| dirs.iter().find(|d| d.ends_with(run_id)).cloned())
             .is_some_and(|d| owned_elsewhere(&RunDir::open(&d)))
     })
-    .await
-    {
-        for r in runs {
-            if !done.contains(&r) {
-                done.push(r);
+    .await;
+    match runs {
+        Ok(runs) => {
+            for r in runs {
+                if !done.contains(&r) {
+                    done.push(r);
+                }
             }
+            Ok(done)
+        }
+        Err(e) if done.is_empty() => Err(e),
+        Err(e) => {
+            let also = format!("taken down: {}", done.join(", "));
+            let detail = e.detail().map(|d| format!("{d}\n{also}")).unwrap_or(also);
+            Err(e.with_detail(detail))
         }
     }
-    Ok(done)
 }
 
 /// Whether run `run_id`, whose directory its containers name as `dir` (when they do), belongs to

@@ -485,11 +485,18 @@ impl Backend for DockerBackend {
         let containers: Vec<ContainerAsync<GenericImage>> =
             std::mem::take(&mut *self.containers.lock().await);
         for c in containers {
-            // rm stops (SIGKILL) and removes; data inside the container goes with it.
-            let _ = c.rm().await;
+            let id = c.id().to_string();
+            // rm stops (SIGKILL) and removes; data inside the container goes with it. A failure
+            // here is not the last word: the sweep by label below tries again and says what
+            // is left.
+            if let Err(e) = c.rm().await {
+                tracing::warn!("cannot remove container {id}: {e}");
+            }
         }
+        remove_by_label(&self.docker, RUN_LABEL, self.run.id()).await?;
+        // Only once nothing is left: the passfile still lets the user reach what remains.
         let _ = std::fs::remove_file(self.run.passfile());
-        remove_by_label(&self.docker, RUN_LABEL, self.run.id()).await
+        Ok(())
     }
 
     fn detach(&self) {
@@ -517,8 +524,16 @@ impl Drop for DockerBackend {
                 .build()
             {
                 rt.block_on(async {
-                    if let Ok(d) = Docker::connect_with_local_defaults() {
-                        let _ = remove_by_label(&d, RUN_LABEL, &run).await;
+                    let res = match Docker::connect_with_local_defaults() {
+                        Ok(d) => remove_by_label(&d, RUN_LABEL, &run).await,
+                        Err(e) => Err(Error::environment(format!(
+                            "cannot reach the Docker engine to remove run {run}'s containers: {e}"
+                        ))
+                        .with_hint("once Docker answers: pgrehearse down --all")),
+                    };
+                    // Nobody is left to return this to: say it where the user will see it.
+                    if let Err(e) = res {
+                        tracing::warn!("{e:?}");
                     }
                 });
             }
@@ -591,6 +606,15 @@ pub async fn adopt_nodes(
     Ok(nodes)
 }
 
+/// Whether this machine is expected to have a Docker engine: a socket or `DOCKER_HOST` says
+/// so, or one of the run directories `runs` recorded containers. When none does, an engine that
+/// does not answer simply means there is nothing of pgrehearse in Docker.
+pub fn engine_expected(runs: &[std::path::PathBuf]) -> bool {
+    std::env::var_os("DOCKER_HOST").is_some()
+        || std::path::Path::new("/var/run/docker.sock").exists()
+        || runs.iter().any(|d| d.join("containers.json").exists())
+}
+
 /// Whether any container of run `run_id` is running (false when Docker is not reachable).
 pub async fn run_has_containers(run_id: &str) -> bool {
     let Ok(docker) = Docker::connect_with_local_defaults() else {
@@ -636,32 +660,90 @@ async fn labelled(
     Ok((containers, networks))
 }
 
-/// Remove every container and network carrying `label=value`.
+/// Whether a removal failed only because the thing was already gone.
+fn already_gone(e: &testcontainers::bollard::errors::Error) -> bool {
+    matches!(
+        e,
+        testcontainers::bollard::errors::Error::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }
+    )
+}
+
+/// Remove every container and network carrying `label=value`, going past individual failures
+/// (each is a warning), then look again.
 ///
 /// # Errors
-/// Environment error when Docker cannot list them.
+/// Environment error when Docker cannot list them, or when some are still there afterwards:
+/// it names them and how to remove them.
 pub async fn remove_by_label(docker: &Docker, label: &str, value: &str) -> Result<()> {
     let (containers, networks) = labelled(docker, label, value).await?;
     for c in containers {
-        if let Some(id) = c.id {
-            let _ = docker
-                .remove_container(
-                    &id,
-                    Some(RemoveContainerOptions {
-                        force: true,
-                        v: true,
-                        ..Default::default()
-                    }),
-                )
-                .await;
+        let Some(id) = c.id.clone() else { continue };
+        let opts = RemoveContainerOptions {
+            force: true,
+            v: true,
+            ..Default::default()
+        };
+        if let Err(e) = docker.remove_container(&id, Some(opts)).await
+            && !already_gone(&e)
+        {
+            tracing::warn!("cannot remove container {}: {e}", container_name(&c));
         }
     }
     for n in networks {
-        if let Some(name) = n.name {
-            let _ = docker.remove_network(&name).await;
+        let Some(name) = n.name else { continue };
+        if let Err(e) = docker.remove_network(&name).await
+            && !already_gone(&e)
+        {
+            tracing::warn!("cannot remove network {name}: {e}");
         }
     }
-    Ok(())
+    let (containers, networks) = labelled(docker, label, value).await?;
+    let containers: Vec<String> = containers.iter().map(container_name).collect();
+    let networks: Vec<String> = networks.into_iter().filter_map(|n| n.name).collect();
+    match remaining(&format!("{label}={value}"), &containers, &networks) {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+fn container_name(c: &testcontainers::bollard::models::ContainerSummary) -> String {
+    c.names
+        .iter()
+        .flatten()
+        .next()
+        .map(|n| n.trim_start_matches('/').to_string())
+        .or_else(|| c.id.clone())
+        .unwrap_or_else(|| "(unnamed)".into())
+}
+
+/// The error for what is still there after removing everything labelled `what`, if anything is.
+fn remaining(what: &str, containers: &[String], networks: &[String]) -> Option<Error> {
+    if containers.is_empty() && networks.is_empty() {
+        return None;
+    }
+    let mut left = Vec::new();
+    let mut commands = Vec::new();
+    if !containers.is_empty() {
+        left.push(format!("containers {}", containers.join(", ")));
+        commands.push(format!("docker rm -f {}", containers.join(" ")));
+    }
+    if !networks.is_empty() {
+        left.push(format!("networks {}", networks.join(", ")));
+        commands.push(format!("docker network rm {}", networks.join(" ")));
+    }
+    Some(
+        Error::environment(format!(
+            "Docker still has {} (label {what}) after removing them",
+            left.join(" and ")
+        ))
+        .with_hint(format!(
+            "remove them by hand ({}), or run `pgrehearse down --all` once the engine lets them go",
+            commands.join("; ")
+        )),
+    )
 }
 
 /// Remove everything pgrehearse ever created in Docker whose run is not owned by a live harness
@@ -671,10 +753,10 @@ pub async fn remove_by_label(docker: &Docker, label: &str, value: &str) -> Resul
 /// # Errors
 /// Environment error when Docker cannot be reached or listed.
 pub async fn down_leftovers(
+    docker: &Docker,
     is_live: impl Fn(&str, Option<&std::path::Path>) -> bool,
 ) -> Result<Vec<String>> {
-    let docker = connect().await?;
-    let (containers, networks) = labelled(&docker, LABEL, "1").await?;
+    let (containers, networks) = labelled(docker, LABEL, "1").await?;
     let mut runs: HashMap<String, HashMap<String, String>> = HashMap::new();
     let labels = containers
         .into_iter()
@@ -695,8 +777,59 @@ pub async fn down_leftovers(
         .map(|(run, _)| run)
         .collect();
     gone.sort();
-    for r in &gone {
-        remove_by_label(&docker, RUN_LABEL, r).await?;
+    // One stuck run must not keep the others: each failure is reported, and all of them
+    // together at the end.
+    let mut failed = Vec::new();
+    let mut removed = Vec::new();
+    for r in gone {
+        match remove_by_label(docker, RUN_LABEL, &r).await {
+            Ok(()) => removed.push(r),
+            Err(e) => {
+                tracing::warn!("run {r}: {e:?}");
+                failed.push(e);
+            }
+        }
     }
-    Ok(gone)
+    let mut err = match failed.len() {
+        0 => return Ok(removed),
+        1 => failed.remove(0),
+        n => {
+            let join = |f: &dyn Fn(&Error) -> Option<String>| {
+                failed.iter().filter_map(f).collect::<Vec<_>>().join("; ")
+            };
+            Error::environment(format!(
+                "could not remove everything of {n} runs from Docker: {}",
+                join(&|e| Some(e.to_string()))
+            ))
+            .with_hint(join(&|e| e.hint().map(str::to_string)))
+        }
+    };
+    if !removed.is_empty() {
+        err = err.with_detail(format!("taken down: {}", removed.join(", ")));
+    }
+    Err(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_is_left_after_removal_is_named_with_the_commands_that_remove_it() {
+        assert!(remaining("org.pgrehearse.run=r1", &[], &[]).is_none());
+        let e = remaining(
+            "org.pgrehearse.run=r1",
+            &["pgrh-r1-a".into(), "pgrh-r1-b".into()],
+            &["pgrh-r1-net".into()],
+        )
+        .unwrap();
+        let msg = e.to_string();
+        assert!(msg.contains("pgrh-r1-a, pgrh-r1-b"), "{msg}");
+        assert!(msg.contains("pgrh-r1-net"), "{msg}");
+        let hint = e.hint().unwrap();
+        assert!(hint.contains("docker rm -f pgrh-r1-a pgrh-r1-b"), "{hint}");
+        assert!(hint.contains("docker network rm pgrh-r1-net"), "{hint}");
+        assert!(hint.contains("pgrehearse down --all"), "{hint}");
+        assert_eq!(e.exit_code(), 2);
+    }
 }

@@ -255,47 +255,18 @@ impl DockerBackend {
     /// Create and start the container for `spec` (PostgreSQL not started yet).
     async fn container(&self, spec: &NodeSpec) -> Result<Arc<DockerNode>> {
         let cname = format!("{}-{}", self.prefix, spec.name);
-        let host_port = match spec.port {
-            Some(p) => p,
-            None => crate::backend::local::free_port(&[])?,
-        };
         tracing::info!(
             "docker: starting container {cname} ({}) for {}",
             self.image.reference(),
             spec.name
         );
-        let request = GenericImage::new(self.image.name.clone(), self.image.tag.clone())
-            .with_exposed_port(ContainerPort::Tcp(node::PORT))
-            .with_wait_for(WaitFor::Nothing)
-            // The harness runs everything with exec: no image entrypoint takes part.
-            .with_entrypoint("sleep")
-            .with_cmd(["infinity"])
-            .with_network(self.network.clone())
-            .with_container_name(cname.clone())
-            .with_labels(self.labels.clone())
-            // tc and iptables inside the container need it (link faults).
-            .with_cap_add("NET_ADMIN")
-            .with_host_config_modifier(move |hc| {
-                // Published on loopback only: the harness is the only outside client.
-                let binding = PortBinding {
-                    host_ip: Some("127.0.0.1".into()),
-                    host_port: Some(host_port.to_string()),
-                };
-                hc.port_bindings =
-                    Some([(format!("{}/tcp", node::PORT), Some(vec![binding]))].into());
-            });
-        let c = request.start().await.map_err(|e| {
-            let msg = e.to_string();
-            let err = Error::environment(format!("cannot start container {cname}: {msg}"));
-            if msg.contains("port is already allocated") || msg.contains("address already in use") {
-                Error::environment(format!(
-                    "port {host_port} on 127.0.0.1 is already in use (container {cname})"
-                ))
-                .with_hint("leave the node's port unset so pgrehearse picks a free one")
-            } else {
-                err
-            }
-        })?;
+        let (c, host_port) = match spec.port {
+            Some(p) => match self.start_container(&cname, p).await {
+                Ok(c) => (c, p),
+                Err(msg) => return Err(start_error(&cname, p, true, &msg)),
+            },
+            None => self.start_on_free_port(&cname).await?,
+        };
         self.containers.lock().await.push(c);
         let n = Arc::new(DockerNode::new(
             &spec.name,
@@ -318,6 +289,76 @@ impl DockerBackend {
         n.write_file(node::PGPASS, self.creds.pgpass().as_bytes())
             .await?;
         Ok(n)
+    }
+
+    /// Start container `cname` publishing PostgreSQL on 127.0.0.1:`host_port`.
+    ///
+    /// The port is pinned rather than left to Docker (host port 0): Docker picks a new one
+    /// each time a container starts, and a node killed and started again must keep the
+    /// address the harness, the state file and the user's psql know it by.
+    async fn start_container(
+        &self,
+        cname: &str,
+        host_port: u16,
+    ) -> std::result::Result<ContainerAsync<GenericImage>, String> {
+        GenericImage::new(self.image.name.clone(), self.image.tag.clone())
+            .with_exposed_port(ContainerPort::Tcp(node::PORT))
+            .with_wait_for(WaitFor::Nothing)
+            // The harness runs everything with exec: no image entrypoint takes part.
+            .with_entrypoint("sleep")
+            .with_cmd(["infinity"])
+            .with_network(self.network.clone())
+            .with_container_name(cname)
+            .with_labels(self.labels.clone())
+            // tc and iptables inside the container need it (link faults).
+            .with_cap_add("NET_ADMIN")
+            .with_host_config_modifier(move |hc| {
+                // Published on loopback only: the harness is the only outside client.
+                let binding = PortBinding {
+                    host_ip: Some("127.0.0.1".into()),
+                    host_port: Some(host_port.to_string()),
+                };
+                hc.port_bindings =
+                    Some([(format!("{}/tcp", node::PORT), Some(vec![binding]))].into());
+            })
+            .start()
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// Start container `cname` on a free host port of the harness's choosing. A port free when
+    /// picked can be taken before Docker binds it (the other node starting alongside, a parallel
+    /// run): then the container, created but not started, is removed and another port tried.
+    async fn start_on_free_port(&self, cname: &str) -> Result<(ContainerAsync<GenericImage>, u16)> {
+        const TRIES: usize = 5;
+        let mut taken = Vec::new();
+        loop {
+            let p = crate::backend::local::free_port(&taken)?;
+            let msg = match self.start_container(cname, p).await {
+                Ok(c) => return Ok((c, p)),
+                Err(msg) => msg,
+            };
+            if !port_taken(&msg) {
+                return Err(start_error(cname, p, false, &msg));
+            }
+            taken.push(p);
+            if taken.len() >= TRIES {
+                return Err(start_error(cname, p, false, &msg)
+                    .with_detail(format!("ports tried: {taken:?}")));
+            }
+            tracing::debug!("port {p} was taken before {cname} could bind it: {msg}");
+            let opts = RemoveContainerOptions {
+                force: true,
+                ..Default::default()
+            };
+            if let Err(e) = self.docker.remove_container(cname, Some(opts)).await
+                && !already_gone(&e)
+            {
+                return Err(Error::environment(format!(
+                    "cannot remove container {cname}, which could not bind port {p}, to try another port: {e}"
+                )));
+            }
+        }
     }
 
     async fn configure(&self, n: &DockerNode, spec: &NodeSpec, hba: bool) -> Result<()> {
@@ -660,6 +701,30 @@ async fn labelled(
     Ok((containers, networks))
 }
 
+/// Whether Docker refused to start a container because its host port is taken.
+fn port_taken(msg: &str) -> bool {
+    msg.contains("port is already allocated") || msg.contains("address already in use")
+}
+
+/// The error for container `cname` failing to start on host port `port`; `port_set` says
+/// whether the scenario chose that port (only then is leaving it unset a way out).
+fn start_error(cname: &str, port: u16, port_set: bool, msg: &str) -> Error {
+    if !port_taken(msg) {
+        return Error::environment(format!("cannot start container {cname}: {msg}"));
+    }
+    if port_set {
+        Error::environment(format!(
+            "port {port} on 127.0.0.1 is already in use (container {cname})"
+        ))
+        .with_hint("stop whatever listens there, or leave the node's port unset so pgrehearse picks a free one")
+    } else {
+        Error::environment(format!(
+            "every free port pgrehearse picked on 127.0.0.1 for container {cname} was taken before Docker could bind it, the last {port}"
+        ))
+        .with_hint("something on this machine keeps taking new ports: run again, or set the node's port in the scenario")
+    }
+}
+
 /// Whether a removal failed only because the thing was already gone.
 fn already_gone(e: &testcontainers::bollard::errors::Error) -> bool {
     matches!(
@@ -813,6 +878,29 @@ pub async fn down_leftovers(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn leaving_the_port_unset_is_suggested_only_when_it_was_set() {
+        let taken = "Bind for 127.0.0.1:5500 failed: port is already allocated";
+        let set = start_error("pgrh-x-a", 5500, true, taken);
+        assert!(set.to_string().contains("port 5500"), "{set}");
+        assert!(set.hint().unwrap().contains("leave the node's port unset"));
+        let picked = start_error("pgrh-x-a", 5500, false, taken);
+        assert!(
+            !picked
+                .hint()
+                .unwrap()
+                .contains("leave the node's port unset"),
+            "{picked:?}"
+        );
+        // Anything else is not about ports at all.
+        let other = start_error("pgrh-x-a", 5500, true, "no such image");
+        assert!(other.hint().is_none(), "{other:?}");
+        assert!(!port_taken("no such image"));
+        assert!(port_taken(
+            "listen tcp4 127.0.0.1:5500: bind: address already in use"
+        ));
+    }
 
     #[test]
     fn what_is_left_after_removal_is_named_with_the_commands_that_remove_it() {

@@ -546,3 +546,18 @@ fn down_all_says_so_when_the_docker_engine_does_not_answer() {
     assert!(err.contains("Docker"), "{err}");
     assert!(!cli::stdout(&out).contains("nothing to take down"));
 }
+
+#[test]
+fn a_misspelt_setting_is_refused_before_any_container_starts() {
+    if !docker_ready() {
+        return;
+    }
+    let (_d, path) = cli::scenario(
+        "docker-typo",
+        "version = 1\nname = \"docker-typo\"\n[chain.b.settings]\nwal_recever_timeout = \"5s\"\n[workload]\nenabled = false\n",
+    );
+    let (code, err) = failing_run(path.to_str().unwrap(), &[]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("did you mean wal_receiver_timeout"), "{err}");
+    assert!(cli::run_dir(&err).is_none(), "nothing should start: {err}");
+}

@@ -22,7 +22,7 @@ use crate::faults::{FaultEnv, Timeline};
 use crate::node::Node;
 use crate::observe::{Heartbeat, Sampler, SamplerConfig};
 use crate::os::ServerUser;
-use crate::pg::{Locate, PgInstall};
+use crate::pg::{KnownSettings, Locate, PgInstall};
 use crate::report::{self, Report, ReportPaths, RunFacts};
 use crate::scenario::Scenario;
 use crate::verify::{self, VerifyOptions};
@@ -89,7 +89,11 @@ impl Rehearsal {
                     locate.explicit = explicit;
                 }
                 let pg = locate.find()?;
-                check_settings(&pg, &scenario)?;
+                check_settings(
+                    &pg.known_settings()?,
+                    &scenario,
+                    &format!("PostgreSQL {} ({})", pg.version, pg.bin_dir.display()),
+                )?;
                 let run = RunDir::create(opts.runs_dir.as_deref(), &scenario.name, &user)?;
                 let b = LocalBackend::new(pg.clone(), user.clone(), run.clone(), creds.clone())?;
                 (Some(pg), run, Arc::new(b))
@@ -99,6 +103,15 @@ impl Rehearsal {
                 let docker = crate::backend::docker::connect().await?;
                 let image =
                     crate::backend::docker::pick_image(&docker, scenario.chain.pg_version).await?;
+                // As on the local backend, before anything is created; asking the image costs
+                // a short-lived container, so only when there is something to check.
+                if has_settings(&scenario) {
+                    check_settings(
+                        &crate::backend::docker::known_settings(&docker, &image).await?,
+                        &scenario,
+                        &format!("PostgreSQL {} (image {})", image.version, image.reference()),
+                    )?;
+                }
                 let run = RunDir::create(opts.runs_dir.as_deref(), &scenario.name, &user)?;
                 let b = crate::backend::docker::DockerBackend::new(
                     run.clone(),
@@ -737,8 +750,8 @@ fn findings(obs: &crate::observe::Observations, chain: &Chain) -> Vec<String> {
 
 /// Refuse per-node settings the server would refuse, before any server starts: a misspelt name
 /// would otherwise surface as "postgres exited during startup" after A and C were built.
-fn check_settings(pg: &PgInstall, scenario: &Scenario) -> Result<()> {
-    let known = &pg.known_settings()?;
+/// `server` names what `known` came from, for the hint.
+fn check_settings(known: &KnownSettings, scenario: &Scenario, server: &str) -> Result<()> {
     let nodes = [
         ("a", &scenario.chain.a),
         ("b", &scenario.chain.b),
@@ -763,8 +776,14 @@ fn check_settings(pg: &PgInstall, scenario: &Scenario) -> Result<()> {
         problems.join("; ")
     ))
     .with_hint(format!(
-        "PostgreSQL {} ({}) does not take these: fix them in the scenario",
-        pg.version,
-        pg.bin_dir.display()
+        "{server} does not take these: fix them in the scenario"
     )))
+}
+
+/// Whether the scenario sets any server setting (only then is it worth asking the server which
+/// it knows).
+fn has_settings(scenario: &Scenario) -> bool {
+    [&scenario.chain.a, &scenario.chain.b, &scenario.chain.c]
+        .iter()
+        .any(|n| !n.settings.is_empty())
 }

@@ -19,7 +19,7 @@ use async_trait::async_trait;
 use testcontainers::bollard::Docker;
 use testcontainers::bollard::models::{NetworkCreateRequest, PortBinding};
 use testcontainers::bollard::query_parameters::{
-    ListContainersOptions, ListNetworksOptions, RemoveContainerOptions,
+    CreateContainerOptions, ListContainersOptions, ListNetworksOptions, RemoveContainerOptions,
 };
 use testcontainers::core::{ContainerPort, WaitFor};
 use testcontainers::runners::AsyncRunner;
@@ -645,6 +645,92 @@ pub async fn adopt_nodes(
         ));
     }
     Ok(nodes)
+}
+
+/// The settings the image's server knows (`postgres --describe-config`), asked in a
+/// short-lived container with no network, so that a scenario's settings are checked before any
+/// node starts, as the local backend checks them against its binaries.
+///
+/// The probe carries a run label of its own and its owner, so `down --all` removes it should
+/// this process die before it does; it also stops (and Docker removes it) by itself after a
+/// minute.
+///
+/// # Errors
+/// Environment error when the container cannot run or `postgres --describe-config` fails.
+pub async fn known_settings(
+    docker: &Docker,
+    image: &ImageChoice,
+) -> Result<crate::pg::KnownSettings> {
+    use testcontainers::bollard::models::{ContainerCreateBody, HostConfig};
+    let labels: HashMap<String, String> = [
+        (LABEL.to_string(), "1".to_string()),
+        (
+            RUN_LABEL.to_string(),
+            format!(
+                "settings-probe-{}-{:04x}",
+                std::process::id(),
+                rand::random::<u16>()
+            ),
+        ),
+        (
+            OWNER_LABEL.to_string(),
+            format!("{}/{}", this_host(), std::process::id()),
+        ),
+    ]
+    .into();
+    let body = ContainerCreateBody {
+        image: Some(image.reference()),
+        entrypoint: Some(vec!["sleep".into()]),
+        cmd: Some(vec!["60".into()]),
+        labels: Some(labels),
+        host_config: Some(HostConfig {
+            network_mode: Some("none".into()),
+            auto_remove: Some(true),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let fail = |e: &dyn std::fmt::Display| {
+        Error::environment(format!(
+            "cannot ask image {} which settings its server knows: {e}",
+            image.reference()
+        ))
+    };
+    let id = docker
+        .create_container(None::<CreateContainerOptions>, body)
+        .await
+        .map_err(|e| fail(&e))?
+        .id;
+    let res = async {
+        docker
+            .start_container(&id, None)
+            .await
+            .map_err(|e| fail(&e))?;
+        let cmd = ["postgres".to_string(), "--describe-config".to_string()];
+        exec::run(docker, &id, "postgres", &cmd, &[], None).await
+    }
+    .await;
+    let opts = RemoveContainerOptions {
+        force: true,
+        ..Default::default()
+    };
+    if let Err(e) = docker.remove_container(&id, Some(opts)).await
+        && !already_gone(&e)
+    {
+        // It stops by itself within a minute, and Docker then removes it.
+        tracing::warn!("cannot remove settings probe container {id}: {e}");
+    }
+    let out = res?;
+    if out.code != 0 {
+        return Err(fail(&format!(
+            "postgres --describe-config exited {}: {}",
+            out.code,
+            out.stderr_text()
+        )));
+    }
+    Ok(crate::pg::KnownSettings::parse(&String::from_utf8_lossy(
+        &out.stdout,
+    )))
 }
 
 /// Whether this machine is expected to have a Docker engine: a socket or `DOCKER_HOST` says

@@ -561,3 +561,35 @@ fn a_misspelt_setting_is_refused_before_any_container_starts() {
     assert!(err.contains("did you mean wal_receiver_timeout"), "{err}");
     assert!(cli::run_dir(&err).is_none(), "nothing should start: {err}");
 }
+
+#[test]
+fn down_takes_a_chain_down_when_one_of_its_containers_is_already_gone() {
+    if !docker_ready() {
+        return;
+    }
+    let (_d, path) = cli::scenario(
+        "docker-down-partial",
+        "version = 1\nname = \"docker-down-partial\"\n[workload]\nenabled = false\n",
+    );
+    let (_out, run, _guard) = cli::up(&[path.to_str().unwrap(), "--backend", "docker"]);
+    let id = run.file_name().unwrap().to_string_lossy().to_string();
+    // Someone removed C's container by hand.
+    let ps = Command::new("docker")
+        .args(["ps", "-q", "--filter"])
+        .arg(format!("label=org.pgrehearse.run={id}"))
+        .args(["--filter", "name=-c$"])
+        .output()
+        .unwrap();
+    let c = String::from_utf8_lossy(&ps.stdout).trim().to_string();
+    assert!(!c.is_empty(), "no container for c");
+    let rm = Command::new("docker")
+        .args(["rm", "-f", &c])
+        .output()
+        .unwrap();
+    assert!(rm.status.success(), "{rm:?}");
+
+    let out = cli::run(&["down", "--run", run.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", cli::stderr(&out));
+    assert_eq!(leftovers(&run), (0, 0));
+    assert!(!run.join("secrets.json").exists());
+}

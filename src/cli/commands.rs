@@ -93,8 +93,7 @@ pub async fn down(args: DownArgs, ui: &Ui) -> Result<i32> {
         harness::run::refuse_if_driven(&run)?;
     }
     let path = run.path().to_path_buf();
-    let attached = Attached::open(run).await?;
-    attached.down().await?;
+    harness::run::down_run(run).await?;
     ui.out(format!(
         "stopped and removed the chain of {} (logs and reports kept there)",
         path.display()

@@ -80,27 +80,14 @@ impl Attached {
     /// # Errors
     /// The first failure while stopping or removing.
     pub async fn down(self) -> Result<()> {
-        let res = match &self.backend {
-            Adopted::Local(b) => b.teardown(false).await,
-            Adopted::Docker => {
-                let _ = std::fs::remove_file(self.run.passfile());
-                let docker = crate::backend::docker::connect().await?;
-                crate::backend::docker::remove_by_label(
-                    &docker,
-                    crate::backend::docker::RUN_LABEL,
-                    self.run.id(),
-                )
-                .await
+        match &self.backend {
+            Adopted::Local(b) => {
+                b.teardown(false).await?;
+                taken_down(&self.run, self.state);
+                Ok(())
             }
-        };
-        super::scrub_logs(&self.run, &self.chain.creds);
-        forget_secrets(&self.run);
-        let mut state = self.state;
-        state.detached = false;
-        if let Ok(text) = serde_json::to_string_pretty(&state) {
-            let _ = std::fs::write(self.run.state_file(), text);
+            Adopted::Docker => down_containers(self.run, self.state).await,
         }
-        res
     }
 
     /// Leave the chain running (after status / verify).
@@ -108,6 +95,42 @@ impl Attached {
         if let Adopted::Local(b) = &self.backend {
             b.detach();
         }
+    }
+}
+
+/// Take down the chain of `run` (`pgrehearse down --run`). Containers go by the run's label,
+/// so nodes already gone (killed, removed by hand) do not stand in the way.
+///
+/// # Errors
+/// Usage error when `run` is not a run; the failure while stopping or removing, in which case
+/// the run's credentials are kept so that `down` can be tried again.
+pub async fn down_run(run: RunDir) -> Result<()> {
+    let state = RunState::load_state(&run)?;
+    if state.backend == BackendKind::Docker {
+        return down_containers(run, state).await;
+    }
+    Attached::open(run).await?.down().await
+}
+
+async fn down_containers(run: RunDir, state: RunState) -> Result<()> {
+    let docker = crate::backend::docker::connect().await?;
+    crate::backend::docker::remove_by_label(&docker, crate::backend::docker::RUN_LABEL, run.id())
+        .await?;
+    let _ = std::fs::remove_file(run.passfile());
+    taken_down(&run, state);
+    Ok(())
+}
+
+/// Once nothing of `run` is left: its passwords are scrubbed from the logs it keeps, its
+/// secrets go, and its state says it is no longer up.
+fn taken_down(run: &RunDir, mut state: RunState) {
+    if let Ok((_, creds)) = RunState::load(run) {
+        super::scrub_logs(run, &creds);
+    }
+    forget_secrets(run);
+    state.detached = false;
+    if let Ok(text) = serde_json::to_string_pretty(&state) {
+        let _ = std::fs::write(run.state_file(), text);
     }
 }
 

@@ -584,7 +584,10 @@ impl Rehearsal {
         }
         let res = self.backend.teardown(false).await;
         scrub_logs(&self.run, &self.creds);
-        forget_secrets(&self.run);
+        // Whatever is left still needs them, for `pgrehearse down --run` to reach it.
+        if res.is_ok() {
+            forget_secrets(&self.run);
+        }
         if *self.chain_up.lock().expect("chain flag") {
             let _ = self.save_state(false, false);
         }

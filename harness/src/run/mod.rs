@@ -7,7 +7,7 @@ mod execute;
 mod progress;
 mod state;
 
-pub use attach::{Attached, down_all};
+pub use attach::{Attached, down_all, down_run};
 pub use dir::{RunDir, home};
 pub use execute::{Rehearsal, RunOptions};
 pub use progress::{NoProgress, Progress};

@@ -68,19 +68,27 @@ impl RunState {
     /// # Errors
     /// Usage error when the directory holds no run state.
     pub fn load(run: &RunDir) -> Result<(RunState, Credentials)> {
-        let path = run.state_file();
-        let text = std::fs::read_to_string(&path).map_err(|e| {
-            Error::usage(format!("no pgrehearse run at {}", run.path().display())).with_source(e)
-        })?;
-        let state: RunState = serde_json::from_str(&text).map_err(|e| {
-            Error::usage(format!("{} is not a pgrehearse state file", path.display()))
-                .with_source(e)
-        })?;
+        let state = Self::load_state(run)?;
         let sp = run.file(SECRETS);
         let creds = std::fs::read(&sp).map_err(|e| io_error("cannot read", &sp, e))?;
         let creds: Credentials = serde_json::from_slice(&creds)
             .map_err(|e| Error::internal(format!("reading {}", sp.display())).with_source(e))?;
         Ok((state, creds))
+    }
+
+    /// Read a run's state alone: enough to take down its containers, which needs no password.
+    ///
+    /// # Errors
+    /// Usage error when the directory holds no run state.
+    pub fn load_state(run: &RunDir) -> Result<RunState> {
+        let path = run.state_file();
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            Error::usage(format!("no pgrehearse run at {}", run.path().display())).with_source(e)
+        })?;
+        serde_json::from_str(&text).map_err(|e| {
+            Error::usage(format!("{} is not a pgrehearse state file", path.display()))
+                .with_source(e)
+        })
     }
 
     /// The run's nodes, as the backend recorded them when it created each one, with the pid

@@ -187,13 +187,21 @@ impl Rehearsal {
         }
     }
 
-    /// Build the chain: A and C, A's data, B, C's schema, the subscription and initial copy.
+    /// Build the chain: A and C, A's data, B, C's schema, the subscription and initial copy;
+    /// with a fault-capable link on each hop when the scenario has link faults.
     ///
     /// # Errors
     /// The first phase that failed, naming the node.
     pub async fn build(&self) -> Result<Chain> {
+        self.build_with(true).await
+    }
+
+    /// [`Rehearsal::build`]; `links`: put the links the scenario's link faults need on the
+    /// hops (false: every hop connects directly).
+    async fn build_with(&self, links: bool) -> Result<Chain> {
         self.progress.phase("building the chain (a → b → c)");
         let mut spec = self.scenario.chain_spec();
+        spec.proxies &= links;
         spec.link_seed = crate::scenario::derive_seed(self.seed, "links");
         spec.aurora_like = self.kind == BackendKind::Docker;
         let db = spec.database.clone();
@@ -264,12 +272,19 @@ impl Rehearsal {
         Ok(chain)
     }
 
-    /// Build the chain and leave it running for `pgrehearse up`.
+    /// Build the chain and leave it running for `pgrehearse up`. No fault is run, so every hop
+    /// connects directly: a link proxy would live in this process and die when it exits.
     ///
     /// # Errors
     /// As [`Rehearsal::build`].
     pub async fn up(&self) -> Result<Chain> {
-        let chain = self.build().await?;
+        let faults = self.scenario.faults.len();
+        if faults > 0 {
+            tracing::warn!(
+                "faults are not run by up: the scenario's {faults} fault(s) are left out and every hop connects directly (pgrehearse run runs them)"
+            );
+        }
+        let chain = self.build_with(false).await?;
         self.save_state(true, true)?;
         self.backend.detach();
         self.progress.done();

@@ -24,6 +24,8 @@ pub trait Replicator: Send + Sync {
     async fn stop(&self, c: &Node) -> Result<()>;
     /// Resume consuming.
     async fn resume(&self, c: &Node) -> Result<()>;
+    /// Connect to B at `via` from now on (the consumer reconnects; the slot is the same).
+    async fn repoint(&self, c: &Node, via: &Endpoint) -> Result<()>;
 }
 
 /// Native logical replication: `CREATE SUBSCRIPTION` on C with B as the publisher-side server
@@ -108,6 +110,22 @@ impl Replicator for NativeSubscription {
         )
         .await
     }
+
+    async fn repoint(&self, c: &Node, via: &Endpoint) -> Result<()> {
+        tracing::info!(
+            "subscription {} on c: connecting to b at {via} from now on",
+            self.name
+        );
+        // The apply worker notices the new connection string and restarts with it.
+        let sql = format!(
+            "ALTER SUBSCRIPTION {} CONNECTION {}",
+            crate::util::quote_ident(&self.name),
+            quote_literal(&self.conninfo(via).libpq_with_password()),
+        );
+        self.execute_as_owner(c, &sql)
+            .await
+            .step("pointing the subscription on c at b")
+    }
 }
 
 impl NativeSubscription {
@@ -129,12 +147,17 @@ impl NativeSubscription {
         })
     }
 
-    fn create_sql(&self, via: &Endpoint) -> String {
-        let conn = ConnInfo {
+    /// How the subscription reaches B at `via`.
+    fn conninfo(&self, via: &Endpoint) -> ConnInfo {
+        ConnInfo {
             endpoint: via.clone(),
             login: self.login.clone(),
             dbname: self.database.clone(),
-        };
+        }
+    }
+
+    fn create_sql(&self, via: &Endpoint) -> String {
+        let conn = self.conninfo(via);
         format!(
             "CREATE SUBSCRIPTION {name} CONNECTION {conn} PUBLICATION {publ} WITH (slot_name = {slot}, copy_data = true)",
             name = crate::util::quote_ident(&self.name),

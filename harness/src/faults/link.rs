@@ -32,6 +32,11 @@ pub trait LinkControl: Send + Sync {
     }
     /// How faults are implemented on this link, for reports.
     async fn mechanism(&self) -> String;
+    /// Whether the link is a proxy inside this harness process: it ends when the process does,
+    /// so a chain left running (`run --keep`) must stop going through it first.
+    fn in_process(&self) -> bool {
+        false
+    }
 }
 
 /// A link through a proxy in the harness process: the local backend's, and the container
@@ -110,5 +115,8 @@ impl LinkControl for ProxyLink {
     }
     async fn mechanism(&self) -> String {
         self.mechanism.clone()
+    }
+    fn in_process(&self) -> bool {
+        true
     }
 }

@@ -6,6 +6,7 @@
 //! or container side lives behind [`NodeControl`].
 
 mod conn;
+pub mod conninfo;
 mod lsn;
 mod waits;
 

@@ -4,6 +4,7 @@
 //! the same procedure: [`Chain::init_primary`], seed A, [`Chain::publish`],
 //! [`Chain::init_standby`], [`Chain::init_target`], [`Chain::replicate`].
 
+mod bypass;
 mod nudge;
 mod replicator;
 mod schema;
@@ -12,6 +13,7 @@ mod seed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+pub use bypass::Bypass;
 pub use nudge::Nudger;
 pub use replicator::{NativeSubscription, Replicator};
 pub use schema::copy_schema;
@@ -686,6 +688,27 @@ impl Chain {
             n.query_one("postgres", "SELECT 1").await?;
         }
         Ok(())
+    }
+}
+
+/// Why the logical slot `slot` on B cannot feed C any more (invalidated or gone), if so; None
+/// also when B cannot be asked.
+pub(crate) async fn logical_slot_dead(b: &Node, database: &str, slot: &str) -> Option<String> {
+    let snap = crate::observe::NodeSnapshot::take(b, database).await;
+    if !snap.reachable {
+        return None;
+    }
+    match snap.slots.iter().find(|s| s.slot_name == slot) {
+        None => Some("the slot no longer exists".into()),
+        Some(s) if s.invalidation_reason.is_some() => Some(format!(
+            "invalidated: {}",
+            s.invalidation_reason.as_deref().unwrap_or("")
+        )),
+        Some(s) if s.conflicting == Some(true) => Some("invalidated by a recovery conflict".into()),
+        Some(s) if s.wal_status.as_deref() == Some("lost") => {
+            Some("its WAL was removed (wal_status lost)".into())
+        }
+        Some(_) => None,
     }
 }
 

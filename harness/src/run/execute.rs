@@ -16,7 +16,7 @@ use tokio_util::task::AbortOnDropHandle;
 
 use super::{Progress, RunDir, RunState, forget_secrets, scrub_logs};
 use crate::backend::{Backend, BackendKind, Credentials, LocalBackend};
-use crate::chain::{Chain, load_seed, preflight_notes};
+use crate::chain::{Bypass, Chain, load_seed, logical_slot_dead, preflight_notes};
 use crate::error::{Error, Result, ResultExt};
 use crate::faults::{FaultEnv, Timeline};
 use crate::node::Node;
@@ -57,6 +57,8 @@ pub struct Rehearsal {
     progress: Arc<dyn Progress>,
     report: Mutex<Report>,
     chain_up: Mutex<bool>,
+    /// How to take the chain off the harness's own link proxies if it is kept (`--keep`).
+    bypass: Mutex<Option<Bypass>>,
 }
 
 impl Rehearsal {
@@ -148,6 +150,7 @@ impl Rehearsal {
             progress,
             report: Mutex::new(report),
             chain_up: Mutex::new(false),
+            bypass: Mutex::new(None),
         })
     }
 
@@ -241,6 +244,7 @@ impl Rehearsal {
         *self.chain_up.lock().expect("chain flag") = true;
         self.save_state(false, true)?;
         let chain = chain?;
+        *self.bypass.lock().expect("bypass") = Some(chain.bypass(self.backend.as_ref()));
         tracing::info!(
             "chain up in {} (a → b → c, {})",
             crate::util::fmt_duration(t.elapsed()),
@@ -340,7 +344,7 @@ impl Rehearsal {
 
         // --- convergence: everything committed before the fence is on C (or C cannot get there)
         self.progress.phase("waiting for c to catch up (fence)");
-        let fence = match logical_slot_dead(&chain).await {
+        let fence = match logical_slot_dead(&chain.b, &db, &chain.spec.subscription).await {
             // C cannot catch up from an invalidated slot: say so instead of waiting for nothing.
             Some(why) => Err(Error::timeout(format!(
                 "the logical slot on b is unusable ({why})"
@@ -587,15 +591,22 @@ impl Rehearsal {
     }
 
     /// Stop every server and remove data directories (unless `keep`, which leaves the chain
-    /// running for `pgrehearse down`). Always call this, whatever `run` returned.
+    /// running for `pgrehearse down`, every hop connected directly). Always call this, whatever
+    /// `run` returned.
     ///
     /// # Errors
-    /// The first failure while stopping or removing.
+    /// The first failure while stopping or removing; with `keep`, a hop that does not stream
+    /// again once off the harness's proxy (the chain is kept all the same).
     pub async fn finish(&self, keep: bool) -> Result<()> {
         if keep {
+            let bypass = self.bypass.lock().expect("bypass").take();
+            let direct = match bypass {
+                Some(b) => self.keep_direct(&b).await,
+                None => Ok(()),
+            };
             self.save_state(true, true)?;
             self.backend.detach();
-            return Ok(());
+            return direct;
         }
         let res = self.backend.teardown(false).await;
         scrub_logs(&self.run, &self.creds);
@@ -607,6 +618,19 @@ impl Rehearsal {
             let _ = self.save_state(false, false);
         }
         res
+    }
+
+    /// Before the harness lets go of a kept chain: hops through its own link proxies, which end
+    /// with it, go direct. Faults are healed by then, or cut short by an interrupt; either way
+    /// the kept chain runs without them.
+    async fn keep_direct(&self, bypass: &Bypass) -> Result<()> {
+        let done = bypass.apply().await.map_err(|e| {
+            e.context("keeping the chain: taking its hops off the harness's link proxies")
+        })?;
+        for line in done {
+            tracing::info!("kept chain: {line}");
+        }
+        Ok(())
     }
 }
 
@@ -622,30 +646,6 @@ struct Drive {
     events: crate::faults::FailoverEvents,
     heartbeat: Heartbeat,
     sampler: Sampler,
-}
-
-/// Why the logical slot on B cannot feed C any more (invalidated or gone), if so.
-async fn logical_slot_dead(chain: &Chain) -> Option<String> {
-    let snap = crate::observe::NodeSnapshot::take(&chain.b, &chain.spec.database).await;
-    if !snap.reachable {
-        return None;
-    }
-    match snap
-        .slots
-        .iter()
-        .find(|s| s.slot_name == chain.spec.subscription)
-    {
-        None => Some("the slot no longer exists".into()),
-        Some(s) if s.invalidation_reason.is_some() => Some(format!(
-            "invalidated: {}",
-            s.invalidation_reason.as_deref().unwrap_or("")
-        )),
-        Some(s) if s.conflicting == Some(true) => Some("invalidated by a recovery conflict".into()),
-        Some(s) if s.wal_status.as_deref() == Some("lost") => {
-            Some("its WAL was removed (wal_status lost)".into())
-        }
-        Some(_) => None,
-    }
 }
 
 /// Time from the last heal until C had everything again: the first sample after the heal in

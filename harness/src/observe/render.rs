@@ -11,6 +11,11 @@ fn lag_s(v: Option<f64>) -> String {
     }
 }
 
+/// A value, or "-" when there is none.
+fn or_dash<T: ToString>(v: Option<T>) -> String {
+    v.map_or_else(|| "-".into(), |v| v.to_string())
+}
+
 fn ago(s: f64) -> String {
     fmt_duration(std::time::Duration::from_secs_f64(s.max(0.0)))
 }
@@ -156,12 +161,8 @@ pub fn render_status(s: &ChainSnapshot) -> String {
                 "     walsender {:<16} {:<10} sent {} replay {}  lag write/flush/replay {}/{}/{}",
                 w.application_name,
                 w.state.as_deref().unwrap_or("-"),
-                w.sent_lsn
-                    .map(|l| l.to_string())
-                    .unwrap_or_else(|| "-".into()),
-                w.replay_lsn
-                    .map(|l| l.to_string())
-                    .unwrap_or_else(|| "-".into()),
+                or_dash(w.sent_lsn),
+                or_dash(w.replay_lsn),
                 lag_s(w.write_lag_s),
                 lag_s(w.flush_lag_s),
                 lag_s(w.replay_lag_s)
@@ -182,9 +183,7 @@ pub fn render_status(s: &ChainSnapshot) -> String {
                 sub.pid
                     .map(|p| p.to_string())
                     .unwrap_or_else(|| "none".into()),
-                sub.received_lsn
-                    .map(|l| l.to_string())
-                    .unwrap_or_else(|| "-".into()),
+                or_dash(sub.received_lsn),
                 sub.last_msg_age_s
                     .map(|s| format!("{s:.1}s ago"))
                     .unwrap_or_else(|| "-".into())

@@ -671,6 +671,17 @@ fn obs() -> Observations {
     }
 }
 
+/// The expectations `e` judged on observations `o` alone.
+fn judge_observations(e: &Expectations, o: &Observations) -> Vec<ExpectationResult> {
+    evaluate(
+        e,
+        &RunFacts {
+            observations: Some(o),
+            ..RunFacts::default()
+        },
+    )
+}
+
 fn expect_only(f: impl FnOnce(&mut Expectations)) -> Expectations {
     let mut e = Expectations {
         consistent: false,
@@ -834,15 +845,7 @@ fn rpo_max_writes_pass_fail_unknown() {
 #[test]
 fn faults_injected_is_judged_whenever_there_are_faults() {
     let e = expect_only(|_| {});
-    let judge = |o: &Observations| {
-        evaluate(
-            &e,
-            &RunFacts {
-                observations: Some(o),
-                ..RunFacts::default()
-            },
-        )
-    };
+    let judge = |o: &Observations| judge_observations(&e, o);
     // No faults: nothing to judge.
     assert!(judge(&obs()).is_empty());
     let mut o = obs();
@@ -873,16 +876,7 @@ fn faults_injected_is_judged_whenever_there_are_faults() {
 #[test]
 fn a_catalog_churn_that_completed_no_round_leaves_faults_injected_unknown() {
     let e = expect_only(|_| {});
-    let judge = |o: &Observations| {
-        evaluate(
-            &e,
-            &RunFacts {
-                observations: Some(o),
-                ..RunFacts::default()
-            },
-        )
-        .remove(0)
-    };
+    let judge = |o: &Observations| judge_observations(&e, o).remove(0);
     let churn = |rounds: u64, held: u64, first_error: Option<&str>| {
         let mut o = obs();
         o.faults = vec![FaultRecord {

@@ -190,18 +190,13 @@ impl Rehearsal {
         }
     }
 
-    /// Build the chain: A and C, A's data, B, C's schema, the subscription and initial copy;
-    /// with a fault-capable link on each hop when the scenario has link faults.
+    /// Build the chain: A and C, A's data, B, C's schema, the subscription and initial copy.
+    /// `links`: put the fault-capable links the scenario's link faults need on the hops (false:
+    /// every hop connects directly).
     ///
     /// # Errors
     /// The first phase that failed, naming the node.
-    pub async fn build(&self) -> Result<Chain> {
-        self.build_with(true).await
-    }
-
-    /// [`Rehearsal::build`]; `links`: put the links the scenario's link faults need on the
-    /// hops (false: every hop connects directly).
-    async fn build_with(&self, links: bool) -> Result<Chain> {
+    pub async fn build(&self, links: bool) -> Result<Chain> {
         self.progress.phase("building the chain (a → b → c)");
         let mut spec = self.scenario.chain_spec();
         spec.proxies &= links;
@@ -288,7 +283,7 @@ impl Rehearsal {
                 "faults are not run by up: the scenario's {faults} fault(s) are left out and every hop connects directly (pgrehearse run runs them)"
             );
         }
-        let chain = self.build_with(false).await?;
+        let chain = self.build(false).await?;
         self.save_state(true, true)?;
         self.backend.detach();
         self.progress.done();
@@ -336,7 +331,7 @@ impl Rehearsal {
     }
 
     async fn run_inner(&self) -> Result<()> {
-        let chain = self.build().await?;
+        let chain = self.build(true).await?;
         let db = chain.spec.database.clone();
         let ledger_path = self.run.file("ledger.jsonl");
         let drive = self.drive(&chain, &ledger_path).await;

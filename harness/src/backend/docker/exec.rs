@@ -5,6 +5,8 @@ use futures::StreamExt;
 use testcontainers::bollard::Docker;
 use testcontainers::bollard::container::LogOutput;
 use testcontainers::bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
+use testcontainers::bollard::models::ContainerCreateBody;
+use testcontainers::bollard::query_parameters::CreateContainerOptions;
 use tokio::io::AsyncWriteExt;
 
 use crate::error::{Error, Result};
@@ -101,6 +103,45 @@ pub async fn run(
 ///
 /// # Errors
 /// Environment error when Docker refuses the exec.
+/// Run `cmd` as `user` in a short-lived container made from `body` (called `name`, else one
+/// Docker picks), then remove it whatever happened. Errors read "`what`: ...". The body's
+/// labels should name the run, so teardown and `down --all` find the container should removing
+/// it fail here.
+///
+/// # Errors
+/// Environment error when the container cannot be created or started, or the exec fails.
+pub async fn run_throwaway(
+    docker: &Docker,
+    name: Option<&str>,
+    body: ContainerCreateBody,
+    user: &str,
+    cmd: &[String],
+    what: &str,
+) -> Result<ExecOutput> {
+    let fail = |e: &dyn std::fmt::Display| Error::environment(format!("{what}: {e}"));
+    let opts = name.map(|n| CreateContainerOptions {
+        name: Some(n.to_string()),
+        ..Default::default()
+    });
+    let id = docker
+        .create_container(opts, body)
+        .await
+        .map_err(|e| fail(&e))?
+        .id;
+    let res = async {
+        docker
+            .start_container(&id, None)
+            .await
+            .map_err(|e| fail(&e))?;
+        run(docker, &id, user, cmd, &[], None).await
+    }
+    .await;
+    if let Err(e) = super::force_remove(docker, &id).await {
+        tracing::warn!("{what}: cannot remove container {id}: {e}");
+    }
+    res
+}
+
 pub async fn spawn(docker: &Docker, container: &str, user: &str, cmd: &[String]) -> Result<()> {
     let exec = docker
         .create_exec(

@@ -19,7 +19,7 @@ use async_trait::async_trait;
 use testcontainers::bollard::Docker;
 use testcontainers::bollard::models::{NetworkCreateRequest, PortBinding};
 use testcontainers::bollard::query_parameters::{
-    CreateContainerOptions, ListContainersOptions, ListNetworksOptions, RemoveContainerOptions,
+    ListContainersOptions, ListNetworksOptions, RemoveContainerOptions,
 };
 use testcontainers::core::{ContainerPort, WaitFor};
 use testcontainers::runners::AsyncRunner;
@@ -54,14 +54,21 @@ fn this_host() -> String {
 /// The labels on everything of `run` in Docker: `down --all` tells live runs from leftovers
 /// by them, even before the run's state file exists and wherever its directory is.
 fn run_labels(run: &RunDir) -> HashMap<String, String> {
+    let mut labels = owned_labels(run.id());
+    labels.insert(DIR_LABEL.to_string(), run.path().display().to_string());
+    labels
+}
+
+/// The labels of anything this process creates in Docker for `run_id`: `down --all` finds it
+/// by them, and leaves it alone while this process lives.
+fn owned_labels(run_id: &str) -> HashMap<String, String> {
     [
         (LABEL.to_string(), "1".to_string()),
-        (RUN_LABEL.to_string(), run.id().to_string()),
+        (RUN_LABEL.to_string(), run_id.to_string()),
         (
             OWNER_LABEL.to_string(),
             format!("{}/{}", this_host(), std::process::id()),
         ),
-        (DIR_LABEL.to_string(), run.path().display().to_string()),
     ]
     .into()
 }
@@ -347,13 +354,7 @@ impl DockerBackend {
                     .with_detail(format!("ports tried: {taken:?}")));
             }
             tracing::debug!("port {p} was taken before {cname} could bind it: {msg}");
-            let opts = RemoveContainerOptions {
-                force: true,
-                ..Default::default()
-            };
-            if let Err(e) = self.docker.remove_container(cname, Some(opts)).await
-                && !already_gone(&e)
-            {
+            if let Err(e) = force_remove(&self.docker, cname).await {
                 return Err(Error::environment(format!(
                     "cannot remove container {cname}, which could not bind port {p}, to try another port: {e}"
                 )));
@@ -662,22 +663,11 @@ pub async fn known_settings(
     image: &ImageChoice,
 ) -> Result<crate::pg::KnownSettings> {
     use testcontainers::bollard::models::{ContainerCreateBody, HostConfig};
-    let labels: HashMap<String, String> = [
-        (LABEL.to_string(), "1".to_string()),
-        (
-            RUN_LABEL.to_string(),
-            format!(
-                "settings-probe-{}-{:04x}",
-                std::process::id(),
-                rand::random::<u16>()
-            ),
-        ),
-        (
-            OWNER_LABEL.to_string(),
-            format!("{}/{}", this_host(), std::process::id()),
-        ),
-    ]
-    .into();
+    let labels = owned_labels(&format!(
+        "settings-probe-{}-{:04x}",
+        std::process::id(),
+        rand::random::<u16>()
+    ));
     let body = ContainerCreateBody {
         image: Some(image.reference()),
         entrypoint: Some(vec!["sleep".into()]),
@@ -690,40 +680,16 @@ pub async fn known_settings(
         }),
         ..Default::default()
     };
-    let fail = |e: &dyn std::fmt::Display| {
-        Error::environment(format!(
-            "cannot ask image {} which settings its server knows: {e}",
-            image.reference()
-        ))
-    };
-    let id = docker
-        .create_container(None::<CreateContainerOptions>, body)
-        .await
-        .map_err(|e| fail(&e))?
-        .id;
-    let res = async {
-        docker
-            .start_container(&id, None)
-            .await
-            .map_err(|e| fail(&e))?;
-        let cmd = ["postgres".to_string(), "--describe-config".to_string()];
-        exec::run(docker, &id, "postgres", &cmd, &[], None).await
-    }
-    .await;
-    let opts = RemoveContainerOptions {
-        force: true,
-        ..Default::default()
-    };
-    if let Err(e) = docker.remove_container(&id, Some(opts)).await
-        && !already_gone(&e)
-    {
-        // It stops by itself within a minute, and Docker then removes it.
-        tracing::warn!("cannot remove settings probe container {id}: {e}");
-    }
-    let out = res?;
+    let what = format!(
+        "cannot ask image {} which settings its server knows",
+        image.reference()
+    );
+    let cmd = ["postgres".to_string(), "--describe-config".to_string()];
+    // It also stops by itself within a minute, and Docker then removes it.
+    let out = exec::run_throwaway(docker, None, body, "postgres", &cmd, &what).await?;
     if out.code != 0 {
-        return Err(fail(&format!(
-            "postgres --describe-config exited {}: {}",
+        return Err(Error::environment(format!(
+            "{what}: postgres --describe-config exited {}: {}",
             out.code,
             out.stderr_text()
         )));
@@ -811,6 +777,23 @@ fn start_error(cname: &str, port: u16, port_set: bool, msg: &str) -> Error {
     }
 }
 
+/// Stop (SIGKILL) and remove container `id` with its anonymous volumes; one already gone is
+/// not an error.
+pub(super) async fn force_remove(
+    docker: &Docker,
+    id: &str,
+) -> std::result::Result<(), testcontainers::bollard::errors::Error> {
+    let opts = RemoveContainerOptions {
+        force: true,
+        v: true,
+        ..Default::default()
+    };
+    match docker.remove_container(id, Some(opts)).await {
+        Err(e) if !already_gone(&e) => Err(e),
+        _ => Ok(()),
+    }
+}
+
 /// Whether a removal failed only because the thing was already gone.
 fn already_gone(e: &testcontainers::bollard::errors::Error) -> bool {
     matches!(
@@ -832,14 +815,7 @@ pub async fn remove_by_label(docker: &Docker, label: &str, value: &str) -> Resul
     let (containers, networks) = labelled(docker, label, value).await?;
     for c in containers {
         let Some(id) = c.id.clone() else { continue };
-        let opts = RemoveContainerOptions {
-            force: true,
-            v: true,
-            ..Default::default()
-        };
-        if let Err(e) = docker.remove_container(&id, Some(opts)).await
-            && !already_gone(&e)
-        {
+        if let Err(e) = force_remove(docker, &id).await {
             tracing::warn!("cannot remove container {}: {e}", container_name(&c));
         }
     }

@@ -12,7 +12,6 @@ use std::sync::Mutex;
 
 use testcontainers::bollard::Docker;
 use testcontainers::bollard::models::{ContainerCreateBody, HostConfig};
-use testcontainers::bollard::query_parameters::{CreateContainerOptions, RemoveContainerOptions};
 
 use super::exec::{self, ExecOutput, sh};
 use crate::error::{Error, Result};
@@ -139,35 +138,7 @@ impl NetTools {
             }),
             ..Default::default()
         };
-        let opts = CreateContainerOptions {
-            name: Some(name.clone()),
-            ..Default::default()
-        };
-        let fail =
-            |e: &dyn std::fmt::Display| Error::environment(format!("helper container {name}: {e}"));
-        self.docker
-            .create_container(Some(opts), body)
-            .await
-            .map_err(|e| fail(&e))?;
-        let res = async {
-            self.docker
-                .start_container(&name, None)
-                .await
-                .map_err(|e| fail(&e))?;
-            exec::run(&self.docker, &name, "root", &sh(script), &[], None).await
-        }
-        .await;
-        // Labelled with the run, so teardown and `down --all` would find it if this failed.
-        let _ = self
-            .docker
-            .remove_container(
-                &name,
-                Some(RemoveContainerOptions {
-                    force: true,
-                    ..Default::default()
-                }),
-            )
-            .await;
-        res
+        let what = format!("helper container {name}");
+        exec::run_throwaway(&self.docker, Some(&name), body, "root", &sh(script), &what).await
     }
 }

@@ -51,6 +51,29 @@ fn postgres_15_binaries_are_refused_before_anything_starts() {
 }
 
 #[test]
+fn a_fault_the_local_backend_cannot_do_is_refused_with_its_line_before_anything_starts() {
+    let (_d, path) = cli::scenario(
+        "loss",
+        "version = 1\n[workload]\nduration = \"10s\"\n\n[[faults]]\nkind = \"loss\"\nhop = \"b-c\"\nloss = \"5%\"\nat = \"2s\"\n",
+    );
+    let out = cli::run(&["run", path.to_str().unwrap()]);
+    let err = cli::stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains(&format!("{}:6", path.display())), "{err}");
+    assert!(err.contains("loss 5% on b-c"), "{err}");
+    assert!(
+        err.contains("docker backend"),
+        "the hint says where it runs: {err}"
+    );
+    assert!(cli::run_dir(&err).is_none(), "{err}");
+
+    // `up` runs no faults, so the same file builds a chain.
+    let (_, run, down) = cli::up(&[path.to_str().unwrap()]);
+    drop(down);
+    cli::assert_cleaned_up(&run);
+}
+
+#[test]
 fn a_missing_seed_file_is_named_with_the_scenario_line() {
     let (d, path) = cli::scenario("byo", "version = 1\n\n[data]\nsql = \"data/nope.sql\"\n");
     let out = cli::run(&["run", path.to_str().unwrap()]);
@@ -60,6 +83,10 @@ fn a_missing_seed_file_is_named_with_the_scenario_line() {
     assert!(
         err.contains(&d.path().join("data/nope.sql").display().to_string()),
         "{err}"
+    );
+    assert!(
+        cli::run_dir(&err).is_none(),
+        "nothing may be started: {err}"
     );
 }
 
@@ -79,6 +106,10 @@ fn a_port_already_taken_is_named_and_the_half_built_chain_is_removed() {
         "{err}"
     );
     let run = cli::run_dir(&err).expect("the run started before the port clash");
+    assert!(
+        run.join("logs/a.log").is_file(),
+        "a was started before c's port clashed, so there was something to clean up"
+    );
     cli::assert_cleaned_up(&run);
     drop(taken);
 }

@@ -56,7 +56,7 @@ async fn a_taken_port_is_named_and_nothing_is_left_running() {
 }
 
 #[tokio::test]
-async fn an_automatic_port_avoids_a_taken_one() {
+async fn a_node_without_a_fixed_port_gets_a_free_one_and_answers() {
     let (backend, creds) = common::backend("port-auto");
     let node = backend
         .init_primary(&NodeSpec::new("a", creds.superuser.clone()))

@@ -1,6 +1,6 @@
-//! Link faults on one hop at once: they add up, and healing one leaves the others in force. A
-//! fault the backend cannot do (packet loss through the local TCP proxy) is reported with the
-//! reason, and the rehearsal does not pass as if it had happened.
+//! Link faults on one hop at once: they add up, and healing one leaves the others in force.
+//! (A fault the local backend cannot do at all, packet loss, is refused before the run starts:
+//! tests/bad_input_cli.rs.)
 //!
 //! Then each link fault alone on the real chain, on each hop, through the same fault code a
 //! scenario runs: a link going down drops that hop's replication connection and the chain
@@ -24,7 +24,7 @@ use harness::wait::{Check, wait_for};
 use serde_json::Value;
 
 #[test]
-fn overlapping_faults_on_a_hop_compose_and_an_impossible_one_is_not_a_pass() {
+fn overlapping_faults_on_a_hop_compose_and_heal_one_by_one() {
     let (_d, path) = cli::scenario(
         "overlap",
         r#"version = 1
@@ -34,13 +34,6 @@ seed = 7
 initial_rows = 100
 rate = 150
 duration = "14s"
-
-[[faults]]
-kind = "loss"
-hop = "a-b"
-loss = "5%"
-at = "1s"
-heal_at = "13s"
 
 [[faults]]
 kind = "latency"
@@ -68,14 +61,6 @@ converges_within = "60s"
         serde_json::from_str(&std::fs::read_to_string(run.join("report.json")).unwrap()).unwrap();
     cli::assert_cleaned_up(&run);
 
-    // Loss needs a packet network: refused on the local backend, with where it can be done.
-    let loss = &r["observations"]["faults"][0];
-    assert!(loss["injected_ms"].is_null(), "{loss:#}");
-    assert!(
-        loss["error"].as_str().unwrap().contains("docker backend"),
-        "{loss:#}"
-    );
-    // ... so the run is not a pass, though the chain itself stayed consistent.
     let verdict = |name: &str| {
         r["expectations"]
             .as_array()
@@ -85,10 +70,10 @@ converges_within = "60s"
             .unwrap_or_else(|| panic!("{name} not judged: {:#}", r["expectations"]))["verdict"]
             .clone()
     };
-    assert_eq!(verdict("faults_injected"), "unknown");
+    assert_eq!(verdict("faults_injected"), "valid");
     assert_eq!(verdict("consistent"), "valid");
     assert_eq!(verdict("consistent_after_heal"), "valid");
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(out.status.code(), Some(0), "{err}");
 
     // The latency outlives the partition healed at 6 s: B still replays late afterwards.
     let after_partition: Vec<f64> = r["observations"]["series"]

@@ -11,7 +11,7 @@ use harness::verify::{self, VerifyOptions};
 use harness::{Error, Result};
 
 use super::ui::{BarProgress, Ui};
-use super::{BenchCommand, DownArgs, PgCommand, RunArgs, StatusArgs, VerifyArgs};
+use super::{BenchCommand, ChainArgs, DownArgs, PgCommand, StatusArgs, VerifyArgs};
 
 /// Wait for Ctrl-C or SIGTERM.
 pub async fn shutdown_signal() {
@@ -130,8 +130,10 @@ pub fn pg(cmd: PgCommand, ui: &Ui) -> Result<i32> {
     Ok(0)
 }
 
-/// `run` and `up`.
-pub async fn run(args: RunArgs, up: bool, ui: &Ui) -> Result<i32> {
+/// `run` (`keep`: Some, whether to leave the chain up) and `up` (`keep`: None).
+pub async fn run(args: ChainArgs, keep: Option<bool>, json: bool, ui: &Ui) -> Result<i32> {
+    let up = keep.is_none();
+    let keep = keep.unwrap_or(false);
     let scenario = Scenario::load(&args.scenario)?;
     // The seed comes first, before anything can fail: a run is only replayable if its seed is
     // known.
@@ -150,8 +152,9 @@ pub async fn run(args: RunArgs, up: bool, ui: &Ui) -> Result<i32> {
         pg_bin: args.pg_bin.clone(),
         runs_dir: args.runs_dir.clone(),
         backend: args.backend,
+        build_only: up,
     };
-    let progress: Arc<dyn harness::run::Progress> = if args.json {
+    let progress: Arc<dyn harness::run::Progress> = if json {
         Arc::new(harness::run::NoProgress)
     } else {
         BarProgress::new(ui)
@@ -172,7 +175,7 @@ pub async fn run(args: RunArgs, up: bool, ui: &Ui) -> Result<i32> {
         };
         return match res {
             Ok(chain) => {
-                print_up(ui, &r, &chain, &runs_dir_flag);
+                print_up(ui, &r, &chain, &runs_dir_flag, json)?;
                 Ok(0)
             }
             Err(e) => {
@@ -191,8 +194,8 @@ pub async fn run(args: RunArgs, up: bool, ui: &Ui) -> Result<i32> {
         eprintln!("pgrehearse: interrupted; stopping servers and removing their data");
         let _ = r.write_report();
     }
-    let fin = r.finish(args.keep).await;
-    if args.keep {
+    let fin = r.finish(keep).await;
+    if keep {
         eprintln!(
             "pgrehearse: --keep: the chain is still running; `pgrehearse status{runs_dir_flag}` / `pgrehearse down --run {}{runs_dir_flag}`",
             r.run.id()
@@ -212,7 +215,7 @@ pub async fn run(args: RunArgs, up: bool, ui: &Ui) -> Result<i32> {
         }
     };
     fin?;
-    if args.json {
+    if json {
         ui.out(
             serde_json::to_string_pretty(&report)
                 .map_err(|e| Error::internal("json").with_source(e))?,
@@ -228,13 +231,42 @@ pub async fn run(args: RunArgs, up: bool, ui: &Ui) -> Result<i32> {
 }
 
 /// `runs_dir_flag`: ` --runs-dir DIR` when the run is not in the default runs folder, else empty.
-fn print_up(ui: &Ui, r: &Rehearsal, chain: &harness::chain::Chain, runs_dir_flag: &str) {
-    ui.out(format!("chain up (run {}):", r.run.id()));
-    for (n, what) in [
+fn print_up(
+    ui: &Ui,
+    r: &Rehearsal,
+    chain: &harness::chain::Chain,
+    runs_dir_flag: &str,
+    json: bool,
+) -> Result<()> {
+    let nodes = [
         (&chain.a, "primary"),
         (&chain.b, "hot standby of a"),
         (&chain.c, "target, subscribed to b"),
-    ] {
+    ];
+    if json {
+        let conn = |n: &harness::node::Node| n.admin().with_db(&chain.spec.database).display();
+        let doc = serde_json::json!({
+            "run": r.run.id(),
+            "run_dir": r.run.path(),
+            "database": chain.spec.database,
+            "nodes": nodes
+                .iter()
+                .map(|(n, role)| serde_json::json!({
+                    "name": n.name(),
+                    "role": role,
+                    "conninfo": conn(n),
+                }))
+                .collect::<Vec<_>>(),
+            "passfile": r.run.passfile(),
+        });
+        ui.out(
+            serde_json::to_string_pretty(&doc)
+                .map_err(|e| Error::internal("json").with_source(e))?,
+        );
+        return Ok(());
+    }
+    ui.out(format!("chain up (run {}):", r.run.id()));
+    for (n, what) in nodes {
         ui.out(format!(
             "  {} ({what}):  psql \"{}\"",
             n.name(),
@@ -249,6 +281,7 @@ fn print_up(ui: &Ui, r: &Rehearsal, chain: &harness::chain::Chain, runs_dir_flag
     ui.out(format!(
         "next: pgrehearse status{f} · pgrehearse verify{f} · pgrehearse down{f}"
     ));
+    Ok(())
 }
 
 /// A few lines for the terminal; the report files carry everything.

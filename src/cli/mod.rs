@@ -27,7 +27,7 @@ pub enum Command {
     /// Build the chain, run the workload, verify C, write the report, tear everything down.
     Run(RunArgs),
     /// Build the chain and leave it running; prints connection strings for A, B and C.
-    Up(RunArgs),
+    Up(UpArgs),
     /// Show lag, slots and the subscription of a running chain.
     Status(StatusArgs),
     /// Verify C against A row by row on a running chain.
@@ -42,8 +42,9 @@ pub enum Command {
     Bench(BenchCommand),
 }
 
+/// What `run` and `up` share: the scenario and where and with what the chain is built.
 #[derive(Args, Debug, Clone)]
-pub struct RunArgs {
+pub struct ChainArgs {
     /// Scenario file (TOML), e.g. scenarios/smoke.toml.
     pub scenario: PathBuf,
     /// Seed for every random choice (overrides the scenario's); printed first so a run can be
@@ -59,10 +60,25 @@ pub struct RunArgs {
     /// Where the nodes run, overriding the scenario: local processes or Docker containers.
     #[arg(long, value_parser = parse_backend, value_name = "local|docker")]
     pub backend: Option<harness::backend::BackendKind>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub chain: ChainArgs,
     /// Leave servers and data in place after the run (`pgrehearse down` removes them).
     #[arg(long)]
     pub keep: bool,
     /// Print the report as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct UpArgs {
+    #[command(flatten)]
+    pub chain: ChainArgs,
+    /// Print the run and the nodes' connection strings as JSON on stdout.
     #[arg(long)]
     pub json: bool,
 }
@@ -196,8 +212,8 @@ fn humantime_parse(s: &str) -> Result<std::time::Duration, String> {
 /// Run the command; returns the process exit code.
 pub async fn dispatch(cli: Cli, ui: ui::Ui) -> i32 {
     let res = match cli.command {
-        Command::Run(a) => commands::run(a, false, &ui).await,
-        Command::Up(a) => commands::run(a, true, &ui).await,
+        Command::Run(a) => commands::run(a.chain, Some(a.keep), a.json, &ui).await,
+        Command::Up(a) => commands::run(a.chain, None, a.json, &ui).await,
         Command::Status(a) => commands::status(a, &ui).await,
         Command::Verify(a) => commands::verify(a, &ui).await,
         Command::Down(a) => commands::down(a, &ui).await,

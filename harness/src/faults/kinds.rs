@@ -24,14 +24,14 @@ pub trait Fault: Send + Sync {
     fn annotate(&self, _record: &mut FaultRecord) {}
 }
 
-/// The fault implementing `kind`.
-pub fn build(kind: &FaultKind) -> Box<dyn Fault> {
-    match kind.clone() {
+/// The hop a link fault acts on and what it makes that hop do (None: not a link fault).
+pub fn link_state(kind: &FaultKind) -> Option<(Hop, LinkState)> {
+    let (hop, state) = match kind.clone() {
         FaultKind::Latency {
             hop,
             latency,
             jitter,
-        } => Link::new(
+        } => (
             hop,
             LinkState {
                 latency,
@@ -39,34 +39,50 @@ pub fn build(kind: &FaultKind) -> Box<dyn Fault> {
                 ..Default::default()
             },
         ),
-        FaultKind::Bandwidth { hop, bytes_per_sec } => Link::new(
+        FaultKind::Bandwidth { hop, bytes_per_sec } => (
             hop,
             LinkState {
                 bandwidth: Some(bytes_per_sec),
                 ..Default::default()
             },
         ),
-        FaultKind::Loss { hop, percent } => Link::new(
+        FaultKind::Loss { hop, percent } => (
             hop,
             LinkState {
                 loss: percent / 100.0,
                 ..Default::default()
             },
         ),
-        FaultKind::Partition { hop } => Link::new(
+        FaultKind::Partition { hop } => (
             hop,
             LinkState {
                 mode: LinkMode::Blackhole,
                 ..Default::default()
             },
         ),
-        FaultKind::LinkDown { hop } => Link::new(
+        FaultKind::LinkDown { hop } => (
             hop,
             LinkState {
                 mode: LinkMode::Down,
                 ..Default::default()
             },
         ),
+        _ => return None,
+    };
+    Some((hop, state))
+}
+
+/// The fault implementing `kind`.
+pub fn build(kind: &FaultKind) -> Box<dyn Fault> {
+    if let Some((hop, state)) = link_state(kind) {
+        return Link::new(hop, state);
+    }
+    match kind.clone() {
+        FaultKind::Latency { .. }
+        | FaultKind::Bandwidth { .. }
+        | FaultKind::Loss { .. }
+        | FaultKind::Partition { .. }
+        | FaultKind::LinkDown { .. } => unreachable!("link faults are built above"),
         FaultKind::Kill { node } => Box::new(NodeFault {
             node,
             action: NodeAction::Kill,

@@ -8,6 +8,20 @@ use super::proxy::{LinkProxy, LinkState};
 use crate::error::{Error, Result};
 use crate::node::Endpoint;
 
+/// Whether a harness TCP proxy on `hop` can do what `state` asks.
+///
+/// # Errors
+/// Environment error saying why not and where it can be done.
+pub fn proxy_can(hop: Hop, state: &LinkState) -> Result<()> {
+    if state.loss > 0.0 {
+        return Err(Error::environment(format!(
+            "packet loss on {hop} needs a packet network: the local backend's link is a TCP proxy, and a TCP stream never loses bytes (the kernel retransmits)"
+        ))
+        .with_hint("run loss faults on the docker backend (iptables drops packets at random there), or model a lossy link's retransmission stalls with latency and jitter"));
+    }
+    Ok(())
+}
+
 /// Controls the network between the two ends of a hop.
 #[async_trait]
 pub trait LinkControl: Send + Sync {
@@ -100,14 +114,7 @@ impl LinkControl for ProxyLink {
         Some(self.proxy.endpoint())
     }
     fn check(&self, state: &LinkState) -> Result<()> {
-        if state.loss > 0.0 {
-            return Err(Error::environment(format!(
-                "packet loss on {} needs a packet network: the local backend's link is a TCP proxy, and a TCP stream never loses bytes (the kernel retransmits)",
-                self.hop
-            ))
-            .with_hint("run loss faults on the docker backend (iptables drops packets at random there), or model a lossy link's retransmission stalls with latency and jitter"));
-        }
-        Ok(())
+        proxy_can(self.hop, state)
     }
     async fn apply(&self, state: &LinkState) -> Result<()> {
         self.proxy.set(state.clone());

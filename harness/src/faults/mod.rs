@@ -8,8 +8,8 @@ mod model;
 pub mod proxy;
 mod runtime;
 
-pub use kinds::{Fault, build};
-pub use link::{LinkControl, ProxyLink};
+pub use kinds::{Fault, build, link_state};
+pub use link::{LinkControl, ProxyLink, proxy_can};
 pub use model::{ChurnRecord, FaultKind, FaultRecord, FaultSpec, Hop};
 pub use proxy::{LinkMode, LinkProxy, LinkState};
 pub use runtime::{FailoverEvents, FaultEnv, Links, Timeline};

@@ -248,6 +248,10 @@ pub struct FaultSpec {
     /// for one-shot kinds).
     #[serde(with = "humantime_serde_compat::option")]
     pub heal_at: Option<Duration>,
+    /// The line of the entry's `kind` in the scenario file, for errors found once the backend
+    /// is known (None: not read from a file).
+    #[serde(skip)]
+    pub line: Option<usize>,
 }
 
 /// What happened to one fault during the run.

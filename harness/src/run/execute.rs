@@ -28,6 +28,22 @@ use crate::scenario::Scenario;
 use crate::verify::{self, VerifyOptions};
 use crate::workload::{self, Target, WorkloadConfig};
 
+/// On the local backend every hop's link is a harness TCP proxy: a fault one cannot do (packet
+/// loss) is refused before anything starts, naming its line, rather than found at its time.
+fn faults_a_proxy_can(scenario: &Scenario) -> Result<()> {
+    for f in &scenario.faults {
+        let Some((hop, state)) = crate::faults::link_state(&f.kind) else {
+            continue;
+        };
+        crate::faults::proxy_can(hop, &state).map_err(|e| {
+            let file = scenario.path.display();
+            let at = f.line.map_or(file.to_string(), |l| format!("{file}:{l}"));
+            e.context(format!("{at}: {} on the local backend", f.kind.describe()))
+        })?;
+    }
+    Ok(())
+}
+
 /// Choices made on the command line rather than in the scenario.
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
@@ -39,6 +55,9 @@ pub struct RunOptions {
     pub runs_dir: Option<PathBuf>,
     /// Overrides the scenario's backend (`--backend`).
     pub backend: Option<BackendKind>,
+    /// The chain will only be built (`up`): the scenario's faults are not run, so not checked
+    /// against the backend either.
+    pub build_only: bool,
 }
 
 /// One rehearsal in progress.
@@ -75,6 +94,9 @@ impl Rehearsal {
     ) -> Result<Rehearsal> {
         let seed = opts.seed.unwrap_or_else(|| scenario.seed_or_random());
         let kind = opts.backend.unwrap_or(scenario.chain.backend);
+        if kind == BackendKind::Local && !opts.build_only {
+            faults_a_proxy_can(&scenario)?;
+        }
         let user = ServerUser::resolve()?;
         let creds = Credentials::generate();
         let (pg, run, backend): (Option<PgInstall>, RunDir, Arc<dyn Backend>) = match kind {

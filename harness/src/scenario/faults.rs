@@ -201,7 +201,12 @@ impl<'a> Entry<'a> {
             }
         };
         let (at, heal_at) = self.timing(workload, kind.one_shot())?;
-        Ok(FaultSpec { kind, at, heal_at })
+        Ok(FaultSpec {
+            kind,
+            at,
+            heal_at,
+            line: Some(self.src.line_col(self.kind_span.start).0),
+        })
     }
 
     /// `at` within the workload, and `heal_at` after it.

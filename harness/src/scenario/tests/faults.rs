@@ -21,7 +21,7 @@ fn with_faults(faults: &str) -> String {
 
 #[test]
 fn every_kind_is_read_in_file_order() {
-    let s = parse(&with_faults(
+    let text = with_faults(
         r#"
 [[faults]]
 kind = "latency"
@@ -131,8 +131,20 @@ at = "45s"
 kind = "primary_failure"
 at = "1m50s"
 "#,
-    ));
-    let spec = |kind, at, heal_at| FaultSpec { kind, at, heal_at };
+    );
+    let s = parse(&text);
+    // Each entry remembers where its `kind` is, for errors found once the backend is known.
+    let mut kind_lines = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| l.starts_with("kind = "))
+        .map(|(i, _)| i + 1);
+    let mut spec = |kind, at, heal_at| FaultSpec {
+        kind,
+        at,
+        heal_at,
+        line: kind_lines.next(),
+    };
     let expected = vec![
         spec(
             FaultKind::Latency {

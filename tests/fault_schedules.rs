@@ -76,6 +76,19 @@ fn run_case(rt: &tokio::runtime::Runtime, text: &str) -> Result<(), TestCaseErro
         res.map_err(|e| TestCaseError::fail(format!("run failed: {e:?}")))
     })?;
     let (report, _) = res;
+    let faults = report
+        .observations
+        .as_ref()
+        .map(|o| o.faults.clone())
+        .unwrap_or_default();
+    for f in &faults {
+        prop_assert!(
+            f.injected_ms.is_some() && f.healed_ms.is_some() && f.error.is_none(),
+            "every fault injected and healed without error: {:?}; report in {}",
+            f,
+            report.run_dir.display()
+        );
+    }
     let lost: u64 = report.ledger.iter().map(|l| l.lost.count).sum();
     prop_assert_eq!(
         lost,

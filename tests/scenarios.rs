@@ -1,4 +1,4 @@
-//! Every shipped fault scenario, run as a user runs it: `pgrehearse run scenarios/<name>.toml`.
+//! Every shipped scenario (smoke and each fault scenario), run as a user runs it: `pgrehearse run scenarios/<name>.toml`.
 //! Each must pass its own expectations (exit 0), and each test checks one observation that
 //! shows the fault really happened, from the report's time series.
 
@@ -40,6 +40,16 @@ fn run_shipped(name: &str, extra: &[&str]) -> (Value, PathBuf) {
         "{name}: expectations did not hold:\n{:#}\nstderr:\n{err}",
         report["expectations"]
     );
+    for f in report["observations"]["faults"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        assert!(
+            f["injected_ms"].as_u64().is_some() && f["error"].is_null(),
+            "{name}: every fault injected without error: {f:#}"
+        );
+    }
     std::mem::forget(down);
     (report, run)
 }
@@ -124,6 +134,19 @@ fn stays_under(v: &[f64], typical: f64, worst: f64) -> bool {
 
 fn slot(r: &Value) -> &Value {
     &r["observations"]["slot"]
+}
+
+/// The README's first command, as shipped: the whole chain, every workload table, 30 s of writes.
+#[test]
+fn the_smoke_scenario_the_readme_runs_ends_consistent() {
+    let r = run_scenario("smoke");
+    assert_eq!(r["verdict"], "valid", "{:#}", r["expectations"]);
+    let w = &r["workload"];
+    assert!(w["ok"].as_u64().unwrap() > 3000, "{w:#}");
+    for v in r["verify"].as_array().unwrap() {
+        assert_eq!(v["verdict"], "valid", "{v:#}");
+        assert_eq!(v["tables"].as_array().unwrap().len(), 5, "{v:#}");
+    }
 }
 
 #[test]
@@ -224,6 +247,11 @@ fn partition_b_c_grows_b_to_c_lag_while_a_to_b_stays_flat() {
     assert!(
         max(&ab) < max(&bc) / 10.0,
         "a→b must stay flat: a→b {ab:?} vs b→c {bc:?}"
+    );
+    let ab_s = series(&r, "ab_s", 8.0, 19.0);
+    assert!(
+        stays_under(&ab_s, 0.1, 0.4),
+        "a→b replay lag must stay flat (and be measured): {ab_s:?}"
     );
     assert_eq!(slot(&r)["survived"], true);
 }

@@ -137,13 +137,23 @@ pub(super) fn faults_injected(obs: &Observations) -> ExpectationResult {
             ),
         })
         .collect();
+    // Injected, but injecting or healing went wrong: half in force, or never lifted.
+    let errored: Vec<String> = obs
+        .faults
+        .iter()
+        .filter(|f| f.injected_ms.is_some())
+        .filter_map(|f| Some(format!("{}: {}", f.description, f.error.as_ref()?)))
+        .collect();
     let idle: Vec<String> = obs.faults.iter().filter_map(idle_fault).collect();
     let injected = obs.faults.len() - missing.len();
     let mut observed = format!("{injected} of {} injected", obs.faults.len());
+    if !errored.is_empty() {
+        observed.push_str(&format!("; {} with errors", errored.len()));
+    }
     if !idle.is_empty() {
         observed.push_str(&format!("; {} without effect", idle.len()));
     }
-    if missing.is_empty() && idle.is_empty() {
+    if missing.is_empty() && errored.is_empty() && idle.is_empty() {
         let evidence = obs
             .faults
             .iter()
@@ -167,6 +177,12 @@ pub(super) fn faults_injected(obs: &Observations) -> ExpectationResult {
         evidence.push(format!(
             "not injected, so the chain's behaviour under them is unknown: {}",
             missing.join("; ")
+        ));
+    }
+    if !errored.is_empty() {
+        evidence.push(format!(
+            "injected with errors, so what was in force is unknown: {}",
+            errored.join("; ")
         ));
     }
     if !idle.is_empty() {

@@ -871,6 +871,17 @@ fn faults_injected_is_judged_whenever_there_are_faults() {
         "not injected, so the chain's behaviour under them is unknown: latency 500ms on a-b: \
          injecting: this kernel has no netem"
     );
+    // Injected, but its heal failed: it may still be in force.
+    o.faults.pop();
+    o.faults[0].error = Some("healing: iptables: resource busy".into());
+    let r = judge(&o).remove(0);
+    assert_eq!(r.verdict, Verdict::Unknown);
+    assert_eq!(r.observed, "1 of 1 injected; 1 with errors");
+    assert_eq!(
+        r.evidence,
+        "injected with errors, so what was in force is unknown: partition a-b: healing: \
+         iptables: resource busy"
+    );
 }
 
 #[test]

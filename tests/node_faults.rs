@@ -87,12 +87,23 @@ fn window_max(r: &Value, field: &str, from: f64, to: f64) -> f64 {
         .fold(0.0, f64::max)
 }
 
+/// The node's server log says it crashed (no shutdown checkpoint), not that it was stopped.
+fn assert_crashed(run: &std::path::Path, node: &str) {
+    let log = std::fs::read_to_string(run.join("logs").join(format!("{node}.log"))).unwrap();
+    assert!(
+        log.contains("not properly shut down") || log.contains("interrupted while in recovery"),
+        "{node} restarted without crash recovery:\n{}",
+        harness::node::tail(&log, 30)
+    );
+}
+
 #[test]
 fn kill_9_of_the_standby_then_restart() {
-    let r = rehearse(
+    let (run, r) = rehearse_in(
         "kill-b",
         "[[faults]]\nkind = \"kill\"\nnode = \"b\"\nat = \"3s\"\nheal_at = \"7s\"\n",
     );
+    assert_crashed(&run, "b");
     // While B is dead, C sees nothing new: the end-to-end lag grows.
     assert!(
         window_max(&r, "e2e_s", 4.0, 7.0) >= 1.0,
@@ -116,9 +127,28 @@ fn a_paused_target_falls_behind_and_catches_up() {
 
 #[test]
 fn replay_paused_on_b_freezes_b_and_c_with_it() {
-    let r = rehearse(
+    let (run, r) = rehearse_in(
         "replay-pause",
         "[[faults]]\nkind = \"replay_pause\"\nat = \"3s\"\nheal_at = \"8s\"\n",
+    );
+    // The sampler saw B's replay paused during the fault, and running again after it.
+    let (from, to) = fault_window(&r, 0);
+    let paused = |lo: u64, hi: u64| -> Vec<Option<bool>> {
+        samples(&run)
+            .iter()
+            .filter(|s| (lo..hi).contains(&s.t_ms))
+            .filter_map(|s| s.node("b").map(|b| b.replay_paused))
+            .collect()
+    };
+    let during = paused(from + 500, to);
+    assert!(
+        !during.is_empty() && during.iter().all(|p| *p == Some(true)),
+        "{during:?}"
+    );
+    let after = paused(to + 500, u64::MAX);
+    assert!(
+        !after.is_empty() && after.iter().all(|p| *p == Some(false)),
+        "{after:?}"
     );
     assert!(
         window_max(&r, "ab_bytes", 4.0, 8.0) > 50_000.0,
@@ -174,10 +204,11 @@ fn stopping_and_restarting_the_primary_loses_nothing_acknowledged() {
 
 #[test]
 fn kill_9_of_the_target_then_restart_resumes_the_subscription() {
-    let r = rehearse(
+    let (run, r) = rehearse_in(
         "kill-c",
         "[[faults]]\nkind = \"kill\"\nnode = \"c\"\nat = \"3s\"\nheal_at = \"6s\"\n",
     );
+    assert_crashed(&run, "c");
     // C restarts from its replication origin: nothing is applied twice or skipped (the run's
     // `consistent` expectation held), and the lag shows the outage.
     assert!(

@@ -41,6 +41,12 @@ fn a_ten_second_rehearsal_ends_consistent_and_leaves_nothing_running() {
         serde_json::from_str(&std::fs::read_to_string(run.join("report.json")).unwrap()).unwrap();
     assert_eq!(report["verdict"], "valid", "{report:#}");
     assert_eq!(report["seed"], 7);
+    // No pg_version in the scenario: 17, the default.
+    assert_eq!(
+        report["postgres"]["version"]["major"], 17,
+        "{:#}",
+        report["postgres"]
+    );
     let w = &report["workload"];
     assert!(w["ok"].as_u64().unwrap() > 1000, "{w:#}");
     let c_vs_a = report["verify"]
@@ -70,8 +76,24 @@ initial_rows = 200
 #[test]
 fn changes_made_on_c_behind_the_subscriptions_back_are_reported_key_by_key() {
     let (_d, path) = cli::scenario("drift", UP);
-    let (_, run, _down) = cli::up(&[path.to_str().unwrap()]);
+    let (out, run, _down) = cli::up(&[path.to_str().unwrap(), "--json"]);
     let run_arg = run.to_str().unwrap().to_string();
+    // `up --json`: the run and where to connect, for scripts; the passwords stay in the file.
+    let up: serde_json::Value = serde_json::from_str(&cli::stdout(&out)).unwrap();
+    assert_eq!(up["run_dir"].as_str(), Some(run_arg.as_str()), "{up:#}");
+    let nodes: Vec<&str> = up["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(nodes, ["a", "b", "c"], "{up:#}");
+    for n in up["nodes"].as_array().unwrap() {
+        let conninfo = n["conninfo"].as_str().unwrap();
+        assert!(conninfo.contains("dbname=app"), "{conninfo}");
+        assert!(!conninfo.contains("password"), "{conninfo}");
+    }
+    assert!(std::path::Path::new(up["passfile"].as_str().unwrap()).is_file());
 
     // --- once caught up, C is identical to A, and so is B
     let ok = cli::run(&["verify", "--run", &run_arg, "--json", "--with-standby"]);
@@ -92,8 +114,47 @@ fn changes_made_on_c_behind_the_subscriptions_back_are_reported_key_by_key() {
         "{both:#}"
     );
 
-    // --- change C directly: 3 updates, 2 deletes, 1 insert in a keyed and in the keyless table
     let rt = tokio::runtime::Runtime::new().unwrap();
+
+    // --- every login takes the run's SCRAM password: none and a wrong one are refused
+    rt.block_on(async {
+        let attached = harness::run::Attached::open(harness::run::RunDir::open(&run))
+            .await
+            .unwrap();
+        for n in up["nodes"].as_array().unwrap() {
+            let conninfo = n["conninfo"].as_str().unwrap();
+            let none = tokio_postgres::connect(conninfo, tokio_postgres::NoTls).await;
+            assert!(
+                none.is_err(),
+                "{conninfo} let a login in without a password"
+            );
+            let wrong = tokio_postgres::connect(
+                &format!("{conninfo} password=wrong"),
+                tokio_postgres::NoTls,
+            )
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("{conninfo} took a wrong password"));
+            assert_eq!(
+                wrong.as_db_error().map(|d| d.code().code()),
+                Some("28P01"),
+                "{conninfo}: {wrong:?}"
+            );
+        }
+        for node in [&attached.chain.a, &attached.chain.b, &attached.chain.c] {
+            let methods = node
+                .query_one(
+                    "postgres",
+                    "SELECT string_agg(DISTINCT auth_method, ',') FROM pg_hba_file_rules",
+                )
+                .await
+                .unwrap();
+            assert_eq!(methods.as_deref(), Some("scram-sha-256"), "{}", node.name());
+        }
+        attached.release();
+    });
+
+    // --- change C directly: 3 updates, 2 deletes, 1 insert in a keyed and in the keyless table
     rt.block_on(async {
         let attached = harness::run::Attached::open(harness::run::RunDir::open(&run)).await.unwrap();
         attached

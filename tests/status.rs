@@ -264,8 +264,39 @@ fn status_shows_every_hop_and_a_heartbeat_only_while_it_is_written() {
     }
     eprintln!("watch: {:?}", t.elapsed());
 
-    // --- a heartbeat being written (by this process, as `run` does): measured end to end
+    // --- an idle hop: once a's walsender reports b's replay_lag as NULL (b has replayed all
+    // and nothing new is written), status says idle, never 0
     let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let attached = Attached::open(RunDir::open(&run)).await.unwrap();
+        let a = &attached.chain.a;
+        harness::wait::wait_for(
+            "a's walsender to report b's replay_lag as NULL",
+            Duration::from_secs(90),
+            || async {
+                let lag = a
+                    .query_one(
+                        "postgres",
+                        "SELECT coalesce(replay_lag::text, 'NULL') FROM pg_stat_replication",
+                    )
+                    .await?;
+                Ok(match lag.as_deref() {
+                    Some("NULL") => Check::Done(()),
+                    other => Check::NotYet(format!("replay_lag {other:?}")),
+                })
+            },
+        )
+        .await
+        .unwrap();
+        attached.release();
+    });
+    let v = status_json(&run_arg);
+    assert!(v["lags"][0]["seconds"].is_null(), "{v:#}");
+    assert_eq!(v["lags"][0]["why_no_seconds"], "idle", "{v:#}");
+    let text = status_text(&run_arg);
+    assert_eq!(lag_cells(&text)[0], ("a→b".into(), "idle".into()), "{text}");
+
+    // --- a heartbeat being written (by this process, as `run` does): measured end to end
     let seq_on_c = rt.block_on(async {
         let attached = Attached::open(RunDir::open(&run)).await.unwrap();
         let chain = &attached.chain;

@@ -83,3 +83,44 @@ async fn verifier_reads_the_standby_and_finds_what_c_lost() {
 
     backend.teardown(false).await.unwrap();
 }
+
+/// A fence C never reaches: the wait gives up at its timeout and says what it waited for and
+/// what every node showed, as TAP's wait_for_catchup dumps pg_stat_replication.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fence_that_never_arrives_times_out_showing_the_replication_state() {
+    let (backend, mut chain) =
+        common::chain("fence-timeout", ChainSpec::default(), |a| async move {
+            a.execute(DB, "CREATE TABLE t (id int PRIMARY KEY)").await
+        })
+        .await;
+    chain
+        .c
+        .execute(
+            DB,
+            &format!("ALTER SUBSCRIPTION {} DISABLE", chain.spec.subscription),
+        )
+        .await
+        .unwrap();
+    chain.spec.catchup_timeout = std::time::Duration::from_secs(2);
+
+    let e = chain.fence().await.unwrap_err();
+    backend.teardown(false).await.unwrap();
+
+    assert_eq!(e.kind(), harness::ErrorKind::Timeout, "{e:?}");
+    let shown = format!("{e:?}");
+    for part in [
+        "fence ",
+        "to appear on c",
+        "pg_stat_subscription on c",
+        "pg_stat_wal_receiver on b",
+        "pg_stat_replication on a",
+        "pg_replication_slots on b",
+    ] {
+        assert!(shown.contains(part), "{part:?} missing from:\n{shown}");
+    }
+    // The disabled subscription shows: its row has no apply worker.
+    assert!(
+        shown.contains(&chain.spec.subscription),
+        "the subscription is named:\n{shown}"
+    );
+}

@@ -100,6 +100,7 @@ async fn the_same_seed_attempts_the_same_operations() {
     // Same seed, two fresh servers.
     prepare(&x, "app", 20, 42).await;
     prepare(&y, "app", 20, 42).await;
+    builtin_schema_is_what_the_issue_asks_for(&x).await;
     let sx = run_on(&x, &cfg, &dir.path().join("x.jsonl")).await;
     let sy = run_on(&y, &cfg, &dir.path().join("y.jsonl")).await;
     assert_eq!((sx.seed, sy.seed), (42, 42));
@@ -418,4 +419,51 @@ async fn a_crash_leaves_unknown_outcomes_the_check_accepts() {
         "{check:?}"
     );
     backend.teardown(false).await.unwrap();
+}
+
+/// The built-in tables cover the shapes replication gets wrong: a text composite key, every
+/// awkward type, tens of KB of text per row, no key at all, a sequence.
+async fn builtin_schema_is_what_the_issue_asks_for(x: &harness::node::Node) {
+    let one = |sql: &'static str| async move { x.query_one("app", sql).await.unwrap().unwrap() };
+    assert_eq!(
+        one(
+            "SELECT string_agg(a.attname || ':' || format_type(a.atttypid, NULL), ',' ORDER BY k.n)
+             FROM pg_index i, unnest(i.indkey) WITH ORDINALITY k(att, n), pg_attribute a
+             WHERE i.indrelid = 'rehearse.order_lines'::regclass AND i.indisprimary
+               AND a.attrelid = i.indrelid AND a.attnum = k.att"
+        )
+        .await,
+        "region:text,order_no:text,line:integer"
+    );
+    assert_eq!(
+        one(
+            "SELECT string_agg(DISTINCT format_type(atttypid, NULL), ',')
+             FROM pg_attribute WHERE attrelid = 'rehearse.documents'::regclass
+               AND attname IN ('body', 'blob', 'amount', 'happened_at')"
+        )
+        .await,
+        "bytea,jsonb,numeric,timestamp with time zone"
+    );
+    let content: i64 = one("SELECT max(octet_length(content)) FROM rehearse.documents")
+        .await
+        .parse()
+        .unwrap();
+    assert!(
+        content >= 10_000,
+        "largest documents.content: {content} bytes"
+    );
+    assert_eq!(
+        one(
+            "SELECT relreplident::text || ',' || (SELECT count(*) FROM pg_index
+                 WHERE indrelid = c.oid AND indisprimary)
+             FROM pg_class c WHERE oid = 'rehearse.events'::regclass"
+        )
+        .await,
+        "f,0",
+        "events: REPLICA IDENTITY FULL and no primary key"
+    );
+    assert_eq!(
+        one("SELECT pg_get_serial_sequence('rehearse.invoices', 'id')").await,
+        "rehearse.invoices_id_seq"
+    );
 }

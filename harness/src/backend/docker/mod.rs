@@ -513,7 +513,11 @@ impl Backend for DockerBackend {
     }
 
     async fn teardown(&self, keep: bool) -> Result<()> {
-        if self.finished.swap(true, Ordering::SeqCst) || keep {
+        if self.finished.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        if keep {
+            self.finished.store(true, Ordering::SeqCst);
             return Ok(());
         }
         let nodes: Vec<Arc<DockerNode>> = self.nodes.lock().expect("nodes").clone();
@@ -538,6 +542,8 @@ impl Backend for DockerBackend {
         remove_by_label(&self.docker, RUN_LABEL, self.run.id()).await?;
         // Only once nothing is left: the passfile still lets the user reach what remains.
         let _ = std::fs::remove_file(self.run.passfile());
+        // Not before: a teardown cut short leaves the sweep by label to Drop.
+        self.finished.store(true, Ordering::SeqCst);
         Ok(())
     }
 

@@ -2,6 +2,7 @@
 //! the run directory, run as the server user.
 
 pub(crate) mod conf;
+mod files;
 mod process;
 mod template;
 
@@ -67,6 +68,8 @@ pub struct LocalBackend {
     procs: Arc<Mutex<Vec<Arc<LocalProc>>>>,
     finished: AtomicBool,
     primaries: AtomicUsize,
+    /// Template copies into node folders, stopped before the folders are removed.
+    copies: Arc<files::Copies>,
 }
 
 impl LocalBackend {
@@ -90,6 +93,7 @@ impl LocalBackend {
             procs: Arc::default(),
             finished: AtomicBool::new(false),
             primaries: AtomicUsize::new(0),
+            copies: Arc::default(),
         })
     }
 
@@ -284,9 +288,16 @@ impl Backend for LocalBackend {
         } else {
             // Alternate templates so that A and C get different system identifiers.
             let slot = (self.primaries.fetch_add(1, Ordering::SeqCst) % 2) as u8;
-            template::instantiate(&self.pg, &self.user, slot, &p.data_dir, &spec.superuser)
-                .await
-                .on_node(&spec.name)?;
+            template::instantiate(
+                &self.pg,
+                &self.user,
+                slot,
+                &p.data_dir,
+                &spec.superuser,
+                self.copies.clone(),
+            )
+            .await
+            .on_node(&spec.name)?;
         }
         conf::write_hba(&p.data_dir, &self.user, &["127.0.0.1/32", "::1/128"])?;
         self.start_with_port(&p, spec, &[])
@@ -328,9 +339,14 @@ impl Backend for LocalBackend {
     }
 
     async fn teardown(&self, keep: bool) -> Result<()> {
-        if self.finished.swap(true, Ordering::SeqCst) {
+        // Marked finished only once done: a teardown cut short (Ctrl-C while the servers stop,
+        // as in a benchmark's loop) leaves the rest to Drop.
+        if self.finished.load(Ordering::SeqCst) {
             return Ok(());
         }
+        // A copy cut off by Ctrl-C may still be writing into a node folder.
+        let copies = self.copies.clone();
+        let _ = tokio::task::spawn_blocking(move || copies.stop_and_wait()).await;
         let procs: Vec<Arc<LocalProc>> = self.procs.lock().expect("procs lock").clone();
         let mut first_err = None;
         for p in procs.iter().rev() {
@@ -347,7 +363,10 @@ impl Backend for LocalBackend {
         let _ = std::fs::remove_file(self.run.passfile());
         match first_err {
             Some(e) => Err(e),
-            None => Ok(()),
+            None => {
+                self.finished.store(true, Ordering::SeqCst);
+                Ok(())
+            }
         }
     }
 
@@ -362,6 +381,7 @@ impl Drop for LocalBackend {
             return;
         }
         // Teardown was never reached (panic or early exit): kill and remove synchronously.
+        self.copies.stop_and_wait();
         for p in self.procs.lock().map(|v| v.clone()).unwrap_or_default() {
             p.kill_now();
             let _ = p.remove_data();

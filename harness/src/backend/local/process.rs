@@ -381,10 +381,19 @@ impl LocalProc {
 
     pub(crate) fn remove_data(&self) -> Result<()> {
         let dir = self.data_dir.parent().unwrap_or(&self.data_dir);
-        match std::fs::remove_dir_all(dir) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(io_error("cannot remove", dir, e)),
+        // A process killed a moment ago may finish the file it was writing while the folder is
+        // being emptied ("directory not empty"): go again.
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match std::fs::remove_dir_all(dir) {
+                Ok(()) => return Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::DirectoryNotEmpty && attempts < 5 => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(e) => return Err(io_error("cannot remove", dir, e)),
+            }
         }
     }
 }
@@ -437,7 +446,9 @@ impl NodeControl for LocalProc {
             .data_dir
             .with_file_name(format!("staged-{}", name.trim_start_matches('.')));
         let _ = std::fs::remove_dir_all(&dest);
-        copy_tree(dir, &dest)?;
+        // Small (a seed file's folder), and awaited: nothing to stop.
+        super::files::copy_tree(dir, &dest, &AtomicBool::new(false))
+            .map_err(|e| io_error("cannot copy", dir, e))?;
         self.user.own(&dest)?;
         Ok(dest.display().to_string())
     }
@@ -447,21 +458,6 @@ impl NodeControl for LocalProc {
     fn pid(&self) -> Option<i32> {
         Some(self.pid.load(Ordering::SeqCst)).filter(|p| *p > 0)
     }
-}
-
-fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
-    std::fs::create_dir_all(dst).map_err(|e| io_error("cannot create", dst, e))?;
-    for entry in std::fs::read_dir(src).map_err(|e| io_error("cannot read", src, e))? {
-        let entry = entry.map_err(|e| io_error("cannot read", src, e))?;
-        let to = dst.join(entry.file_name());
-        if entry.path().is_dir() {
-            copy_tree(&entry.path(), &to)?;
-        } else {
-            std::fs::copy(entry.path(), &to)
-                .map_err(|e| io_error("cannot copy", entry.path(), e))?;
-        }
-    }
-    Ok(())
 }
 
 /// A free TCP port on 127.0.0.1, not in `avoid`.

@@ -7,9 +7,11 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
+use super::files::Copies;
 use crate::error::{Error, Result, io_error};
 use crate::node::Login;
 use crate::os::ServerUser;
@@ -50,12 +52,14 @@ pub(crate) async fn instantiate(
     slot: u8,
     data_dir: &Path,
     superuser: &Login,
+    copies: Arc<Copies>,
 ) -> Result<()> {
     let template = ensure(pg, user, slot, &superuser.user).await?;
     let (dst, owner) = (data_dir.to_path_buf(), user.clone());
     // Tens of MB of file copies: keep them off the async workers.
     tokio::task::spawn_blocking(move || {
-        copy_tree(&template, &dst)
+        copies
+            .copy(&template, &dst)
             .map_err(|e| io_error("cannot copy cluster template to", &dst, e))?;
         owner.own(&dst)
     })
@@ -128,27 +132,6 @@ async fn ensure(pg: &PgInstall, user: &ServerUser, slot: u8, superuser: &str) ->
 }
 
 /// Recursive copy keeping file modes (data directories must stay 0700).
-fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::create_dir_all(to)?;
-    std::fs::set_permissions(to, std::fs::metadata(from)?.permissions())?;
-    for e in std::fs::read_dir(from)? {
-        let e = e?;
-        let (src, dst) = (e.path(), to.join(e.file_name()));
-        let ft = e.file_type()?;
-        if ft.is_dir() {
-            copy_tree(&src, &dst)?;
-        } else if ft.is_symlink() {
-            std::os::unix::fs::symlink(std::fs::read_link(&src)?, &dst)?;
-        } else {
-            std::fs::copy(&src, &dst)?;
-            let mode = std::fs::metadata(&src)?.permissions().mode();
-            std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(mode))?;
-        }
-    }
-    Ok(())
-}
-
 /// Set the superuser's password in single-user mode, before the server ever listens. The
 /// password goes through stdin, never the command line.
 async fn set_password(

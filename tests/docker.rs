@@ -267,11 +267,11 @@ fn primary_failure_in_containers_loses_nothing_with_sync_replication() {
     let r = run_docker(&shipped("primary-failure-sync"));
     let rpo = &r["observations"]["rpo"];
     assert_eq!(rpo["lost_writes"], 0, "{rpo:#}");
-    // The commits a was waiting on when it died (b cut off first): unknown to the client, and
-    // not on b. Their presence shows the partition and the kill really happened.
+    // The commits a was waiting on when it died (b cut off first): unknown to the client, at
+    // most one per connection. Whether b has one depends on whether its WAL crossed before the
+    // cut swallowed the acknowledgement: not a loss either way.
     let unknown = rpo["unknown"].as_array().unwrap();
-    assert!(!unknown.is_empty(), "{rpo:#}");
-    assert!(unknown.iter().all(|w| w["applied"] == false), "{rpo:#}");
+    assert!((1..=4).contains(&unknown.len()), "{rpo:#}");
     let f = &r["observations"]["failover"];
     let promoted = f["promoted_ms"].as_i64().unwrap();
     assert_eq!(f["slot_carried_on"], true, "{f:#}");
@@ -624,6 +624,25 @@ fn a_misspelt_setting_is_refused_before_any_container_starts() {
 }
 
 #[test]
+fn a_paused_target_container_falls_behind_and_catches_up() {
+    if !docker_ready() {
+        return;
+    }
+    let (_d, path) = cli::scenario(
+        "docker-pause-c",
+        "version = 1\nname = \"docker-pause-c\"\n[workload]\ninitial_rows = 200\nrate = 200\nduration = \"14s\"\n\
+         [[faults]]\nkind = \"pause\"\nnode = \"c\"\nat = \"3s\"\nheal_at = \"8s\"\n\
+         [expect]\nconsistent = true\nconsistent_after_heal = true\nconverges_within = \"60s\"\n",
+    );
+    let r = run_docker(path.to_str().unwrap());
+    let f = &r["observations"]["faults"][0];
+    assert!(f["error"].is_null() && f["healed_ms"].is_u64(), "{f:#}");
+    // docker pause freezes every process of C: nothing is applied, the end-to-end lag grows.
+    let e2e = peak(&r, "e2e_s", 4_000, 8_000);
+    assert!(e2e >= 1.0, "end-to-end lag while c is paused: {e2e}");
+}
+
+#[test]
 fn down_takes_a_chain_down_when_one_of_its_containers_is_already_gone() {
     if !docker_ready() {
         return;
@@ -634,14 +653,47 @@ fn down_takes_a_chain_down_when_one_of_its_containers_is_already_gone() {
     );
     let (_out, run, _guard) = cli::up(&[path.to_str().unwrap(), "--backend", "docker"]);
     let id = run.file_name().unwrap().to_string_lossy().to_string();
+    let container = |node: &str| {
+        let ps = Command::new("docker")
+            .args(["ps", "--format", "{{.Names}}", "--filter"])
+            .arg(format!("label=org.pgrehearse.run={id}"))
+            .arg("--filter")
+            .arg(format!("name=-{node}$"))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&ps.stdout).trim().to_string()
+    };
+
+    // The nodes reach each other by container name, as machines on one network would: b
+    // streams from a's container, c subscribes to b's.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (sender, subconninfo) = rt.block_on(async {
+        let at = harness::run::Attached::open(harness::run::RunDir::open(&run))
+            .await
+            .unwrap();
+        let sender = at
+            .chain
+            .b
+            .query_one("postgres", "SELECT sender_host FROM pg_stat_wal_receiver")
+            .await
+            .unwrap();
+        let conninfo = at
+            .chain
+            .c
+            .query_one("postgres", "SELECT subconninfo FROM pg_subscription")
+            .await
+            .unwrap();
+        at.release();
+        (sender.unwrap_or_default(), conninfo.unwrap_or_default())
+    });
+    assert_eq!(sender, container("a"), "b's WAL sender");
+    assert!(
+        subconninfo.contains(&format!("host={}", container("b"))),
+        "c's subscription: {subconninfo}"
+    );
+
     // Someone removed C's container by hand.
-    let ps = Command::new("docker")
-        .args(["ps", "-q", "--filter"])
-        .arg(format!("label=org.pgrehearse.run={id}"))
-        .args(["--filter", "name=-c$"])
-        .output()
-        .unwrap();
-    let c = String::from_utf8_lossy(&ps.stdout).trim().to_string();
+    let c = container("c");
     assert!(!c.is_empty(), "no container for c");
     let rm = Command::new("docker")
         .args(["rm", "-f", &c])

@@ -208,6 +208,17 @@ fn changes_made_on_c_behind_the_subscriptions_back_are_reported_key_by_key() {
     let (missing, mk) = keys(&ev, "missing");
     let (extra, ek) = keys(&ev, "extra");
     assert_eq!((missing, extra), (5, 4), "missing {mk:?} extra {ek:?}");
+    // The missing copies are exactly the rows C changed or deleted: (stream, seq) of each.
+    let mut lost: Vec<(i64, i64)> = mk
+        .iter()
+        .map(|row| {
+            let mut cols = row.trim_start_matches('(').split(',');
+            let mut next = || cols.next().and_then(|c| c.parse().ok()).expect(row);
+            (next(), next())
+        })
+        .collect();
+    lost.sort();
+    assert_eq!(lost, [(0, 1), (0, 2), (0, 3), (0, 10), (0, 11)], "{mk:?}");
     assert_eq!(
         ek.iter().filter(|k| k.contains("changed on c")).count(),
         3,

@@ -570,14 +570,11 @@ fn primary_failure_with_synchronous_replication_loses_no_acknowledged_write() {
     let promoted = r["observations"]["failover"]["promoted_ms"].as_i64();
     assert!(promoted.is_some());
     assert_eq!(rpo["judged_at_ms"].as_i64(), promoted, "{rpo:#}");
-    // The commits waiting for the partitioned b when a died: unknown to the client, and not
-    // on b.
+    // The commits a was waiting on when it died: unknown to the client, at most one per
+    // connection (each waits for its own acknowledgement). Whether b has one depends on whether
+    // its WAL crossed before the cut swallowed the acknowledgement: not a loss either way.
     let unknown = unknown_writes_match_the_ledger(rpo, &ledger(&run));
-    assert!(!unknown.is_empty(), "{rpo:#}");
-    assert!(
-        unknown.iter().all(|w| w["applied"] == false),
-        "{unknown:#?}"
-    );
+    assert!((1..=4).contains(&unknown.len()), "{unknown:#?}");
 }
 
 /// The catalog churn fault's record: rounds completed (at least one: churn that never ran

@@ -158,40 +158,51 @@ pub enum PgCommand {
 pub enum BenchCommand {
     /// Time building an empty chain, N times.
     ChainUp {
+        /// How many chains to build, one after another.
         #[arg(long, default_value_t = 5)]
         runs: u32,
         /// Where the nodes run.
         #[arg(long, value_parser = parse_backend, default_value = "local")]
         backend: harness::backend::BackendKind,
+        /// Print the result as JSON.
         #[arg(long)]
         json: bool,
     },
     /// Verify time for a table of ROWS rows with no differences, against
     /// `SELECT sum(hashtext(t::text))` on both sides.
     Verify {
+        /// Rows in the compared table.
         #[arg(long, default_value_t = 2_000_000)]
         rows: u64,
+        /// Timed runs of each (verify and the baseline, alternating).
         #[arg(long, default_value_t = 3)]
         runs: u32,
+        /// Print the result as JSON.
         #[arg(long)]
         json: bool,
     },
     /// What the sampler costs A (CPU with and without sampling) and the end-to-end lag
     /// resolution achieved.
     Sampler {
+        /// How long each measurement (with and without sampling) lasts.
         #[arg(long, default_value = "20s", value_parser = humantime_parse)]
         window: std::time::Duration,
+        /// The sampling period measured.
         #[arg(long, default_value = "250ms", value_parser = humantime_parse)]
         every: std::time::Duration,
+        /// Print the result as JSON.
         #[arg(long)]
         json: bool,
     },
     /// Built-in workload throughput against pgbench's simple-update on the same chain.
     Workload {
+        /// Client connections, for the workload and for pgbench alike.
         #[arg(long, default_value_t = 4)]
         connections: u32,
+        /// How long each of the two runs writes.
         #[arg(long, default_value = "20s", value_parser = humantime_parse)]
         duration: std::time::Duration,
+        /// Print the result as JSON.
         #[arg(long)]
         json: bool,
     },

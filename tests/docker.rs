@@ -689,7 +689,8 @@ fn down_takes_a_chain_down_when_one_of_its_containers_is_already_gone() {
     assert_eq!(sender, container("a"), "b's WAL sender");
     assert!(
         subconninfo.contains(&format!("host={}", container("b"))),
-        "c's subscription: {subconninfo}"
+        "c's subscription: {}",
+        harness::secret::redact(&subconninfo)
     );
 
     // Someone removed C's container by hand.

@@ -131,25 +131,20 @@ fn replay_paused_on_b_freezes_b_and_c_with_it() {
         "replay-pause",
         "[[faults]]\nkind = \"replay_pause\"\nat = \"3s\"\nheal_at = \"8s\"\n",
     );
-    // The sampler saw B's replay paused during the fault, and running again after it.
+    // The sampler saw B's replay paused during the fault, and running again after it (samples
+    // where b did not answer in time say nothing either way).
     let (from, to) = fault_window(&r, 0);
-    let paused = |lo: u64, hi: u64| -> Vec<Option<bool>> {
+    let paused = |lo: u64, hi: u64| -> Vec<bool> {
         samples(&run)
             .iter()
             .filter(|s| (lo..hi).contains(&s.t_ms))
-            .filter_map(|s| s.node("b").map(|b| b.replay_paused))
+            .filter_map(|s| s.node("b").and_then(|b| b.replay_paused))
             .collect()
     };
     let during = paused(from + 500, to);
-    assert!(
-        !during.is_empty() && during.iter().all(|p| *p == Some(true)),
-        "{during:?}"
-    );
-    let after = paused(to + 500, u64::MAX);
-    assert!(
-        !after.is_empty() && after.iter().all(|p| *p == Some(false)),
-        "{after:?}"
-    );
+    assert!(during.len() >= 5 && during.iter().all(|p| *p), "{during:?}");
+    let after = paused(to + 500, to + 4_000);
+    assert!(after.len() >= 5 && after.iter().all(|p| !*p), "{after:?}");
     assert!(
         window_max(&r, "ab_bytes", 4.0, 8.0) > 50_000.0,
         "{:#}",

@@ -55,8 +55,7 @@ pub async fn status(args: StatusArgs, ui: &Ui) -> Result<i32> {
             ui.out(json.map_err(|e| Error::internal("json").with_source(e))?);
         } else {
             if args.watch {
-                // Clear the screen between refreshes, like `watch`.
-                print!("\x1b[2J\x1b[H");
+                ui.clear_screen();
             }
             ui.out(format!(
                 "run {} ({})",
@@ -65,7 +64,7 @@ pub async fn status(args: StatusArgs, ui: &Ui) -> Result<i32> {
             ));
             ui.out(harness::observe::render_status(&snap));
         }
-        if !args.watch {
+        if !args.watch || ui.stdout_closed() {
             break;
         }
         tokio::select! {

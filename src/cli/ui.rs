@@ -1,6 +1,7 @@
 //! Terminal output: log lines and progress bars that do not trample each other.
 
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -12,6 +13,15 @@ static MULTI: OnceLock<MultiProgress> = OnceLock::new();
 #[derive(Clone)]
 pub struct Ui {
     multi: MultiProgress,
+    /// Whoever read stdout went away (`status --watch | head -1`): nothing more is printed, and
+    /// loops that print stop.
+    stdout_closed: Arc<AtomicBool>,
+}
+
+/// Write a line, never panicking as `println!` does on a closed pipe.
+fn emit(mut w: impl Write, line: &str) -> std::io::Result<()> {
+    writeln!(w, "{line}")?;
+    w.flush()
 }
 
 /// Routes tracing output through the progress area so bars are redrawn below log lines.
@@ -21,10 +31,12 @@ impl Write for LogWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let text = String::from_utf8_lossy(buf);
         let line = harness::secret::redact(text.trim_end_matches('\n'));
+        // A closed stderr loses the log line, nothing else.
         match MULTI.get() {
-            Some(m) if !m.is_hidden() => m.suspend(|| eprintln!("{line}")),
-            _ => eprintln!("{line}"),
+            Some(m) if !m.is_hidden() => m.suspend(|| emit(std::io::stderr(), &line)),
+            _ => emit(std::io::stderr(), &line),
         }
+        .ok();
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -55,7 +67,10 @@ impl Ui {
             .without_time()
             .with_writer(|| LogWriter)
             .try_init();
-        Ui { multi }
+        Ui {
+            multi,
+            stdout_closed: Arc::default(),
+        }
     }
 
     /// A spinner for a step of unknown length.
@@ -83,11 +98,32 @@ impl Ui {
 
     /// Print a line to stdout (results), keeping bars intact.
     pub fn out(&self, line: impl AsRef<str>) {
-        let line = line.as_ref().to_string();
-        if self.multi.is_hidden() {
-            println!("{line}");
+        if self.stdout_closed() {
+            return;
+        }
+        let line = line.as_ref();
+        let res = if self.multi.is_hidden() {
+            emit(std::io::stdout().lock(), line)
         } else {
-            self.multi.suspend(|| println!("{line}"));
+            self.multi.suspend(|| emit(std::io::stdout().lock(), line))
+        };
+        if res.is_err() {
+            self.stdout_closed.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// Whether stdout's reader has gone away.
+    pub fn stdout_closed(&self) -> bool {
+        self.stdout_closed.load(Ordering::SeqCst)
+    }
+
+    /// Clear the terminal between `--watch` refreshes, like `watch`.
+    pub fn clear_screen(&self) {
+        if !self.stdout_closed() {
+            let mut o = std::io::stdout().lock();
+            if write!(o, "\x1b[2J\x1b[H").and_then(|()| o.flush()).is_err() {
+                self.stdout_closed.store(true, Ordering::SeqCst);
+            }
         }
     }
 }

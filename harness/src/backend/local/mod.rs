@@ -70,6 +70,10 @@ pub struct LocalBackend {
     primaries: AtomicUsize,
     /// Template copies into node folders, stopped before the folders are removed.
     copies: Arc<files::Copies>,
+    /// The servers belong to a chain another process started (`status`, `verify`, `down`):
+    /// only an explicit teardown stops them, never a drop — an error or a panic in `status`
+    /// must not take a kept chain down.
+    adopted: bool,
 }
 
 impl LocalBackend {
@@ -94,6 +98,7 @@ impl LocalBackend {
             finished: AtomicBool::new(false),
             primaries: AtomicUsize::new(0),
             copies: Arc::default(),
+            adopted: false,
         })
     }
 
@@ -109,7 +114,8 @@ impl LocalBackend {
         creds: Credentials,
         nodes: &[ProcState],
     ) -> Result<(LocalBackend, Vec<Node>)> {
-        let b = LocalBackend::new(pg, user, run, creds)?;
+        let mut b = LocalBackend::new(pg, user, run, creds)?;
+        b.adopted = true;
         let mut out = Vec::new();
         for st in nodes {
             // B may have been promoted since; the role is read from the server when it matters.
@@ -346,7 +352,13 @@ impl Backend for LocalBackend {
         }
         // A copy cut off by Ctrl-C may still be writing into a node folder.
         let copies = self.copies.clone();
-        let _ = tokio::task::spawn_blocking(move || copies.stop_and_wait()).await;
+        if tokio::task::spawn_blocking(move || copies.stop_and_wait())
+            .await
+            .is_err()
+        {
+            // No blocking thread to be had (the runtime is shutting down): wait here.
+            self.copies.stop_and_wait();
+        }
         let procs: Vec<Arc<LocalProc>> = self.procs.lock().expect("procs lock").clone();
         let mut first_err = None;
         for p in procs.iter().rev() {
@@ -377,7 +389,7 @@ impl Backend for LocalBackend {
 
 impl Drop for LocalBackend {
     fn drop(&mut self) {
-        if self.finished.load(Ordering::SeqCst) {
+        if self.finished.load(Ordering::SeqCst) || self.adopted {
             return;
         }
         // Teardown was never reached (panic or early exit): kill and remove synchronously.

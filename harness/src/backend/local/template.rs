@@ -131,7 +131,6 @@ async fn ensure(pg: &PgInstall, user: &ServerUser, slot: u8, superuser: &str) ->
     Ok(dir)
 }
 
-/// Recursive copy keeping file modes (data directories must stay 0700).
 /// Set the superuser's password in single-user mode, before the server ever listens. The
 /// password goes through stdin, never the command line.
 async fn set_password(

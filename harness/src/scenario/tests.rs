@@ -589,6 +589,24 @@ fn every_shipped_scenario_parses() {
     );
 }
 
+/// The example under "Scenarios" in the README is a scenario pgrehearse accepts, as written
+/// (placed in scenarios/, where its data file is).
+#[test]
+fn the_readme_example_is_a_valid_scenario() {
+    let readme = include_str!("../../../README.md");
+    let section = &readme[readme.find("## Scenarios").expect("a Scenarios section")..];
+    let example = section
+        .split("```toml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("a toml block in the Scenarios section");
+    let origin = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenarios/readme.toml");
+    let s = Scenario::parse(example, &origin).unwrap_or_else(|e| panic!("{e:?}\n{example}"));
+    assert_eq!(s.name, "partition-bc");
+    assert_eq!(s.faults.len(), 1);
+    assert!(s.data.is_some() && s.expect.consistent_after_heal);
+}
+
 #[test]
 fn smoke_scenario_says_what_the_docs_say() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenarios");

@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Once, OnceLock};
 use std::time::Duration;
 
-use common::cli;
+use common::{cli, report};
 use serde_json::Value;
 
 static IMAGE: OnceLock<bool> = OnceLock::new();
@@ -282,12 +282,7 @@ fn primary_failure_in_containers_loses_nothing_with_sync_replication() {
         "the workload wrote to b once it was promoted: {f:#}"
     );
     // ... and C, verified against the promoted b, has all of it.
-    let c_vs_b = r["verify"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|v| v["target"] == "c")
-        .unwrap();
+    let c_vs_b = report::verify_of(&r, "c");
     assert_eq!(
         (&c_vs_b["reference"], &c_vs_b["verdict"]),
         (&Value::from("b"), &Value::from("valid")),
@@ -303,15 +298,9 @@ fn wal_pressure_in_containers() {
     let r = run_docker(&shipped("wal-pressure-survives"));
     assert_eq!(r["observations"]["slot"]["survived"], true);
     // The consumer really stopped: b held WAL for the slot, and its pg_wal grew with it.
-    let f = r["observations"]["faults"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["kind"] == "replicator_stop")
-        .unwrap();
     let (stop, resume) = (
-        f["injected_ms"].as_i64().unwrap(),
-        f["healed_ms"].as_i64().unwrap(),
+        report::fault_ms(&r, "replicator_stop", "injected_ms"),
+        report::fault_ms(&r, "replicator_stop", "healed_ms"),
     );
     const MIB: f64 = 1024.0 * 1024.0;
     let retained = peak(&r, "b_slot_retained", stop, resume);

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::cli;
+use common::{cli, report};
 use harness::Verdict;
 use harness::backend::{Backend, LocalBackend};
 use harness::chain::{Chain, ChainSpec};
@@ -61,15 +61,7 @@ converges_within = "60s"
         serde_json::from_str(&std::fs::read_to_string(run.join("report.json")).unwrap()).unwrap();
     cli::assert_cleaned_up(&run);
 
-    let verdict = |name: &str| {
-        r["expectations"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|e| e["name"] == name)
-            .unwrap_or_else(|| panic!("{name} not judged: {:#}", r["expectations"]))["verdict"]
-            .clone()
-    };
+    let verdict = |name: &str| report::expectation(&r, name)["verdict"].clone();
     assert_eq!(verdict("faults_injected"), "valid");
     assert_eq!(verdict("consistent"), "valid");
     assert_eq!(verdict("consistent_after_heal"), "valid");

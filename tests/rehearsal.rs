@@ -49,12 +49,7 @@ fn a_ten_second_rehearsal_ends_consistent_and_leaves_nothing_running() {
     );
     let w = &report["workload"];
     assert!(w["ok"].as_u64().unwrap() > 1000, "{w:#}");
-    let c_vs_a = report["verify"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|v| v["target"] == "c")
-        .unwrap();
+    let c_vs_a = common::report::verify_of(&report, "c");
     assert_eq!(c_vs_a["verdict"], "valid");
     assert_eq!(c_vs_a["tables"].as_array().unwrap().len(), 5);
     assert!(run.join("report.md").is_file() && run.join("report.junit.xml").is_file());

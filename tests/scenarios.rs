@@ -7,7 +7,7 @@ mod common;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use common::cli;
+use common::{cli, report};
 use serde_json::Value;
 
 /// Run a shipped scenario with a fixed seed; return the parsed report.
@@ -69,13 +69,7 @@ fn ledger(run: &Path) -> HashMap<u64, Value> {
 
 /// When the fault of `kind` was injected (ms since the workload started).
 fn injected_ms(r: &Value, kind: &str) -> i64 {
-    r["observations"]["faults"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["kind"] == kind)
-        .and_then(|f| f["injected_ms"].as_i64())
-        .unwrap_or_else(|| panic!("no {kind} injected: {:#}", r["observations"]["faults"]))
+    report::fault_ms(r, kind, "injected_ms")
 }
 
 /// Every listed unknown-outcome write is one the ledger records as unknown, sent to a; the
@@ -179,12 +173,7 @@ fn an_end_to_end_lag_budget_the_fault_breaks_fails_the_run_with_its_evidence() {
     cli::assert_cleaned_up(&run);
     let r: Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("report.json")).unwrap()).unwrap();
-    let e = r["expectations"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["name"] == "max_e2e_lag")
-        .unwrap_or_else(|| panic!("{:#}", r["expectations"]));
+    let e = report::expectation(&r, "max_e2e_lag");
     assert_eq!(e["verdict"], "invalid", "{e:#}");
     // The evidence names the peak and when it happened.
     let observed = e["observed"].as_str().unwrap();
@@ -192,12 +181,7 @@ fn an_end_to_end_lag_budget_the_fault_breaks_fails_the_run_with_its_evidence() {
         observed.starts_with("peak ") && observed.contains(" at t="),
         "{e:#}"
     );
-    let consistent = r["expectations"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["name"] == "consistent")
-        .unwrap();
+    let consistent = report::expectation(&r, "consistent");
     assert_eq!(consistent["verdict"], "valid", "only the lag budget fails");
 }
 
@@ -258,13 +242,7 @@ fn partition_b_c_grows_b_to_c_lag_while_a_to_b_stays_flat() {
 
 /// When the fault of `kind` was healed (ms since the workload started).
 fn healed_ms(r: &Value, kind: &str) -> i64 {
-    r["observations"]["faults"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["kind"] == kind)
-        .and_then(|f| f["healed_ms"].as_i64())
-        .unwrap_or_else(|| panic!("no {kind} healed: {:#}", r["observations"]["faults"]))
+    report::fault_ms(r, kind, "healed_ms")
 }
 
 const MIB: f64 = 1024.0 * 1024.0;
@@ -421,12 +399,7 @@ fn after_primary_failure_writes_on_promoted_b_reach_c_and_the_lost_ones_are_list
         "the workload must have written to b once it was promoted: {f:#}"
     );
     // C was verified against the promoted B: every write B took is on C.
-    let c_vs_b = r["verify"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|v| v["target"] == "c")
-        .unwrap();
+    let c_vs_b = report::verify_of(&r, "c");
     assert_eq!(c_vs_b["reference"], "b");
     assert_eq!(c_vs_b["verdict"], "valid");
 
@@ -580,12 +553,7 @@ fn primary_failure_with_synchronous_replication_loses_no_acknowledged_write() {
 /// The catalog churn fault's record: rounds completed (at least one: churn that never ran
 /// proves nothing about the slot), and the record itself.
 fn churn(r: &Value) -> &Value {
-    let f = r["observations"]["faults"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["kind"] == "catalog_churn")
-        .unwrap_or_else(|| panic!("no catalog churn: {:#}", r["observations"]["faults"]));
+    let f = report::fault(r, "catalog_churn");
     let c = &f["churn"];
     assert!(
         c["rounds"].as_u64().is_some_and(|n| n > 0),

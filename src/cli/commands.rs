@@ -129,10 +129,21 @@ pub fn pg(cmd: PgCommand, ui: &Ui) -> Result<i32> {
     Ok(0)
 }
 
-/// `run` (`keep`: Some, whether to leave the chain up) and `up` (`keep`: None).
-pub async fn run(args: ChainArgs, keep: Option<bool>, json: bool, ui: &Ui) -> Result<i32> {
-    let up = keep.is_none();
-    let keep = keep.unwrap_or(false);
+/// What `run` and `up` do once the chain is built.
+pub enum Then {
+    /// `run`: the workload, faults, verification, report; `keep`: leave the chain up after.
+    Rehearse { keep: bool },
+    /// `up`: leave the chain running.
+    LeaveUp,
+}
+
+/// `run` and `up`.
+pub async fn run(args: ChainArgs, then: Then, json: bool, ui: &Ui) -> Result<i32> {
+    let keep = match then {
+        Then::Rehearse { keep } => keep,
+        Then::LeaveUp => false,
+    };
+    let up = matches!(then, Then::LeaveUp);
     let scenario = Scenario::load(&args.scenario)?;
     // The seed comes first, before anything can fail: a run is only replayable if its seed is
     // known.
@@ -215,10 +226,7 @@ pub async fn run(args: ChainArgs, keep: Option<bool>, json: bool, ui: &Ui) -> Re
     };
     fin?;
     if json {
-        ui.out(
-            serde_json::to_string_pretty(&report)
-                .map_err(|e| Error::internal("json").with_source(e))?,
-        );
+        ui.out(to_json(&report)?);
     } else {
         ui.out(harness::report::run_summary(&report));
         ui.out(format!(
@@ -258,10 +266,7 @@ fn print_up(
                 .collect::<Vec<_>>(),
             "passfile": r.run.passfile(),
         });
-        ui.out(
-            serde_json::to_string_pretty(&doc)
-                .map_err(|e| Error::internal("json").with_source(e))?,
-        );
+        ui.out(to_json(&doc)?);
         return Ok(());
     }
     ui.out(format!("chain up (run {}):", r.run.id()));
@@ -307,10 +312,7 @@ pub async fn verify(args: VerifyArgs, ui: &Ui) -> Result<i32> {
     let reports = res?;
     let verdict = harness::Verdict::all(reports.iter().map(|r| r.verdict));
     if args.json {
-        ui.out(
-            serde_json::to_string_pretty(&reports)
-                .map_err(|e| Error::internal("json").with_source(e))?,
-        );
+        ui.out(to_json(&reports)?);
     } else {
         for v in &reports {
             ui.out(harness::report::verify_summary(v));

@@ -223,8 +223,11 @@ fn humantime_parse(s: &str) -> Result<std::time::Duration, String> {
 /// Run the command; returns the process exit code.
 pub async fn dispatch(cli: Cli, ui: ui::Ui) -> i32 {
     let res = match cli.command {
-        Command::Run(a) => commands::run(a.chain, Some(a.keep), a.json, &ui).await,
-        Command::Up(a) => commands::run(a.chain, None, a.json, &ui).await,
+        Command::Run(a) => {
+            let then = commands::Then::Rehearse { keep: a.keep };
+            commands::run(a.chain, then, a.json, &ui).await
+        }
+        Command::Up(a) => commands::run(a.chain, commands::Then::LeaveUp, a.json, &ui).await,
         Command::Status(a) => commands::status(a, &ui).await,
         Command::Verify(a) => commands::verify(a, &ui).await,
         Command::Down(a) => commands::down(a, &ui).await,

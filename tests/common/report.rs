@@ -1,0 +1,37 @@
+//! Lookups in a run's `report.json`, each failing with what the report did hold.
+#![allow(dead_code)]
+
+use serde_json::Value;
+
+/// The entry of the array `list` whose `key` is `value`.
+fn entry<'a>(list: &'a Value, key: &str, value: &str) -> &'a Value {
+    list.as_array()
+        .into_iter()
+        .flatten()
+        .find(|e| e[key] == value)
+        .unwrap_or_else(|| panic!("no entry with {key} {value:?} in {list:#}"))
+}
+
+/// The record of the fault of `kind`.
+pub fn fault<'a>(r: &'a Value, kind: &str) -> &'a Value {
+    entry(&r["observations"]["faults"], "kind", kind)
+}
+
+/// A time of the fault of `kind` (`field`: "injected_ms" or "healed_ms"), in ms since the
+/// workload started.
+pub fn fault_ms(r: &Value, kind: &str, field: &str) -> i64 {
+    let f = fault(r, kind);
+    f[field]
+        .as_i64()
+        .unwrap_or_else(|| panic!("{kind} has no {field}: {f:#}"))
+}
+
+/// The verification of `target` (c, or b).
+pub fn verify_of<'a>(r: &'a Value, target: &str) -> &'a Value {
+    entry(&r["verify"], "target", target)
+}
+
+/// The judged expectation `name`.
+pub fn expectation<'a>(r: &'a Value, name: &str) -> &'a Value {
+    entry(&r["expectations"], "name", name)
+}

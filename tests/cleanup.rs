@@ -71,10 +71,100 @@ fn interrupt_during_the_workload(signal: nix::sys::signal::Signal) {
     assert_eq!(status.code(), Some(130), "{err}");
     assert!(err.contains("interrupted"), "{err}");
     cli::assert_cleaned_up(&run);
+    // The report says the run was cut short: whatever it had judged so far, it is no pass.
+    let report = common::report::read(&run);
+    assert_eq!(report["verdict"], "unknown", "{report:#}");
+    assert_eq!(report["exit_code"], 130, "{report:#}");
+    assert_eq!(report["error"], "interrupted", "{report:#}");
+}
+
+/// Ctrl-C in `run --keep` while faults are in force: they are healed before the chain is let
+/// go of, so the kept chain is usable — `verify` on it reaches C through the subscription, which
+/// it could not with the replicator still stopped or B still frozen.
+#[test]
+fn sigint_in_run_keep_heals_the_faults_in_force_and_keeps_the_chain() {
+    const KEPT: &str = r#"
+version = 1
+name = "kept"
+[workload]
+rate = 100
+duration = "10m"
+[[faults]]
+kind = "replicator_stop"
+at = "1s"
+[[faults]]
+kind = "pause"
+node = "b"
+at = "1s"
+"#;
+    let (_d, path) = cli::scenario("kept", KEPT);
+    let runs = tempfile::tempdir().unwrap();
+    let runs_dir = runs.path().to_str().unwrap();
+    let mut bg = cli::Background::spawn(&[
+        "run",
+        path.to_str().unwrap(),
+        "--keep",
+        "--runs-dir",
+        runs_dir,
+    ]);
+    let run = bg.wait_for_workload(Duration::from_secs(120), |_| true);
+    let _down = cli::DownOnDrop(run.clone());
+    common::wait_until("both faults in force", Duration::from_secs(60), || {
+        let err = bg.stderr();
+        Ok(
+            if err.contains("injecting b → c consumer stopped")
+                && err.contains("pausing b (SIGSTOP)")
+            {
+                harness::wait::Check::Done(())
+            } else {
+                harness::wait::Check::NotYet(harness::node::tail(&err, 10))
+            },
+        )
+    });
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(bg.pid()),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let status = bg.wait_exit(Duration::from_secs(60));
+    let err = bg.stderr();
+    assert_eq!(status.code(), Some(130), "{err}");
     assert!(
-        run.join("report.json").is_file(),
-        "a report records the interrupted run"
+        err.contains("healing the faults in force and keeping the chain"),
+        "{err}"
     );
+    assert!(err.contains("--keep: the chain is still running"), "{err}");
+
+    let verify = cli::run(&["verify", "--run", run.to_str().unwrap()]);
+    assert_eq!(
+        verify.status.code(),
+        Some(0),
+        "the kept chain does not replicate:\n{}\n{}",
+        cli::stdout(&verify),
+        cli::stderr(&verify)
+    );
+    let down = cli::run(&["down", "--run", run.to_str().unwrap()]);
+    assert_eq!(down.status.code(), Some(0), "{}", cli::stderr(&down));
+    cli::assert_cleaned_up(&run);
+}
+
+/// `--keep` keeps a chain, not the pieces of one: a build that fails half way (the seed script
+/// errors once A and C are up) removes what it started, as without `--keep`.
+#[test]
+fn run_keep_removes_a_chain_that_was_not_fully_built() {
+    let (d, path) = cli::scenario(
+        "half",
+        "version = 1\nname = \"half\"\n[data]\nsql = \"broken.sql\"\n",
+    );
+    std::fs::write(d.path().join("broken.sql"), "SELECT 1/0;\n").unwrap();
+    let out = cli::run(&["run", path.to_str().unwrap(), "--keep"]);
+    let err = cli::stderr(&out);
+    assert_ne!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("division by zero"), "{err}");
+    assert!(err.contains("not fully built"), "{err}");
+    assert!(!err.contains("still running"), "{err}");
+    let run = cli::run_dir(&err).unwrap_or_else(|| panic!("{err}"));
+    cli::assert_cleaned_up(&run);
 }
 
 #[test]
@@ -177,6 +267,18 @@ fn ctrl_c_during_a_benchmark_removes_its_servers() {
             })
         },
     );
+    // --- `down --all` leaves a benchmark that is still running alone (it keeps no run state)
+    let down = cli::run_with_env(
+        &["down", "--all"],
+        &[("PGREHEARSE_HOME", home.path().to_str().unwrap())],
+    );
+    assert_eq!(down.status.code(), Some(0), "{}", cli::stderr(&down));
+    assert_eq!(
+        cli::stdout(&down).trim(),
+        "nothing to take down",
+        "down --all took a running benchmark's chain down"
+    );
+
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(bg.pid()),
         nix::sys::signal::Signal::SIGINT,

@@ -21,7 +21,6 @@ use harness::node::{Lsn, LsnKind, Node};
 use harness::observe::{NodeProbe, NodeSnapshot, derive_lags};
 use harness::verify::{self, Side, VerifyOptions};
 use harness::wait::{Check, wait_for};
-use serde_json::Value;
 
 #[test]
 fn overlapping_faults_on_a_hop_compose_and_heal_one_by_one() {
@@ -57,8 +56,7 @@ converges_within = "60s"
     let out = cli::run(&["run", path.to_str().unwrap()]);
     let err = cli::stderr(&out);
     let run = cli::run_dir(&err).unwrap_or_else(|| panic!("{err}"));
-    let r: Value =
-        serde_json::from_str(&std::fs::read_to_string(run.join("report.json")).unwrap()).unwrap();
+    let r = common::report::read(&run);
     cli::assert_cleaned_up(&run);
 
     let verdict = |name: &str| report::expectation(&r, name)["verdict"].clone();

@@ -21,8 +21,7 @@ fn rehearse_in(name: &str, faults: &str) -> (std::path::PathBuf, Value) {
     let out = cli::run(&["run", path.to_str().unwrap()]);
     let err = cli::stderr(&out);
     let run = cli::run_dir(&err).unwrap_or_else(|| panic!("{err}"));
-    let report: Value =
-        serde_json::from_str(&std::fs::read_to_string(run.join("report.json")).unwrap()).unwrap();
+    let report = common::report::read(&run);
     assert_eq!(
         out.status.code(),
         Some(0),

@@ -37,8 +37,7 @@ fn a_ten_second_rehearsal_ends_consistent_and_leaves_nothing_running() {
     // The seed is printed before anything else happens.
     assert!(err.lines().next().unwrap().contains("seed 7"), "{err}");
     let run = cli::run_dir(&err).expect("run directory announced");
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(run.join("report.json")).unwrap()).unwrap();
+    let report = common::report::read(&run);
     assert_eq!(report["verdict"], "valid", "{report:#}");
     assert_eq!(report["seed"], 7);
     // No pg_version in the scenario: 17, the default.

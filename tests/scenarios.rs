@@ -171,8 +171,7 @@ fn an_end_to_end_lag_budget_the_fault_breaks_fails_the_run_with_its_evidence() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     let run = cli::run_dir(&err).unwrap();
     cli::assert_cleaned_up(&run);
-    let r: Value =
-        serde_json::from_str(&std::fs::read_to_string(run.join("report.json")).unwrap()).unwrap();
+    let r = common::report::read(&run);
     let e = report::expectation(&r, "max_e2e_lag");
     assert_eq!(e["verdict"], "invalid", "{e:#}");
     // The evidence names the peak and when it happened.

@@ -10,7 +10,7 @@ use harness::util::fmt_duration;
 use harness::verify::{self, VerifyOptions};
 use harness::{Error, Result};
 
-use super::ui::{BarProgress, Ui};
+use super::ui::{BarProgress, Ui, say};
 use super::{BenchCommand, ChainArgs, DownArgs, PgCommand, StatusArgs, VerifyArgs};
 
 /// Wait for Ctrl-C or SIGTERM.
@@ -152,11 +152,11 @@ pub async fn run(args: ChainArgs, then: Then, json: bool, ui: &Ui) -> Result<i32
         .backend
         .map(|b| format!(" --backend {}", b.as_str()))
         .unwrap_or_default();
-    eprintln!(
+    say(format!(
         "pgrehearse: scenario {} · seed {seed} (replay: pgrehearse run {} --seed {seed}{backend_flag})",
         scenario.name,
         args.scenario.display(),
-    );
+    ));
     let opts = RunOptions {
         seed: Some(seed),
         pg_bin: args.pg_bin.clone(),
@@ -175,8 +175,16 @@ pub async fn run(args: ChainArgs, then: Then, json: bool, ui: &Ui) -> Result<i32
         .as_ref()
         .map(|d| format!(" --runs-dir {}", d.display()))
         .unwrap_or_default();
-    let r = Rehearsal::prepare(scenario, opts, progress).await?;
-    eprintln!("pgrehearse: run directory {}", r.run.path().display());
+    // Under the signal handler already: an interrupt while preparing (the docker backend
+    // creates the run's network then) also cleans up.
+    let r = tokio::select! {
+        r = Rehearsal::prepare(scenario, opts, progress) => r?,
+        _ = shutdown_signal() => return Err(Error::interrupted()),
+    };
+    say(format!(
+        "pgrehearse: run directory {}",
+        r.run.path().display()
+    ));
 
     if up {
         let res = tokio::select! {
@@ -200,27 +208,37 @@ pub async fn run(args: ChainArgs, then: Then, json: bool, ui: &Ui) -> Result<i32
         _ = shutdown_signal() => Err(Error::interrupted()),
     };
     let interrupted = matches!(&res, Err(e) if e.kind() == harness::ErrorKind::Interrupted);
+    if keep && !r.chain_built() {
+        say("pgrehearse: --keep: the chain was not fully built, so it is removed all the same");
+    }
+    let keep = keep && r.chain_built();
     if interrupted {
-        eprintln!("pgrehearse: interrupted; stopping servers and removing their data");
+        // The run did not get to record it: the report says the run was cut short, not PASS.
+        r.record_error(&Error::interrupted());
+        say(if keep {
+            "pgrehearse: interrupted; healing the faults in force and keeping the chain (--keep)"
+        } else {
+            "pgrehearse: interrupted; stopping servers and removing their data"
+        });
         let _ = r.write_report();
     }
     let fin = r.finish(keep).await;
-    if keep {
-        eprintln!(
+    if r.kept() {
+        say(format!(
             "pgrehearse: --keep: the chain is still running; `pgrehearse status{runs_dir_flag}` / `pgrehearse down --run {}{runs_dir_flag}`",
             r.run.id()
-        );
+        ));
     }
     let (report, paths) = match res {
         Ok(x) => x,
         Err(e) => {
             if let Err(f) = fin {
-                eprintln!("pgrehearse: cleanup also failed: {f}");
+                say(format!("pgrehearse: cleanup also failed: {f}"));
             }
-            eprintln!(
+            say(format!(
                 "pgrehearse: report (with the error) in {}",
                 r.run.path().display()
-            );
+            ));
             return Err(e);
         }
     };
@@ -327,7 +345,7 @@ pub async fn bench(cmd: BenchCommand, ui: &Ui) -> Result<i32> {
     tokio::select! {
         res = bench_inner(cmd, ui) => res,
         _ = shutdown_signal() => {
-            eprintln!("pgrehearse: interrupted; the bench's servers are stopped and removed");
+            say("pgrehearse: interrupted; the bench's servers are stopped and removed");
             Err(Error::interrupted())
         }
     }

@@ -6,6 +6,7 @@ pub mod ui;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use ui::say;
 
 /// Rehearse a PostgreSQL migration: A (primary) → B (hot standby) → C (logical target),
 /// under a workload, with row-level verification.
@@ -37,7 +38,8 @@ pub enum Command {
     /// PostgreSQL binaries: find them, or fetch pinned ones.
     #[command(subcommand)]
     Pg(PgCommand),
-    /// Benchmarks for capacity planning (chain-up time, verify cost, workload throughput).
+    /// Benchmarks for capacity planning (chain-up time, verify cost, workload throughput,
+    /// sampler cost and lag resolution).
     #[command(subcommand)]
     Bench(BenchCommand),
 }
@@ -51,7 +53,8 @@ pub struct ChainArgs {
     /// replayed.
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Directory with PostgreSQL binaries (postgres, initdb, pg_basebackup, ...).
+    /// Directory with PostgreSQL binaries (postgres, initdb, pg_basebackup, ...); local
+    /// backend only (the docker backend uses the image's binaries).
     #[arg(long, env = "PGREHEARSE_PG_BIN", value_name = "DIR")]
     pub pg_bin: Option<PathBuf>,
     /// Where run directories go (default: $PGREHEARSE_HOME/runs).
@@ -126,7 +129,8 @@ pub struct DownArgs {
     /// Run id or directory (default: the newest running chain).
     #[arg(long)]
     pub run: Option<String>,
-    /// Every run whose servers are still up, including leftovers of crashed runs.
+    /// Every run whose servers or containers are still up and that no running pgrehearse owns
+    /// (left by `up`, `run --keep` or a killed harness); rehearsals still running are skipped.
     #[arg(long, conflicts_with = "run")]
     pub all: bool,
     /// Runs folder to look in (default: $PGREHEARSE_HOME/runs), as given to `up --runs-dir`; with
@@ -139,7 +143,7 @@ pub struct DownArgs {
 pub enum PgCommand {
     /// Fetch the pinned build of MAJOR into the cache (no-op when cached).
     Install {
-        /// Major version: 16, 17 or 18.
+        /// Major version: 17 (x86_64 and aarch64), or 16 or 18 (x86_64 only).
         #[arg(default_value_t = 17)]
         major: u32,
     },
@@ -216,8 +220,13 @@ fn parse_backend(s: &str) -> Result<harness::backend::BackendKind, String> {
     }
 }
 
+/// A period or window for a benchmark: above zero (a zero period spins) and at most a day.
 fn humantime_parse(s: &str) -> Result<std::time::Duration, String> {
-    humantime::parse_duration(s).map_err(|e| e.to_string())
+    let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
+    if d.is_zero() || d > std::time::Duration::from_secs(24 * 3600) {
+        return Err("must be above zero and at most a day (e.g. 250ms, 20s, 5m)".into());
+    }
+    Ok(d)
 }
 
 /// Run the command; returns the process exit code.
@@ -244,13 +253,13 @@ pub async fn dispatch(cli: Cli, ui: ui::Ui) -> i32 {
 }
 
 fn report_error(e: &harness::Error) {
-    eprintln!("error: {e}");
+    say(format!("error: {e}"));
     if let Some(d) = e.detail() {
         for line in harness::secret::redact(d).lines() {
-            eprintln!("  {line}");
+            say(format!("  {line}"));
         }
     }
     if let Some(h) = e.hint() {
-        eprintln!("hint: {h}");
+        say(format!("hint: {h}"));
     }
 }

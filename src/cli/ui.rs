@@ -24,6 +24,12 @@ fn emit(mut w: impl Write, line: &str) -> std::io::Result<()> {
     w.flush()
 }
 
+/// A line on stderr that never panics as `eprintln!` does: stderr may be a pipe whose reader
+/// the same Ctrl-C ended (`| tee log`) or a hung-up terminal, and cleanup must still follow.
+pub fn say(line: impl AsRef<str>) {
+    let _ = emit(std::io::stderr(), line.as_ref());
+}
+
 /// Routes tracing output through the progress area so bars are redrawn below log lines.
 struct LogWriter;
 

@@ -1,7 +1,17 @@
 //! Lookups in a run's `report.json`, each failing with what the report did hold.
 #![allow(dead_code)]
 
+use std::path::Path;
+
 use serde_json::Value;
+
+/// The run's report.json.
+pub fn read(run: &Path) -> Value {
+    let path = run.join("report.json");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
 
 /// The entry of the array `list` whose `key` is `value`.
 fn entry<'a>(list: &'a Value, key: &str, value: &str) -> &'a Value {

@@ -12,4 +12,4 @@ pub use kinds::{Fault, build, link_state};
 pub use link::{LinkControl, ProxyLink, proxy_can};
 pub use model::{ChurnRecord, FaultKind, FaultRecord, FaultSpec, Hop};
 pub use proxy::{LinkMode, LinkProxy, LinkState};
-pub use runtime::{FailoverEvents, FaultEnv, Links, Timeline};
+pub use runtime::{FailoverEvents, FaultEnv, InForce, Links, Timeline};

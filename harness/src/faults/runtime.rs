@@ -343,12 +343,16 @@ impl Timeline {
             t.abort();
             let _ = t.await;
         }
-        for (i, e) in self.entries.iter().enumerate() {
-            if self.state.lock().expect("timeline").active[i] {
-                apply(e, i, &self.state, env, false).await;
-            }
-        }
+        self.in_force().heal(env).await;
         self.records()
+    }
+
+    /// A handle on the faults in force, which outlives the timeline.
+    pub fn in_force(&self) -> InForce {
+        InForce {
+            entries: self.entries.clone(),
+            state: self.state.clone(),
+        }
     }
 
     /// What happened so far, with what each fault saw while in force.
@@ -371,6 +375,29 @@ impl Timeline {
     }
 }
 
+/// The faults a timeline has in force, for healing them after the timeline itself was dropped:
+/// an interrupted run whose chain is kept must not keep a paused node or a cut link with it.
+#[derive(Clone)]
+pub struct InForce {
+    entries: Arc<Vec<Entry>>,
+    state: Arc<Mutex<State>>,
+}
+
+impl InForce {
+    /// Heal every fault in force (also one whose injection was cut short). Returns how many
+    /// were healed or tried.
+    pub async fn heal(&self, env: &FaultEnv) -> usize {
+        let mut n = 0;
+        for (i, e) in self.entries.iter().enumerate() {
+            if self.state.lock().expect("timeline").active[i] {
+                apply(e, i, &self.state, env, false).await;
+                n += 1;
+            }
+        }
+        n
+    }
+}
+
 async fn apply(e: &Entry, i: usize, st: &Mutex<State>, env: &FaultEnv, inject: bool) {
     let verb = if inject { "injecting" } else { "healing" };
     tracing::info!(
@@ -381,6 +408,11 @@ async fn apply(e: &Entry, i: usize, st: &Mutex<State>, env: &FaultEnv, inject: b
     // Times are when the action started: a primary failure takes seconds to complete (the
     // promotion), but the fault happened when A died.
     let now = env.now_ms().max(0) as u64;
+    if inject {
+        // In force from the first step: an injection cut short (the run interrupted) is
+        // healed like a finished one.
+        st.lock().expect("timeline").active[i] = !e.spec.kind.one_shot();
+    }
     let res = if inject {
         e.fault.inject(env).await
     } else {

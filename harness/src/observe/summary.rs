@@ -175,7 +175,8 @@ impl Failover {
     }
 }
 
-/// Writes A acknowledged that the reference (B after failover, or C) does not have.
+/// Writes A acknowledged that B (as its promotion left it, after a failover) or C (without a
+/// failover) does not have.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Rpo {
     /// Node checked.
@@ -204,6 +205,10 @@ pub struct Rpo {
     /// whether it turned out applied.
     #[serde(default)]
     pub unknown: Vec<WriteRef>,
+    /// Keys in a state no order of the ledger's writes explains: their lost writes cannot be
+    /// counted, so the RPO is not known exactly while there are any.
+    #[serde(default)]
+    pub unexplained_keys: u64,
 }
 
 impl Rpo {
@@ -220,6 +225,7 @@ impl Rpo {
             unknown_not_applied: j.check.unknown_not_applied,
             unknown_undetermined: j.unknown_undetermined(),
             unknown: j.unknown.clone(),
+            unexplained_keys: j.check.unexplained.count,
         }
     }
 

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use super::IdlePrimary;
 use super::evaluate_faults as faults;
-use super::text::{count, key_list};
+use super::text::{count, key_list, millis};
 use crate::observe::Observations;
 use crate::scenario::Expectations;
 use crate::util::fmt_duration;
@@ -32,6 +32,10 @@ pub struct ExpectationResult {
 pub struct RunFacts<'a> {
     /// Time from the end of the workload until C had applied everything, if measured.
     pub catchup: Option<Duration>,
+    /// The fence C did not reach, if it did not.
+    pub catchup_missed: Option<&'a super::CatchupMissed>,
+    /// Whether the workload ran (then its ledger must have been checked).
+    pub workload_ran: bool,
     /// Row-level comparisons.
     pub verify: &'a [VerifyReport],
     /// Ledger checks.
@@ -47,6 +51,8 @@ impl<'a> RunFacts<'a> {
     pub fn of(report: &'a super::Report) -> RunFacts<'a> {
         RunFacts {
             catchup: report.catchup_ms.map(Duration::from_millis),
+            catchup_missed: report.catchup_missed.as_ref(),
+            workload_ran: report.workload.is_some(),
             verify: &report.verify,
             ledger: &report.ledger,
             observations: report.observations.as_ref(),
@@ -63,7 +69,7 @@ pub fn evaluate(expect: &Expectations, facts: &RunFacts) -> Vec<ExpectationResul
         out.push(consistent(facts));
     }
     if let Some(limit) = expect.max_catchup {
-        out.push(max_catchup(limit, facts.catchup));
+        out.push(max_catchup(limit, facts.catchup, facts.catchup_missed));
     }
     if expect.sequences_match {
         out.push(sequences_match(facts));
@@ -84,7 +90,11 @@ pub fn evaluate(expect: &Expectations, facts: &RunFacts) -> Vec<ExpectationResul
         out.push(faults::consistent_after_heal(facts));
     }
     if let Some(limit) = expect.converges_within {
-        out.push(faults::converges_within(limit, facts.observations));
+        out.push(faults::converges_within(
+            limit,
+            facts.observations,
+            facts.catchup_missed,
+        ));
     }
     if expect.slot_waits_for_nudge {
         out.push(faults::slot_waits_for_nudge(facts.idle_primary));
@@ -111,7 +121,7 @@ fn consistent(facts: &RunFacts) -> ExpectationResult {
             evidence: "no row comparison of c was recorded".into(),
         };
     }
-    let verdict = Verdict::all(
+    let mut verdict = Verdict::all(
         facts
             .verify
             .iter()
@@ -120,6 +130,7 @@ fn consistent(facts: &RunFacts) -> ExpectationResult {
     );
     let mut observed = Vec::new();
     let mut evidence = Vec::new();
+
     for r in facts.verify {
         let (short, long) = verify_summary(r);
         observed.push(short);
@@ -129,6 +140,12 @@ fn consistent(facts: &RunFacts) -> ExpectationResult {
         let (short, long) = ledger_summary(l);
         observed.push(short);
         evidence.push(long);
+    }
+    // Equal rows do not show that no acknowledged write was lost: only the ledger does.
+    if facts.workload_ran && facts.ledger.is_empty() {
+        verdict = verdict.merge(Verdict::Unknown);
+        observed.push("ledger not checked".to_string());
+        evidence.push("the run ended before the ledger of acknowledged writes was checked".into());
     }
     ExpectationResult {
         name: "consistent".into(),
@@ -231,17 +248,22 @@ pub(super) fn verify_summary(r: &VerifyReport) -> (String, String) {
 /// A few words and the full numbers for one ledger check.
 fn ledger_summary(l: &LedgerCheck) -> (String, String) {
     let who = format!("ledger on {}", l.node);
-    let short = if l.lost.is_empty() {
-        format!(
-            "{who}: no acknowledged write lost ({} checked)",
-            count(l.keys_checked, "key", "keys")
-        )
-    } else {
+    let short = if !l.lost.is_empty() {
         // The final state shows a key's last acknowledged write missing, not how many writes
         // before it never arrived: the count is of keys.
         format!(
             "{who}: acknowledged writes lost on {}",
             count(l.lost.count, "key", "keys")
+        )
+    } else if !l.unexplained.is_empty() {
+        format!(
+            "{who}: {} in a state no order of the acknowledged writes explains",
+            count(l.unexplained.count, "key", "keys")
+        )
+    } else {
+        format!(
+            "{who}: no acknowledged write lost ({} checked)",
+            count(l.keys_checked, "key", "keys")
         )
     };
     let mut long = vec![format!("{} checked", count(l.keys_checked, "key", "keys"))];
@@ -262,9 +284,38 @@ fn ledger_summary(l: &LedgerCheck) -> (String, String) {
 }
 
 /// C caught up within the limit once the workload stopped.
-fn max_catchup(limit: Duration, measured: Option<Duration>) -> ExpectationResult {
+fn max_catchup(
+    limit: Duration,
+    measured: Option<Duration>,
+    missed: Option<&super::CatchupMissed>,
+) -> ExpectationResult {
     let expected = format!("c caught up within {}", fmt_duration(limit));
     match measured {
+        // Not caught up when the limit had already passed, or never can: over the limit.
+        None if let Some(m) =
+            missed.filter(|m| m.never || m.waited_ms >= limit.as_millis() as u64) =>
+        {
+            ExpectationResult {
+                name: "max_catchup".into(),
+                verdict: Verdict::Invalid,
+                expected,
+                observed: "c did not catch up".into(),
+                evidence: if m.never {
+                    format!(
+                        "c can never catch up ({}), as seen {} after the workload ended",
+                        m.reason,
+                        millis(m.waited_ms)
+                    )
+                } else {
+                    format!(
+                        "c had not caught up {} after the workload ended, over the limit of {} ({})",
+                        millis(m.waited_ms),
+                        fmt_duration(limit),
+                        m.reason
+                    )
+                },
+            }
+        }
         None => ExpectationResult {
             name: "max_catchup".into(),
             verdict: Verdict::Unknown,

@@ -290,6 +290,12 @@ pub(super) fn rpo_max_writes(n: u64, obs: Option<&Observations>) -> ExpectationR
         );
     };
     let ok = rpo.lost_writes <= n;
+    // Unexplained keys may hide lost writes: within the limit is then only a lower bound.
+    let verdict = if ok && rpo.unexplained_keys > 0 {
+        Verdict::Unknown
+    } else {
+        judged(ok)
+    };
     let when = match rpo.judged_at_ms {
         Some(ms) => format!(" at its promotion ({})", at(ms)),
         None => String::new(),
@@ -315,9 +321,15 @@ pub(super) fn rpo_max_writes(n: u64, obs: Option<&Observations>) -> ExpectationR
     if rpo.unknown_undetermined > 0 {
         evidence.push_str(&format!(", {} undetermined", rpo.unknown_undetermined));
     }
+    if rpo.unexplained_keys > 0 {
+        evidence.push_str(&format!(
+            "; {} in a state the ledger cannot explain, so more writes may be lost",
+            count(rpo.unexplained_keys, "key", "keys")
+        ));
+    }
     result(
         NAME,
-        judged(ok),
+        verdict,
         &expected,
         format!(
             "{} on {}",
@@ -377,7 +389,11 @@ pub(super) fn consistent_after_heal(facts: &RunFacts) -> ExpectationResult {
 }
 
 /// C caught up within `limit` of the last heal.
-pub(super) fn converges_within(limit: Duration, obs: Option<&Observations>) -> ExpectationResult {
+pub(super) fn converges_within(
+    limit: Duration,
+    obs: Option<&Observations>,
+    missed: Option<&super::CatchupMissed>,
+) -> ExpectationResult {
     const NAME: &str = "converges_within";
     let expected = format!(
         "c caught up within {} of the last heal",
@@ -396,6 +412,26 @@ pub(super) fn converges_within(limit: Duration, obs: Option<&Observations>) -> E
         );
     };
     let Some(ms) = obs.convergence_ms else {
+        // Not converged when the harness stopped waiting, the limit already past (or never
+        // reachable): that is the finding, not a gap in the evidence.
+        if let Some(m) = missed {
+            let since_heal = (m.gave_up_at_ms - heal).max(0) as u64;
+            if m.never || since_heal >= limit.as_millis() as u64 {
+                return result(
+                    NAME,
+                    Verdict::Invalid,
+                    &expected,
+                    "c did not catch up",
+                    format!(
+                        "c had not caught up {} after the last heal at {}{} ({})",
+                        millis(since_heal),
+                        at(heal),
+                        if m.never { ", and never can" } else { "" },
+                        m.reason
+                    ),
+                );
+            }
+        }
         return result(
             NAME,
             Verdict::Unknown,

@@ -65,7 +65,8 @@ pub struct Report {
     pub seed: u64,
     /// The merge of the expectations (and Unknown when the run failed).
     pub verdict: Verdict,
-    /// The process exit code of the run.
+    /// The process exit code of the run: the verdict's, or the error's when the run stopped
+    /// early (2 usage or environment, 130 interrupted).
     pub exit_code: i32,
     /// The scenario.
     pub scenario: ScenarioInfo,
@@ -90,6 +91,8 @@ pub struct Report {
     /// Time from the end of the workload until C had applied everything (the fence), if
     /// measured.
     pub catchup_ms: Option<u64>,
+    /// The fence that C did not reach, when it did not.
+    pub catchup_missed: Option<CatchupMissed>,
     /// Row-level comparisons (C vs A, maybe B vs A).
     pub verify: Vec<VerifyReport>,
     /// Ledger checks of acknowledged writes, per node.
@@ -105,6 +108,9 @@ pub struct Report {
     /// Lag and WAL over time, fault windows, the slot's fate, failover and RPO (None: the
     /// chain was not observed). Last in the JSON: the time series is long.
     pub observations: Option<Observations>,
+    /// The exit code of the error that stopped the run (not in the JSON: `exit_code` is).
+    #[serde(skip)]
+    error_exit: Option<i32>,
 }
 
 impl Report {
@@ -132,6 +138,7 @@ impl Report {
             chain: None,
             workload: None,
             catchup_ms: None,
+            catchup_missed: None,
             verify: Vec::new(),
             ledger: Vec::new(),
             expectations: Vec::new(),
@@ -141,6 +148,7 @@ impl Report {
             notes: Vec::new(),
             idle_primary: None,
             observations: None,
+            error_exit: None,
         }
     }
 
@@ -158,6 +166,7 @@ impl Report {
     /// Record why the run stopped early.
     pub fn record_error(&mut self, e: &Error) {
         self.error = Some(crate::secret::redact(&e.to_string()));
+        self.error_exit = Some(e.exit_code());
     }
 
     /// Add a note unless it is already there.
@@ -171,8 +180,8 @@ impl Report {
     /// Close the report at `finished_at`: the verdict becomes the merge of the expectations
     /// (Unknown if the run stopped early or judged nothing), the exit code follows it, and
     /// notes about what was observed (sequence drift, tables without a key, writes with an
-    /// unknown outcome) are added. A caller with a more specific exit code (a usage error) sets
-    /// it afterwards.
+    /// unknown outcome) are added. After an error the exit code is the error's, as the process
+    /// exits with it.
     pub fn conclude(&mut self, finished_at: DateTime<Utc>) {
         self.finished_at = Some(finished_at);
         let mut verdict = Verdict::all(self.expectations.iter().map(|e| e.verdict));
@@ -180,11 +189,24 @@ impl Report {
             verdict = verdict.merge(Verdict::Unknown);
         }
         self.verdict = verdict;
-        self.exit_code = verdict.exit_code();
+        self.exit_code = self.error_exit.unwrap_or(verdict.exit_code());
         for n in notes::observed(self) {
             self.note(n);
         }
     }
+}
+
+/// A catch-up fence C did not reach: the harness stopped waiting, or knew C never would.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CatchupMissed {
+    /// How long after the workload ended the harness stopped waiting.
+    pub waited_ms: u64,
+    /// When it stopped waiting (ms since the workload started).
+    pub gave_up_at_ms: i64,
+    /// C can never catch up (its slot on B is unusable), however long one waits.
+    pub never: bool,
+    /// Why, as the wait saw it (passwords redacted).
+    pub reason: String,
 }
 
 /// Where [`write_all`] put the files.

@@ -356,6 +356,77 @@ fn consistency_without_verification_of_c_is_unknown() {
 }
 
 #[test]
+fn max_catchup_fails_when_c_had_not_caught_up_by_the_limit() {
+    let expect = Expectations {
+        consistent: false,
+        max_catchup: Some(Duration::from_secs(30)),
+        ..Expectations::default()
+    };
+    let judge = |waited_ms: u64, never: bool| {
+        let missed = crate::report::CatchupMissed {
+            waited_ms,
+            gave_up_at_ms: 0,
+            never,
+            reason: "fence 01 not on c".into(),
+        };
+        let facts = RunFacts {
+            catchup_missed: Some(&missed),
+            ..RunFacts::default()
+        };
+        evaluate(&expect, &facts).remove(0)
+    };
+    let r = judge(120_000, false);
+    assert_eq!(r.verdict, Verdict::Invalid);
+    assert_eq!(
+        r.evidence,
+        "c had not caught up 2m00s after the workload ended, over the limit of 30.00s (fence 01 not on c)"
+    );
+    // Stopped waiting before the limit: nothing is known.
+    assert_eq!(judge(29_999, false).verdict, Verdict::Unknown);
+    // A dead slot: c never gets there, however soon that was seen.
+    let r = judge(1_000, true);
+    assert_eq!(r.verdict, Verdict::Invalid);
+    assert!(
+        r.evidence
+            .starts_with("c can never catch up (fence 01 not on c)")
+    );
+}
+
+#[test]
+fn consistent_rows_without_a_ledger_check_are_not_a_pass() {
+    // A run cut short after verification, before the ledger check: equal rows do not show that
+    // no acknowledged write was lost.
+    let r = consistent_run();
+    let facts = RunFacts {
+        ledger: &[],
+        workload_ran: true,
+        ..RunFacts::of(&r)
+    };
+    let out = evaluate(&expect_all(), &facts);
+    assert_eq!(out[0].verdict, Verdict::Unknown);
+    assert!(
+        out[0].observed.ends_with("ledger not checked"),
+        "{:?}",
+        out[0]
+    );
+}
+
+#[test]
+fn the_report_exit_code_is_the_process_exit_code() {
+    for (e, code) in [
+        (crate::Error::interrupted(), 130),
+        (crate::Error::environment("port 5432 already in use"), 2),
+        (crate::Error::timeout("fence"), 1),
+    ] {
+        let mut r = consistent_run();
+        r.record_error(&e);
+        r.conclude(at(12, 5, 0));
+        assert_eq!(r.verdict, Verdict::Unknown);
+        assert_eq!(r.exit_code, code, "{e}");
+    }
+}
+
+#[test]
 fn sequences_match_is_judged_only_when_asked() {
     let facts = RunFacts::default();
     let names: Vec<_> = evaluate(&Expectations::default(), &facts)

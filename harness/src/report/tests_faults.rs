@@ -436,6 +436,7 @@ fn failover_run() -> Report {
                 ),
                 write(4421, "?", OpKind::Insert, 14_995_000, Some(false), None),
             ],
+            unexplained_keys: 0,
         }),
         convergence_ms: None,
         last_heal_ms: None,
@@ -840,6 +841,21 @@ fn rpo_max_writes_pass_fail_unknown() {
     );
     assert_eq!(one(&e, Some(&obs()), None, &[]).verdict, Verdict::Unknown);
     assert_eq!(one(&e, None, None, &[]).verdict, Verdict::Unknown);
+    // Within the limit, but keys the ledger cannot explain may hide more lost writes.
+    let mut unexplained = rpo(1);
+    unexplained.rpo.as_mut().unwrap().unexplained_keys = 2;
+    let r = one(&e, Some(&unexplained), None, &[]);
+    assert_eq!(r.verdict, Verdict::Unknown);
+    assert!(
+        r.evidence
+            .ends_with("2 keys in a state the ledger cannot explain, so more writes may be lost"),
+        "{}",
+        r.evidence
+    );
+    // Over the limit is over the limit, whatever else may be lost.
+    let mut over = rpo(9);
+    over.rpo.as_mut().unwrap().unexplained_keys = 2;
+    assert_eq!(one(&e, Some(&over), None, &[]).verdict, Verdict::Invalid);
 }
 
 #[test]
@@ -979,6 +995,36 @@ fn converges_within_pass_fail_unknown() {
     );
     assert_eq!(one(&e, Some(&conv(None, None)), None, &[]).verdict, Unknown);
     assert_eq!(one(&e, None, None, &[]).verdict, Unknown);
+    // The fence given up on: over the limit by then (or never reachable) is a failure, before
+    // the limit only unknown.
+    let gave_up = |at_ms: i64, never: bool| crate::report::CatchupMissed {
+        waited_ms: 0,
+        gave_up_at_ms: at_ms,
+        never,
+        reason: "timed out".into(),
+    };
+    let judge = |m: &crate::report::CatchupMissed| {
+        let o = conv(Some(9_000), None);
+        let facts = RunFacts {
+            observations: Some(&o),
+            catchup_missed: Some(m),
+            ..RunFacts::default()
+        };
+        evaluate(&e, &facts)
+            .into_iter()
+            .find(|r| r.name == "converges_within")
+            .unwrap()
+    };
+    let r = judge(&gave_up(14_000, false));
+    assert_eq!(r.verdict, Invalid);
+    assert_eq!(
+        r.evidence,
+        "c had not caught up 5.00s after the last heal at t=9.0s (timed out)"
+    );
+    assert_eq!(judge(&gave_up(13_999, false)).verdict, Unknown);
+    let r = judge(&gave_up(9_500, true));
+    assert_eq!(r.verdict, Invalid);
+    assert!(r.evidence.contains("and never can"), "{}", r.evidence);
 }
 
 #[test]

@@ -76,6 +76,13 @@ pub struct Rehearsal {
     progress: Arc<dyn Progress>,
     report: Mutex<Report>,
     chain_up: Mutex<bool>,
+    /// The whole chain was built: only then can `--keep` keep it.
+    built: std::sync::atomic::AtomicBool,
+    /// `finish(true)` handed the chain over: it runs on after this process.
+    kept: std::sync::atomic::AtomicBool,
+    /// Faults in force while the workload runs, to heal before a kept chain is let go of when
+    /// the run was cut short.
+    in_force: Mutex<Option<(crate::faults::InForce, Arc<FaultEnv>)>>,
     /// How to take the chain off the harness's own link proxies if it is kept (`--keep`).
     bypass: Mutex<Option<Bypass>>,
 }
@@ -172,6 +179,9 @@ impl Rehearsal {
             progress,
             report: Mutex::new(report),
             chain_up: Mutex::new(false),
+            built: Default::default(),
+            kept: Default::default(),
+            in_force: Mutex::new(None),
             bypass: Mutex::new(None),
         })
     }
@@ -261,6 +271,7 @@ impl Rehearsal {
         *self.chain_up.lock().expect("chain flag") = true;
         self.save_state(false, true)?;
         let chain = chain?;
+        self.built.store(true, std::sync::atomic::Ordering::SeqCst);
         *self.bypass.lock().expect("bypass") = Some(chain.bypass(self.backend.as_ref()));
         tracing::info!(
             "chain up in {} (a → b → c, {})",
@@ -330,23 +341,28 @@ impl Rehearsal {
         Ok((report, paths))
     }
 
+    /// Whether the whole chain was built, so that `finish(true)` keeps it.
+    pub fn chain_built(&self) -> bool {
+        self.built.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Whether `finish(true)` kept the chain running.
+    pub fn kept(&self) -> bool {
+        self.kept.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Record what stopped the run from outside it (an interrupt) in the report.
+    pub fn record_error(&self, e: &Error) {
+        self.report.lock().expect("report").record_error(e);
+    }
+
     /// Write the report as it stands (also used after an interrupt).
     ///
     /// # Errors
     /// Environment error when the files cannot be written.
     pub fn write_report(&self) -> Result<ReportPaths> {
         let mut r = self.report.lock().expect("report");
-        let facts_catchup = r.catchup_ms.map(Duration::from_millis);
-        let expectations = {
-            let facts = RunFacts {
-                catchup: facts_catchup,
-                verify: &r.verify,
-                ledger: &r.ledger,
-                observations: r.observations.as_ref(),
-                idle_primary: r.idle_primary.as_ref(),
-            };
-            report::evaluate(&self.scenario.expect, &facts)
-        };
+        let expectations = report::evaluate(&self.scenario.expect, &RunFacts::of(&r));
         r.expectations = expectations;
         r.conclude(chrono::Utc::now());
         report::write_all(self.run.path(), &r)
@@ -361,34 +377,42 @@ impl Rehearsal {
 
         // --- convergence: everything committed before the fence is on C (or C cannot get there)
         self.progress.phase("waiting for c to catch up (fence)");
-        let fence = match logical_slot_dead(&chain.b, &db, &chain.spec.subscription).await {
+        let slot_dead = logical_slot_dead(&chain.b, &db, &chain.spec.subscription).await;
+        let fence = match &slot_dead {
             // C cannot catch up from an invalidated slot: say so instead of waiting for nothing.
             Some(why) => Err(Error::timeout(format!(
                 "the logical slot on b is unusable ({why})"
             ))),
             None => chain.fence().await,
         };
-        let (catchup, caught_up_ms) = match fence {
-            Ok(d) => {
+        let since_workload = drive.workload_ended.elapsed();
+        let now_ms = drive.clock.elapsed().as_millis() as i64;
+        let caught_up_ms = match fence {
+            Ok(_) => {
                 tracing::info!(
-                    "c caught up {} after the workload and faults ended",
-                    crate::util::fmt_duration(d)
+                    "c caught up {} after the workload ended",
+                    crate::util::fmt_duration(since_workload)
                 );
-                (Some(d), Some(drive.clock.elapsed().as_millis() as i64))
+                self.report.lock().expect("report").catchup_ms =
+                    Some(since_workload.as_millis() as u64);
+                Some(now_ms)
             }
             Err(e) if !self.scenario.faults.is_empty() && e.kind() == crate::ErrorKind::Timeout => {
                 // After a fault, not converging can be the finding itself (a lost slot): record
                 // it and go on to verification, which shows what C is missing.
                 tracing::warn!("c did not catch up: {e}");
-                self.report
-                    .lock()
-                    .expect("report")
-                    .note(format!("c did not catch up after the faults: {e}"));
-                (None, None)
+                let mut r = self.report.lock().expect("report");
+                r.note(format!("c did not catch up after the faults: {e}"));
+                r.catchup_missed = Some(crate::report::CatchupMissed {
+                    waited_ms: since_workload.as_millis() as u64,
+                    gave_up_at_ms: now_ms,
+                    never: slot_dead.is_some(),
+                    reason: crate::secret::redact(&e.to_string()),
+                });
+                None
             }
             Err(e) => return Err(e.context("waiting for c to catch up after the workload")),
         };
-        self.report.lock().expect("report").catchup_ms = catchup.map(|d| d.as_millis() as u64);
         drop(drive.heartbeat);
         let samples = drive.sampler.stop();
 
@@ -432,7 +456,8 @@ impl Rehearsal {
                     .map(|e| (e.done_us / 1000) as i64)
                     .min();
             } else {
-                rpo = Some(crate::observe::Rpo::from_judgement(&on_ref, None));
+                // Without a failover, what the migration loses is what C lacks.
+                rpo = Some(crate::observe::Rpo::from_judgement(&on_c, None));
             }
             self.report.lock().expect("report").ledger = vec![on_c.check, on_ref.check];
         }
@@ -539,6 +564,7 @@ impl Rehearsal {
         );
         let duration = self.scenario.workload.duration;
         let mut timeline = Timeline::start(&self.scenario.faults, env.clone(), duration);
+        *self.in_force.lock().expect("faults in force") = Some((timeline.in_force(), env.clone()));
         if !self.scenario.faults.is_empty() {
             tracing::info!("{} faults scheduled", self.scenario.faults.len());
         }
@@ -563,12 +589,14 @@ impl Rehearsal {
             Ok::<_, Error>(true)
         }
         .await;
+        let workload_ended = Instant::now();
         // Faults scheduled past the workload still run; then everything still active heals —
         // also when the workload failed.
         if result.is_ok() {
             timeline.wait().await;
         }
         let records = timeline.heal_all(&env).await;
+        *self.in_force.lock().expect("faults in force") = None;
         let workload_ran = result?;
         let events = env.events.lock().expect("events").clone();
         Ok(Drive {
@@ -576,6 +604,7 @@ impl Rehearsal {
             records,
             last_heal_ms: timeline.last_heal_ms(),
             clock,
+            workload_ended,
             events,
             heartbeat,
             sampler,
@@ -608,23 +637,41 @@ impl Rehearsal {
     }
 
     /// Stop every server and remove data directories (unless `keep`, which leaves the chain
-    /// running for `pgrehearse down`, every hop connected directly). Always call this, whatever
-    /// `run` returned.
+    /// running for `pgrehearse down`, faults healed and every hop connected directly; a chain
+    /// that was not fully built is removed all the same). Always call this, whatever `run`
+    /// returned.
     ///
     /// # Errors
     /// The first failure while stopping or removing; with `keep`, a hop that does not stream
     /// again once off the harness's proxy (the chain is kept all the same).
     pub async fn finish(&self, keep: bool) -> Result<()> {
-        if keep {
+        if keep && self.chain_built() {
+            let in_force = self.in_force.lock().expect("faults in force").take();
+            if let Some((faults, env)) = in_force {
+                // The run was cut short with faults in force: the kept chain goes without them.
+                let n = faults.heal(&env).await;
+                if n > 0 {
+                    tracing::info!("healed {n} fault(s) still in force before keeping the chain");
+                }
+            }
             let bypass = self.bypass.lock().expect("bypass").take();
             let direct = match bypass {
                 Some(b) => self.keep_direct(&b).await,
                 None => Ok(()),
             };
-            self.save_state(true, true)?;
+            if let Err(e) = self.save_state(true, true) {
+                // Without its state nothing could reach or take down the kept chain.
+                let _ = self.remove().await;
+                return Err(e.context("keeping the chain (so it was removed)"));
+            }
             self.backend.detach();
+            self.kept.store(true, std::sync::atomic::Ordering::SeqCst);
             return direct;
         }
+        self.remove().await
+    }
+
+    async fn remove(&self) -> Result<()> {
         let res = self.backend.teardown(false).await;
         scrub_logs(&self.run, &self.creds);
         // Whatever is left still needs them, for `pgrehearse down --run` to reach it.
@@ -638,8 +685,7 @@ impl Rehearsal {
     }
 
     /// Before the harness lets go of a kept chain: hops through its own link proxies, which end
-    /// with it, go direct. Faults are healed by then, or cut short by an interrupt; either way
-    /// the kept chain runs without them.
+    /// with it, go direct (faults are healed by then).
     async fn keep_direct(&self, bypass: &Bypass) -> Result<()> {
         let done = bypass.apply().await.map_err(|e| {
             e.context("keeping the chain: taking its hops off the harness's link proxies")
@@ -660,6 +706,9 @@ struct Drive {
     records: Vec<crate::faults::FaultRecord>,
     last_heal_ms: Option<i64>,
     clock: Instant,
+    /// When the workload stopped writing: catch-up is measured from here, whatever faults
+    /// were still in force after it.
+    workload_ended: Instant,
     events: crate::faults::FailoverEvents,
     heartbeat: Heartbeat,
     sampler: Sampler,

@@ -107,7 +107,9 @@ pub struct DockerBackend {
     net: Arc<nettools::NetTools>,
     nodes: Mutex<Vec<Arc<DockerNode>>>,
     containers: tokio::sync::Mutex<Vec<ContainerAsync<GenericImage>>>,
-    finished: AtomicBool,
+    /// Removes the run's containers and network if the backend is dropped before a teardown
+    /// finished (panic, interrupt).
+    sweep: Sweep,
 }
 
 /// Connect to the Docker engine and check that it answers.
@@ -144,6 +146,16 @@ impl DockerBackend {
         let prefix = format!("{prefix}-{:04x}", rand::random::<u16>());
         let network = format!("{prefix}-net");
         let labels = run_labels(&run);
+        // For users' psql against the published ports (the printed PGPASSFILE). Before the
+        // network: nothing is left to remove when this fails.
+        let me = crate::os::ServerUser {
+            switch: false,
+            ..crate::os::ServerUser::resolve()?
+        };
+        me.private_file(&run.passfile(), creds.pgpass().as_bytes())?;
+        // From here on, whatever stops this function (an error, an interrupt dropping it)
+        // leaves nothing behind.
+        let sweep = Sweep::new(run.id());
         docker
             .create_network(NetworkCreateRequest {
                 name: network.clone(),
@@ -156,12 +168,6 @@ impl DockerBackend {
                 Error::environment(format!("cannot create Docker network {network}: {e}"))
             })?;
         tracing::info!("docker: network {network}, image {}", image.reference());
-        // For users' psql against the published ports (the printed PGPASSFILE).
-        let me = crate::os::ServerUser {
-            switch: false,
-            ..crate::os::ServerUser::resolve()?
-        };
-        me.private_file(&run.passfile(), creds.pgpass().as_bytes())?;
         let net = Arc::new(
             nettools::NetTools::new(docker.clone(), labels.clone(), image.version.major).await,
         );
@@ -177,7 +183,7 @@ impl DockerBackend {
             creds,
             nodes: Mutex::default(),
             containers: tokio::sync::Mutex::default(),
-            finished: AtomicBool::new(false),
+            sweep,
         };
         b.record();
         Ok(b)
@@ -513,11 +519,11 @@ impl Backend for DockerBackend {
     }
 
     async fn teardown(&self, keep: bool) -> Result<()> {
-        if self.finished.load(Ordering::SeqCst) {
+        if self.sweep.done() {
             return Ok(());
         }
         if keep {
-            self.finished.store(true, Ordering::SeqCst);
+            self.sweep.disarm();
             return Ok(());
         }
         let nodes: Vec<Arc<DockerNode>> = self.nodes.lock().expect("nodes").clone();
@@ -543,12 +549,12 @@ impl Backend for DockerBackend {
         // Only once nothing is left: the passfile still lets the user reach what remains.
         let _ = std::fs::remove_file(self.run.passfile());
         // Not before: a teardown cut short leaves the sweep by label to Drop.
-        self.finished.store(true, Ordering::SeqCst);
+        self.sweep.disarm();
         Ok(())
     }
 
     fn detach(&self) {
-        self.finished.store(true, Ordering::SeqCst);
+        self.sweep.disarm();
         // Keep the containers: testcontainers removes them when their handles drop.
         if let Ok(mut v) = self.containers.try_lock() {
             for c in v.drain(..) {
@@ -558,14 +564,38 @@ impl Backend for DockerBackend {
     }
 }
 
-impl Drop for DockerBackend {
+/// Everything of one run in Docker, removed by label when dropped before it was disarmed.
+struct Sweep {
+    run: String,
+    done: AtomicBool,
+}
+
+impl Sweep {
+    fn new(run: &str) -> Sweep {
+        Sweep {
+            run: run.to_string(),
+            done: AtomicBool::new(false),
+        }
+    }
+
+    /// Nothing to remove on drop: torn down, or handed over (kept).
+    fn disarm(&self) {
+        self.done.store(true, Ordering::SeqCst);
+    }
+
+    fn done(&self) -> bool {
+        self.done.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Sweep {
     fn drop(&mut self) {
-        if self.finished.load(Ordering::SeqCst) {
+        if self.done() {
             return;
         }
         // Teardown was never reached (panic, interrupt): remove everything of this run from a
         // thread with its own runtime, so it works whatever context Drop runs in.
-        let run = self.run.id().to_string();
+        let run = self.run.clone();
         let _ = std::thread::spawn(move || {
             if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
                 .enable_all()

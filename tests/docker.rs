@@ -26,7 +26,7 @@ fn docker_ready() -> bool {
         .is_ok_and(|s| s.success());
     if !up {
         assert!(
-            std::env::var("PGREHEARSE_REQUIRE_DOCKER").is_err(),
+            !harness::util::env_flag("PGREHEARSE_REQUIRE_DOCKER"),
             "PGREHEARSE_REQUIRE_DOCKER is set but no Docker engine answers"
         );
         eprintln!(
@@ -46,7 +46,7 @@ fn docker_ready() -> bool {
         if have("postgres:17") || have("pgrehearse/postgres:17") {
             return true;
         }
-        let required = std::env::var("PGREHEARSE_REQUIRE_DOCKER").is_ok();
+        let required = harness::util::env_flag("PGREHEARSE_REQUIRE_DOCKER");
         if !nix::unistd::geteuid().is_root() && !required {
             eprintln!(
                 "SKIPPED: no postgres:17 or pgrehearse/postgres:17 image, and building one needs root: run `sudo scripts/build-image.sh 17` once"

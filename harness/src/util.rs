@@ -1,4 +1,4 @@
-//! Small formatting helpers shared by reports, errors and the CLI.
+//! Small helpers shared by reports, errors and the CLI: formatting, quoting, flags.
 
 use std::time::Duration;
 
@@ -40,9 +40,32 @@ pub fn quote_literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
+/// An on/off environment variable: on when set to anything but "", "0", "false" or "no" (so
+/// `VAR=0` switches it off, as one would expect).
+pub fn env_flag(name: &str) -> bool {
+    std::env::var(name).is_ok_and(|v| flag_value(&v))
+}
+
+fn flag_value(v: &str) -> bool {
+    !matches!(
+        v.trim().to_ascii_lowercase().as_str(),
+        "" | "0" | "false" | "no"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn flag_values() {
+        for on in ["1", "yes", "true", "on"] {
+            assert!(flag_value(on), "{on}");
+        }
+        for off in ["", "0", "false", "No", " 0 "] {
+            assert!(!flag_value(off), "{off:?}");
+        }
+    }
 
     #[test]
     fn formats() {

@@ -147,11 +147,12 @@ fn taken_down(run: &RunDir, mut state: RunState) {
 /// socket exists, `DOCKER_HOST` is set, or a run here used containers), or when containers or
 /// networks of some run could not be removed (after trying every run).
 pub async fn down_all(base: Option<&Path>) -> Result<Vec<String>> {
-    // Another harness is running this rehearsal right now.
-    let owned_elsewhere = |run: &RunDir| {
-        RunState::load(run).is_ok_and(|(st, _)| {
-            !st.owner_gone() && st.owner_pid != std::process::id() && !st.detached
-        })
+    // Another harness is running this rehearsal (or benchmark, which keeps no state) right now.
+    let owned_elsewhere = |run: &RunDir| match RunState::load_state(run) {
+        Ok(st) => !st.owner_gone() && st.owner_pid != std::process::id() && !st.detached,
+        Err(_) => run
+            .creator_pid()
+            .is_some_and(|pid| pid != std::process::id() as i32 && crate::os::pid_alive(pid)),
     };
     let dirs = list_runs(base);
     let mut done = Vec::new();

@@ -34,6 +34,9 @@ pub fn home() -> PathBuf {
     }
 }
 
+/// The file naming the process that created a run directory.
+const OWNER: &str = "owner.pid";
+
 /// One run's directory.
 #[derive(Debug, Clone)]
 pub struct RunDir {
@@ -94,10 +97,24 @@ impl RunDir {
         }
         user.own(&root.join("logs"))?;
         user.own(&root.join("nodes"))?;
+        // Who is using the run, before any state exists (a bench never writes any): `down
+        // --all` leaves a run alone while this process lives.
+        let owner = root.join(OWNER);
+        std::fs::write(&owner, std::process::id().to_string())
+            .map_err(|e| io_error("cannot write", &owner, e))?;
         Ok(RunDir {
             root: root.to_path_buf(),
             id: id.to_string(),
         })
+    }
+
+    /// The process that created the run directory, if it recorded itself.
+    pub fn creator_pid(&self) -> Option<i32> {
+        std::fs::read_to_string(self.root.join(OWNER))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
     }
 
     /// Open an existing run directory.

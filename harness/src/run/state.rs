@@ -70,7 +70,18 @@ impl RunState {
     pub fn load(run: &RunDir) -> Result<(RunState, Credentials)> {
         let state = Self::load_state(run)?;
         let sp = run.file(SECRETS);
-        let creds = std::fs::read(&sp).map_err(|e| io_error("cannot read", &sp, e))?;
+        let creds = std::fs::read(&sp).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                // Removed with the chain at teardown.
+                Error::usage(format!(
+                    "run {} is no longer up: its chain was taken down",
+                    run.id()
+                ))
+                .with_hint("its logs and reports are still there; `pgrehearse up SCENARIO` starts a new chain")
+            } else {
+                io_error("cannot read", &sp, e)
+            }
+        })?;
         let creds: Credentials = serde_json::from_slice(&creds)
             .map_err(|e| Error::internal(format!("reading {}", sp.display())).with_source(e))?;
         Ok((state, creds))

@@ -3,6 +3,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use serde_spanned::Spanned;
+
 use super::raw::{RawChain, RawNode, RawSettings};
 use super::source::Source;
 use super::values;
@@ -78,7 +80,7 @@ pub(super) fn validate(src: &Source, base: &Path, raw: Option<RawChain>) -> Resu
     };
     let database = match &raw.database {
         None => ChainPlan::default().database,
-        Some(v) => values::non_empty(src, v, "database")?,
+        Some(v) => database_name(src, v)?,
     };
     let idle_wait = match &raw.idle_wait {
         None => ChainPlan::default().idle_wait,
@@ -217,4 +219,33 @@ impl Default for ChainPlan {
             c: NodePlan::default(),
         }
     }
+}
+
+/// The replicated database's name. It reaches pg_dump, psql and pg_restore as `-d`, where a
+/// value with `=` or a URI would be taken as a connection string naming another server; and the
+/// harness creates it, so it cannot be one that always exists.
+fn database_name(src: &Source, v: &Spanned<String>) -> Result<String> {
+    let name = values::non_empty(src, v, "database")?;
+    let plain = name.len() <= 63
+        && name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if !plain {
+        return Err(src.error(
+            v.span(),
+            format!(
+                "database = {name:?}: use letters, digits, '_' and '-' (at most 63, starting with a letter or '_')"
+            ),
+        ));
+    }
+    if ["postgres", "template0", "template1"].contains(&name.as_str()) {
+        return Err(src
+            .error(
+                v.span(),
+                format!("database = {name:?}: the harness creates this database, and {name} always exists"),
+            )
+            .with_hint("name a database of your own, e.g. database = \"app\""));
+    }
+    Ok(name)
 }

@@ -264,7 +264,7 @@ fn negative_rate_is_rejected() {
     let hint = assert_at(
         "version = 1\n[workload]\nrate = -5\n",
         "3:8",
-        "rate = -5: the rate must be a positive number",
+        "rate = -5: the rate must be at least 0.01 operations per second",
     );
     assert!(hint.unwrap().contains("\"max\""));
 }
@@ -407,6 +407,51 @@ fn bad_duration_points_at_the_value() {
         "version = 1\n[expect]\nmax_catchup = 30\n",
         "3:15",
         "invalid type: integer `30`, expected a string",
+    );
+}
+
+#[test]
+fn absurd_sizes_are_rejected_at_the_value() {
+    // Each would overflow a clock, a pause or the memory of the ledger check far into the run.
+    assert_at(
+        "version = 1\n[workload]\nduration = \"300000000000y\"\n",
+        "3:12",
+        "duration = \"300000000000y\": at most 365 days",
+    );
+    assert_at(
+        "version = 1\n[workload]\nrate = 1e-19\n",
+        "3:8",
+        "the rate must be at least 0.01 operations per second",
+    );
+    assert_at(
+        "version = 1\n[workload]\ninitial_rows = 100000000\n",
+        "3:16",
+        "between 0 and 1000000 rows per table",
+    );
+}
+
+#[test]
+fn the_database_name_is_a_plain_name_the_harness_can_create() {
+    assert_at(
+        "version = 1\n[chain]\ndatabase = \"host=elsewhere dbname=app\"\n",
+        "3:12",
+        "use letters, digits",
+    );
+    assert_at(
+        "version = 1\n[chain]\ndatabase = \"postgres://elsewhere/app\"\n",
+        "3:12",
+        "use letters, digits",
+    );
+    assert_at(
+        "version = 1\n[chain]\ndatabase = \"postgres\"\n",
+        "3:12",
+        "always exists",
+    );
+    assert_eq!(
+        parse("version = 1\n[chain]\ndatabase = \"shop-eu_2\"\n")
+            .chain
+            .database,
+        "shop-eu_2"
     );
 }
 

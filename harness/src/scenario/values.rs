@@ -10,14 +10,25 @@ use crate::error::Result;
 
 /// A humantime duration ("30s", "2m", "500ms").
 pub(super) fn duration(src: &Source, v: &Spanned<String>, key: &str) -> Result<Duration> {
-    humantime::parse_duration(v.get_ref().trim()).map_err(|e| {
+    let d = humantime::parse_duration(v.get_ref().trim()).map_err(|e| {
         src.error(
             v.span(),
             format!("{key}: invalid duration {:?}: {e}", v.get_ref()),
         )
         .with_hint("durations look like \"30s\", \"2m\", \"1m30s\" or \"500ms\"")
-    })
+    })?;
+    // Clocks are added to these: an absurd one must be an error here, not an overflow later.
+    if d > MAX_DURATION {
+        return Err(src.error(
+            v.span(),
+            format!("{key} = {:?}: at most 365 days", v.get_ref()),
+        ));
+    }
+    Ok(d)
 }
+
+/// The longest duration a scenario may name.
+const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// A duration within `range`, with `why` naming the rule.
 pub(super) fn duration_in(

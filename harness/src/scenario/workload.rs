@@ -47,6 +47,14 @@ impl Default for WorkloadPlan {
     }
 }
 
+/// Operations per second, at the least: one per 100 s keeps every pause between operations a
+/// sane duration.
+const MIN_RATE: f64 = 0.01;
+
+/// Seeded rows per table: each is a ledger entry the ledger check holds in memory (about
+/// 130 bytes), so this bounds it to well under a gigabyte for all five tables.
+const MAX_INITIAL_ROWS: i64 = 1_000_000;
+
 pub(super) fn validate(src: &Source, raw: Option<RawWorkload>) -> Result<WorkloadPlan> {
     let d = WorkloadPlan::default();
     let Some(raw) = raw else {
@@ -62,8 +70,9 @@ pub(super) fn validate(src: &Source, raw: Option<RawWorkload>) -> Result<Workloa
             src,
             v,
             "initial_rows",
-            0..=i64::MAX,
-            "the number of rows cannot be negative",
+            0..=MAX_INITIAL_ROWS,
+            "between 0 and 1000000 rows per table: the ledger vouches for every seeded row and \
+             is checked in memory; for a bigger data set, seed your own with [data]",
         )?,
     };
     let connections = match &raw.connections {
@@ -136,11 +145,11 @@ fn tables(src: &Source, list: &Spanned<Vec<Spanned<String>>>) -> Result<Vec<Buil
 fn rate(src: &Source, v: &Spanned<RawRate>) -> Result<Option<f64>> {
     match *v.get_ref() {
         RawRate::Max => Ok(None),
-        RawRate::PerSecond(r) if r.is_finite() && r > 0.0 => Ok(Some(r)),
+        RawRate::PerSecond(r) if r.is_finite() && r >= MIN_RATE => Ok(Some(r)),
         RawRate::PerSecond(r) => Err(src
             .error(
                 v.span(),
-                format!("rate = {r}: the rate must be a positive number of operations per second"),
+                format!("rate = {r}: the rate must be at least {MIN_RATE} operations per second"),
             )
             .with_hint("use rate = \"max\" to run flat out")),
     }

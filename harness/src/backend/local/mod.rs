@@ -289,7 +289,7 @@ impl Backend for LocalBackend {
             spec.name,
             self.pg.version
         );
-        if std::env::var_os("PGREHEARSE_NO_TEMPLATE").is_some() {
+        if crate::util::env_flag("PGREHEARSE_NO_TEMPLATE") {
             p.initdb(&spec.superuser).await.on_node(&spec.name)?;
         } else {
             // Alternate templates so that A and C get different system identifiers.

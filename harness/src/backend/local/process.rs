@@ -237,6 +237,8 @@ impl LocalProc {
                 .as_mut()
                 .and_then(|c| c.try_wait().ok().flatten())
             {
+                // Reaped: the pid is free for the system to reuse, so nothing may signal it.
+                self.pid.store(0, Ordering::SeqCst);
                 return Err(self.start_failure(status, log_start));
             }
             let Some(login) = self.login.lock().expect("login lock").clone() else {

@@ -108,7 +108,9 @@ async fn ensure(pg: &PgInstall, user: &ServerUser, slot: u8, superuser: &str) ->
     cmd.args(INITDB_ARGS)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+        .stderr(Stdio::piped())
+        // An interrupt drops this future: initdb must not go on writing into the cache.
+        .kill_on_drop(true);
     let out = cmd
         .output()
         .await

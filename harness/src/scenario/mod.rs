@@ -36,8 +36,11 @@
 //!                             # converges_within, slot_waits_for_nudge (needs idle_primary)
 //! ```
 //!
-//! Every mistake is reported as `file:line:column: message` pointing at the offending key or
-//! value, as a [`crate::ErrorKind::Usage`] error, often with a hint.
+//! Every mistake found here is reported as `file:line:column: message` pointing at the
+//! offending key or value, as a [`crate::ErrorKind::Usage`] error, often with a hint. A file
+//! that cannot be read is an environment error naming its path. Checks made later, against the
+//! backend and the server (packet loss on the local backend, settings the server rejects), live
+//! in `crate::run` and name the file (and the fault's line) without a column.
 //!
 //! How the code is laid out: `raw` is the file's serde shape (syntax, unknown keys, types);
 //! one file per section turns its raw part into a validated plan. A new section is a raw field

@@ -85,7 +85,8 @@ pub struct SlotOutcome {
     /// Still usable at the end; None when it could not be observed.
     pub survived: Option<bool>,
     /// PostgreSQL's invalidation_reason (17+: wal_removed, rows_removed,
-    /// wal_level_insufficient; 18: idle_timeout), or "invalidated" on 16.
+    /// wal_level_insufficient; 18: idle_timeout); on 16, inferred from conflicting and
+    /// wal_status (rows_removed, wal_removed).
     pub invalidation_reason: Option<String>,
     /// When it was first seen invalidated / lost.
     pub invalidated_at_ms: Option<i64>,
@@ -282,9 +283,15 @@ fn slot_status(s: &crate::observe::SlotRow) -> String {
     }
 }
 
+/// A usable slot seen at most this long before the last sample shows it survived; an older
+/// sight of it (B unreachable since) proves nothing about the end.
+const SURVIVAL_EVIDENCE_MS: u64 = 2_000;
+
 /// Why a slot is unusable, from what the view shows. PostgreSQL 17+ names it in
-/// invalidation_reason; on 16, conflicting = true means a recovery conflict (rows_removed) and
-/// wal_status = lost without a conflict means its WAL was removed.
+/// invalidation_reason. On 16, conflicting = true means rows_removed or
+/// wal_level_insufficient; the chain keeps A at wal_level = logical throughout (a lower one
+/// fails at slot creation on B), so here it is rows_removed. wal_status = lost without a
+/// conflict means its WAL was removed.
 fn invalidation(s: &crate::observe::SlotRow) -> Option<String> {
     if let Some(r) = &s.invalidation_reason {
         return Some(r.clone());
@@ -373,19 +380,22 @@ impl Observations {
                 b_slot_status: status,
             });
         }
-        // The last sample in which B answered decides whether the slot is still there.
+        // The last sample in which B answered decides whether the slot is still there. A lost
+        // slot stays lost, so an old sample showing it lost is evidence; one showing it usable
+        // is only evidence if it was taken near the end.
+        let end_ms = samples.last().map_or(0, |s| s.t_ms);
         let last_b = samples
             .iter()
             .rev()
-            .filter_map(|s| s.node("b"))
-            .find(|b| b.reachable);
-        slot.survived =
-            last_b.map(
-                |b| match b.slots.iter().find(|x| x.slot_name == logical_slot) {
-                    Some(x) => invalidation(x).is_none(),
-                    None => false,
-                },
-            );
+            .filter_map(|s| s.node("b").map(|b| (s.t_ms, b)))
+            .find(|(_, b)| b.reachable);
+        slot.survived = last_b.and_then(|(t, b)| {
+            let usable = match b.slots.iter().find(|x| x.slot_name == logical_slot) {
+                Some(x) => invalidation(x).is_none(),
+                None => false,
+            };
+            (!usable || t + SURVIVAL_EVIDENCE_MS >= end_ms).then_some(usable)
+        });
         if slot.survived == Some(false) && slot.invalidation_reason.is_none() {
             slot.invalidation_reason = Some("dropped".into());
             slot.invalidated_at_ms = slot_missing_at;
@@ -588,6 +598,46 @@ mod tests {
             sample(2_500, vec![]),
         ];
         assert_eq!(judge(&samples), (None, None));
+    }
+
+    #[test]
+    fn a_usable_slot_seen_long_before_the_end_is_no_evidence_it_survived() {
+        let survived = |samples: &[Sample]| {
+            Observations::from_samples(
+                samples,
+                SLOT,
+                None,
+                Duration::from_millis(250),
+                Duration::from_millis(100),
+            )
+            .slot
+            .and_then(|s| s.survived)
+        };
+        let lost = SlotRow {
+            wal_status: Some("lost".into()),
+            ..slot(false)
+        };
+        // Seen usable at the end: survived.
+        let fresh = [sample(0, vec![b(false, Some(slot(true)))])];
+        assert_eq!(survived(&fresh), Some(true));
+        // Seen usable, then B never answered again for 10 s: unknown.
+        let stale = [
+            sample(0, vec![b(false, Some(slot(true)))]),
+            sample(10_000, vec![unreachable_b()]),
+        ];
+        assert_eq!(survived(&stale), None);
+        // Within the last 2 s: still evidence.
+        let recent = [
+            sample(8_000, vec![b(false, Some(slot(true)))]),
+            sample(10_000, vec![unreachable_b()]),
+        ];
+        assert_eq!(survived(&recent), Some(true));
+        // Seen lost, however long ago: a lost slot stays lost.
+        let gone = [
+            sample(0, vec![b(false, Some(lost))]),
+            sample(10_000, vec![unreachable_b()]),
+        ];
+        assert_eq!(survived(&gone), Some(false));
     }
 
     #[test]

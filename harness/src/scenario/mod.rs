@@ -171,7 +171,7 @@ impl Scenario {
         // duration, expectations against the chain.
         let chain = chain::validate(&src, &base, raw.chain)?;
         let data = data::validate(&src, &base, raw.data)?;
-        let workload = workload::validate(&src, raw.workload)?;
+        let workload = workload::validate(&src, raw.workload, &chain)?;
         let faults = faults::validate(&src, raw.faults, &workload)?;
         let observe = observe::validate(&src, raw.observe)?;
         let expect = expect::validate(&src, raw.expect, &chain)?;

@@ -431,6 +431,21 @@ fn absurd_sizes_are_rejected_at_the_value() {
 }
 
 #[test]
+fn workload_connections_must_fit_in_the_primarys_max_connections() {
+    let hint = assert_at(
+        "version = 1\n[workload]\nconnections = 90\n",
+        "3:15",
+        "connections = 90: a allows max_connections = 100",
+    );
+    assert!(hint.unwrap().contains("at most 80"));
+    let s = parse(
+        "version = 1\n[chain.a.settings]\nmax_connections = 300\n[chain.b.settings]\n\
+         max_connections = 300\n[workload]\nconnections = 200\n",
+    );
+    assert_eq!(s.workload.connections, 200);
+}
+
+#[test]
 fn the_database_name_is_a_plain_name_the_harness_can_create() {
     assert_at(
         "version = 1\n[chain]\ndatabase = \"host=elsewhere dbname=app\"\n",

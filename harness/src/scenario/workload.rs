@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use serde_spanned::Spanned;
 
+use super::chain::ChainPlan;
 use super::raw::{RawMix, RawRate, RawWorkload};
 use super::source::Source;
 use super::values;
@@ -55,7 +56,15 @@ const MIN_RATE: f64 = 0.01;
 /// 130 bytes), so this bounds it to well under a gigabyte for all five tables.
 const MAX_INITIAL_ROWS: i64 = 1_000_000;
 
-pub(super) fn validate(src: &Source, raw: Option<RawWorkload>) -> Result<WorkloadPlan> {
+/// Connections the harness itself may hold on the primary at once (heartbeat, sampler, fence,
+/// the verifier's parallel table reads, ledger checks), besides the workload's.
+const HARNESS_CONNECTIONS: i64 = 20;
+
+pub(super) fn validate(
+    src: &Source,
+    raw: Option<RawWorkload>,
+    chain: &ChainPlan,
+) -> Result<WorkloadPlan> {
     let d = WorkloadPlan::default();
     let Some(raw) = raw else {
         return Ok(d);
@@ -85,6 +94,9 @@ pub(super) fn validate(src: &Source, raw: Option<RawWorkload>) -> Result<Workloa
             "the workload needs between 1 and 1000 connections",
         )?,
     };
+    if let Some(v) = &raw.connections {
+        room_on_the_primary(src, v, connections, chain)?;
+    }
     let rate = match &raw.rate {
         None => d.rate,
         Some(v) => rate(src, v)?,
@@ -111,6 +123,39 @@ pub(super) fn validate(src: &Source, raw: Option<RawWorkload>) -> Result<Workloa
         seed,
         mix,
     })
+}
+
+/// The workload's connections fit in A's max_connections with the harness's own: otherwise
+/// the run would fail only after the whole chain was built ("too many clients").
+fn room_on_the_primary(
+    src: &Source,
+    v: &Spanned<i64>,
+    connections: u32,
+    chain: &ChainPlan,
+) -> Result<()> {
+    let max = chain
+        .a
+        .settings
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "max_connections")
+        .and_then(|(_, v)| v.trim().parse::<i64>().ok())
+        // PostgreSQL's default; the harness does not change it.
+        .unwrap_or(100);
+    if i64::from(connections) + HARNESS_CONNECTIONS > max {
+        return Err(src
+            .error(
+                v.span(),
+                format!(
+                    "connections = {connections}: a allows max_connections = {max}, and the harness needs up to {HARNESS_CONNECTIONS} of them besides the workload's"
+                ),
+            )
+            .with_hint(format!(
+                "lower connections to at most {}, or raise max_connections under [chain.a.settings] (and [chain.b.settings], which must be at least as high)",
+                (max - HARNESS_CONNECTIONS).max(0)
+            )));
+    }
+    Ok(())
 }
 
 fn tables(src: &Source, list: &Spanned<Vec<Spanned<String>>>) -> Result<Vec<BuiltinTable>> {

@@ -10,6 +10,10 @@ use testcontainers::bollard::query_parameters::CreateContainerOptions;
 use tokio::io::AsyncWriteExt;
 
 use crate::error::{Error, Result};
+use crate::wait::{Check, wait_for};
+
+/// How long the engine may take to report an exec's exit code once its output has ended.
+const EXIT_CODE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// What a finished exec returned.
 #[derive(Debug, Default)]
@@ -91,11 +95,22 @@ pub async fn run(
             }
         }
     }
-    let inspect = docker
-        .inspect_exec(&exec.id)
-        .await
-        .map_err(|e| fail("cannot inspect exec", &e))?;
-    out.code = inspect.exit_code.unwrap_or(-1);
+    // The engine may report the exit code a moment after the output ends: ask until it does.
+    let what = format!(
+        "the exit code of {} in {container}",
+        cmd.first().map_or("a command", String::as_str)
+    );
+    out.code = wait_for(&what, EXIT_CODE_WAIT, || async {
+        let inspect = docker
+            .inspect_exec(&exec.id)
+            .await
+            .map_err(|e| fail("cannot inspect exec", &e))?;
+        Ok(match inspect.exit_code {
+            Some(code) => Check::Done(code),
+            None => Check::NotYet(format!("running: {:?}", inspect.running)),
+        })
+    })
+    .await?;
     Ok(out)
 }
 

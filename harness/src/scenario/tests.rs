@@ -391,7 +391,7 @@ fn all_zero_mix_is_rejected() {
     assert_at(
         "version = 1\n[workload.mix]\ndelete = -1\n",
         "3:10",
-        "delete = -1: weights are non-negative integers",
+        "delete = -1: weights are integers from 0 to 1000000",
     );
 }
 

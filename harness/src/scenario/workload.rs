@@ -210,8 +210,9 @@ fn mix(src: &Source, m: Spanned<RawMix>) -> Result<Mix> {
                 src,
                 v,
                 key,
-                0..=i64::from(u32::MAX),
-                "weights are non-negative integers",
+                // Their sum must fit the draw: only the ratio matters anyway.
+                0..=1_000_000,
+                "weights are integers from 0 to 1000000 (only their ratio matters)",
             ),
         }
     };

@@ -13,7 +13,9 @@ pub(crate) struct ColumnDef {
     pub name: String,
     /// `format_type` with the modifier: what schema drift compares ("numeric(10,2)").
     pub type_name: String,
-    /// `format_type` without the modifier: what literals are cast to ("numeric").
+    /// `format_type` without the modifier: what literals are cast to ("numeric"). Asked with
+    /// -1, not NULL: NULL names char(n) "character", which casts to char(1) and would cut
+    /// every key range at its first character.
     pub base_type: String,
     /// Type OID (to recognise the integer types).
     pub type_oid: u32,
@@ -122,7 +124,7 @@ pub(crate) async fn load(s: &Session, excluded: &[String]) -> Result<Catalog> {
             "listing columns",
             &format!(
                 "SELECT a.attrelid, a.attname::text, format_type(a.atttypid, a.atttypmod), \
-                   format_type(a.atttypid, NULL), a.atttypid, a.attcollation <> 0, \
+                   format_type(a.atttypid, -1), a.atttypid, a.attcollation <> 0, \
                    coalesce(co.collcollate IN ('C', 'POSIX') AND co.collprovider = 'c', false) \
                      OR (a.attcollation = 100 AND d.datlocprovider = 'c' \
                          AND d.datcollate IN ('C', 'POSIX')), \

@@ -369,6 +369,16 @@ fn a_capped_slot_is_lost_and_c_needs_a_resync() {
         statuses.last().map(|(_, s)| s.as_str()),
         "{changes:?}"
     );
+    // C can never catch up from a lost slot; what it lacks is the migration's RPO, judged on
+    // C (no failover here).
+    assert_eq!(
+        r["catchup_missed"]["never"], true,
+        "{:#}",
+        r["catchup_missed"]
+    );
+    let rpo = &r["observations"]["rpo"];
+    assert_eq!(rpo["node"], "c", "{rpo:#}");
+    assert!(rpo["lost_writes"].as_u64().unwrap() > 0, "{rpo:#}");
 }
 
 #[test]

@@ -269,7 +269,7 @@ fn ctrl_c_during_a_benchmark_removes_its_servers() {
     );
     // --- `down --all` leaves a benchmark that is still running alone (it keeps no run state)
     let down = cli::run_with_env(
-        &["down", "--all"],
+        &["down", "--all", "--runs-dir", runs.to_str().unwrap()],
         &[("PGREHEARSE_HOME", home.path().to_str().unwrap())],
     );
     assert_eq!(down.status.code(), Some(0), "{}", cli::stderr(&down));

@@ -386,6 +386,11 @@ fn after_primary_failure_writes_on_promoted_b_reach_c_and_the_lost_ones_are_list
     // Kept running after the run, so that b's data can be checked against the list.
     let (r, run) = run_shipped("primary-failure-async", &["--keep"]);
     let _down = cli::DownOnDrop(run.clone());
+    // Every row on b and c is one some ledger order explains — also an invoice id b's
+    // sequence issued again after the promotion (judged by its second history).
+    for l in r["ledger"].as_array().unwrap() {
+        assert_eq!(l["unexplained"]["count"], 0, "{l:#}");
+    }
     let f = &r["observations"]["failover"];
     let (killed, promoted) = (
         f["killed_ms"].as_i64().unwrap(),

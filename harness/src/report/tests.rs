@@ -106,6 +106,7 @@ pub(super) fn ledger_ok() -> LedgerCheck {
         unknown_applied: 1,
         unknown_not_applied: 0,
         unexplained: KeySample::default(),
+        reissued_keys: 0,
     }
 }
 

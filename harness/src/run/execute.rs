@@ -459,7 +459,27 @@ impl Rehearsal {
                 // Without a failover, what the migration loses is what C lacks.
                 rpo = Some(crate::observe::Rpo::from_judgement(&on_c, None));
             }
-            self.report.lock().expect("report").ledger = vec![on_c.check, on_ref.check];
+            let reissued = on_c.check.reissued_keys.max(on_ref.check.reissued_keys);
+            let mut r = self.report.lock().expect("report");
+            if reissued > 0 {
+                r.note(format!(
+                    "{} issued twice: {} was promoted without {}'s last WAL, so its invoice \
+                     sequence restarted below ids {} had already used (PostgreSQL logs a sequence \
+                     32 values ahead; that record was in the lost WAL). The rows with those ids \
+                     are {}'s; {}'s writes to them are lost, counted in the RPO at promotion",
+                    if reissued == 1 {
+                        "1 invoice id was".to_string()
+                    } else {
+                        format!("{reissued} invoice ids were")
+                    },
+                    chain.b.name(),
+                    chain.a.name(),
+                    chain.a.name(),
+                    chain.b.name(),
+                    chain.a.name(),
+                ));
+            }
+            r.ledger = vec![on_c.check, on_ref.check];
         }
 
         // --- what happened, condensed

@@ -114,6 +114,13 @@ pub struct LedgerCheck {
     pub unknown_not_applied: u64,
     /// Rows carrying an op id the ledger never issued, or a state no ledger order explains.
     pub unexplained: KeySample,
+    /// Keys written on two nodes: after a failover that lost WAL, the promoted standby's
+    /// sequence hands out invoice ids the old primary had already used (PostgreSQL logs a
+    /// sequence 32 values ahead, and the lost WAL took that record with it). Each is judged by
+    /// the later node's writes alone; the old primary's writes to it are the failover's loss,
+    /// counted in the RPO at promotion.
+    #[serde(default)]
+    pub reissued_keys: u64,
 }
 
 /// One ledger operation, as a judgement lists it: a lost write, or a write whose outcome the

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::Report;
-use super::text::key_list;
+use super::text::{count, key_list};
 use crate::util::fmt_duration;
 use crate::verify::{SequenceStatus, TableStatus, VerifyReport};
 
@@ -102,7 +102,8 @@ fn verify_line(v: &VerifyReport) -> String {
         .count();
     if drift > 0 {
         s.push_str(&format!(
-            "; {drift} sequences differ (expected, see the report's notes)"
+            "; {} (expected, see the report's notes)",
+            count(drift as u64, "sequence differs", "sequences differ")
         ));
     }
     s

@@ -64,7 +64,7 @@ fn interrupt_during_the_workload(signal: nix::sys::signal::Signal) {
     );
 
     // --- Ctrl-C (or the hangup)
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(bg.pid()), signal).unwrap();
+    bg.signal(signal);
 
     let status = bg.wait_exit(Duration::from_secs(60));
     let err = bg.stderr();
@@ -121,11 +121,7 @@ at = "1s"
             },
         )
     });
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(bg.pid()),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .unwrap();
+    bg.signal(nix::sys::signal::Signal::SIGINT);
     let status = bg.wait_exit(Duration::from_secs(60));
     let err = bg.stderr();
     assert_eq!(status.code(), Some(130), "{err}");
@@ -279,11 +275,7 @@ fn ctrl_c_during_a_benchmark_removes_its_servers() {
         "down --all took a running benchmark's chain down"
     );
 
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(bg.pid()),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .unwrap();
+    bg.signal(nix::sys::signal::Signal::SIGINT);
     let status = bg.wait_exit(Duration::from_secs(60));
     let err = bg.stderr();
     assert_eq!(status.code(), Some(130), "{err}");

@@ -335,23 +335,19 @@ fn down_all_removes_a_killed_harness_leftovers_but_not_a_live_run_and_ctrl_c_cle
     // rightly take down.
     let runs = tempfile::tempdir().unwrap();
     let runs_dir = runs.path().to_str().unwrap();
+    let start = || {
+        cli::Background::spawn(&[
+            "run",
+            path.to_str().unwrap(),
+            "--backend",
+            "docker",
+            "--runs-dir",
+            runs_dir,
+        ])
+    };
     // A live run: down --all must leave it alone.
-    let mut live = cli::Background::spawn(&[
-        "run",
-        path.to_str().unwrap(),
-        "--backend",
-        "docker",
-        "--runs-dir",
-        runs_dir,
-    ]);
-    let mut bg = cli::Background::spawn(&[
-        "run",
-        path.to_str().unwrap(),
-        "--backend",
-        "docker",
-        "--runs-dir",
-        runs_dir,
-    ]);
+    let mut live = start();
+    let mut bg = start();
     let run = bg.wait_for_workload(Duration::from_secs(180), |_| true);
     // SIGKILL: no cleanup code of the harness runs.
     bg.kill();
@@ -378,11 +374,7 @@ fn down_all_removes_a_killed_harness_leftovers_but_not_a_live_run_and_ctrl_c_cle
     );
 
     // Ctrl-C: the live run removes its own containers and network.
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(live.pid()),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .unwrap();
+    live.signal(nix::sys::signal::Signal::SIGINT);
     let status = live.wait_exit(Duration::from_secs(120));
     assert_eq!(status.code(), Some(130), "{}", live.stderr());
     assert_eq!(

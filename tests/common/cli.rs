@@ -77,9 +77,9 @@ impl Background {
         std::fs::read_to_string(&self.err_path).unwrap_or_default()
     }
 
-    /// The process id.
-    pub fn pid(&self) -> i32 {
-        self.child.id() as i32
+    /// Send `sig` to pgrehearse, as Ctrl-C, a closed terminal or `kill` would.
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), sig).unwrap();
     }
 
     /// Wait until the run's workload has started and `ready` holds for its run directory;

@@ -292,30 +292,26 @@ fn max_catchup(
     let expected = format!("c caught up within {}", fmt_duration(limit));
     match measured {
         // Not caught up when the limit had already passed, or never can: over the limit.
-        None if let Some(m) =
-            missed.filter(|m| m.never || m.waited_ms >= limit.as_millis() as u64) =>
-        {
-            ExpectationResult {
-                name: "max_catchup".into(),
-                verdict: Verdict::Invalid,
-                expected,
-                observed: "c did not catch up".into(),
-                evidence: if m.never {
-                    format!(
-                        "c can never catch up ({}), as seen {} after the workload ended",
-                        m.reason,
-                        millis(m.waited_ms)
-                    )
-                } else {
-                    format!(
-                        "c had not caught up {} after the workload ended, over the limit of {} ({})",
-                        millis(m.waited_ms),
-                        fmt_duration(limit),
-                        m.reason
-                    )
-                },
-            }
-        }
+        None if let Some(m) = missed.filter(|m| m.over(m.waited_ms, limit)) => ExpectationResult {
+            name: "max_catchup".into(),
+            verdict: Verdict::Invalid,
+            expected,
+            observed: "c did not catch up".into(),
+            evidence: if m.never {
+                format!(
+                    "c can never catch up ({}), as seen {} after the workload ended",
+                    m.reason,
+                    millis(m.waited_ms)
+                )
+            } else {
+                format!(
+                    "c had not caught up {} after the workload ended, over the limit of {} ({})",
+                    millis(m.waited_ms),
+                    fmt_duration(limit),
+                    m.reason
+                )
+            },
+        },
         None => ExpectationResult {
             name: "max_catchup".into(),
             verdict: Verdict::Unknown,

@@ -416,7 +416,7 @@ pub(super) fn converges_within(
         // reachable): that is the finding, not a gap in the evidence.
         if let Some(m) = missed {
             let since_heal = (m.gave_up_at_ms - heal).max(0) as u64;
-            if m.never || since_heal >= limit.as_millis() as u64 {
+            if m.over(since_heal, limit) {
                 return result(
                     NAME,
                     Verdict::Invalid,

@@ -209,6 +209,14 @@ pub struct CatchupMissed {
     pub reason: String,
 }
 
+impl CatchupMissed {
+    /// Whether it settles a limit on catching up as failed: C can never catch up, or had not
+    /// by `waited_ms`, already past `limit`.
+    pub fn over(&self, waited_ms: u64, limit: std::time::Duration) -> bool {
+        self.never || waited_ms >= limit.as_millis() as u64
+    }
+}
+
 /// Where [`write_all`] put the files.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReportPaths {

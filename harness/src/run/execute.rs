@@ -462,21 +462,17 @@ impl Rehearsal {
             let reissued = on_c.check.reissued_keys.max(on_ref.check.reissued_keys);
             let mut r = self.report.lock().expect("report");
             if reissued > 0 {
+                let (a, b) = (chain.a.name(), chain.b.name());
+                let ids = if reissued == 1 {
+                    "1 invoice id was".to_string()
+                } else {
+                    format!("{reissued} invoice ids were")
+                };
                 r.note(format!(
-                    "{} issued twice: {} was promoted without {}'s last WAL, so its invoice \
-                     sequence restarted below ids {} had already used (PostgreSQL logs a sequence \
+                    "{ids} issued twice: {b} was promoted without {a}'s last WAL, so its invoice \
+                     sequence restarted below ids {a} had already used (PostgreSQL logs a sequence \
                      32 values ahead; that record was in the lost WAL). The rows with those ids \
-                     are {}'s; {}'s writes to them are lost, counted in the RPO at promotion",
-                    if reissued == 1 {
-                        "1 invoice id was".to_string()
-                    } else {
-                        format!("{reissued} invoice ids were")
-                    },
-                    chain.b.name(),
-                    chain.a.name(),
-                    chain.a.name(),
-                    chain.b.name(),
-                    chain.a.name(),
+                     are {b}'s; {a}'s writes to them are lost, counted in the RPO at promotion"
                 ));
             }
             r.ledger = vec![on_c.check, on_ref.check];

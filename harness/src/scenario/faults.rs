@@ -63,11 +63,12 @@ pub(super) fn validate(
     workload: &WorkloadPlan,
 ) -> Result<Vec<FaultSpec>> {
     let mut out = Vec::new();
+    let mut kind_spans = Vec::new();
     let mut first_failover: Option<usize> = None;
     for entry in raw.unwrap_or_default() {
         let entry_span = entry.span();
         let raw = entry.into_inner();
-        let spec = Entry::new(src, entry_span, &raw)?.fault(workload)?;
+        let spec = Entry::new(src, entry_span.clone(), &raw)?.fault(workload)?;
         if spec.kind == FaultKind::PrimaryFailure {
             // The entry passed validation, so its `kind` is there.
             let at = raw.kind.as_ref().map_or(0..0, Spanned::span);
@@ -83,9 +84,59 @@ pub(super) fn validate(
             }
             first_failover = Some(src.line_col(at.start).0);
         }
+        kind_spans.push(raw.kind.as_ref().map_or(entry_span, Spanned::span));
         out.push(spec);
     }
+    after_failover(src, &out, &kind_spans, workload)?;
     Ok(out)
+}
+
+/// After a primary failure A is dead and stays down (it is rebuilt, never restarted into the
+/// chain): a fault on A in force at that moment or later would either act on a dead server or,
+/// healing a kill or stop, start A again as a second primary beside the promoted B.
+fn after_failover(
+    src: &Source,
+    faults: &[FaultSpec],
+    kind_spans: &[Range<usize>],
+    workload: &WorkloadPlan,
+) -> Result<()> {
+    let Some(failover) = faults.iter().find(|f| f.kind == FaultKind::PrimaryFailure) else {
+        return Ok(());
+    };
+    let fail_at = failover.at;
+    let line = failover.line.unwrap_or(0);
+    for (f, span) in faults.iter().zip(kind_spans) {
+        let on_a = match &f.kind {
+            FaultKind::Kill { node } | FaultKind::Stop { node, .. } | FaultKind::Pause { node } => {
+                node == "a"
+            }
+            FaultKind::CatalogChurn { .. } => true,
+            _ => false,
+        };
+        let ends = f.heal_at.unwrap_or(workload.duration);
+        if !on_a || (f.at < fail_at && ends <= fail_at) {
+            continue;
+        }
+        let when = humantime::format_duration(fail_at);
+        let why = match &f.kind {
+            FaultKind::Kill { .. } | FaultKind::Stop { .. } => {
+                "healing it would start A again as a second primary beside the promoted B"
+            }
+            _ => "A is dead by then",
+        };
+        return Err(src
+            .error(
+                span.clone(),
+                format!(
+                    "this {} acts on A, which the primary_failure on line {line} kills at {when} for good: {why}",
+                    f.kind.name()
+                ),
+            )
+            .with_hint(format!(
+                "give it heal_at = \"{when}\" or earlier (it heals at the end of the workload without one), or aim it at b (the primary after the failover) or c"
+            )));
+    }
+    Ok(())
 }
 
 /// One `[[faults]]` entry whose kind is known.

@@ -117,10 +117,12 @@ heal_at = "1m"
 [[faults]]
 kind = "catalog_churn"
 at = "43s"
+heal_at = "50s"
 
 [[faults]]
 kind = "catalog_churn"
 at = "44s"
+heal_at = "50s"
 every = "1s"
 
 [[faults]]
@@ -235,8 +237,16 @@ at = "1m50s"
         spec(FaultKind::ReplayPause, secs(40), None),
         spec(FaultKind::ReplayDelay { delay: secs(2) }, secs(41), None),
         spec(FaultKind::ReplicatorStop, secs(42), Some(secs(60))),
-        spec(FaultKind::CatalogChurn { every: ms(200) }, secs(43), None),
-        spec(FaultKind::CatalogChurn { every: secs(1) }, secs(44), None),
+        spec(
+            FaultKind::CatalogChurn { every: ms(200) },
+            secs(43),
+            Some(secs(50)),
+        ),
+        spec(
+            FaultKind::CatalogChurn { every: secs(1) },
+            secs(44),
+            Some(secs(50)),
+        ),
         spec(FaultKind::Checkpoint, secs(45), None),
         spec(FaultKind::PrimaryFailure, secs(110), None),
     ];
@@ -511,6 +521,35 @@ fn primary_failure_happens_once() {
 }
 
 #[test]
+fn nothing_acts_on_a_after_its_primary_failure() {
+    // Healing this stop would start A beside the promoted B: two primaries.
+    let hint = assert_at(
+        &with_faults(
+            "[[faults]]\nkind = \"stop\"\nnode = \"a\"\nat = \"5s\"\n\n\
+             [[faults]]\nkind = \"primary_failure\"\nat = \"10s\"\n",
+        ),
+        "5:8",
+        "this stop acts on A, which the primary_failure on line 10 kills at 10s for good: healing it would start A again",
+    );
+    assert!(hint.is_some_and(|h| h.contains("heal_at = \"10s\" or earlier")));
+    assert_at(
+        &with_faults(
+            "[[faults]]\nkind = \"primary_failure\"\nat = \"10s\"\n\n\
+             [[faults]]\nkind = \"catalog_churn\"\nat = \"20s\"\nheal_at = \"30s\"\n",
+        ),
+        "9:8",
+        "this catalog_churn acts on A, which the primary_failure on line 5 kills at 10s for good: A is dead",
+    );
+    // Healed before the failover, or aimed at the new primary: fine.
+    let s = parse(&with_faults(
+        "[[faults]]\nkind = \"kill\"\nnode = \"a\"\nat = \"1s\"\nheal_at = \"10s\"\n\n\
+         [[faults]]\nkind = \"pause\"\nnode = \"b\"\nat = \"12s\"\nheal_at = \"15s\"\n\n\
+         [[faults]]\nkind = \"primary_failure\"\nat = \"10s\"\n",
+    ));
+    assert_eq!(s.faults.len(), 3);
+}
+
+#[test]
 fn unknown_key_in_a_fault_gets_a_suggestion() {
     let (msg, hint) = fail(&with_faults(
         "[[faults]]\nkind = \"partition\"\nhop = \"a-b\"\nat = \"1s\"\nheal_after = \"5s\"\n",
@@ -527,7 +566,7 @@ fn cross_section_choices_are_left_to_the_executor() {
     let s = parse(
         "version = 1\n[chain]\nbackend = \"docker\"\n[workload]\nenabled = false\n\
          [[faults]]\nkind = \"primary_failure\"\nat = \"5s\"\n\
-         [[faults]]\nkind = \"stop\"\nnode = \"a\"\nat = \"6s\"\n\
+         [[faults]]\nkind = \"stop\"\nnode = \"b\"\nat = \"6s\"\n\
          [[faults]]\nkind = \"partition\"\nhop = \"b-c\"\nat = \"7s\"\n",
     );
     assert_eq!(s.faults.len(), 3);

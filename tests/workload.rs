@@ -421,6 +421,65 @@ async fn a_crash_leaves_unknown_outcomes_the_check_accepts() {
     backend.teardown(false).await.unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_down_longer_than_the_reconnect_timeout_does_not_end_the_workload() {
+    let (backend, creds) = common::backend("wl-outage");
+    let x = backend
+        .init_primary(&NodeSpec::new("x", creds.superuser.clone()))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = dir.path().join("ledger.jsonl");
+    append_ledger(&ledger, &prepare(&x, "app", 10, 5).await).unwrap();
+    let cfg = WorkloadConfig {
+        seed: 5,
+        connections: 2,
+        rate: Some(200.0),
+        duration: Duration::from_secs(120),
+        seeded_rows: 10,
+        reconnect_timeout: Duration::from_secs(1),
+        ..Default::default()
+    };
+    let (_ttx, trx) = watch::channel(target(&x));
+    let (stx, srx) = watch::channel(false);
+    let progress = Arc::new(Progress::default());
+    let task = {
+        let (cfg, ledger, progress) = (cfg.clone(), ledger.clone(), progress.clone());
+        tokio::spawn(async move { run(&cfg, trx, &ledger, srx, Some(progress)).await })
+    };
+
+    // The primary goes away for three times the reconnect timeout, as a stop fault with a
+    // heal_at would: the workload waits for it instead of giving up.
+    wait_for_ok(&progress, "100 writes acknowledged by x", 100).await;
+    x.stop(harness::node::StopMode::Fast).await.unwrap();
+    // The outage's length, not a wait for anything.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(!task.is_finished(), "the workload ended while x was down");
+    x.start().await.unwrap();
+    let after = progress.ok();
+    wait_for_ok(
+        &progress,
+        "writes acknowledged after x is back",
+        after + 100,
+    )
+    .await;
+    stx.send(true).unwrap();
+    let stats = task
+        .await
+        .unwrap()
+        .expect("the workload rides out an outage longer than its reconnect timeout");
+    let check = check_ledger(
+        &read_ledger(&ledger).unwrap(),
+        "x",
+        &x.admin().with_db("app"),
+        10,
+    )
+    .await
+    .unwrap();
+    assert_eq!(check.verdict, Verdict::Valid, "{check:?} after {stats:?}");
+    backend.teardown(false).await.unwrap();
+}
+
 /// The built-in tables cover the shapes replication gets wrong: a text composite key, every
 /// awkward type, tens of KB of text per row, no key at all, a sequence.
 async fn builtin_schema_is_what_the_issue_asks_for(x: &harness::node::Node) {

@@ -66,8 +66,8 @@ pub struct WorkloadConfig {
     /// An operation without an answer after this long counts as unknown and its connection is
     /// dropped.
     pub op_timeout: Duration,
-    /// How long a connection keeps trying to reach the (current) target after losing it before
-    /// the run gives up.
+    /// How long each connection keeps trying to reach the target before the workload starts.
+    /// Once it runs, a connection that loses its server keeps trying until the workload ends.
     pub reconnect_timeout: Duration,
     /// The instant the ledger's times (`sent_us`, `done_us`) count from. None: the start of the
     /// run, once the connections are open. A rehearsal passes the zero of its own timeline, so

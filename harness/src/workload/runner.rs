@@ -37,12 +37,13 @@ struct Shared {
 ///
 /// Each connection re-reads `target` before every operation and moves to a new target as soon
 /// as it changes; a connection that loses its server reconnects to whatever the target is by
-/// then, for up to `cfg.reconnect_timeout`. `progress`, when given, counts outcomes live.
+/// then, until the workload ends: a primary down for a while (a kill, stop or pause fault) is
+/// what a rehearsal exercises, not a reason to abort it. Connecting before the clock starts
+/// gives up after `cfg.reconnect_timeout`. `progress`, when given, counts outcomes live.
 ///
 /// # Errors
 /// Usage error for an invalid config; environment error when the ledger cannot be written;
-/// database error when a connection cannot reach the target in time (the ledger then holds
-/// everything attempted up to that point).
+/// database error when a connection cannot reach the target before the workload starts.
 pub async fn run(
     cfg: &WorkloadConfig,
     target: watch::Receiver<Target>,
@@ -71,7 +72,8 @@ pub async fn run(
         let mut t = target.clone();
         let mut h = halt_rx.clone();
         async move {
-            let s = open_session(i, cfg, &mut t, &mut h).await;
+            let patience = Patience::Until(Instant::now() + cfg.reconnect_timeout);
+            let s = open_session(i, cfg, &mut t, &mut h, patience).await;
             (s, t)
         }
     }))
@@ -172,15 +174,26 @@ pub async fn run(
     Ok(stats)
 }
 
-/// Connect to the current target, retrying (and following target changes) for up to
-/// `cfg.reconnect_timeout`. None when the run was halted meanwhile.
+/// How long a connection keeps trying to reach its target.
+#[derive(Clone, Copy)]
+enum Patience {
+    /// Before the workload starts: an error at this instant.
+    Until(Instant),
+    /// During the workload: until it ends, then stop without an error.
+    ToTheEnd(Instant),
+}
+
+/// Connect to the current target, retrying (and following target changes) as `patience` says.
+/// None when the run was halted meanwhile, or the workload ended while the target was down.
 async fn open_session(
     id: u32,
     cfg: &WorkloadConfig,
     target: &mut watch::Receiver<Target>,
     halt: &mut watch::Receiver<bool>,
+    patience: Patience,
 ) -> Result<Option<Session>> {
-    let deadline = Instant::now() + cfg.reconnect_timeout;
+    let (Patience::Until(deadline) | Patience::ToTheEnd(deadline)) = patience;
+    let started = Instant::now();
     let mut backoff = Duration::from_millis(20);
     loop {
         if *halt.borrow() {
@@ -196,11 +209,19 @@ async fn open_session(
         };
         let now = Instant::now();
         if now >= deadline {
+            if let Patience::ToTheEnd(_) = patience {
+                tracing::info!(
+                    "workload connection {id}: {} still unreachable when the workload ended ({}): {err}",
+                    t.node,
+                    crate::util::fmt_duration(now - started)
+                );
+                return Ok(None);
+            }
             return Err(err.context(format!(
                 "workload connection {id}: cannot reach {} ({}) within {}",
                 t.node,
                 t.conn.endpoint,
-                crate::util::fmt_duration(cfg.reconnect_timeout)
+                crate::util::fmt_duration(now - started)
             )));
         }
         tracing::debug!(
@@ -296,7 +317,9 @@ impl Worker {
                 self.session = None;
             }
             if self.session.is_none() {
-                match open_session(self.id, cfg, &mut self.target, &mut self.halt).await? {
+                let patience = Patience::ToTheEnd(sh.end);
+                match open_session(self.id, cfg, &mut self.target, &mut self.halt, patience).await?
+                {
                     Some(s) => {
                         tracing::info!(
                             "workload connection {}: now writing to {}",

@@ -91,6 +91,31 @@ fn a_missing_seed_file_is_named_with_the_scenario_line() {
 }
 
 #[test]
+fn a_seed_file_that_does_not_load_is_a_usage_error_and_nothing_is_left_running() {
+    let (d, path) = cli::scenario(
+        "byo-broken",
+        "version = 1\n[workload]\nenabled = false\n[data]\nsql = \"broken.sql\"\n",
+    );
+    // Enough output before the error to fill a pipe nobody reads while the input is written.
+    let mut sql = String::from("CREATE TABLE t (id int PRIMARY KEY);\n");
+    for i in 0..3000 {
+        sql.push_str(&format!("SELECT {i} AS filler_{i}, repeat('x', 40);\n"));
+    }
+    sql.push_str("INSERT INTO no_such_table VALUES (1);\n");
+    std::fs::write(d.path().join("broken.sql"), sql).unwrap();
+    let out = cli::run(&["run", path.to_str().unwrap()]);
+    let err = cli::stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("broken.sql") && err.contains("no_such_table"),
+        "{err}"
+    );
+    assert!(err.contains("fix the seed file"), "{err}");
+    let run = cli::run_dir(&err).expect("a was started to load the file");
+    cli::assert_cleaned_up(&run);
+}
+
+#[test]
 fn a_port_already_taken_is_named_and_the_half_built_chain_is_removed() {
     let taken = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
     let port = taken.local_addr().unwrap().port();

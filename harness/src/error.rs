@@ -56,6 +56,14 @@ impl Error {
         }
     }
 
+    /// The same error, counted as `kind`: whose fault it is shows only where it is caught (a
+    /// tool failing on the user's file is a usage error, on this machine an environment one).
+    #[must_use]
+    pub fn with_kind(mut self, kind: ErrorKind) -> Self {
+        self.inner.kind = kind;
+        self
+    }
+
     /// Bad user input.
     pub fn usage(msg: impl Into<String>) -> Self {
         Self::new(ErrorKind::Usage, msg)

@@ -54,7 +54,11 @@ pub async fn copy_schema(source: &Node, target: &Node, db: &str, load_as: &str) 
     ];
     target
         .control()
-        .run_tool("psql", &load_args, Some(dump))
+        .run_tool(
+            "psql",
+            &load_args,
+            Some(crate::node::ToolInput::Bytes(dump)),
+        )
         .await
         .step_with(|| format!("loading schema into {}", target.name()))?;
     Ok(())

@@ -4,8 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, Result, io_error};
-use crate::node::Node;
+use crate::error::{Error, Result};
+use crate::node::{Node, ToolInput};
 
 /// Where A's initial data comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,8 +29,8 @@ impl DataSeed {
 /// readable only by the harness, not by the server user.
 ///
 /// # Errors
-/// Usage error when the file cannot be read; database error quoting psql's / pg_restore's
-/// message (with the file name in place of `<stdin>`).
+/// Usage error when the file cannot be read or does not load (it is the user's to fix),
+/// quoting psql's / pg_restore's message with the file name in place of `<stdin>`.
 pub async fn load_seed(a: &Node, db: &str, seed: &DataSeed) -> Result<()> {
     let path = seed.path();
     let conn_args = |tool_args: &[&str]| -> Vec<String> {
@@ -49,13 +49,11 @@ pub async fn load_seed(a: &Node, db: &str, seed: &DataSeed) -> Result<()> {
     };
     let (tool, args, input) = match seed {
         DataSeed::Sql(p) => {
-            let bytes = std::fs::read(p).map_err(|e| {
-                Error::usage(format!("cannot read seed file {}", p.display())).with_source(e)
-            })?;
+            readable(p, "seed file")?;
             (
                 "psql",
                 conn_args(&["-X", "-q", "-v", "ON_ERROR_STOP=1"]),
-                Some(bytes),
+                Some(ToolInput::File(p.clone())),
             )
         }
         DataSeed::Dump(p) if p.is_dir() => {
@@ -66,21 +64,28 @@ pub async fn load_seed(a: &Node, db: &str, seed: &DataSeed) -> Result<()> {
             ("pg_restore", args, None)
         }
         DataSeed::Dump(p) => {
-            let bytes = std::fs::read(p).map_err(|e| io_error("cannot read seed dump", p, e))?;
+            readable(p, "seed dump")?;
             (
                 "pg_restore",
                 conn_args(&["--no-owner", "--no-privileges", "--exit-on-error"]),
-                Some(bytes),
+                Some(ToolInput::File(p.clone())),
             )
         }
     };
     tracing::info!("seeding a from {} ({tool})", path.display());
     a.control().run_tool(tool, &args, input).await.map(|_| ()).map_err(|e| {
         let msg = e.to_string().replace("<stdin>", &path.display().to_string());
-        Error::database(format!("seeding a from {}: {msg}", path.display()))
+        Error::usage(format!("seeding a from {}: {msg}", path.display()))
             .with_node("a")
             .with_hint("fix the seed file, or run it by hand against a scratch database to see the full error")
     })
+}
+
+/// Fail early, naming the file, when it cannot be opened: it is streamed to the tool later.
+fn readable(p: &Path, what: &str) -> Result<()> {
+    std::fs::File::open(p)
+        .map(drop)
+        .map_err(|e| Error::usage(format!("cannot read {what} {}", p.display())).with_source(e))
 }
 
 /// Plain-language warnings about the seeded schema that will bite during a migration.

@@ -25,6 +25,30 @@ pub(crate) use waits::{append_detail, dump as dump_rows};
 use crate::error::{Error, Result, ResultExt};
 use crate::pg::PgVersion;
 
+/// What a client program run next to a node reads on stdin.
+#[derive(Debug, Clone)]
+pub enum ToolInput {
+    /// These bytes (a schema dump, a short script).
+    Bytes(Vec<u8>),
+    /// This file, streamed: a user's data can be larger than memory.
+    File(PathBuf),
+}
+
+impl ToolInput {
+    /// A reader over the input.
+    ///
+    /// # Errors
+    /// Usage error when the file cannot be opened (it is the user's).
+    pub async fn open(&self) -> Result<Box<dyn tokio::io::AsyncRead + Send + Unpin>> {
+        Ok(match self {
+            ToolInput::Bytes(b) => Box::new(std::io::Cursor::new(b.clone())),
+            ToolInput::File(p) => Box::new(tokio::fs::File::open(p).await.map_err(|e| {
+                Error::usage(format!("cannot read {}", p.display())).with_source(e)
+            })?),
+        })
+    }
+}
+
 /// What a node is in the chain. B becomes a primary when promoted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -84,12 +108,14 @@ pub trait NodeControl: Send + Sync {
     /// Where the server log is kept (for messages and reports).
     fn log_location(&self) -> String;
     /// Run a PostgreSQL client program (pg_dump, psql, ...) next to this node, as the server
-    /// user, with `PGPASSFILE` pointing at the run's password file. Returns stdout.
+    /// user, with `PGPASSFILE` pointing at the run's password file, feeding `stdin` while its
+    /// output is read (a program that writes much before it has read all its input must not
+    /// block on a full pipe). Returns stdout.
     async fn run_tool(
         &self,
         tool: &str,
         args: &[String],
-        stdin: Option<Vec<u8>>,
+        stdin: Option<ToolInput>,
     ) -> Result<Vec<u8>>;
     /// Bring the node's machine back up if it went down with the server (a container after
     /// SIGKILL), without starting the server; whether it had to.

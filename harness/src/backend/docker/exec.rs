@@ -33,6 +33,9 @@ impl ExecOutput {
     }
 }
 
+/// What an exec reads on stdin.
+pub type Input = Box<dyn tokio::io::AsyncRead + Send + Unpin>;
+
 /// Run `cmd` in `container` as `user`, feeding `stdin`, and wait for it.
 ///
 /// # Errors
@@ -44,6 +47,23 @@ pub async fn run(
     cmd: &[String],
     env: &[String],
     stdin: Option<&[u8]>,
+) -> Result<ExecOutput> {
+    let input = stdin.map(|b| Box::new(std::io::Cursor::new(b.to_vec())) as Input);
+    run_reading(docker, container, user, cmd, env, input).await
+}
+
+/// [`run`], streaming stdin from a reader while the output is read: a command that writes
+/// much before it has read all its input must not block on a full pipe.
+///
+/// # Errors
+/// As [`run`].
+pub async fn run_reading(
+    docker: &Docker,
+    container: &str,
+    user: &str,
+    cmd: &[String],
+    env: &[String],
+    stdin: Option<Input>,
 ) -> Result<ExecOutput> {
     let fail = |what: &str, e: &dyn std::fmt::Display| {
         Error::environment(format!("{what} in container {container}: {e}"))
@@ -79,21 +99,28 @@ pub async fn run(
         mut input,
     } = started
     {
-        if let Some(data) = stdin {
-            // A command that exits early closes stdin; its exit code tells the story.
-            let _ = input.write_all(data).await;
-            let _ = input.shutdown().await;
-        }
-        drop(input);
-        while let Some(chunk) = output.next().await {
-            match chunk.map_err(|e| fail("reading exec output", &e))? {
-                LogOutput::StdOut { message } | LogOutput::Console { message } => {
-                    out.stdout.extend_from_slice(&message)
-                }
-                LogOutput::StdErr { message } => out.stderr.extend_from_slice(&message),
-                LogOutput::StdIn { .. } => {}
+        let feed = async move {
+            if let Some(mut data) = stdin {
+                // A command that exits early closes stdin; its exit code tells the story.
+                let _ = tokio::io::copy(&mut data, &mut input).await;
+                let _ = input.shutdown().await;
             }
-        }
+            drop(input);
+        };
+        let read = async {
+            while let Some(chunk) = output.next().await {
+                match chunk.map_err(|e| fail("reading exec output", &e))? {
+                    LogOutput::StdOut { message } | LogOutput::Console { message } => {
+                        out.stdout.extend_from_slice(&message)
+                    }
+                    LogOutput::StdErr { message } => out.stderr.extend_from_slice(&message),
+                    LogOutput::StdIn { .. } => {}
+                }
+            }
+            Ok::<_, Error>(())
+        };
+        let ((), read) = tokio::join!(feed, read);
+        read?;
     }
     // The engine may report the exit code a moment after the output ends: ask until it does.
     let what = format!(

@@ -14,7 +14,7 @@ use testcontainers::bollard::query_parameters::{
 
 use super::exec::{self, sh};
 use crate::error::{Error, Result};
-use crate::node::{ConnInfo, Endpoint, Login, NodeControl, StopMode};
+use crate::node::{ConnInfo, Endpoint, Login, NodeControl, StopMode, ToolInput};
 use crate::wait::{Check, wait_for};
 
 /// Folder for everything the harness keeps inside a container.
@@ -65,11 +65,22 @@ impl DockerNode {
         cmd: Vec<String>,
         stdin: Option<&[u8]>,
     ) -> Result<Vec<u8>> {
+        let input = stdin.map(|b| Box::new(std::io::Cursor::new(b.to_vec())) as exec::Input);
+        self.run_reading(user, cmd, input).await
+    }
+
+    /// [`run`](Self::run), streaming stdin from a reader.
+    async fn run_reading(
+        &self,
+        user: &str,
+        cmd: Vec<String>,
+        stdin: Option<exec::Input>,
+    ) -> Result<Vec<u8>> {
         let env = vec![
             format!("PGPASSFILE={PGPASS}"),
             "PGCONNECT_TIMEOUT=10".to_string(),
         ];
-        let out = exec::run(&self.docker, &self.container, user, &cmd, &env, stdin).await?;
+        let out = exec::run_reading(&self.docker, &self.container, user, &cmd, &env, stdin).await?;
         if out.code != 0 {
             let what = cmd.iter().take(3).cloned().collect::<Vec<_>>().join(" ");
             return Err(Error::database(format!(
@@ -333,11 +344,15 @@ impl NodeControl for DockerNode {
         &self,
         tool: &str,
         args: &[String],
-        stdin: Option<Vec<u8>>,
+        stdin: Option<ToolInput>,
     ) -> Result<Vec<u8>> {
         let mut cmd = vec![tool.to_string()];
         cmd.extend(args.iter().cloned());
-        self.run("postgres", cmd, stdin.as_deref()).await
+        let input = match &stdin {
+            Some(i) => Some(i.open().await?),
+            None => None,
+        };
+        self.run_reading("postgres", cmd, input).await
     }
 
     async fn boot(&self) -> Result<bool> {

@@ -10,7 +10,7 @@ use nix::sys::signal::Signal;
 use tokio::sync::Mutex;
 
 use crate::error::{Error, Result, io_error};
-use crate::node::{ConnInfo, Endpoint, Login, NodeControl, StopMode, tail};
+use crate::node::{ConnInfo, Endpoint, Login, NodeControl, StopMode, ToolInput, tail};
 use crate::os::{ServerUser, pid_alive, signal_tree};
 use crate::pg::PgInstall;
 use crate::wait::{Check, wait_for};
@@ -113,8 +113,12 @@ impl LocalProc {
         &self,
         tool: &str,
         args: &[String],
-        stdin: Option<Vec<u8>>,
+        stdin: Option<ToolInput>,
     ) -> Result<Vec<u8>> {
+        let input = match &stdin {
+            Some(i) => Some(i.open().await?),
+            None => None,
+        };
         let mut cmd = self.user.command(self.pg.tool(tool));
         cmd.args(args)
             .env("PGPASSFILE", &self.passfile)
@@ -130,17 +134,15 @@ impl LocalProc {
         let mut child = cmd
             .spawn()
             .map_err(|e| io_error("cannot run", self.pg.tool(tool), e))?;
-        if let Some(input) = stdin {
-            use tokio::io::AsyncWriteExt;
-            let mut w = child.stdin.take().expect("piped stdin");
-            // A failing program may close stdin early; its exit status tells the story.
-            let _ = w.write_all(&input).await;
-            drop(w);
-        }
-        let out = child
-            .wait_with_output()
-            .await
-            .map_err(|e| io_error("cannot wait for", self.pg.tool(tool), e))?;
+        let pipe = child.stdin.take();
+        let feed = async move {
+            if let (Some(mut input), Some(mut w)) = (input, pipe) {
+                // A failing program may close stdin early; its exit status tells the story.
+                let _ = tokio::io::copy(&mut input, &mut w).await;
+            }
+        };
+        let (_, out) = tokio::join!(feed, child.wait_with_output());
+        let out = out.map_err(|e| io_error("cannot wait for", self.pg.tool(tool), e))?;
         if !out.status.success() {
             let err = crate::secret::redact(String::from_utf8_lossy(&out.stderr).trim());
             return Err(Error::database(format!(
@@ -166,7 +168,9 @@ impl LocalProc {
         args.extend(super::template::INITDB_ARGS.iter().map(|a| a.to_string()));
         let res = self.run("initdb", &args, None).await;
         let _ = std::fs::remove_file(&pwfile);
-        res.map(|_| ()).map_err(|e| e.context("initdb"))
+        // initdb fails on this machine's account (disk, locale, permissions), not on a run's.
+        res.map(|_| ())
+            .map_err(|e| e.context("initdb").with_kind(crate::ErrorKind::Environment))
     }
 
     pub(crate) async fn basebackup(
@@ -436,7 +440,7 @@ impl NodeControl for LocalProc {
         &self,
         tool: &str,
         args: &[String],
-        stdin: Option<Vec<u8>>,
+        stdin: Option<ToolInput>,
     ) -> Result<Vec<u8>> {
         self.run(tool, args, stdin).await
     }

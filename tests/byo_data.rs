@@ -59,6 +59,8 @@ fn the_shipped_byo_scenario_brings_your_tables_to_c() {
     // The table without a primary key is named before it bites.
     let notes = r["notes"].to_string();
     assert!(notes.contains("audit_log"), "{notes}");
+    // An unlogged table never replicates: named, and not counted as rows C lost.
+    assert!(notes.contains("session_cache is UNLOGGED"), "{notes}");
 }
 
 fn rehearse_from_dump(format: &str) {

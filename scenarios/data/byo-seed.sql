@@ -40,3 +40,13 @@ SELECT timestamptz '2026-01-01 00:00:00+00' + g * interval '1 minute', 'seed',
 FROM generate_series(1, 20) AS g;
 
 -- Identity sequences advance on A only: C's stay behind (expected; resync at cutover).
+
+-- UNLOGGED: never WAL-logged, so neither B (physical) nor C (logical) ever gets its rows, and a
+-- standby cannot even read it. pgrehearse names it and leaves it out of the row comparison.
+CREATE UNLOGGED TABLE session_cache (
+    token      text PRIMARY KEY,
+    expires_at timestamptz NOT NULL
+);
+INSERT INTO session_cache
+SELECT md5(g::text), timestamptz '2026-01-01 00:00:00+00' + g * interval '1 minute'
+FROM generate_series(1, 10) AS g;

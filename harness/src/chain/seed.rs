@@ -97,7 +97,8 @@ pub async fn preflight_notes(a: &Node, db: &str) -> Result<Vec<String>> {
     let rows = c
         .query(
             "SELECT format('%I.%I', n.nspname, c.relname), c.relreplident::text,
-                    EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)
+                    EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary),
+                    c.relpersistence = 'u'
              FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
              WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pgrehearse')
                AND n.nspname NOT LIKE 'pg_toast%'
@@ -107,7 +108,16 @@ pub async fn preflight_notes(a: &Node, db: &str) -> Result<Vec<String>> {
         .await?;
     let mut notes = Vec::new();
     for r in rows {
-        let (name, ident, has_pk): (String, String, bool) = (r.get(0), r.get(1), r.get(2));
+        let (name, ident, has_pk, unlogged): (String, String, bool, bool) =
+            (r.get(0), r.get(1), r.get(2), r.get(3));
+        if unlogged {
+            notes.push(format!(
+                "{name} is UNLOGGED: its rows never reach B (unlogged tables are not WAL-logged) nor C \
+                 (logical replication skips them); it is left out of the row comparison. Make it \
+                 logged (ALTER TABLE ... SET LOGGED) before the cutover if C needs its data"
+            ));
+            continue;
+        }
         if has_pk {
             continue;
         }

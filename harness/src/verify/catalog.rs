@@ -104,8 +104,10 @@ fn schema_filter(excluded: &[String]) -> String {
 /// Read the catalog of the session's database.
 pub(crate) async fn load(s: &Session, excluded: &[String]) -> Result<Catalog> {
     let filter = schema_filter(excluded);
+    // Only permanent tables: logical replication never carries an unlogged table's rows, and a
+    // standby cannot read one (the preflight notes name them).
     let rel_filter = format!(
-        "c.relkind IN ('r', 'p') AND NOT c.relispartition AND c.relpersistence <> 't' AND {filter}"
+        "c.relkind IN ('r', 'p') AND NOT c.relispartition AND c.relpersistence = 'p' AND {filter}"
     );
     // One snapshot for the four queries, so a concurrent DDL cannot make them disagree.
     s.begin("reading the catalog").await?;
@@ -158,7 +160,7 @@ pub(crate) async fn load(s: &Session, excluded: &[String]) -> Result<Catalog> {
                 "SELECT n.nspname::text, c.relname::text, q.last_value \
                  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
                  JOIN pg_sequences q ON q.schemaname = n.nspname AND q.sequencename = c.relname \
-                 WHERE c.relkind = 'S' AND c.relpersistence <> 't' AND {filter}"
+                 WHERE c.relkind = 'S' AND c.relpersistence = 'p' AND {filter}"
             ),
         )
         .await?;

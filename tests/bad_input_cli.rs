@@ -148,7 +148,7 @@ fn a_misspelt_server_setting_is_refused_before_any_server_starts() {
     let out = cli::run(&["run", path.to_str().unwrap()]);
     let err = cli::stderr(&out);
     assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(err.contains(&path.display().to_string()), "{err}");
+    assert!(err.contains(&format!("{}:4:26", path.display())), "{err}");
     assert!(
         err.contains("[chain.b.settings]") && err.contains("did you mean max_slot_wal_keep_size"),
         "{err}"

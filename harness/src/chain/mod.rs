@@ -357,8 +357,11 @@ impl Chain {
         // Poll B itself: A's pg_stat_replication learns B's replay position only from B's
         // status messages, which an idle B sends every wal_receiver_status_interval (10 s).
         let target = a.lsn(LsnKind::Write).await?;
-        b.wait_for_replay(target, spec.catchup_timeout).await?;
-        Ok(b)
+        match b.wait_for_replay(target, spec.catchup_timeout).await {
+            Ok(_) => Ok(b),
+            // A's side of the hop explains a stuck B: its walsender and B's physical slot.
+            Err(e) => Err(a.with_replication_state(e).await),
+        }
     }
 
     /// Where the downstream node of `hop` connects: through a fault-capable link when the spec
@@ -534,20 +537,26 @@ impl Chain {
             Some(t) => t,
             None => self.primary().lsn(LsnKind::Write).await?,
         };
-        if self.b.role() == Role::Standby {
+        let res = async {
+            if self.b.role() == Role::Standby {
+                self.b
+                    .wait_for_replay(target, self.spec.catchup_timeout)
+                    .await?;
+            }
             self.b
-                .wait_for_replay(target, self.spec.catchup_timeout)
-                .await?;
+                .wait_for_catchup(
+                    &self.spec.subscription,
+                    CatchupMode::Replay,
+                    Some(target),
+                    self.spec.catchup_timeout,
+                )
+                .await
         }
-        self.b
-            .wait_for_catchup(
-                &self.spec.subscription,
-                CatchupMode::Replay,
-                Some(target),
-                self.spec.catchup_timeout,
-            )
-            .await?;
-        Ok(())
+        .await;
+        match res {
+            Ok(_) => Ok(()),
+            Err(e) => Err(self.with_chain_state(e).await),
+        }
     }
 
     /// Write a fence row on the primary and wait until C shows it: every transaction committed
@@ -589,20 +598,21 @@ impl Chain {
         .await;
         match res {
             Ok(()) => Ok(start.elapsed()),
-            Err(e) => {
-                let subs = crate::node::dump_rows(&self.c, &self.spec.database, "SELECT subname, pid, received_lsn, latest_end_lsn, last_msg_receipt_time FROM pg_stat_subscription").await;
-                let receiver = crate::node::dump_rows(&self.b, "postgres", "SELECT status, received_lsn, latest_end_lsn, last_msg_receipt_time FROM pg_stat_wal_receiver").await;
-                let e = crate::node::append_detail(
-                    e,
-                    &format!(
-                        "pg_stat_subscription on c:\n{subs}\npg_stat_wal_receiver on b:\n{receiver}"
-                    ),
-                );
-                // Either hop may be the one that stalled: show both ends of both.
-                let e = self.a.with_replication_state(e).await;
-                Err(self.b.with_replication_state(e).await)
-            }
+            Err(e) => Err(self.with_chain_state(e).await),
         }
+    }
+
+    /// Attach what explains a stalled chain to an error: either hop may be the one that
+    /// stalled, so both ends of both.
+    async fn with_chain_state(&self, e: Error) -> Error {
+        let subs = crate::node::dump_rows(&self.c, &self.spec.database, "SELECT subname, pid, received_lsn, latest_end_lsn, last_msg_receipt_time FROM pg_stat_subscription").await;
+        let receiver = crate::node::dump_rows(&self.b, "postgres", "SELECT status, received_lsn, latest_end_lsn, last_msg_receipt_time FROM pg_stat_wal_receiver").await;
+        let e = crate::node::append_detail(
+            e,
+            &format!("pg_stat_subscription on c:\n{subs}\npg_stat_wal_receiver on b:\n{receiver}"),
+        );
+        let e = self.a.with_replication_state(e).await;
+        self.b.with_replication_state(e).await
     }
 
     /// What an Aurora-like C models, each point read back from C itself (so the report says

@@ -22,6 +22,9 @@ pub struct NodePlan {
     pub port: Option<u16>,
     /// PostgreSQL settings in file order, values as postgresql.conf takes them.
     pub settings: Vec<(String, String)>,
+    /// Where each setting's value is in the scenario file (`path:line:col`), same order: the
+    /// server's own check of a value comes after parsing.
+    pub settings_at: Vec<String>,
 }
 
 /// The validated `[chain]` section.
@@ -45,6 +48,12 @@ pub struct ChainPlan {
     pub idle_primary: bool,
     /// With `idle_primary`, how long the slot creation must be seen waiting before A is nudged.
     pub idle_wait: Duration,
+    /// How long a catch-up wait (B replaying, the fence reaching C) may take before the run
+    /// says what it saw and stops.
+    pub catchup_timeout: Duration,
+    /// How long the subscription's initial copy of the tables may take: a large data set of
+    /// your own needs more than the default.
+    pub initial_copy_timeout: Duration,
     /// Primary.
     pub a: NodePlan,
     /// Hot standby.
@@ -92,6 +101,23 @@ pub(super) fn validate(src: &Source, base: &Path, raw: Option<RawChain>) -> Resu
             "idle_wait is between 1s and 60s",
         )?,
     };
+    let timeout = |v: &Option<Spanned<String>>, key: &str, default: Duration| match v {
+        None => Ok(default),
+        Some(v) => values::duration_in(
+            src,
+            v,
+            key,
+            Duration::from_secs(1)..=Duration::from_secs(7 * 24 * 3600),
+            &format!("{key} is between 1s and 7 days"),
+        ),
+    };
+    let d = ChainPlan::default();
+    let catchup_timeout = timeout(&raw.catchup_timeout, "catchup_timeout", d.catchup_timeout)?;
+    let initial_copy_timeout = timeout(
+        &raw.initial_copy_timeout,
+        "initial_copy_timeout",
+        d.initial_copy_timeout,
+    )?;
     let mut nodes = Vec::with_capacity(3);
     let mut seen: Vec<(u16, &str)> = Vec::new();
     for (name, node_raw) in [("a", raw.a), ("b", raw.b), ("c", raw.c)] {
@@ -119,6 +145,8 @@ pub(super) fn validate(src: &Source, base: &Path, raw: Option<RawChain>) -> Resu
         hot_standby_feedback: raw.hot_standby_feedback.unwrap_or(true),
         idle_primary: raw.idle_primary.unwrap_or(false),
         idle_wait,
+        catchup_timeout,
+        initial_copy_timeout,
         a,
         b,
         c,
@@ -165,11 +193,20 @@ fn node(
             "a port is between 1 and 65535",
         )?),
     };
-    let settings = settings(src, raw.settings.unwrap_or_default(), name)?;
-    Ok((NodePlan { port, settings }, raw.port.map(|p| p.span())))
+    let (settings, settings_at) = settings(src, raw.settings.unwrap_or_default(), name)?
+        .into_iter()
+        .unzip();
+    Ok((
+        NodePlan {
+            port,
+            settings,
+            settings_at,
+        },
+        raw.port.map(|p| p.span()),
+    ))
 }
 
-fn settings(src: &Source, raw: RawSettings, node: &str) -> Result<Vec<(String, String)>> {
+fn settings(src: &Source, raw: RawSettings, node: &str) -> Result<Vec<((String, String), String)>> {
     raw.0
         .into_iter()
         .map(|(k, v)| {
@@ -198,7 +235,10 @@ fn settings(src: &Source, raw: RawSettings, node: &str) -> Result<Vec<(String, S
                     )
                     .with_hint(*why));
             }
-            Ok((name.to_ascii_lowercase(), v.get_ref().render()))
+            Ok((
+                (name.to_ascii_lowercase(), v.get_ref().render()),
+                src.at(v.span()),
+            ))
         })
         .collect()
 }
@@ -214,6 +254,8 @@ impl Default for ChainPlan {
             hot_standby_feedback: true,
             idle_primary: false,
             idle_wait: Duration::from_secs(5),
+            catchup_timeout: crate::chain::ChainSpec::default().catchup_timeout,
+            initial_copy_timeout: crate::chain::ChainSpec::default().sync_timeout,
             a: NodePlan::default(),
             b: NodePlan::default(),
             c: NodePlan::default(),

@@ -9,6 +9,8 @@
 //! pg_version = 17             # physical_slot, hot_standby_feedback,
 //! idle_primary = true         # rehearse slot creation on B against an idle A
 //! idle_wait = "5s"            # (the slot must still wait after idle_wait; 1s-60s)
+//! catchup_timeout = "2m"      # catch-up waits (B replaying, C reaching the fence); 1s-7 days
+//! initial_copy_timeout = "10m"  # the subscription's initial copy of your data; 1s-7 days
 //! [chain.b.settings]          # [chain.a|b|c] port and settings
 //! max_slot_wal_keep_size = "1GB"
 //!
@@ -40,7 +42,7 @@
 //! offending key or value, as a [`crate::ErrorKind::Usage`] error, often with a hint. A file
 //! that cannot be read is an environment error naming its path. Checks made later, against the
 //! backend and the server (packet loss on the local backend, settings the server rejects), live
-//! in `crate::run` and name the file (and the fault's line) without a column.
+//! in `crate::run` and name the file and the line (and, for settings, the column).
 //!
 //! How the code is laid out: `raw` is the file's serde shape (syntax, unknown keys, types);
 //! one file per section turns its raw part into a validated plan. A new section is a raw field
@@ -203,7 +205,7 @@ impl Scenario {
             .unwrap_or_else(|| derive_seed(run_seed, "workload"))
     }
 
-    /// The chain to build, on the library's [`ChainSpec`] (timeouts and names keep their
+    /// The chain to build, on the library's [`ChainSpec`] (names keep their
     /// defaults; the caller seeds the link proxies).
     pub fn chain_spec(&self) -> ChainSpec {
         let c = &self.chain;
@@ -220,6 +222,8 @@ impl Scenario {
                     .unwrap_or_else(|| "b_physical".into())
             }),
             hot_standby_feedback: c.hot_standby_feedback,
+            catchup_timeout: c.catchup_timeout,
+            sync_timeout: c.initial_copy_timeout,
             // Proxies only when a link fault needs one: they cost a copy of every byte.
             proxies: self.faults.iter().any(|f| f.kind.hop().is_some()),
             delayed_hops: self

@@ -42,6 +42,8 @@ pub(super) struct RawChain {
     pub hot_standby_feedback: Option<bool>,
     pub idle_primary: Option<bool>,
     pub idle_wait: Option<Spanned<String>>,
+    pub catchup_timeout: Option<Spanned<String>>,
+    pub initial_copy_timeout: Option<Spanned<String>>,
     pub a: Option<RawNode>,
     pub b: Option<RawNode>,
     pub c: Option<RawNode>,

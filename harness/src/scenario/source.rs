@@ -30,6 +30,12 @@ impl<'a> Source<'a> {
         (line, col)
     }
 
+    /// `path:line:col` of the start of `span`, for errors found after parsing.
+    pub(super) fn at(&self, span: Range<usize>) -> String {
+        let (line, col) = self.line_col(span.start);
+        format!("{}:{line}:{col}", self.path.display())
+    }
+
     /// A usage error `path:line:col: msg` pointing at the start of `span`.
     pub(super) fn error(&self, span: Range<usize>, msg: impl AsRef<str>) -> Error {
         let (line, col) = self.line_col(span.start);

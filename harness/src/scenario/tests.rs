@@ -515,6 +515,29 @@ fn clashing_ports_are_rejected() {
 }
 
 #[test]
+fn catch_up_and_initial_copy_limits_can_be_raised_for_big_data() {
+    let s =
+        parse("version = 1\n[chain]\ncatchup_timeout = \"5m\"\ninitial_copy_timeout = \"3h\"\n");
+    assert_eq!(s.chain.catchup_timeout, Duration::from_secs(300));
+    assert_eq!(s.chain.initial_copy_timeout, Duration::from_secs(3 * 3600));
+    let spec = s.chain_spec();
+    assert_eq!(
+        (spec.catchup_timeout, spec.sync_timeout),
+        (Duration::from_secs(300), Duration::from_secs(3 * 3600))
+    );
+    let d = parse("version = 1\n").chain_spec();
+    assert_eq!(
+        (d.catchup_timeout, d.sync_timeout),
+        (Duration::from_secs(120), Duration::from_secs(600))
+    );
+    assert_at(
+        "version = 1\n[chain]\ninitial_copy_timeout = \"0s\"\n",
+        "3:24",
+        "initial_copy_timeout is between 1s and 7 days",
+    );
+}
+
+#[test]
 fn idle_wait_is_bounded() {
     assert_at(
         "version = 1\n[chain]\nidle_primary = true\nidle_wait = \"500ms\"\n",

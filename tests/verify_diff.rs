@@ -371,3 +371,59 @@ async fn verifier_reports_exactly_the_injected_differences() {
 
     backend.teardown(false).await.unwrap();
 }
+
+/// Differences scattered all over a big text-keyed table: more differing ranges than are read
+/// with OR-ed predicates (the single-pass bucket lookup reads them), every one still found.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn differences_scattered_over_a_big_table_are_all_found() {
+    let (backend, x, y) = common::two_servers("verify-scattered").await;
+    for n in [&x, &y] {
+        n.execute("postgres", &format!("CREATE DATABASE {DB}"))
+            .await
+            .unwrap();
+        n.execute(
+            DB,
+            "CREATE TABLE words (k text PRIMARY KEY, v int);
+             INSERT INTO words SELECT md5(g::text), g FROM generate_series(1, 200000) g;",
+        )
+        .await
+        .unwrap();
+    }
+    // 40 changed, 3 missing, 2 extra, spread over the whole key range.
+    y.execute(
+        DB,
+        "UPDATE words SET v = -v WHERE v % 5000 = 0;
+         DELETE FROM words WHERE v IN (17, 100001, 199999);
+         INSERT INTO words VALUES ('0', 0), ('zzz', 0);",
+    )
+    .await
+    .unwrap();
+    let expected_changed: Vec<String> = {
+        let c = x.connect(DB).await.unwrap();
+        c.query(
+            "SELECT k FROM words WHERE v % 5000 = 0 ORDER BY k COLLATE \"C\"",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+    };
+    assert_eq!(expected_changed.len(), 40);
+    let opts = VerifyOptions {
+        max_keys_listed: 100,
+        ..VerifyOptions::default()
+    };
+    let r = run(&x, &y, &opts).await;
+    assert_eq!(r.verdict, Verdict::Invalid, "{r:#?}");
+    let w = table(&r, "public.words");
+    assert_eq!(
+        (w.changed.count, w.missing.count, w.extra.count),
+        (40, 3, 2),
+        "{w:#?}"
+    );
+    assert_eq!(keys(&w.changed), expected_changed);
+    assert_eq!(keys(&w.extra), vec!["0", "zzz"]);
+    backend.teardown(false).await.unwrap();
+}

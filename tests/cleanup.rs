@@ -76,6 +76,12 @@ fn interrupt_during_the_workload(signal: nix::sys::signal::Signal) {
     assert_eq!(report["verdict"], "unknown", "{report:#}");
     assert_eq!(report["exit_code"], 130, "{report:#}");
     assert_eq!(report["error"], "interrupted", "{report:#}");
+    // What was observed until the interrupt is still there to look at.
+    let series = report["observations"]["series"].as_array();
+    assert!(
+        series.is_some_and(|s| !s.is_empty()),
+        "no lag series in the report of an interrupted run: {report:#}"
+    );
 }
 
 /// Ctrl-C in `run --keep` while faults are in force: they are healed before the chain is let

@@ -48,6 +48,13 @@ fn a_ten_second_rehearsal_ends_consistent_and_leaves_nothing_running() {
     );
     let w = &report["workload"];
     assert!(w["ok"].as_u64().unwrap() > 1000, "{w:#}");
+    // The ledger's times count from a wall-clock instant, to line up with the server logs.
+    let zero = report["timeline_zero"].as_str().expect("timeline_zero");
+    let started = report["started_at"].as_str().unwrap();
+    assert!(
+        zero > started,
+        "timeline zero {zero} before the run started {started}"
+    );
     let c_vs_a = common::report::verify_of(&report, "c");
     assert_eq!(c_vs_a["verdict"], "valid");
     assert_eq!(c_vs_a["tables"].as_array().unwrap().len(), 5);

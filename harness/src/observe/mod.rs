@@ -18,5 +18,6 @@ pub use snapshot::{
     WalSenderRow, derive_lags,
 };
 pub use summary::{
-    Failover, FrozenLag, Observations, Peak, Peaks, Rpo, SeriesPoint, SlotOutcome, frozen_ab_lag,
+    Failover, FrozenLag, LagHop, Observations, Peak, Peaks, Rpo, SeriesPoint, SlotOutcome,
+    frozen_lag,
 };

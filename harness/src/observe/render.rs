@@ -149,6 +149,11 @@ pub fn render_status(s: &ChainSnapshot) -> String {
         if let (Some(r), Some(p)) = (n.receive_lsn, n.replay_lsn) {
             line.push_str(&format!("  received {r} replayed {p}"));
         }
+        if let Some(age) = n.replay_age_s {
+            // The commit time of the last transaction replayed: on an idle primary it ages
+            // without B being behind.
+            line.push_str(&format!("  last replayed commit {} ago", ago(age)));
+        }
         if n.replay_paused == Some(true) {
             line.push_str("  REPLAY PAUSED");
         }
@@ -173,7 +178,7 @@ pub fn render_status(s: &ChainSnapshot) -> String {
         }
         for sub in &n.subscriptions {
             out.push(format!(
-                "     subscription {} {} worker {} received {} last message {}",
+                "     subscription {} {} worker {} received {} reported to b {} last message {}",
                 sub.subname,
                 if sub.enabled == Some(false) {
                     "DISABLED"
@@ -184,6 +189,7 @@ pub fn render_status(s: &ChainSnapshot) -> String {
                     .map(|p| p.to_string())
                     .unwrap_or_else(|| "none".into()),
                 or_dash(sub.received_lsn),
+                or_dash(sub.latest_end_lsn),
                 sub.last_msg_age_s
                     .map(|s| format!("{s:.1}s ago"))
                     .unwrap_or_else(|| "-".into())

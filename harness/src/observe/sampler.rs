@@ -10,7 +10,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::heartbeat::{HeartbeatLog, HeartbeatRead, read_heartbeat};
-use super::snapshot::{HopLag, NodeProbe, NodeSnapshot, derive_lags};
+use super::snapshot::{HopLag, NoSeconds, NodeProbe, NodeSnapshot, derive_lags};
 use crate::error::{Result, io_error};
 use crate::node::Node;
 
@@ -119,13 +119,13 @@ impl Sampler {
                     }
                 };
                 let mut lags = derive_lags(&sa, &sb, &cfg.logical_slot);
-                if let (Some(log), Some(seq), Some(e2e)) = (
-                    &cfg.heartbeat,
+                if let Some(e2e) = lags.iter_mut().find(|l| l.hop == "a→c") {
                     // The newest C has shown, even when it did not answer this time.
-                    last_seq,
-                    lags.iter_mut().find(|l| l.hop == "a→c"),
-                ) {
-                    e2e.seconds = Some(log.lag_at(seq, t_ms));
+                    match (&cfg.heartbeat, last_seq) {
+                        (Some(log), Some(seq)) => e2e.seconds = Some(log.lag_at(seq, t_ms)),
+                        (None, _) => e2e.why_no_seconds = Some(NoSeconds::NoHeartbeat),
+                        (Some(_), None) => e2e.why_no_seconds = Some(NoSeconds::Unknown),
+                    }
                 }
                 let sample = Sample {
                     t_ms,

@@ -38,6 +38,10 @@ pub struct SeriesPoint {
     pub a_slot_retained: Option<u64>,
     /// WAL B retains for C's logical slot.
     pub b_slot_retained: Option<u64>,
+    /// Why `ab_s`, `bc_s` or `e2e_s` is missing (idle, not streaming, no heartbeat, unknown),
+    /// per hop ("a→b", "b→c", "a→c"); only the hops without seconds.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub no_seconds: std::collections::BTreeMap<String, crate::observe::NoSeconds>,
     /// The logical slot's wal_status on B (reserved, extended, unreserved, lost), or
     /// "invalidated (<reason>)".
     pub b_slot_status: Option<String>,
@@ -377,6 +381,11 @@ impl Observations {
                 b_wal_bytes: b.and_then(|n| n.wal_bytes),
                 a_slot_retained: a_slot.and_then(|x| x.retained_bytes),
                 b_slot_retained: b_slot.and_then(|x| x.retained_bytes),
+                no_seconds: [ab, bc, e2e]
+                    .iter()
+                    .filter(|h| h.seconds.is_none())
+                    .filter_map(|h| h.why_no_seconds.map(|w| (h.hop.clone(), w)))
+                    .collect(),
                 b_slot_status: status,
             });
         }
@@ -426,7 +435,27 @@ impl Observations {
     }
 }
 
-/// A stretch where A's replay_lag for B stood still while B fell further behind in bytes.
+/// A hop whose lag in seconds comes from its upstream's pg_stat_replication.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LagHop {
+    /// A's walsender for B.
+    AB,
+    /// B's walsender for C's subscription.
+    BC,
+}
+
+impl LagHop {
+    /// (seconds shown, bytes behind) of this hop in `p`.
+    fn of(self, p: &SeriesPoint) -> (Option<f64>, Option<u64>) {
+        match self {
+            LagHop::AB => (p.ab_s, p.ab_bytes),
+            LagHop::BC => (p.bc_s, p.bc_bytes),
+        }
+    }
+}
+
+/// A stretch where a hop's replay_lag stood still while its downstream fell further behind in
+/// bytes.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct FrozenLag {
     /// When the column stopped moving.
@@ -439,27 +468,28 @@ pub struct FrozenLag {
     pub behind_bytes: u64,
 }
 
-/// The longest stretch (at least `min`) in which A's replay_lag for B kept one value while B's
-/// byte lag grew. PostgreSQL updates the lag columns only when B replies: a stalled stream
-/// (lost replies, a hung link) shows the last lag measured, however long the stall.
-pub fn frozen_ab_lag(series: &[SeriesPoint], min: Duration) -> Option<FrozenLag> {
+/// The longest stretch (at least `min`) in which `hop`'s replay_lag kept one value while its
+/// byte lag grew. PostgreSQL updates the lag columns only when the downstream replies: a
+/// stalled stream (lost replies, a hung link) shows the last lag measured, however long the
+/// stall.
+pub fn frozen_lag(series: &[SeriesPoint], hop: LagHop, min: Duration) -> Option<FrozenLag> {
     let mut best: Option<FrozenLag> = None;
     let mut cur: Option<FrozenLag> = None;
     for w in series.windows(2) {
-        let (p, q) = (&w[0], &w[1]);
-        let frozen = matches!((p.ab_s, q.ab_s), (Some(a), Some(b)) if a == b)
-            && matches!((p.ab_bytes, q.ab_bytes), (Some(a), Some(b)) if b > a);
+        let ((ps, pb), (qs, qb)) = (hop.of(&w[0]), hop.of(&w[1]));
+        let frozen = matches!((ps, qs), (Some(a), Some(b)) if a == b)
+            && matches!((pb, qb), (Some(a), Some(b)) if b > a);
         cur = match (frozen, cur) {
             (true, Some(c)) => Some(FrozenLag {
-                to_ms: q.t_ms,
-                behind_bytes: q.ab_bytes.unwrap_or(0),
+                to_ms: w[1].t_ms,
+                behind_bytes: qb.unwrap_or(0),
                 ..c
             }),
             (true, None) => Some(FrozenLag {
-                from_ms: p.t_ms,
-                to_ms: q.t_ms,
-                shown_s: q.ab_s.unwrap_or(0.0),
-                behind_bytes: q.ab_bytes.unwrap_or(0),
+                from_ms: w[0].t_ms,
+                to_ms: w[1].t_ms,
+                shown_s: qs.unwrap_or(0.0),
+                behind_bytes: qb.unwrap_or(0),
             }),
             (false, _) => None,
         };
@@ -701,14 +731,30 @@ mod tests {
             pt(1000, 0.013, 200_000),
             pt(1250, 0.002, 0),
         ];
-        let f = frozen_ab_lag(&series, Duration::from_millis(500)).unwrap();
+        let f = frozen_lag(&series, LagHop::AB, Duration::from_millis(500)).unwrap();
         assert_eq!(
             (f.from_ms, f.to_ms, f.shown_s, f.behind_bytes),
             (250, 1000, 0.013, 200_000)
         );
-        assert_eq!(frozen_ab_lag(&series, Duration::from_secs(1)), None);
+        assert_eq!(
+            frozen_lag(&series, LagHop::AB, Duration::from_secs(1)),
+            None
+        );
+        assert_eq!(frozen_lag(&series, LagHop::BC, Duration::ZERO), None);
         // The same value with nothing falling behind is an idle, caught-up standby.
         let idle = vec![pt(0, 0.01, 0), pt(250, 0.01, 0), pt(500, 0.01, 0)];
-        assert_eq!(frozen_ab_lag(&idle, Duration::ZERO), None);
+        assert_eq!(frozen_lag(&idle, LagHop::AB, Duration::ZERO), None);
+        // B → C the same way: B's walsender for C keeps its last value while C falls behind.
+        let bc: Vec<SeriesPoint> = series
+            .iter()
+            .map(|p| SeriesPoint {
+                t_ms: p.t_ms,
+                bc_s: p.ab_s,
+                bc_bytes: p.ab_bytes,
+                ..Default::default()
+            })
+            .collect();
+        let f = frozen_lag(&bc, LagHop::BC, Duration::from_millis(500)).unwrap();
+        assert_eq!((f.from_ms, f.to_ms, f.shown_s), (250, 1000, 0.013));
     }
 }

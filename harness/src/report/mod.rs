@@ -80,6 +80,10 @@ pub struct Report {
     pub started_at: DateTime<Utc>,
     /// When it ended (None while running).
     pub finished_at: Option<DateTime<Utc>>,
+    /// Time zero of the run's timeline (UTC): fault times, sample times and the ledger's
+    /// `sent_us` / `done_us` count from here, so they line up with the servers' logs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeline_zero: Option<DateTime<Utc>>,
     /// Where the nodes ran ("local", "docker").
     pub backend: String,
     /// The PostgreSQL installation used, with where it was found.
@@ -133,6 +137,7 @@ impl Report {
             seed,
             started_at: Utc::now(),
             finished_at: None,
+            timeline_zero: None,
             backend: scenario.chain.backend.as_str().to_string(),
             postgres: None,
             chain: None,

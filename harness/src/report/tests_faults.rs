@@ -157,6 +157,11 @@ fn lag_run() -> Report {
             b_wal_bytes: Some(48 * MIB + t as u64 * 480 * KIB),
             a_slot_retained: Some(ab_bytes),
             b_slot_retained: Some(e2e_bytes),
+            no_seconds: if idle {
+                [("b→c".into(), crate::observe::NoSeconds::Idle)].into()
+            } else {
+                Default::default()
+            },
             b_slot_status: Some("reserved".into()),
         });
     }
@@ -239,6 +244,7 @@ fn wal_run() -> Report {
             b_wal_bytes: Some(if lost { 80 * MIB } else { 64 * MIB + behind }),
             a_slot_retained: Some(8 * KIB),
             b_slot_retained: if lost { None } else { Some(behind) },
+            no_seconds: Default::default(),
             b_slot_status: Some(
                 match t {
                     _ if lost => "lost",
@@ -369,6 +375,7 @@ fn failover_run() -> Report {
             b_wal_bytes: Some(64 * MIB),
             a_slot_retained: a_up.then_some(12 * KIB),
             b_slot_retained: Some(3 * KIB),
+            no_seconds: Default::default(),
             b_slot_status: Some("reserved".into()),
         });
     }

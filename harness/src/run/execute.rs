@@ -20,7 +20,7 @@ use crate::chain::{Bypass, Chain, load_seed, logical_slot_dead, preflight_notes}
 use crate::error::{Error, Result, ResultExt};
 use crate::faults::{FaultEnv, Timeline};
 use crate::node::Node;
-use crate::observe::{Heartbeat, Sampler, SamplerConfig};
+use crate::observe::{Heartbeat, Sample, Sampler, SamplerConfig};
 use crate::os::ServerUser;
 use crate::pg::{KnownSettings, Locate, PgInstall};
 use crate::report::{self, Report, ReportPaths, RunFacts};
@@ -85,6 +85,16 @@ pub struct Rehearsal {
     in_force: Mutex<Option<(crate::faults::InForce, Arc<FaultEnv>)>>,
     /// How to take the chain off the harness's own link proxies if it is kept (`--keep`).
     bypass: Mutex<Option<Bypass>>,
+    /// The sampler's samples while it runs: a run cut short (Ctrl-C) still reports what was
+    /// observed up to then.
+    live: Mutex<Option<LiveSamples>>,
+}
+
+/// Samples being taken, with what condensing them needs.
+struct LiveSamples {
+    samples: crate::observe::Samples,
+    subscription: String,
+    physical_slot: Option<String>,
 }
 
 impl Rehearsal {
@@ -119,7 +129,11 @@ impl Rehearsal {
                 if explicit.is_some() {
                     locate.explicit = explicit;
                 }
-                let pg = locate.find()?;
+                // Off the runtime: the first use downloads PostgreSQL, and Ctrl-C meanwhile must
+                // still be heard.
+                let pg = tokio::task::spawn_blocking(move || locate.find())
+                    .await
+                    .map_err(|e| Error::internal(format!("finding PostgreSQL: {e}")))??;
                 check_settings(
                     &pg.known_settings()?,
                     &scenario,
@@ -183,6 +197,7 @@ impl Rehearsal {
             kept: Default::default(),
             in_force: Mutex::new(None),
             bypass: Mutex::new(None),
+            live: Mutex::new(None),
         })
     }
 
@@ -362,18 +377,64 @@ impl Rehearsal {
     /// Environment error when the files cannot be written.
     pub fn write_report(&self) -> Result<ReportPaths> {
         let mut r = self.report.lock().expect("report");
+        if r.observations.is_none() {
+            self.observe_cut_short(&mut r);
+        }
         let expectations = report::evaluate(&self.scenario.expect, &RunFacts::of(&r));
         r.expectations = expectations;
         r.conclude(chrono::Utc::now());
         report::write_all(self.run.path(), &r)
     }
 
+    /// Observations from the samples taken before the run was cut short, without the faults'
+    /// records (the timeline was dropped with the run).
+    fn observe_cut_short(&self, r: &mut Report) {
+        let live = self.live.lock().expect("live samples");
+        let Some(live) = live.as_ref() else {
+            return;
+        };
+        let samples = live.samples.lock().expect("samples").clone();
+        if samples.is_empty() {
+            return;
+        }
+        r.observations = Some(crate::observe::Observations::from_samples(
+            &samples,
+            &live.subscription,
+            live.physical_slot.as_deref(),
+            self.scenario.observe.sample_every,
+            self.scenario.observe.heartbeat_every,
+        ));
+        r.note(format!(
+            "the run stopped before it finished: the lag and WAL figures come from the {} samples taken until then (samples.jsonl); what the faults did is not recorded",
+            samples.len()
+        ));
+    }
+
     async fn run_inner(&self) -> Result<()> {
         let chain = self.build(true).await?;
-        let db = chain.spec.database.clone();
         let ledger_path = self.run.file("ledger.jsonl");
-        let drive = self.drive(&chain, &ledger_path).await;
-        let drive = drive?;
+        let mut drive = self.drive(&chain, &ledger_path).await?;
+        let mut judged = Judged::default();
+        let res = self
+            .judge(&chain, &mut drive, &ledger_path, &mut judged)
+            .await;
+        // Also when judging failed part way: what was observed and which faults ran is what a
+        // failed run is diagnosed from.
+        let samples = drive.stop_observing();
+        self.observe(&chain, drive, &samples, judged);
+        res
+    }
+
+    /// Catch-up, verification and the ledger, filling `judged` as far as they get.
+    async fn judge(
+        &self,
+        chain: &Chain,
+        drive: &mut Drive,
+        ledger_path: &std::path::Path,
+        judged: &mut Judged,
+    ) -> Result<()> {
+        let db = chain.spec.database.clone();
+        let workload_ran = std::mem::replace(&mut drive.workload, Ok(false))?;
 
         // --- convergence: everything committed before the fence is on C (or C cannot get there)
         self.progress.phase("waiting for c to catch up (fence)");
@@ -387,7 +448,7 @@ impl Rehearsal {
         };
         let since_workload = drive.workload_ended.elapsed();
         let now_ms = drive.clock.elapsed().as_millis() as i64;
-        let caught_up_ms = match fence {
+        match fence {
             Ok(_) => {
                 tracing::info!(
                     "c caught up {} after the workload ended",
@@ -395,7 +456,7 @@ impl Rehearsal {
                 );
                 self.report.lock().expect("report").catchup_ms =
                     Some(since_workload.as_millis() as u64);
-                Some(now_ms)
+                judged.caught_up_ms = Some(now_ms);
             }
             Err(e) if !self.scenario.faults.is_empty() && e.kind() == crate::ErrorKind::Timeout => {
                 // After a fault, not converging can be the finding itself (a lost slot): record
@@ -409,12 +470,11 @@ impl Rehearsal {
                     never: slot_dead.is_some(),
                     reason: crate::secret::redact(&e.to_string()),
                 });
-                None
             }
             Err(e) => return Err(e.context("waiting for c to catch up after the workload")),
-        };
-        drop(drive.heartbeat);
-        let samples = drive.sampler.stop();
+        }
+        // Nothing writes on the primary while the rows are compared.
+        drive.stop_observing();
 
         // --- verification against whoever is the primary now
         self.progress
@@ -422,16 +482,14 @@ impl Rehearsal {
         // B is compared too while it is still a standby.
         let opts = VerifyOptions::default();
         let reference = chain.primary().clone();
-        let reports = verify::compare_chain(&chain, true, &opts).await?;
+        let reports = verify::compare_chain(chain, true, &opts).await?;
         self.report.lock().expect("report").verify = reports;
 
         // --- the ledger: acknowledged writes that must be there
-        let mut rpo = None;
-        let mut first_write_on_b_ms = None;
-        if drive.workload_ran {
+        if workload_ran {
             self.progress
                 .phase("checking the ledger of acknowledged writes");
-            let entries = workload::read_ledger(&ledger_path)?;
+            let entries = workload::read_ledger(ledger_path)?;
             let cap = opts.max_keys_listed;
             let check = |n: &Node| {
                 let conn = n.admin().with_db(&db);
@@ -449,15 +507,15 @@ impl Rehearsal {
                 // After a failover the RPO is what B had when it was promoted, judged against
                 // every write sent to A: B's final state would hide a lost write that the
                 // workload later overwrote or deleted on B.
-                rpo = self.rpo_at_promotion(&drive.events, &entries, chain.b.name());
-                first_write_on_b_ms = entries
+                judged.rpo = self.rpo_at_promotion(&drive.events, &entries, chain.b.name());
+                judged.first_write_on_b_ms = entries
                     .iter()
                     .filter(|e| e.node == chain.b.name() && e.outcome == workload::Outcome::Ok)
                     .map(|e| (e.done_us / 1000) as i64)
                     .min();
             } else {
                 // Without a failover, what the migration loses is what C lacks.
-                rpo = Some(crate::observe::Rpo::from_judgement(&on_c, None));
+                judged.rpo = Some(crate::observe::Rpo::from_judgement(&on_c, None));
             }
             let reissued = on_c.check.reissued_keys.max(on_ref.check.reissued_keys);
             let mut r = self.report.lock().expect("report");
@@ -477,34 +535,36 @@ impl Rehearsal {
             }
             r.ledger = vec![on_c.check, on_ref.check];
         }
+        Ok(())
+    }
 
-        // --- what happened, condensed
+    /// What happened, condensed from the samples, the fault records and what judging found.
+    fn observe(&self, chain: &Chain, drive: Drive, samples: &[Sample], judged: Judged) {
         let mut obs = crate::observe::Observations::from_samples(
-            &samples,
+            samples,
             &chain.spec.subscription,
             chain.spec.physical_slot.as_deref(),
             self.scenario.observe.sample_every,
             self.scenario.observe.heartbeat_every,
         );
         obs.faults = drive.records;
-        obs.rpo = rpo;
+        obs.rpo = judged.rpo;
         obs.last_heal_ms = drive.last_heal_ms;
-        obs.convergence_ms = convergence(&obs, drive.last_heal_ms, caught_up_ms);
+        obs.convergence_ms = convergence(&obs, drive.last_heal_ms, judged.caught_up_ms);
         if let (Some(killed), Some(promoted)) = (drive.events.killed_ms, drive.events.promoted_ms) {
             // Judged from the samples after the promotion, not from the slot's state at the end.
             obs.failover = Some(crate::observe::Failover::from_samples(
-                &samples,
+                samples,
                 &chain.spec.subscription,
                 killed,
                 promoted,
-                first_write_on_b_ms,
+                judged.first_write_on_b_ms,
             ));
         }
-        obs.findings = findings(&obs, &chain);
+        obs.findings = findings(&obs, chain);
         let mut r = self.report.lock().expect("report");
         r.observations = Some(obs);
         r.idle_primary = chain.idle_primary;
-        Ok(())
     }
 
     /// The RPO of a failover: B's rows as its promotion left them, judged against the writes
@@ -543,6 +603,7 @@ impl Rehearsal {
         let obs = &self.scenario.observe;
         // Time zero of every report timeline: the start of the workload.
         let clock = Instant::now();
+        self.report.lock().expect("report").timeline_zero = Some(chrono::Utc::now());
         let (primary_tx, primary_rx) = watch::channel(chain.a.clone());
         let heartbeat = Heartbeat::start(primary_rx, &db, obs.heartbeat_every, clock);
         let sampler = Sampler::start(
@@ -556,6 +617,11 @@ impl Rehearsal {
             },
             &self.run.file("samples.jsonl"),
         )?;
+        *self.live.lock().expect("live samples") = Some(LiveSamples {
+            samples: sampler.samples(),
+            subscription: chain.spec.subscription.clone(),
+            physical_slot: chain.spec.physical_slot.clone(),
+        });
         let (target_tx, target_rx) = watch::channel(Target {
             node: "a".into(),
             conn: chain.a.admin().with_db(&db),
@@ -613,17 +679,17 @@ impl Rehearsal {
         }
         let records = timeline.heal_all(&env).await;
         *self.in_force.lock().expect("faults in force") = None;
-        let workload_ran = result?;
         let events = env.events.lock().expect("events").clone();
         Ok(Drive {
-            workload_ran,
+            workload: result,
             records,
             last_heal_ms: timeline.last_heal_ms(),
             clock,
             workload_ended,
             events,
-            heartbeat,
-            sampler,
+            heartbeat: Some(heartbeat),
+            sampler: Some(sampler),
+            samples: Vec::new(),
         })
     }
 
@@ -718,7 +784,8 @@ const RPO_LISTED: usize = 100;
 
 /// What the workload phase leaves for the rest of the run.
 struct Drive {
-    workload_ran: bool,
+    /// Whether a workload ran, or what stopped it.
+    workload: Result<bool>,
     records: Vec<crate::faults::FaultRecord>,
     last_heal_ms: Option<i64>,
     clock: Instant,
@@ -726,12 +793,35 @@ struct Drive {
     /// were still in force after it.
     workload_ended: Instant,
     events: crate::faults::FailoverEvents,
-    heartbeat: Heartbeat,
-    sampler: Sampler,
+    heartbeat: Option<Heartbeat>,
+    sampler: Option<Sampler>,
+    /// What the sampler recorded, once stopped.
+    samples: Vec<Sample>,
+}
+
+impl Drive {
+    /// Stop the heartbeat and the sampler (once); what was sampled.
+    fn stop_observing(&mut self) -> Vec<Sample> {
+        self.heartbeat = None;
+        if let Some(s) = self.sampler.take() {
+            self.samples = s.stop();
+        }
+        self.samples.clone()
+    }
+}
+
+/// What judging a run found, as far as it got.
+#[derive(Default)]
+struct Judged {
+    /// When the fence reached C, on the run's timeline (None: it did not).
+    caught_up_ms: Option<i64>,
+    rpo: Option<crate::observe::Rpo>,
+    first_write_on_b_ms: Option<i64>,
 }
 
 /// Time from the last heal until C had everything again: the first sample after the heal in
-/// which C shows the newest heartbeat; failing that (no sample caught it), the fence.
+/// which C has every heartbeat issued up to the heal (the oldest one it lacks is younger than
+/// the time since the heal); failing that (no sample caught it), the fence.
 fn convergence(
     obs: &crate::observe::Observations,
     last_heal: Option<i64>,
@@ -741,7 +831,11 @@ fn convergence(
     let from_samples = obs
         .series
         .iter()
-        .find(|p| p.t_ms >= heal && p.e2e_s == Some(0.0))
+        .find(|p| {
+            p.t_ms >= heal
+                && p.e2e_s
+                    .is_some_and(|lag| p.t_ms as f64 - lag * 1000.0 >= heal as f64)
+        })
         .map(|p| (p.t_ms - heal).max(0) as u64);
     from_samples.or_else(|| fence_done.map(|d| (d - heal).max(0) as u64))
 }
@@ -825,16 +919,19 @@ fn findings(obs: &crate::observe::Observations, chain: &Chain) -> Vec<String> {
             t(p.at_ms)
         ));
     }
-    if let Some(f) = crate::observe::frozen_ab_lag(&obs.series, std::time::Duration::from_secs(2)) {
-        out.push(format!(
-            "from {} to {} a's pg_stat_replication kept showing a replay lag of {:.3}s for b while b fell {} behind: \
-             PostgreSQL updates the lag columns only when b replies, so a stalled stream shows the last lag measured; \
-             the end-to-end lag (heartbeat) and the byte lag show the stall",
-            t(f.from_ms),
-            t(f.to_ms),
-            f.shown_s,
-            fmt_bytes(f.behind_bytes)
-        ));
+    use crate::observe::{LagHop, frozen_lag};
+    for (hop, up, down) in [(LagHop::AB, "a", "b"), (LagHop::BC, "b", "c")] {
+        if let Some(f) = frozen_lag(&obs.series, hop, std::time::Duration::from_secs(2)) {
+            out.push(format!(
+                "from {} to {} {up}'s pg_stat_replication kept showing a replay lag of {:.3}s for {down} while {down} fell {} behind: \
+                 PostgreSQL updates the lag columns only when {down} replies, so a stalled stream shows the last lag measured; \
+                 the end-to-end lag (heartbeat) and the byte lag show the stall",
+                t(f.from_ms),
+                t(f.to_ms),
+                f.shown_s,
+                fmt_bytes(f.behind_bytes)
+            ));
+        }
     }
     if let Some(p) = obs.peaks.a_slot_retained
         && p.value > 16.0 * 1024.0 * 1024.0
@@ -860,22 +957,25 @@ fn check_settings(known: &KnownSettings, scenario: &Scenario, server: &str) -> R
     let problems: Vec<String> = nodes
         .iter()
         .flat_map(|(node, plan)| {
-            plan.settings.iter().filter_map(move |(name, value)| {
-                known
-                    .problem(name, value)
-                    .map(|p| format!("[chain.{node}.settings]: {p}"))
-            })
+            plan.settings
+                .iter()
+                .enumerate()
+                .filter_map(move |(i, (name, value))| {
+                    let at = plan
+                        .settings_at
+                        .get(i)
+                        .cloned()
+                        .unwrap_or_else(|| scenario.path.display().to_string());
+                    known
+                        .problem(name, value)
+                        .map(|p| format!("{at}: [chain.{node}.settings]: {p}"))
+                })
         })
         .collect();
     if problems.is_empty() {
         return Ok(());
     }
-    Err(Error::usage(format!(
-        "{}: {}",
-        scenario.path.display(),
-        problems.join("; ")
-    ))
-    .with_hint(format!(
+    Err(Error::usage(problems.join("\n")).with_hint(format!(
         "{server} does not take these: fix them in the scenario"
     )))
 }
@@ -886,4 +986,41 @@ fn has_settings(scenario: &Scenario) -> bool {
     [&scenario.chain.a, &scenario.chain.b, &scenario.chain.c]
         .iter()
         .any(|n| !n.settings.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::convergence;
+    use crate::observe::{Observations, SeriesPoint};
+
+    fn obs(points: &[(i64, Option<f64>)]) -> Observations {
+        Observations {
+            series: points
+                .iter()
+                .map(|&(t_ms, e2e_s)| SeriesPoint {
+                    t_ms,
+                    e2e_s,
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn converged_once_c_has_every_heartbeat_issued_before_the_heal() {
+        // Healed at 10 s. Under a workload C rarely shows the very newest heartbeat, but at
+        // 10.5 s the oldest one it lacks is 0.2 s old: issued after the heal.
+        let o = obs(&[
+            (10_000, Some(3.0)),
+            (10_250, Some(1.0)),
+            (10_500, Some(0.2)),
+            (10_750, Some(0.05)),
+        ]);
+        assert_eq!(convergence(&o, Some(10_000), Some(40_000)), Some(500));
+        // Never within the samples: the fence says when.
+        let o = obs(&[(10_000, Some(3.0)), (10_250, None)]);
+        assert_eq!(convergence(&o, Some(10_000), Some(12_000)), Some(2_000));
+        assert_eq!(convergence(&o, None, Some(12_000)), None);
+    }
 }

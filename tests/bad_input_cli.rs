@@ -160,6 +160,25 @@ fn a_misspelt_server_setting_is_refused_before_any_server_starts() {
 }
 
 #[test]
+fn a_setting_value_only_the_server_checks_is_named_with_its_line_and_what_it_takes() {
+    let (_d, path) = cli::scenario(
+        "enum",
+        "version = 1\n[workload]\nenabled = false\n\n[chain.c.settings]\nsynchronous_commit = \"remot_apply\"\n",
+    );
+    let out = cli::run(&["run", path.to_str().unwrap()]);
+    let err = cli::stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains(&format!("{}:6:22", path.display())), "{err}");
+    assert!(
+        err.contains("synchronous_commit = \"remot_apply\" is refused")
+            && err.contains("remote_apply"),
+        "the server's list of values is the hint: {err}"
+    );
+    let run = cli::run_dir(&err).expect("a and c were started");
+    cli::assert_cleaned_up(&run);
+}
+
+#[test]
 fn a_runs_folder_the_server_user_cannot_reach_is_named_with_the_fix() {
     if !nix::unistd::Uid::effective().is_root() {
         // Unprivileged, the servers run as the user who made the folder.

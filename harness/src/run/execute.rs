@@ -285,7 +285,7 @@ impl Rehearsal {
         .await;
         *self.chain_up.lock().expect("chain flag") = true;
         self.save_state(false, true)?;
-        let chain = chain?;
+        let chain = chain.map_err(|e| refused_setting(e, &self.scenario))?;
         self.built.store(true, std::sync::atomic::Ordering::SeqCst);
         *self.bypass.lock().expect("bypass") = Some(chain.bypass(self.backend.as_ref()));
         tracing::info!(
@@ -978,6 +978,48 @@ fn check_settings(known: &KnownSettings, scenario: &Scenario, server: &str) -> R
     Err(Error::usage(problems.join("\n")).with_hint(format!(
         "{server} does not take these: fix them in the scenario"
     )))
+}
+
+/// A server that would not start because of one of the scenario's settings (a value only the
+/// server checks, such as an enum's), pointed at that setting in the scenario file.
+fn refused_setting(e: Error, scenario: &Scenario) -> Error {
+    const MARK: &str = "invalid value for parameter \"";
+    let text = format!("{e}\n{}", e.detail().unwrap_or_default());
+    let Some(rest) = text.split_once(MARK).map(|(_, r)| r) else {
+        return e;
+    };
+    let Some((name, _)) = rest.split_once('"') else {
+        return e;
+    };
+    let node = e.node().unwrap_or_default().to_string();
+    let plan = match node.as_str() {
+        "a" => &scenario.chain.a,
+        "b" => &scenario.chain.b,
+        "c" => &scenario.chain.c,
+        _ => return e,
+    };
+    let Some(i) = plan.settings.iter().position(|(n, _)| n == name) else {
+        return e;
+    };
+    let value = &plan.settings[i].1;
+    let at = plan
+        .settings_at
+        .get(i)
+        .cloned()
+        .unwrap_or_else(|| scenario.path.display().to_string());
+    // PostgreSQL's own hint lists what it takes ("Available values: local, remote_write, ...").
+    let hint = text
+        .lines()
+        .find_map(|l| l.split_once("HINT:").map(|(_, h)| h.trim().to_string()))
+        .unwrap_or_else(|| "see the server log below".into());
+    let mut out = Error::usage(format!(
+        "{at}: [chain.{node}.settings]: {name} = {value:?} is refused by PostgreSQL, so {node} did not start"
+    ))
+    .with_hint(hint);
+    if let Some(d) = e.detail() {
+        out = out.with_detail(d.to_string());
+    }
+    out
 }
 
 /// Whether the scenario sets any server setting (only then is it worth asking the server which

@@ -96,6 +96,11 @@ pub struct LinkCounters {
     pub bytes_down: AtomicU64,
     /// Bytes forwarded downstream → upstream.
     pub bytes_up: AtomicU64,
+    /// Bytes read from upstream for the data direction; beyond `bytes_down`, what the proxy
+    /// holds back (latency, bandwidth cap, blackhole) or dropped with a reset connection.
+    pub bytes_down_read: AtomicU64,
+    /// Bytes read from downstream for the feedback direction (as `bytes_down_read`).
+    pub bytes_up_read: AtomicU64,
 }
 
 /// A running proxy for one hop.
@@ -362,9 +367,98 @@ fn chunk_delay(latency: Duration, jitter: Duration, rng: &mut impl rand::Rng) ->
     Duration::from_nanos((lat.saturating_add(offset)).saturating_sub(j))
 }
 
+/// A chunk read from one end, on its way to the other.
+struct Chunk {
+    /// Not to be delivered before: its arrival plus its delay.
+    due: Instant,
+    bytes: Vec<u8>,
+    /// How much of it is written already: a fault can cut a write short.
+    sent: usize,
+    /// Whether it has had its bandwidth slot, so that the rest of a chunk cut short does not
+    /// pay for the link a second time.
+    paid: bool,
+}
+
+/// The chunks one direction holds, oldest first, and when a capped link is free again.
+struct Line {
+    chunks: VecDeque<Chunk>,
+    /// Due time of the newest chunk: a later chunk is never due before it.
+    last_due: Instant,
+    /// When the bandwidth cap has carried the chunks already sent.
+    free_at: Instant,
+}
+
+impl Line {
+    fn new() -> Line {
+        let now = Instant::now();
+        Line {
+            chunks: VecDeque::new(),
+            last_due: now,
+            free_at: now,
+        }
+    }
+
+    /// Queue `bytes`, due after `delay` but never before the chunk ahead of it (TCP delivers in
+    /// order).
+    fn push(&mut self, bytes: Vec<u8>, delay: Duration) {
+        let due = (Instant::now() + delay).max(self.last_due);
+        self.last_due = due;
+        self.chunks.push_back(Chunk {
+            due,
+            bytes,
+            sent: 0,
+            paid: false,
+        });
+    }
+}
+
+/// Write the oldest chunk, or as much of it as `to` takes, once its delay has passed and the
+/// bandwidth cap (when there is one) has a slot for it; returns the bytes written.
+///
+/// Cancel-safe, so that [`pump`] can race every wait here with a change of the link state:
+/// cancelled while waiting it has changed nothing, and a cancelled write has written nothing
+/// (tokio guarantees it for `write`). What a chunk has left stays at the head of the line,
+/// never lost or sent twice.
+async fn deliver(
+    line: &mut Line,
+    to: &mut tokio::net::tcp::OwnedWriteHalf,
+    bandwidth: Option<u64>,
+) -> std::io::Result<usize> {
+    let Line {
+        chunks, free_at, ..
+    } = line;
+    let Some(head) = chunks.front_mut() else {
+        return std::future::pending().await;
+    };
+    tokio::time::sleep_until(head.due).await;
+    if !head.paid {
+        if let Some(bw) = bandwidth.filter(|b| *b > 0) {
+            // Token bucket with no burst: each chunk occupies the link for len/bw.
+            let start = (*free_at).max(Instant::now());
+            tokio::time::sleep_until(start).await;
+            *free_at = start + Duration::from_secs_f64(head.bytes.len() as f64 / bw as f64);
+        }
+        head.paid = true;
+    }
+    let n = to.write(&head.bytes[head.sent..]).await?;
+    if n == 0 {
+        return Err(std::io::ErrorKind::WriteZero.into());
+    }
+    head.sent += n;
+    if head.sent == head.bytes.len() {
+        chunks.pop_front();
+    }
+    Ok(n)
+}
+
 /// Forward one direction. On the data direction, chunks are delivered no earlier than their
 /// arrival plus their delay ([`chunk_delay`]: latency ± jitter, never reordered) and no faster
 /// than the bandwidth cap.
+///
+/// Every wait (a chunk's delay, its bandwidth slot, a write the other end is slow to take)
+/// races with a change of the link state, so a fault is in force from the moment it is set:
+/// under a blackhole nothing more is read or written until heal, not even a chunk that was
+/// about to go.
 async fn pump(
     mut from: tokio::net::tcp::OwnedReadHalf,
     mut to: tokio::net::tcp::OwnedWriteHalf,
@@ -375,35 +469,38 @@ async fn pump(
 ) -> std::io::Result<()> {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ data_direction as u64);
     let mut buf = vec![0u8; 64 * 1024];
-    let mut queue: VecDeque<(Instant, Vec<u8>)> = VecDeque::new();
-    let mut last_due = Instant::now();
-    let mut send_budget_at = Instant::now();
+    let mut line = Line::new();
     let mut eof = false;
+    let (read, delivered) = if data_direction {
+        (&counters.bytes_down_read, &counters.bytes_down)
+    } else {
+        (&counters.bytes_up_read, &counters.bytes_up)
+    };
     loop {
-        if !wait_while_blackholed(&mut state).await {
+        let cur = state.borrow_and_update().clone();
+        if cur.mode != LinkMode::Up {
+            // Blackhole: hold every byte until heal. Down: hold too, while `serve` resets the
+            // connection; a last chunk or a FIN sent from here would cross a link that is gone.
+            if state.changed().await.is_err() {
+                return Ok(());
+            }
+            continue;
+        }
+        if eof && line.chunks.is_empty() {
             let _ = to.shutdown().await;
             return Ok(());
         }
-        let cur = state.borrow().clone();
-        let next_due = queue.front().map(|(t, _)| *t);
+        let bandwidth = cur.bandwidth.filter(|_| data_direction);
         tokio::select! {
             biased;
-            _ = state.changed() => continue,
-            _ = async { tokio::time::sleep_until(next_due.unwrap_or_else(Instant::now)).await }, if next_due.is_some() => {
-                let (_, chunk) = queue.pop_front().expect("queue head");
-                if data_direction
-                    && let Some(bw) = cur.bandwidth.filter(|b| *b > 0)
-                {
-                    // Token bucket with no burst: each chunk occupies the link for len/bw.
-                    let start = send_budget_at.max(Instant::now());
-                    tokio::time::sleep_until(start).await;
-                    send_budget_at = start + Duration::from_secs_f64(chunk.len() as f64 / bw as f64);
-                }
-                to.write_all(&chunk).await?;
-                let ctr = if data_direction { &counters.bytes_down } else { &counters.bytes_up };
-                ctr.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+            // The proxy is gone when the sender is: nothing left to forward for.
+            r = state.changed() => if r.is_err() {
+                return Ok(());
+            },
+            r = deliver(&mut line, &mut to, bandwidth), if !line.chunks.is_empty() => {
+                delivered.fetch_add(r? as u64, Ordering::Relaxed);
             }
-            r = from.read(&mut buf), if !eof && queue.len() < 1024 => {
+            r = from.read(&mut buf), if !eof && line.chunks.len() < 1024 => {
                 let n = r?;
                 if n == 0 {
                     eof = true;
@@ -413,16 +510,10 @@ async fn pump(
                     } else {
                         Duration::ZERO
                     };
-                    // In order, as TCP delivers: never before the chunk ahead of it.
-                    let due = (Instant::now() + delay).max(last_due);
-                    last_due = due;
-                    queue.push_back((due, buf[..n].to_vec()));
+                    line.push(buf[..n].to_vec(), delay);
+                    read.fetch_add(n as u64, Ordering::Relaxed);
                 }
             }
-        }
-        if eof && queue.is_empty() {
-            let _ = to.shutdown().await;
-            return Ok(());
         }
     }
 }
@@ -558,6 +649,122 @@ mod tests {
         LinkProxy::start("t", local, echo_server().await, 1)
             .await
             .unwrap()
+    }
+
+    /// Wait until `cond` holds. The proxy's counters have no event to await, so this polls
+    /// them; a condition that never comes fails the test after 10 s instead of hanging it.
+    async fn wait_for(what: &str, cond: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !cond() {
+            assert!(Instant::now() < deadline, "timed out waiting until {what}");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Assert that no byte arrives on `s` before `until`.
+    ///
+    /// Bytes not arriving is no event to wait for, so this is a read with a deadline. Callers
+    /// put the deadline past the moment the proxy would have sent what it holds had the fault
+    /// not stopped it (plus slack for a busy machine), so the check fails when bytes leak.
+    async fn assert_nothing_arrives_before(s: &mut TcpStream, until: Instant, why: &str) {
+        let mut b = [0u8; 1];
+        if let Ok(r) = tokio::time::timeout_at(until, s.read(&mut b)).await {
+            panic!("{why}: the read gave {r:?} ({b:?})");
+        }
+    }
+
+    fn blackhole_with(s: &LinkState) -> LinkState {
+        LinkState {
+            mode: LinkMode::Blackhole,
+            ..s.clone()
+        }
+    }
+
+    /// Slack for a timer firing late and a task running late on a busy machine.
+    const BUSY_SLACK: Duration = Duration::from_millis(500);
+
+    #[tokio::test]
+    async fn a_chunk_waiting_for_its_bandwidth_slot_stays_behind_a_blackhole_until_heal() {
+        const BW: u64 = 4096;
+        let p = echo_proxy().await;
+        let mut s = connect(&p).await;
+        let cap = LinkState {
+            bandwidth: Some(BW),
+            ..Default::default()
+        };
+        p.set(cap.clone());
+        // The first chunk finds the link free and takes it for half a second.
+        let first = vec![1u8; 2048];
+        assert_eq!(roundtrip(&mut s, &first).await, first);
+        let slot = Instant::now() + Duration::from_secs_f64(first.len() as f64 / BW as f64);
+        // The rest comes back from the echo server and waits in the proxy for that slot.
+        let rest: Vec<u8> = (0u16..2048).flat_map(u16::to_be_bytes).collect();
+        s.write_all(&rest).await.unwrap();
+        let total = (first.len() + rest.len()) as u64;
+        let ctr = p.counters();
+        wait_for("the proxy holds the rest", || {
+            ctr.bytes_down_read.load(Ordering::Relaxed) == total
+        })
+        .await;
+        p.set(blackhole_with(&cap));
+        assert_nothing_arrives_before(
+            &mut s,
+            slot + BUSY_SLACK,
+            "bytes crossed a blackholed link when their bandwidth slot came",
+        )
+        .await;
+        p.heal();
+        let mut got = vec![0u8; rest.len()];
+        tokio::time::timeout(Duration::from_secs(10), s.read_exact(&mut got))
+            .await
+            .expect("the held bytes did not arrive within 10 s of the heal")
+            .unwrap();
+        assert_eq!(got, rest, "held bytes changed or reordered");
+    }
+
+    #[tokio::test]
+    async fn delayed_chunks_stay_behind_a_blackhole_until_heal_and_keep_their_order() {
+        // Long enough that both chunks are still waiting when the blackhole starts (the test
+        // runs on one thread: the proxy only moves while the test awaits).
+        const LATENCY: Duration = Duration::from_millis(500);
+        let p = echo_proxy().await;
+        let mut s = connect(&p).await;
+        let slow = LinkState {
+            latency: LATENCY,
+            ..Default::default()
+        };
+        p.set(slow.clone());
+        let ctr = p.counters();
+        let mut sent = Vec::new();
+        for chunk in [&b"first "[..], b"second"] {
+            s.write_all(chunk).await.unwrap();
+            sent.extend_from_slice(chunk);
+            let n = sent.len() as u64;
+            wait_for("the proxy holds the chunk", || {
+                ctr.bytes_down_read.load(Ordering::Relaxed) == n
+            })
+            .await;
+        }
+        let due = Instant::now() + LATENCY;
+        p.set(blackhole_with(&slow));
+        assert_eq!(
+            ctr.bytes_down.load(Ordering::Relaxed),
+            0,
+            "a chunk came due before the blackhole started: too slow a machine to judge"
+        );
+        assert_nothing_arrives_before(
+            &mut s,
+            due + BUSY_SLACK,
+            "delayed bytes crossed a blackholed link when they came due",
+        )
+        .await;
+        p.heal();
+        let mut got = vec![0u8; sent.len()];
+        tokio::time::timeout(Duration::from_secs(10), s.read_exact(&mut got))
+            .await
+            .expect("the held bytes did not arrive within 10 s of the heal")
+            .unwrap();
+        assert_eq!(got, sent, "held bytes changed or reordered");
     }
 
     #[tokio::test]

@@ -8,13 +8,12 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use rand::{RngExt, SeedableRng};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -273,7 +272,7 @@ async fn wait_while_blackholed(state: &mut watch::Receiver<LinkState>) -> bool {
 }
 
 async fn serve(
-    client: TcpStream,
+    mut client: TcpStream,
     upstream: Endpoint,
     mut state: watch::Receiver<LinkState>,
     counters: Arc<LinkCounters>,
@@ -285,7 +284,7 @@ async fn serve(
         reset(client);
         return Ok(());
     }
-    let server = match TcpStream::connect((upstream.host.as_str(), upstream.port)).await {
+    let mut server = match TcpStream::connect((upstream.host.as_str(), upstream.port)).await {
         Ok(s) => s,
         Err(e) => {
             reset(client);
@@ -294,51 +293,40 @@ async fn serve(
     };
     let _ = client.set_nodelay(true);
     let _ = server.set_nodelay(true);
-    let fds = [client.as_raw_fd(), server.as_raw_fd()];
-    let (cr, cw) = client.into_split();
-    let (sr, sw) = server.into_split();
-    let down = pump(sr, cw, state.clone(), counters.clone(), true, seed);
-    let up = pump(cr, sw, state.clone(), counters.clone(), false, seed);
-    let mut watch_down = state.clone();
-    let killed = async move {
-        loop {
-            if watch_down.borrow_and_update().mode == LinkMode::Down {
-                return;
-            }
-            if watch_down.changed().await.is_err() {
-                std::future::pending::<()>().await;
-            }
+    // The pumps borrow the streams rather than own halves of them: an owned write half sends a
+    // FIN when dropped, and the streams must outlive the pumps to be reset when the link goes
+    // down.
+    let ended = {
+        let (cr, cw) = client.split();
+        let (sr, sw) = server.split();
+        tokio::select! {
+            // Down first: it ends the connection, not a pump that sees the same change.
+            biased;
+            () = went_down(state.clone()) => None,
+            r = pump(sr, cw, state.clone(), counters.clone(), true, seed) => Some(r),
+            r = pump(cr, sw, state, counters, false, seed) => Some(r),
         }
     };
-    tokio::select! {
-        r = down => r,
-        r = up => r,
-        _ = killed => {
-            // The sockets are still open here (the pumps are dropped after this arm):
-            // make their close a reset, as a link that goes down would look.
-            for fd in fds {
-                abort_on_close(fd);
-            }
+    match ended {
+        Some(r) => r,
+        None => {
+            // Both ends see a reset, as when a link between them goes down.
+            reset(client);
+            reset(server);
             Ok(())
         }
     }
 }
 
-fn abort_on_close(fd: std::os::fd::RawFd) {
-    let l = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    // SAFETY: fd belongs to a socket owned by the enclosing `serve` call and still open;
-    // setsockopt only reads the linger struct.
-    unsafe {
-        libc::setsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            (&l as *const libc::linger).cast(),
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
-        );
+/// Resolves when the link goes down; never once the proxy is gone (its tasks end with it).
+async fn went_down(mut state: watch::Receiver<LinkState>) {
+    loop {
+        if state.borrow_and_update().mode == LinkMode::Down {
+            return;
+        }
+        if state.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
     }
 }
 
@@ -421,7 +409,7 @@ impl Line {
 /// never lost or sent twice.
 async fn deliver(
     line: &mut Line,
-    to: &mut tokio::net::tcp::OwnedWriteHalf,
+    to: &mut (impl AsyncWrite + Unpin),
     bandwidth: Option<u64>,
 ) -> std::io::Result<usize> {
     let Line {
@@ -460,8 +448,8 @@ async fn deliver(
 /// under a blackhole nothing more is read or written until heal, not even a chunk that was
 /// about to go.
 async fn pump(
-    mut from: tokio::net::tcp::OwnedReadHalf,
-    mut to: tokio::net::tcp::OwnedWriteHalf,
+    mut from: impl AsyncRead + Unpin,
+    mut to: impl AsyncWrite + Unpin,
     mut state: watch::Receiver<LinkState>,
     counters: Arc<LinkCounters>,
     data_direction: bool,
@@ -920,7 +908,11 @@ mod tests {
         })
         .await
         .expect("the proxy must close the connection");
-        assert!(matches!(r, Ok(0) | Err(_)), "{r:?}");
+        assert_eq!(
+            r.map_err(|e| e.kind()),
+            Err(std::io::ErrorKind::ConnectionReset),
+            "a link that goes down resets, it does not close"
+        );
         let mut s2 = connect(&p).await;
         let r2 = tokio::time::timeout(Duration::from_secs(5), s2.read(&mut buf))
             .await
@@ -929,6 +921,41 @@ mod tests {
         p.heal();
         let mut s3 = connect(&p).await;
         assert_eq!(roundtrip(&mut s3, b"c").await, b"c");
+    }
+
+    #[tokio::test]
+    async fn down_resets_at_once_a_connection_with_a_chunk_waiting_for_its_slot() {
+        const BW: u64 = 1024;
+        let p = echo_proxy().await;
+        let mut s = connect(&p).await;
+        let cap = LinkState {
+            bandwidth: Some(BW),
+            ..Default::default()
+        };
+        p.set(cap.clone());
+        // The first chunk takes the link for a second; the next one waits for it.
+        let first = vec![1u8; 1024];
+        assert_eq!(roundtrip(&mut s, &first).await, first);
+        let slot = Instant::now() + Duration::from_secs_f64(first.len() as f64 / BW as f64);
+        s.write_all(b"held").await.unwrap();
+        let ctr = p.counters();
+        wait_for("the proxy holds the next chunk", || {
+            ctr.bytes_down_read.load(Ordering::Relaxed) == 1028
+        })
+        .await;
+        p.set(LinkState {
+            mode: LinkMode::Down,
+            ..cap
+        });
+        let mut b = [0u8; 4];
+        let r = tokio::time::timeout_at(slot, s.read(&mut b))
+            .await
+            .expect("the connection was not reset before the held chunk's slot");
+        assert_eq!(
+            r.map_err(|e| e.kind()),
+            Err(std::io::ErrorKind::ConnectionReset),
+            "{b:?}"
+        );
     }
 
     #[tokio::test]

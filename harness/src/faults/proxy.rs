@@ -14,10 +14,11 @@ use std::time::Duration;
 
 use rand::{RngExt, SeedableRng};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
+use tokio_util::task::AbortOnDropHandle;
 
 use crate::error::{Error, Result};
 use crate::node::Endpoint;
@@ -107,8 +108,32 @@ pub struct LinkProxy {
     name: String,
     listen: SocketAddr,
     state: watch::Sender<LinkState>,
+    shared: Arc<Shared>,
+    /// Whether new connections are taken; changed by [`LinkProxy::set`], one change at a time.
+    door: tokio::sync::Mutex<Door>,
+}
+
+/// What the accept loop needs, kept by the proxy across the listeners a down replaces.
+struct Shared {
+    name: String,
+    upstream: Endpoint,
+    seed: u64,
+    state: watch::Receiver<LinkState>,
     counters: Arc<LinkCounters>,
-    tasks: JoinSet<()>,
+    /// The connections being served. They outlive a listener (a down resets them itself), so
+    /// the proxy owns them, and they end when it is dropped.
+    conns: std::sync::Mutex<JoinSet<()>>,
+}
+
+/// How the proxy meets a new connection.
+enum Door {
+    /// The accept loop takes it; dropping the handle stops the loop and closes its listener.
+    Open(AbortOnDropHandle<()>),
+    /// Nothing listens: the kernel refuses it, as it does for a host whose service is down.
+    /// The socket, when there is one, holds the proxy's address without listening, so that
+    /// the port is not handed to an outgoing connection meanwhile and the proxy can listen
+    /// there again at heal: the downstream node keeps pointing at that address.
+    Shut { _held: Option<TcpSocket> },
 }
 
 impl LinkProxy {
@@ -122,29 +147,32 @@ impl LinkProxy {
         upstream: Endpoint,
         seed: u64,
     ) -> Result<LinkProxy> {
-        let listener = TcpListener::bind((ip, 0)).await.map_err(|e| {
-            Error::environment(format!("link {name}: cannot listen on {ip}")).with_source(e)
-        })?;
-        let listen = listener
-            .local_addr()
-            .map_err(|e| Error::environment("proxy address").with_source(e))?;
+        let cannot =
+            |e| Error::environment(format!("link {name}: cannot listen on {ip}")).with_source(e);
+        let listener = listen((ip, 0).into()).map_err(cannot)?;
+        let listen = listener.local_addr().map_err(cannot)?;
         let (tx, rx) = watch::channel(LinkState::default());
-        let counters = Arc::new(LinkCounters::default());
-        let mut tasks = JoinSet::new();
-        let c2 = counters.clone();
-        let n2 = name.to_string();
-        tasks.spawn(accept_loop(n2, listener, upstream, rx, c2, seed));
+        let shared = Arc::new(Shared {
+            name: name.to_string(),
+            upstream,
+            seed,
+            state: rx,
+            counters: Arc::new(LinkCounters::default()),
+            conns: std::sync::Mutex::new(JoinSet::new()),
+        });
+        let door = Door::Open(open(listener, &shared));
         tracing::debug!("link {name}: proxy on {listen}");
         Ok(LinkProxy {
             name: name.to_string(),
             listen,
             state: tx,
-            counters,
-            tasks,
+            shared,
+            door: tokio::sync::Mutex::new(door),
         })
     }
 
-    /// Where the downstream node should connect.
+    /// Where the downstream node should connect (the same address for the proxy's life, down
+    /// or not).
     pub fn endpoint(&self) -> Endpoint {
         Endpoint {
             host: self.listen.ip().to_string(),
@@ -157,15 +185,39 @@ impl LinkProxy {
         &self.name
     }
 
-    /// Change the link's behaviour (applies to existing connections at once).
-    pub fn set(&self, state: LinkState) {
-        tracing::info!("link {}: {}", self.name, describe(&state));
-        self.state.send_replace(state);
+    /// Change the link's behaviour; existing connections follow at once. Going down resets
+    /// them and stops listening, so that a new connection is refused; leaving down listens on
+    /// the same address again.
+    ///
+    /// # Errors
+    /// Environment error when the proxy cannot listen on its address again (another program
+    /// took the port while the link was down); the link stays down then, and a later change
+    /// tries again.
+    pub async fn set(&self, state: LinkState) -> Result<()> {
+        let mut door = self.door.lock().await;
+        if state.mode == LinkMode::Down {
+            self.announce(state);
+            door.shut(&self.name, self.listen).await;
+            return Ok(());
+        }
+        let reopened = match &*door {
+            Door::Shut { .. } => Some(self.listen_again()?),
+            Door::Open(_) => None,
+        };
+        // The state before the listener: a connection taken while still down would be reset.
+        self.announce(state);
+        if let Some(listener) = reopened {
+            *door = Door::Open(open(listener, &self.shared));
+        }
+        Ok(())
     }
 
     /// Back to a transparent link.
-    pub fn heal(&self) {
-        self.set(LinkState::default());
+    ///
+    /// # Errors
+    /// As [`LinkProxy::set`].
+    pub async fn heal(&self) -> Result<()> {
+        self.set(LinkState::default()).await
     }
 
     /// Current behaviour.
@@ -175,14 +227,80 @@ impl LinkProxy {
 
     /// Traffic counters.
     pub fn counters(&self) -> &LinkCounters {
-        &self.counters
+        &self.shared.counters
+    }
+
+    fn announce(&self, state: LinkState) {
+        tracing::info!("link {}: {}", self.name, describe(&state));
+        self.state.send_replace(state);
+    }
+
+    fn listen_again(&self) -> Result<TcpListener> {
+        listen(self.listen).map_err(|e| {
+            Error::environment(format!(
+                "link {}: cannot listen on {} again to bring the link back up",
+                self.name, self.listen
+            ))
+            .with_source(e)
+            .with_hint("another program took the proxy's port while the link was down; the downstream node still connects there, so the link stays down")
+        })
     }
 }
 
 impl Drop for LinkProxy {
     fn drop(&mut self) {
-        self.tasks.abort_all();
+        // The accept loop stops with the door; the connections are the proxy's to end.
+        lock(&self.shared.conns).abort_all();
     }
+}
+
+impl Door {
+    /// Stop listening (connections not yet accepted are reset by the kernel) and hold `addr`.
+    async fn shut(&mut self, name: &str, addr: SocketAddr) {
+        if let Door::Open(acceptor) = self {
+            acceptor.abort();
+            // An aborted task has dropped its future, and with it the listener, once its
+            // handle resolves: from then on the kernel refuses new connections.
+            let _ = acceptor.await;
+            *self = Door::Shut {
+                _held: hold(name, addr),
+            };
+        }
+    }
+}
+
+/// A listening socket on `addr`. SO_REUSEADDR so that the proxy can listen on its address
+/// again after a down while the connections it reset or closed there linger in the kernel.
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let s = reusable_socket(addr)?;
+    s.bind(addr)?;
+    s.listen(1024)
+}
+
+/// A socket bound to `addr` that does not listen: connections to it are refused, and the
+/// kernel gives its port to no outgoing connection while it is held. None (logged) when the
+/// port cannot be held; the proxy still tries to listen there again at heal.
+fn hold(name: &str, addr: SocketAddr) -> Option<TcpSocket> {
+    let held = reusable_socket(addr).and_then(|s| s.bind(addr).map(|()| s));
+    held.inspect_err(|e| tracing::debug!("link {name}: cannot hold {addr} while down: {e}"))
+        .ok()
+}
+
+fn reusable_socket(addr: SocketAddr) -> std::io::Result<TcpSocket> {
+    let s = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    s.set_reuseaddr(true)?;
+    Ok(s)
+}
+
+/// The connection set, even if a task panicked while holding it (it only spawns and reaps).
+fn lock(conns: &std::sync::Mutex<JoinSet<()>>) -> std::sync::MutexGuard<'_, JoinSet<()>> {
+    conns
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Human description of a link state, for logs and reports.
@@ -215,31 +333,29 @@ pub fn describe(s: &LinkState) -> String {
     }
 }
 
-async fn accept_loop(
-    name: String,
-    listener: TcpListener,
-    upstream: Endpoint,
-    state: watch::Receiver<LinkState>,
-    counters: Arc<LinkCounters>,
-    seed: u64,
-) {
-    let mut conns = JoinSet::new();
-    let mut n = 0u64;
+/// Take connections on `listener` until the returned handle is dropped.
+fn open(listener: TcpListener, shared: &Arc<Shared>) -> AbortOnDropHandle<()> {
+    AbortOnDropHandle::new(tokio::spawn(accept_loop(listener, shared.clone())))
+}
+
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     loop {
         let Ok((client, _)) = listener.accept().await else {
             continue;
         };
-        if state.borrow().mode == LinkMode::Down {
+        if shared.state.borrow().mode == LinkMode::Down {
+            // Taken just before the listener closes for a down.
             reset(client);
             continue;
         }
-        n += 1;
-        counters.connections.fetch_add(1, Ordering::Relaxed);
-        let st = state.clone();
-        let ctr = counters.clone();
-        let up = upstream.clone();
-        let name = name.clone();
-        let conn_seed = seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        // Numbered across listeners, so that a seed replays the same delays after a down.
+        let n = shared.counters.connections.fetch_add(1, Ordering::Relaxed) + 1;
+        let st = shared.state.clone();
+        let ctr = shared.counters.clone();
+        let up = shared.upstream.clone();
+        let name = shared.name.clone();
+        let conn_seed = shared.seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let mut conns = lock(&shared.conns);
         conns.spawn(async move {
             if let Err(e) = serve(client, up, st, ctr, conn_seed).await {
                 tracing::trace!("link {name}: connection ended: {e}");
@@ -680,7 +796,7 @@ mod tests {
             bandwidth: Some(BW),
             ..Default::default()
         };
-        p.set(cap.clone());
+        p.set(cap.clone()).await.unwrap();
         // The first chunk finds the link free and takes it for half a second.
         let first = vec![1u8; 2048];
         assert_eq!(roundtrip(&mut s, &first).await, first);
@@ -694,14 +810,14 @@ mod tests {
             ctr.bytes_down_read.load(Ordering::Relaxed) == total
         })
         .await;
-        p.set(blackhole_with(&cap));
+        p.set(blackhole_with(&cap)).await.unwrap();
         assert_nothing_arrives_before(
             &mut s,
             slot + BUSY_SLACK,
             "bytes crossed a blackholed link when their bandwidth slot came",
         )
         .await;
-        p.heal();
+        p.heal().await.unwrap();
         let mut got = vec![0u8; rest.len()];
         tokio::time::timeout(Duration::from_secs(10), s.read_exact(&mut got))
             .await
@@ -721,7 +837,7 @@ mod tests {
             latency: LATENCY,
             ..Default::default()
         };
-        p.set(slow.clone());
+        p.set(slow.clone()).await.unwrap();
         let ctr = p.counters();
         let mut sent = Vec::new();
         for chunk in [&b"first "[..], b"second"] {
@@ -734,7 +850,7 @@ mod tests {
             .await;
         }
         let due = Instant::now() + LATENCY;
-        p.set(blackhole_with(&slow));
+        p.set(blackhole_with(&slow)).await.unwrap();
         assert_eq!(
             ctr.bytes_down.load(Ordering::Relaxed),
             0,
@@ -746,7 +862,7 @@ mod tests {
             "delayed bytes crossed a blackholed link when they came due",
         )
         .await;
-        p.heal();
+        p.heal().await.unwrap();
         let mut got = vec![0u8; sent.len()];
         tokio::time::timeout(Duration::from_secs(10), s.read_exact(&mut got))
             .await
@@ -771,7 +887,9 @@ mod tests {
         p.set(LinkState {
             latency: Duration::from_millis(150),
             ..Default::default()
-        });
+        })
+        .await
+        .unwrap();
         let t = std::time::Instant::now();
         assert_eq!(roundtrip(&mut s, b"x").await, b"x");
         assert!(
@@ -798,7 +916,9 @@ mod tests {
             latency: ms(100),
             jitter: ms(50),
             ..Default::default()
-        });
+        })
+        .await
+        .unwrap();
         // One byte at a time, each sent only once the previous one is back: every chunk is
         // alone in the proxy's queue, so what is measured is its own delay, not the wait
         // behind an earlier chunk that order preservation adds. The connections run
@@ -851,7 +971,9 @@ mod tests {
             latency: Duration::from_millis(30),
             jitter: Duration::from_millis(30),
             ..Default::default()
-        });
+        })
+        .await
+        .unwrap();
         let (mut r, mut w) = s.split();
         let sent: Vec<u8> = (0u32..200).flat_map(u32::to_be_bytes).collect();
         let write = async {
@@ -878,13 +1000,15 @@ mod tests {
         p.set(LinkState {
             mode: LinkMode::Blackhole,
             ..Default::default()
-        });
+        })
+        .await
+        .unwrap();
         s.write_all(b"during").await.unwrap();
         let mut buf = [0u8; 6];
         // Nothing may arrive while the link is blackholed (the connection stays open).
         let r = tokio::time::timeout(Duration::from_millis(300), s.read_exact(&mut buf)).await;
         assert!(r.is_err(), "bytes crossed a blackholed link");
-        p.heal();
+        p.heal().await.unwrap();
         tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut buf))
             .await
             .unwrap()
@@ -900,27 +1024,92 @@ mod tests {
         p.set(LinkState {
             mode: LinkMode::Down,
             ..Default::default()
-        });
-        let mut buf = [0u8; 1];
-        let r = tokio::time::timeout(Duration::from_secs(5), async {
-            let _ = s.write_all(b"b").await;
-            s.read(&mut buf).await
         })
         .await
-        .expect("the proxy must close the connection");
+        .unwrap();
+        // A read, not a write: the reset may be in already, and a write would take its error
+        // (leaving the read an EOF).
+        let mut buf = [0u8; 1];
+        let r = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+            .await
+            .expect("the proxy must reset the connection");
         assert_eq!(
             r.map_err(|e| e.kind()),
             Err(std::io::ErrorKind::ConnectionReset),
             "a link that goes down resets, it does not close"
         );
-        let mut s2 = connect(&p).await;
-        let r2 = tokio::time::timeout(Duration::from_secs(5), s2.read(&mut buf))
-            .await
-            .unwrap();
-        assert!(matches!(r2, Ok(0) | Err(_)), "{r2:?}");
-        p.heal();
+        let ep = p.endpoint();
+        assert_eq!(
+            refused(&p).await,
+            Err(std::io::ErrorKind::ConnectionRefused),
+            "a new connection while down"
+        );
+        p.heal().await.unwrap();
+        assert_eq!(p.endpoint(), ep, "the proxy moved");
         let mut s3 = connect(&p).await;
         assert_eq!(roundtrip(&mut s3, b"c").await, b"c");
+    }
+
+    /// How a connection attempt to the proxy ends.
+    async fn refused(p: &LinkProxy) -> std::result::Result<(), std::io::ErrorKind> {
+        let ep = p.endpoint();
+        let attempt = TcpStream::connect((ep.host.as_str(), ep.port));
+        tokio::time::timeout(Duration::from_secs(5), attempt)
+            .await
+            .expect("a connection attempt neither refused nor taken within 5 s")
+            .map(drop)
+            .map_err(|e| e.kind())
+    }
+
+    #[tokio::test]
+    async fn down_refuses_new_connections_and_each_heal_takes_them_on_the_same_address() {
+        let p = echo_proxy().await;
+        let ep = p.endpoint();
+        for round in 0..2 {
+            p.set(LinkState {
+                mode: LinkMode::Down,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+            assert_eq!(
+                refused(&p).await,
+                Err(std::io::ErrorKind::ConnectionRefused),
+                "round {round}"
+            );
+            p.heal().await.unwrap();
+            assert_eq!(p.endpoint(), ep, "round {round}: the proxy moved");
+            let mut s = connect(&p).await;
+            assert_eq!(roundtrip(&mut s, b"back").await, b"back", "round {round}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_heal_that_cannot_listen_again_is_an_error_and_the_link_stays_down() {
+        let p = echo_proxy().await;
+        let down = LinkState {
+            mode: LinkMode::Down,
+            ..Default::default()
+        };
+        p.set(down.clone()).await.unwrap();
+        // Another program listens on the proxy's port meanwhile (SO_REUSEADDR is the one way
+        // past the socket that holds it).
+        let ep = p.endpoint();
+        let addr = SocketAddr::new(ep.host.parse().unwrap(), ep.port);
+        let intruder = reusable_socket(addr).unwrap();
+        intruder.bind(addr).unwrap();
+        let intruder = intruder.listen(1).unwrap();
+        let e = p
+            .heal()
+            .await
+            .expect_err("healed onto a port another program listens on");
+        assert_eq!(e.kind(), crate::ErrorKind::Environment, "{e}");
+        assert!(e.to_string().contains(&addr.to_string()), "{e}");
+        assert_eq!(p.current(), down, "the link must say it is still down");
+        drop(intruder);
+        p.heal().await.unwrap();
+        let mut s = connect(&p).await;
+        assert_eq!(roundtrip(&mut s, b"back").await, b"back");
     }
 
     #[tokio::test]
@@ -932,7 +1121,7 @@ mod tests {
             bandwidth: Some(BW),
             ..Default::default()
         };
-        p.set(cap.clone());
+        p.set(cap.clone()).await.unwrap();
         // The first chunk takes the link for a second; the next one waits for it.
         let first = vec![1u8; 1024];
         assert_eq!(roundtrip(&mut s, &first).await, first);
@@ -946,7 +1135,9 @@ mod tests {
         p.set(LinkState {
             mode: LinkMode::Down,
             ..cap
-        });
+        })
+        .await
+        .unwrap();
         let mut b = [0u8; 4];
         let r = tokio::time::timeout_at(slot, s.read(&mut b))
             .await
@@ -965,7 +1156,9 @@ mod tests {
         p.set(LinkState {
             bandwidth: Some(100 * 1024),
             ..Default::default()
-        });
+        })
+        .await
+        .unwrap();
         let msg = vec![7u8; 50 * 1024];
         let t = std::time::Instant::now();
         assert_eq!(roundtrip(&mut s, &msg).await, msg);

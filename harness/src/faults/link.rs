@@ -117,8 +117,7 @@ impl LinkControl for ProxyLink {
         proxy_can(self.hop, state)
     }
     async fn apply(&self, state: &LinkState) -> Result<()> {
-        self.proxy.set(state.clone());
-        Ok(())
+        self.proxy.set(state.clone()).await
     }
     async fn mechanism(&self) -> String {
         self.mechanism.clone()

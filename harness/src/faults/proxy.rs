@@ -8,17 +8,17 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use rand::{RngExt, SeedableRng};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
+use tokio_util::task::AbortOnDropHandle;
 
 use crate::error::{Error, Result};
 use crate::node::Endpoint;
@@ -96,6 +96,11 @@ pub struct LinkCounters {
     pub bytes_down: AtomicU64,
     /// Bytes forwarded downstream → upstream.
     pub bytes_up: AtomicU64,
+    /// Bytes read from upstream for the data direction; beyond `bytes_down`, what the proxy
+    /// holds back (latency, bandwidth cap, blackhole) or dropped with a reset connection.
+    pub bytes_down_read: AtomicU64,
+    /// Bytes read from downstream for the feedback direction (as `bytes_down_read`).
+    pub bytes_up_read: AtomicU64,
 }
 
 /// A running proxy for one hop.
@@ -103,8 +108,32 @@ pub struct LinkProxy {
     name: String,
     listen: SocketAddr,
     state: watch::Sender<LinkState>,
+    shared: Arc<Shared>,
+    /// Whether new connections are taken; changed by [`LinkProxy::set`], one change at a time.
+    door: tokio::sync::Mutex<Door>,
+}
+
+/// What the accept loop needs, kept by the proxy across the listeners a down replaces.
+struct Shared {
+    name: String,
+    upstream: Endpoint,
+    seed: u64,
+    state: watch::Receiver<LinkState>,
     counters: Arc<LinkCounters>,
-    tasks: JoinSet<()>,
+    /// The connections being served. They outlive a listener (a down resets them itself), so
+    /// the proxy owns them, and they end when it is dropped.
+    conns: std::sync::Mutex<JoinSet<()>>,
+}
+
+/// How the proxy meets a new connection.
+enum Door {
+    /// The accept loop takes it; dropping the handle stops the loop and closes its listener.
+    Open(AbortOnDropHandle<()>),
+    /// Nothing listens: the kernel refuses it, as it does for a host whose service is down.
+    /// The socket, when there is one, holds the proxy's address without listening, so that
+    /// the port is not handed to an outgoing connection meanwhile and the proxy can listen
+    /// there again at heal: the downstream node keeps pointing at that address.
+    Shut { _held: Option<TcpSocket> },
 }
 
 impl LinkProxy {
@@ -118,29 +147,32 @@ impl LinkProxy {
         upstream: Endpoint,
         seed: u64,
     ) -> Result<LinkProxy> {
-        let listener = TcpListener::bind((ip, 0)).await.map_err(|e| {
-            Error::environment(format!("link {name}: cannot listen on {ip}")).with_source(e)
-        })?;
-        let listen = listener
-            .local_addr()
-            .map_err(|e| Error::environment("proxy address").with_source(e))?;
+        let cannot =
+            |e| Error::environment(format!("link {name}: cannot listen on {ip}")).with_source(e);
+        let listener = listen((ip, 0).into()).map_err(cannot)?;
+        let listen = listener.local_addr().map_err(cannot)?;
         let (tx, rx) = watch::channel(LinkState::default());
-        let counters = Arc::new(LinkCounters::default());
-        let mut tasks = JoinSet::new();
-        let c2 = counters.clone();
-        let n2 = name.to_string();
-        tasks.spawn(accept_loop(n2, listener, upstream, rx, c2, seed));
+        let shared = Arc::new(Shared {
+            name: name.to_string(),
+            upstream,
+            seed,
+            state: rx,
+            counters: Arc::new(LinkCounters::default()),
+            conns: std::sync::Mutex::new(JoinSet::new()),
+        });
+        let door = Door::Open(open(listener, &shared));
         tracing::debug!("link {name}: proxy on {listen}");
         Ok(LinkProxy {
             name: name.to_string(),
             listen,
             state: tx,
-            counters,
-            tasks,
+            shared,
+            door: tokio::sync::Mutex::new(door),
         })
     }
 
-    /// Where the downstream node should connect.
+    /// Where the downstream node should connect (the same address for the proxy's life, down
+    /// or not).
     pub fn endpoint(&self) -> Endpoint {
         Endpoint {
             host: self.listen.ip().to_string(),
@@ -153,15 +185,39 @@ impl LinkProxy {
         &self.name
     }
 
-    /// Change the link's behaviour (applies to existing connections at once).
-    pub fn set(&self, state: LinkState) {
-        tracing::info!("link {}: {}", self.name, describe(&state));
-        self.state.send_replace(state);
+    /// Change the link's behaviour; existing connections follow at once. Going down resets
+    /// them and stops listening, so that a new connection is refused; leaving down listens on
+    /// the same address again.
+    ///
+    /// # Errors
+    /// Environment error when the proxy cannot listen on its address again (another program
+    /// took the port while the link was down); the link stays down then, and a later change
+    /// tries again.
+    pub async fn set(&self, state: LinkState) -> Result<()> {
+        let mut door = self.door.lock().await;
+        if state.mode == LinkMode::Down {
+            self.announce(state);
+            door.shut(&self.name, self.listen).await;
+            return Ok(());
+        }
+        let reopened = match &*door {
+            Door::Shut { .. } => Some(self.listen_again()?),
+            Door::Open(_) => None,
+        };
+        // The state before the listener: a connection taken while still down would be reset.
+        self.announce(state);
+        if let Some(listener) = reopened {
+            *door = Door::Open(open(listener, &self.shared));
+        }
+        Ok(())
     }
 
     /// Back to a transparent link.
-    pub fn heal(&self) {
-        self.set(LinkState::default());
+    ///
+    /// # Errors
+    /// As [`LinkProxy::set`].
+    pub async fn heal(&self) -> Result<()> {
+        self.set(LinkState::default()).await
     }
 
     /// Current behaviour.
@@ -171,14 +227,80 @@ impl LinkProxy {
 
     /// Traffic counters.
     pub fn counters(&self) -> &LinkCounters {
-        &self.counters
+        &self.shared.counters
+    }
+
+    fn announce(&self, state: LinkState) {
+        tracing::info!("link {}: {}", self.name, describe(&state));
+        self.state.send_replace(state);
+    }
+
+    fn listen_again(&self) -> Result<TcpListener> {
+        listen(self.listen).map_err(|e| {
+            Error::environment(format!(
+                "link {}: cannot listen on {} again to bring the link back up",
+                self.name, self.listen
+            ))
+            .with_source(e)
+            .with_hint("another program took the proxy's port while the link was down; the downstream node still connects there, so the link stays down")
+        })
     }
 }
 
 impl Drop for LinkProxy {
     fn drop(&mut self) {
-        self.tasks.abort_all();
+        // The accept loop stops with the door; the connections are the proxy's to end.
+        lock(&self.shared.conns).abort_all();
     }
+}
+
+impl Door {
+    /// Stop listening (connections not yet accepted are reset by the kernel) and hold `addr`.
+    async fn shut(&mut self, name: &str, addr: SocketAddr) {
+        if let Door::Open(acceptor) = self {
+            acceptor.abort();
+            // An aborted task has dropped its future, and with it the listener, once its
+            // handle resolves: from then on the kernel refuses new connections.
+            let _ = acceptor.await;
+            *self = Door::Shut {
+                _held: hold(name, addr),
+            };
+        }
+    }
+}
+
+/// A listening socket on `addr`. SO_REUSEADDR so that the proxy can listen on its address
+/// again after a down while the connections it reset or closed there linger in the kernel.
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let s = reusable_socket(addr)?;
+    s.bind(addr)?;
+    s.listen(1024)
+}
+
+/// A socket bound to `addr` that does not listen: connections to it are refused, and the
+/// kernel gives its port to no outgoing connection while it is held. None (logged) when the
+/// port cannot be held; the proxy still tries to listen there again at heal.
+fn hold(name: &str, addr: SocketAddr) -> Option<TcpSocket> {
+    let held = reusable_socket(addr).and_then(|s| s.bind(addr).map(|()| s));
+    held.inspect_err(|e| tracing::debug!("link {name}: cannot hold {addr} while down: {e}"))
+        .ok()
+}
+
+fn reusable_socket(addr: SocketAddr) -> std::io::Result<TcpSocket> {
+    let s = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    s.set_reuseaddr(true)?;
+    Ok(s)
+}
+
+/// The connection set, even if a task panicked while holding it (it only spawns and reaps).
+fn lock(conns: &std::sync::Mutex<JoinSet<()>>) -> std::sync::MutexGuard<'_, JoinSet<()>> {
+    conns
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Human description of a link state, for logs and reports.
@@ -211,31 +333,29 @@ pub fn describe(s: &LinkState) -> String {
     }
 }
 
-async fn accept_loop(
-    name: String,
-    listener: TcpListener,
-    upstream: Endpoint,
-    state: watch::Receiver<LinkState>,
-    counters: Arc<LinkCounters>,
-    seed: u64,
-) {
-    let mut conns = JoinSet::new();
-    let mut n = 0u64;
+/// Take connections on `listener` until the returned handle is dropped.
+fn open(listener: TcpListener, shared: &Arc<Shared>) -> AbortOnDropHandle<()> {
+    AbortOnDropHandle::new(tokio::spawn(accept_loop(listener, shared.clone())))
+}
+
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     loop {
         let Ok((client, _)) = listener.accept().await else {
             continue;
         };
-        if state.borrow().mode == LinkMode::Down {
+        if shared.state.borrow().mode == LinkMode::Down {
+            // Taken just before the listener closes for a down.
             reset(client);
             continue;
         }
-        n += 1;
-        counters.connections.fetch_add(1, Ordering::Relaxed);
-        let st = state.clone();
-        let ctr = counters.clone();
-        let up = upstream.clone();
-        let name = name.clone();
-        let conn_seed = seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        // Numbered across listeners, so that a seed replays the same delays after a down.
+        let n = shared.counters.connections.fetch_add(1, Ordering::Relaxed) + 1;
+        let st = shared.state.clone();
+        let ctr = shared.counters.clone();
+        let up = shared.upstream.clone();
+        let name = shared.name.clone();
+        let conn_seed = shared.seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let mut conns = lock(&shared.conns);
         conns.spawn(async move {
             if let Err(e) = serve(client, up, st, ctr, conn_seed).await {
                 tracing::trace!("link {name}: connection ended: {e}");
@@ -268,7 +388,7 @@ async fn wait_while_blackholed(state: &mut watch::Receiver<LinkState>) -> bool {
 }
 
 async fn serve(
-    client: TcpStream,
+    mut client: TcpStream,
     upstream: Endpoint,
     mut state: watch::Receiver<LinkState>,
     counters: Arc<LinkCounters>,
@@ -280,7 +400,7 @@ async fn serve(
         reset(client);
         return Ok(());
     }
-    let server = match TcpStream::connect((upstream.host.as_str(), upstream.port)).await {
+    let mut server = match TcpStream::connect((upstream.host.as_str(), upstream.port)).await {
         Ok(s) => s,
         Err(e) => {
             reset(client);
@@ -289,51 +409,40 @@ async fn serve(
     };
     let _ = client.set_nodelay(true);
     let _ = server.set_nodelay(true);
-    let fds = [client.as_raw_fd(), server.as_raw_fd()];
-    let (cr, cw) = client.into_split();
-    let (sr, sw) = server.into_split();
-    let down = pump(sr, cw, state.clone(), counters.clone(), true, seed);
-    let up = pump(cr, sw, state.clone(), counters.clone(), false, seed);
-    let mut watch_down = state.clone();
-    let killed = async move {
-        loop {
-            if watch_down.borrow_and_update().mode == LinkMode::Down {
-                return;
-            }
-            if watch_down.changed().await.is_err() {
-                std::future::pending::<()>().await;
-            }
+    // The pumps borrow the streams rather than own halves of them: an owned write half sends a
+    // FIN when dropped, and the streams must outlive the pumps to be reset when the link goes
+    // down.
+    let ended = {
+        let (cr, cw) = client.split();
+        let (sr, sw) = server.split();
+        tokio::select! {
+            // Down first: it ends the connection, not a pump that sees the same change.
+            biased;
+            () = went_down(state.clone()) => None,
+            r = pump(sr, cw, state.clone(), counters.clone(), true, seed) => Some(r),
+            r = pump(cr, sw, state, counters, false, seed) => Some(r),
         }
     };
-    tokio::select! {
-        r = down => r,
-        r = up => r,
-        _ = killed => {
-            // The sockets are still open here (the pumps are dropped after this arm):
-            // make their close a reset, as a link that goes down would look.
-            for fd in fds {
-                abort_on_close(fd);
-            }
+    match ended {
+        Some(r) => r,
+        None => {
+            // Both ends see a reset, as when a link between them goes down.
+            reset(client);
+            reset(server);
             Ok(())
         }
     }
 }
 
-fn abort_on_close(fd: std::os::fd::RawFd) {
-    let l = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    // SAFETY: fd belongs to a socket owned by the enclosing `serve` call and still open;
-    // setsockopt only reads the linger struct.
-    unsafe {
-        libc::setsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            (&l as *const libc::linger).cast(),
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
-        );
+/// Resolves when the link goes down; never once the proxy is gone (its tasks end with it).
+async fn went_down(mut state: watch::Receiver<LinkState>) {
+    loop {
+        if state.borrow_and_update().mode == LinkMode::Down {
+            return;
+        }
+        if state.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
     }
 }
 
@@ -362,12 +471,101 @@ fn chunk_delay(latency: Duration, jitter: Duration, rng: &mut impl rand::Rng) ->
     Duration::from_nanos((lat.saturating_add(offset)).saturating_sub(j))
 }
 
+/// A chunk read from one end, on its way to the other.
+struct Chunk {
+    /// Not to be delivered before: its arrival plus its delay.
+    due: Instant,
+    bytes: Vec<u8>,
+    /// How much of it is written already: a fault can cut a write short.
+    sent: usize,
+    /// Whether it has had its bandwidth slot, so that the rest of a chunk cut short does not
+    /// pay for the link a second time.
+    paid: bool,
+}
+
+/// The chunks one direction holds, oldest first, and when a capped link is free again.
+struct Line {
+    chunks: VecDeque<Chunk>,
+    /// Due time of the newest chunk: a later chunk is never due before it.
+    last_due: Instant,
+    /// When the bandwidth cap has carried the chunks already sent.
+    free_at: Instant,
+}
+
+impl Line {
+    fn new() -> Line {
+        let now = Instant::now();
+        Line {
+            chunks: VecDeque::new(),
+            last_due: now,
+            free_at: now,
+        }
+    }
+
+    /// Queue `bytes`, due after `delay` but never before the chunk ahead of it (TCP delivers in
+    /// order).
+    fn push(&mut self, bytes: Vec<u8>, delay: Duration) {
+        let due = (Instant::now() + delay).max(self.last_due);
+        self.last_due = due;
+        self.chunks.push_back(Chunk {
+            due,
+            bytes,
+            sent: 0,
+            paid: false,
+        });
+    }
+}
+
+/// Write the oldest chunk, or as much of it as `to` takes, once its delay has passed and the
+/// bandwidth cap (when there is one) has a slot for it; returns the bytes written.
+///
+/// Cancel-safe, so that [`pump`] can race every wait here with a change of the link state:
+/// cancelled while waiting it has changed nothing, and a cancelled write has written nothing
+/// (tokio guarantees it for `write`). What a chunk has left stays at the head of the line,
+/// never lost or sent twice.
+async fn deliver(
+    line: &mut Line,
+    to: &mut (impl AsyncWrite + Unpin),
+    bandwidth: Option<u64>,
+) -> std::io::Result<usize> {
+    let Line {
+        chunks, free_at, ..
+    } = line;
+    let Some(head) = chunks.front_mut() else {
+        return std::future::pending().await;
+    };
+    tokio::time::sleep_until(head.due).await;
+    if !head.paid {
+        if let Some(bw) = bandwidth.filter(|b| *b > 0) {
+            // Token bucket with no burst: each chunk occupies the link for len/bw.
+            let start = (*free_at).max(Instant::now());
+            tokio::time::sleep_until(start).await;
+            *free_at = start + Duration::from_secs_f64(head.bytes.len() as f64 / bw as f64);
+        }
+        head.paid = true;
+    }
+    let n = to.write(&head.bytes[head.sent..]).await?;
+    if n == 0 {
+        return Err(std::io::ErrorKind::WriteZero.into());
+    }
+    head.sent += n;
+    if head.sent == head.bytes.len() {
+        chunks.pop_front();
+    }
+    Ok(n)
+}
+
 /// Forward one direction. On the data direction, chunks are delivered no earlier than their
 /// arrival plus their delay ([`chunk_delay`]: latency ± jitter, never reordered) and no faster
 /// than the bandwidth cap.
+///
+/// Every wait (a chunk's delay, its bandwidth slot, a write the other end is slow to take)
+/// races with a change of the link state, so a fault is in force from the moment it is set:
+/// under a blackhole nothing more is read or written until heal, not even a chunk that was
+/// about to go.
 async fn pump(
-    mut from: tokio::net::tcp::OwnedReadHalf,
-    mut to: tokio::net::tcp::OwnedWriteHalf,
+    mut from: impl AsyncRead + Unpin,
+    mut to: impl AsyncWrite + Unpin,
     mut state: watch::Receiver<LinkState>,
     counters: Arc<LinkCounters>,
     data_direction: bool,
@@ -375,35 +573,38 @@ async fn pump(
 ) -> std::io::Result<()> {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ data_direction as u64);
     let mut buf = vec![0u8; 64 * 1024];
-    let mut queue: VecDeque<(Instant, Vec<u8>)> = VecDeque::new();
-    let mut last_due = Instant::now();
-    let mut send_budget_at = Instant::now();
+    let mut line = Line::new();
     let mut eof = false;
+    let (read, delivered) = if data_direction {
+        (&counters.bytes_down_read, &counters.bytes_down)
+    } else {
+        (&counters.bytes_up_read, &counters.bytes_up)
+    };
     loop {
-        if !wait_while_blackholed(&mut state).await {
+        let cur = state.borrow_and_update().clone();
+        if cur.mode != LinkMode::Up {
+            // Blackhole: hold every byte until heal. Down: hold too, while `serve` resets the
+            // connection; a last chunk or a FIN sent from here would cross a link that is gone.
+            if state.changed().await.is_err() {
+                return Ok(());
+            }
+            continue;
+        }
+        if eof && line.chunks.is_empty() {
             let _ = to.shutdown().await;
             return Ok(());
         }
-        let cur = state.borrow().clone();
-        let next_due = queue.front().map(|(t, _)| *t);
+        let bandwidth = cur.bandwidth.filter(|_| data_direction);
         tokio::select! {
             biased;
-            _ = state.changed() => continue,
-            _ = async { tokio::time::sleep_until(next_due.unwrap_or_else(Instant::now)).await }, if next_due.is_some() => {
-                let (_, chunk) = queue.pop_front().expect("queue head");
-                if data_direction
-                    && let Some(bw) = cur.bandwidth.filter(|b| *b > 0)
-                {
-                    // Token bucket with no burst: each chunk occupies the link for len/bw.
-                    let start = send_budget_at.max(Instant::now());
-                    tokio::time::sleep_until(start).await;
-                    send_budget_at = start + Duration::from_secs_f64(chunk.len() as f64 / bw as f64);
-                }
-                to.write_all(&chunk).await?;
-                let ctr = if data_direction { &counters.bytes_down } else { &counters.bytes_up };
-                ctr.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+            // The proxy is gone when the sender is: nothing left to forward for.
+            r = state.changed() => if r.is_err() {
+                return Ok(());
+            },
+            r = deliver(&mut line, &mut to, bandwidth), if !line.chunks.is_empty() => {
+                delivered.fetch_add(r? as u64, Ordering::Relaxed);
             }
-            r = from.read(&mut buf), if !eof && queue.len() < 1024 => {
+            r = from.read(&mut buf), if !eof && line.chunks.len() < 1024 => {
                 let n = r?;
                 if n == 0 {
                     eof = true;
@@ -413,16 +614,10 @@ async fn pump(
                     } else {
                         Duration::ZERO
                     };
-                    // In order, as TCP delivers: never before the chunk ahead of it.
-                    let due = (Instant::now() + delay).max(last_due);
-                    last_due = due;
-                    queue.push_back((due, buf[..n].to_vec()));
+                    line.push(buf[..n].to_vec(), delay);
+                    read.fetch_add(n as u64, Ordering::Relaxed);
                 }
             }
-        }
-        if eof && queue.is_empty() {
-            let _ = to.shutdown().await;
-            return Ok(());
         }
     }
 }
@@ -560,6 +755,122 @@ mod tests {
             .unwrap()
     }
 
+    /// Wait until `cond` holds. The proxy's counters have no event to await, so this polls
+    /// them; a condition that never comes fails the test after 10 s instead of hanging it.
+    async fn wait_for(what: &str, cond: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !cond() {
+            assert!(Instant::now() < deadline, "timed out waiting until {what}");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Assert that no byte arrives on `s` before `until`.
+    ///
+    /// Bytes not arriving is no event to wait for, so this is a read with a deadline. Callers
+    /// put the deadline past the moment the proxy would have sent what it holds had the fault
+    /// not stopped it (plus slack for a busy machine), so the check fails when bytes leak.
+    async fn assert_nothing_arrives_before(s: &mut TcpStream, until: Instant, why: &str) {
+        let mut b = [0u8; 1];
+        if let Ok(r) = tokio::time::timeout_at(until, s.read(&mut b)).await {
+            panic!("{why}: the read gave {r:?} ({b:?})");
+        }
+    }
+
+    fn blackhole_with(s: &LinkState) -> LinkState {
+        LinkState {
+            mode: LinkMode::Blackhole,
+            ..s.clone()
+        }
+    }
+
+    /// Slack for a timer firing late and a task running late on a busy machine.
+    const BUSY_SLACK: Duration = Duration::from_millis(500);
+
+    #[tokio::test]
+    async fn a_chunk_waiting_for_its_bandwidth_slot_stays_behind_a_blackhole_until_heal() {
+        const BW: u64 = 4096;
+        let p = echo_proxy().await;
+        let mut s = connect(&p).await;
+        let cap = LinkState {
+            bandwidth: Some(BW),
+            ..Default::default()
+        };
+        p.set(cap.clone()).await.unwrap();
+        // The first chunk finds the link free and takes it for half a second.
+        let first = vec![1u8; 2048];
+        assert_eq!(roundtrip(&mut s, &first).await, first);
+        let slot = Instant::now() + Duration::from_secs_f64(first.len() as f64 / BW as f64);
+        // The rest comes back from the echo server and waits in the proxy for that slot.
+        let rest: Vec<u8> = (0u16..2048).flat_map(u16::to_be_bytes).collect();
+        s.write_all(&rest).await.unwrap();
+        let total = (first.len() + rest.len()) as u64;
+        let ctr = p.counters();
+        wait_for("the proxy holds the rest", || {
+            ctr.bytes_down_read.load(Ordering::Relaxed) == total
+        })
+        .await;
+        p.set(blackhole_with(&cap)).await.unwrap();
+        assert_nothing_arrives_before(
+            &mut s,
+            slot + BUSY_SLACK,
+            "bytes crossed a blackholed link when their bandwidth slot came",
+        )
+        .await;
+        p.heal().await.unwrap();
+        let mut got = vec![0u8; rest.len()];
+        tokio::time::timeout(Duration::from_secs(10), s.read_exact(&mut got))
+            .await
+            .expect("the held bytes did not arrive within 10 s of the heal")
+            .unwrap();
+        assert_eq!(got, rest, "held bytes changed or reordered");
+    }
+
+    #[tokio::test]
+    async fn delayed_chunks_stay_behind_a_blackhole_until_heal_and_keep_their_order() {
+        // Long enough that both chunks are still waiting when the blackhole starts (the test
+        // runs on one thread: the proxy only moves while the test awaits).
+        const LATENCY: Duration = Duration::from_millis(500);
+        let p = echo_proxy().await;
+        let mut s = connect(&p).await;
+        let slow = LinkState {
+            latency: LATENCY,
+            ..Default::default()
+        };
+        p.set(slow.clone()).await.unwrap();
+        let ctr = p.counters();
+        let mut sent = Vec::new();
+        for chunk in [&b"first "[..], b"second"] {
+            s.write_all(chunk).await.unwrap();
+            sent.extend_from_slice(chunk);
+            let n = sent.len() as u64;
+            wait_for("the proxy holds the chunk", || {
+                ctr.bytes_down_read.load(Ordering::Relaxed) == n
+            })
+            .await;
+        }
+        let due = Instant::now() + LATENCY;
+        p.set(blackhole_with(&slow)).await.unwrap();
+        assert_eq!(
+            ctr.bytes_down.load(Ordering::Relaxed),
+            0,
+            "a chunk came due before the blackhole started: too slow a machine to judge"
+        );
+        assert_nothing_arrives_before(
+            &mut s,
+            due + BUSY_SLACK,
+            "delayed bytes crossed a blackholed link when they came due",
+        )
+        .await;
+        p.heal().await.unwrap();
+        let mut got = vec![0u8; sent.len()];
+        tokio::time::timeout(Duration::from_secs(10), s.read_exact(&mut got))
+            .await
+            .expect("the held bytes did not arrive within 10 s of the heal")
+            .unwrap();
+        assert_eq!(got, sent, "held bytes changed or reordered");
+    }
+
     #[tokio::test]
     async fn transparent_until_told_otherwise() {
         let p = echo_proxy().await;
@@ -576,7 +887,9 @@ mod tests {
         p.set(LinkState {
             latency: Duration::from_millis(150),
             ..Default::default()
-        });
+        })
+        .await
+        .unwrap();
         let t = std::time::Instant::now();
         assert_eq!(roundtrip(&mut s, b"x").await, b"x");
         assert!(
@@ -603,7 +916,9 @@ mod tests {
             latency: ms(100),
             jitter: ms(50),
             ..Default::default()
-        });
+        })
+        .await
+        .unwrap();
         // One byte at a time, each sent only once the previous one is back: every chunk is
         // alone in the proxy's queue, so what is measured is its own delay, not the wait
         // behind an earlier chunk that order preservation adds. The connections run
@@ -656,7 +971,9 @@ mod tests {
             latency: Duration::from_millis(30),
             jitter: Duration::from_millis(30),
             ..Default::default()
-        });
+        })
+        .await
+        .unwrap();
         let (mut r, mut w) = s.split();
         let sent: Vec<u8> = (0u32..200).flat_map(u32::to_be_bytes).collect();
         let write = async {
@@ -683,13 +1000,15 @@ mod tests {
         p.set(LinkState {
             mode: LinkMode::Blackhole,
             ..Default::default()
-        });
+        })
+        .await
+        .unwrap();
         s.write_all(b"during").await.unwrap();
         let mut buf = [0u8; 6];
         // Nothing may arrive while the link is blackholed (the connection stays open).
         let r = tokio::time::timeout(Duration::from_millis(300), s.read_exact(&mut buf)).await;
         assert!(r.is_err(), "bytes crossed a blackholed link");
-        p.heal();
+        p.heal().await.unwrap();
         tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut buf))
             .await
             .unwrap()
@@ -705,23 +1024,129 @@ mod tests {
         p.set(LinkState {
             mode: LinkMode::Down,
             ..Default::default()
-        });
-        let mut buf = [0u8; 1];
-        let r = tokio::time::timeout(Duration::from_secs(5), async {
-            let _ = s.write_all(b"b").await;
-            s.read(&mut buf).await
         })
         .await
-        .expect("the proxy must close the connection");
-        assert!(matches!(r, Ok(0) | Err(_)), "{r:?}");
-        let mut s2 = connect(&p).await;
-        let r2 = tokio::time::timeout(Duration::from_secs(5), s2.read(&mut buf))
+        .unwrap();
+        // A read, not a write: the reset may be in already, and a write would take its error
+        // (leaving the read an EOF).
+        let mut buf = [0u8; 1];
+        let r = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
             .await
-            .unwrap();
-        assert!(matches!(r2, Ok(0) | Err(_)), "{r2:?}");
-        p.heal();
+            .expect("the proxy must reset the connection");
+        assert_eq!(
+            r.map_err(|e| e.kind()),
+            Err(std::io::ErrorKind::ConnectionReset),
+            "a link that goes down resets, it does not close"
+        );
+        let ep = p.endpoint();
+        assert_eq!(
+            refused(&p).await,
+            Err(std::io::ErrorKind::ConnectionRefused),
+            "a new connection while down"
+        );
+        p.heal().await.unwrap();
+        assert_eq!(p.endpoint(), ep, "the proxy moved");
         let mut s3 = connect(&p).await;
         assert_eq!(roundtrip(&mut s3, b"c").await, b"c");
+    }
+
+    /// How a connection attempt to the proxy ends.
+    async fn refused(p: &LinkProxy) -> std::result::Result<(), std::io::ErrorKind> {
+        let ep = p.endpoint();
+        let attempt = TcpStream::connect((ep.host.as_str(), ep.port));
+        tokio::time::timeout(Duration::from_secs(5), attempt)
+            .await
+            .expect("a connection attempt neither refused nor taken within 5 s")
+            .map(drop)
+            .map_err(|e| e.kind())
+    }
+
+    #[tokio::test]
+    async fn down_refuses_new_connections_and_each_heal_takes_them_on_the_same_address() {
+        let p = echo_proxy().await;
+        let ep = p.endpoint();
+        for round in 0..2 {
+            p.set(LinkState {
+                mode: LinkMode::Down,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+            assert_eq!(
+                refused(&p).await,
+                Err(std::io::ErrorKind::ConnectionRefused),
+                "round {round}"
+            );
+            p.heal().await.unwrap();
+            assert_eq!(p.endpoint(), ep, "round {round}: the proxy moved");
+            let mut s = connect(&p).await;
+            assert_eq!(roundtrip(&mut s, b"back").await, b"back", "round {round}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_heal_that_cannot_listen_again_is_an_error_and_the_link_stays_down() {
+        let p = echo_proxy().await;
+        let down = LinkState {
+            mode: LinkMode::Down,
+            ..Default::default()
+        };
+        p.set(down.clone()).await.unwrap();
+        // Another program listens on the proxy's port meanwhile (SO_REUSEADDR is the one way
+        // past the socket that holds it).
+        let ep = p.endpoint();
+        let addr = SocketAddr::new(ep.host.parse().unwrap(), ep.port);
+        let intruder = reusable_socket(addr).unwrap();
+        intruder.bind(addr).unwrap();
+        let intruder = intruder.listen(1).unwrap();
+        let e = p
+            .heal()
+            .await
+            .expect_err("healed onto a port another program listens on");
+        assert_eq!(e.kind(), crate::ErrorKind::Environment, "{e}");
+        assert!(e.to_string().contains(&addr.to_string()), "{e}");
+        assert_eq!(p.current(), down, "the link must say it is still down");
+        drop(intruder);
+        p.heal().await.unwrap();
+        let mut s = connect(&p).await;
+        assert_eq!(roundtrip(&mut s, b"back").await, b"back");
+    }
+
+    #[tokio::test]
+    async fn down_resets_at_once_a_connection_with_a_chunk_waiting_for_its_slot() {
+        const BW: u64 = 1024;
+        let p = echo_proxy().await;
+        let mut s = connect(&p).await;
+        let cap = LinkState {
+            bandwidth: Some(BW),
+            ..Default::default()
+        };
+        p.set(cap.clone()).await.unwrap();
+        // The first chunk takes the link for a second; the next one waits for it.
+        let first = vec![1u8; 1024];
+        assert_eq!(roundtrip(&mut s, &first).await, first);
+        let slot = Instant::now() + Duration::from_secs_f64(first.len() as f64 / BW as f64);
+        s.write_all(b"held").await.unwrap();
+        let ctr = p.counters();
+        wait_for("the proxy holds the next chunk", || {
+            ctr.bytes_down_read.load(Ordering::Relaxed) == 1028
+        })
+        .await;
+        p.set(LinkState {
+            mode: LinkMode::Down,
+            ..cap
+        })
+        .await
+        .unwrap();
+        let mut b = [0u8; 4];
+        let r = tokio::time::timeout_at(slot, s.read(&mut b))
+            .await
+            .expect("the connection was not reset before the held chunk's slot");
+        assert_eq!(
+            r.map_err(|e| e.kind()),
+            Err(std::io::ErrorKind::ConnectionReset),
+            "{b:?}"
+        );
     }
 
     #[tokio::test]
@@ -731,7 +1156,9 @@ mod tests {
         p.set(LinkState {
             bandwidth: Some(100 * 1024),
             ..Default::default()
-        });
+        })
+        .await
+        .unwrap();
         let msg = vec![7u8; 50 * 1024];
         let t = std::time::Instant::now();
         assert_eq!(roundtrip(&mut s, &msg).await, msg);

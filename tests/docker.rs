@@ -646,17 +646,7 @@ fn down_takes_a_chain_down_when_one_of_its_containers_is_already_gone() {
         "version = 1\nname = \"docker-down-partial\"\n[workload]\nenabled = false\n",
     );
     let (_out, run, _guard) = cli::up(&[path.to_str().unwrap(), "--backend", "docker"]);
-    let id = run.file_name().unwrap().to_string_lossy().to_string();
-    let container = |node: &str| {
-        let ps = Command::new("docker")
-            .args(["ps", "--format", "{{.Names}}", "--filter"])
-            .arg(format!("label=org.pgrehearse.run={id}"))
-            .arg("--filter")
-            .arg(format!("name=-{node}$"))
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&ps.stdout).trim().to_string()
-    };
+    let container = |node: &str| node_container(&run, node);
 
     // The nodes reach each other by container name, as machines on one network would: b
     // streams from a's container, c subscribes to b's.
@@ -700,4 +690,29 @@ fn down_takes_a_chain_down_when_one_of_its_containers_is_already_gone() {
     assert_eq!(out.status.code(), Some(0), "{}", cli::stderr(&out));
     assert_eq!(leftovers(&run), (0, 0));
     assert!(!run.join("secrets.json").exists());
+    // The server logs lived in the containers: down keeps those it still finds with the run,
+    // as it says.
+    assert!(cli::stdout(&out).contains("logs and reports kept"));
+    for node in ["a", "b"] {
+        let log = std::fs::read_to_string(run.join("logs").join(format!("{node}.log")));
+        assert!(
+            log.as_deref()
+                .is_ok_and(|l| l.contains("database system is ready")),
+            "{node}'s server log should be kept: {log:?}"
+        );
+    }
+    assert!(cli::stderr(&out).contains("c's server log is not kept"));
+}
+
+/// The container of `node` in the chain of run directory `run`.
+fn node_container(run: &std::path::Path, node: &str) -> String {
+    let id = run.file_name().unwrap().to_string_lossy().to_string();
+    let ps = Command::new("docker")
+        .args(["ps", "--format", "{{.Names}}", "--filter"])
+        .arg(format!("label=org.pgrehearse.run={id}"))
+        .arg("--filter")
+        .arg(format!("name=-{node}$"))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&ps.stdout).trim().to_string()
 }

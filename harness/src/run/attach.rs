@@ -114,6 +114,8 @@ pub async fn down_run(run: RunDir) -> Result<()> {
 
 async fn down_containers(run: RunDir, state: RunState) -> Result<()> {
     let docker = crate::backend::docker::connect().await?;
+    // The server logs live in the containers: kept with the run, as a run's own teardown does.
+    crate::backend::docker::save_logs(&docker, &run).await;
     crate::backend::docker::remove_by_label(&docker, crate::backend::docker::RUN_LABEL, run.id())
         .await?;
     let _ = std::fs::remove_file(run.passfile());

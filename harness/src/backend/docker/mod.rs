@@ -620,6 +620,38 @@ impl Drop for Sweep {
     }
 }
 
+/// The containers `run` recorded in `containers.json`.
+///
+/// # Errors
+/// Usage error when there is no record; internal error when it cannot be read.
+fn recorded(run: &RunDir) -> Result<Vec<ContainerState>> {
+    let path = run.file("containers.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        Error::usage(format!("no container record in {}", run.path().display())).with_source(e)
+    })?;
+    let v: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| Error::internal(format!("reading {}", path.display())).with_source(e))?;
+    Ok(serde_json::from_value(v["containers"].clone()).unwrap_or_default())
+}
+
+/// Keep the server log of each container `run` recorded in its `logs/` folder, before the
+/// containers are removed, as teardown does. Best effort, like there: each failure is a
+/// warning (a container removed by hand took its log with it).
+pub async fn save_logs(docker: &Docker, run: &RunDir) {
+    let states = match recorded(run) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!("no server logs kept for run {}: {e}", run.id());
+            return;
+        }
+    };
+    for st in states {
+        if let Err(e) = node::save_log(docker, &st.container, &run.log(&st.name)).await {
+            tracing::warn!("{}'s server log is not kept: {e}", st.name);
+        }
+    }
+}
+
 /// Node handles for the containers of a run left running (`up`), from `containers.json`.
 ///
 /// # Errors
@@ -629,14 +661,7 @@ pub async fn adopt_nodes(
     creds: &Credentials,
     version: &PgVersion,
 ) -> Result<Vec<Node>> {
-    let path = run.file("containers.json");
-    let text = std::fs::read_to_string(&path).map_err(|e| {
-        Error::usage(format!("no container record in {}", run.path().display())).with_source(e)
-    })?;
-    let v: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| Error::internal(format!("reading {}", path.display())).with_source(e))?;
-    let states: Vec<ContainerState> =
-        serde_json::from_value(v["containers"].clone()).unwrap_or_default();
+    let states = recorded(run)?;
     let docker = connect().await?;
     let mut nodes = Vec::new();
     for st in states {

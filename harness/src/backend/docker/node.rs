@@ -88,35 +88,7 @@ impl DockerNode {
     /// # Errors
     /// Environment error when the container or its log cannot be read, or `dest` written.
     pub(crate) async fn save_log(&self, dest: &std::path::Path) -> Result<()> {
-        let fail = |e: &dyn std::fmt::Display| {
-            Error::environment(format!(
-                "cannot copy {LOG} out of container {}: {e}",
-                self.container
-            ))
-        };
-        let bytes: Vec<u8> = self
-            .docker
-            .download_from_container(
-                &self.container,
-                Some(DownloadFromContainerOptions { path: LOG.into() }),
-            )
-            .map_ok(|b| b.to_vec())
-            .try_concat()
-            .await
-            .map_err(|e| fail(&e))?;
-        let mut archive = tar::Archive::new(bytes.as_slice());
-        let mut entry = archive
-            .entries()
-            .map_err(|e| fail(&e))?
-            .next()
-            .ok_or_else(|| fail(&"empty archive"))?
-            .map_err(|e| fail(&e))?;
-        if let Some(dir) = dest.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| fail(&e))?;
-        }
-        let mut out = std::fs::File::create(dest).map_err(|e| fail(&e))?;
-        std::io::copy(&mut entry, &mut out).map_err(|e| fail(&e))?;
-        Ok(())
+        save_log(&self.docker, &self.container, dest).await
     }
 
     /// Write `contents` to `path` inside the container (mode 0600, owned by postgres).
@@ -161,6 +133,45 @@ impl DockerNode {
         .await
         .is_ok()
     }
+}
+
+/// Copy the server log out of container `container` to `dest`. Docker's archive API reads a
+/// stopped (killed) container too, which `exec` cannot.
+///
+/// # Errors
+/// Environment error when the container or its log cannot be read, or `dest` written.
+pub(crate) async fn save_log(
+    docker: &Docker,
+    container: &str,
+    dest: &std::path::Path,
+) -> Result<()> {
+    let fail = |e: &dyn std::fmt::Display| {
+        Error::environment(format!(
+            "cannot copy {LOG} out of container {container}: {e}"
+        ))
+    };
+    let bytes: Vec<u8> = docker
+        .download_from_container(
+            container,
+            Some(DownloadFromContainerOptions { path: LOG.into() }),
+        )
+        .map_ok(|b| b.to_vec())
+        .try_concat()
+        .await
+        .map_err(|e| fail(&e))?;
+    let mut archive = tar::Archive::new(bytes.as_slice());
+    let mut entry = archive
+        .entries()
+        .map_err(|e| fail(&e))?
+        .next()
+        .ok_or_else(|| fail(&"empty archive"))?
+        .map_err(|e| fail(&e))?;
+    if let Some(dir) = dest.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| fail(&e))?;
+    }
+    let mut out = std::fs::File::create(dest).map_err(|e| fail(&e))?;
+    std::io::copy(&mut entry, &mut out).map_err(|e| fail(&e))?;
+    Ok(())
 }
 
 #[async_trait]

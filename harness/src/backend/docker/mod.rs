@@ -40,7 +40,8 @@ use crate::run::RunDir;
 pub const LABEL: &str = "org.pgrehearse";
 /// Label naming the run a container or network belongs to.
 pub const RUN_LABEL: &str = "org.pgrehearse.run";
-/// Label naming the harness process that made it: `<host>/<pid>`.
+/// Label naming the harness process that made it: `<host>/<pid>/<start>`, `start` from
+/// [`crate::os::pid_start`] (older versions wrote `<host>/<pid>`).
 const OWNER_LABEL: &str = "org.pgrehearse.owner";
 /// Label naming the run's directory, wherever it is (`--runs-dir`, another home).
 const DIR_LABEL: &str = "org.pgrehearse.dir";
@@ -65,21 +66,60 @@ fn owned_labels(run_id: &str) -> HashMap<String, String> {
     [
         (LABEL.to_string(), "1".to_string()),
         (RUN_LABEL.to_string(), run_id.to_string()),
-        (
-            OWNER_LABEL.to_string(),
-            format!("{}/{}", this_host(), std::process::id()),
-        ),
+        (OWNER_LABEL.to_string(), this_owner()),
     ]
     .into()
 }
 
-/// Whether the harness named by an owner label is alive (on this host, not this process).
-fn owner_alive(owner: &str) -> bool {
-    owner
-        .rsplit_once('/')
-        .filter(|(host, _)| *host == this_host())
-        .and_then(|(_, pid)| pid.parse::<i32>().ok())
-        .is_some_and(|pid| pid != std::process::id() as i32 && crate::os::pid_alive(pid))
+/// The owner label of this process.
+fn this_owner() -> String {
+    let pid = std::process::id();
+    // Without /proc there is no start time to tell a reused pid by: the pid alone, as before.
+    match crate::os::pid_start(pid as i32) {
+        Some(start) => format!("{}/{pid}/{start}", this_host()),
+        None => format!("{}/{pid}", this_host()),
+    }
+}
+
+/// The harness process an owner label names.
+#[derive(Debug, PartialEq)]
+struct Owner<'a> {
+    host: &'a str,
+    pid: i32,
+    /// When it started; absent from labels of older versions.
+    start: Option<u64>,
+}
+
+impl Owner<'_> {
+    fn parse(label: &str) -> Option<Owner<'_>> {
+        let mut parts = label.split('/');
+        let host = parts.next()?;
+        let pid = parts.next()?.parse().ok()?;
+        let start = match parts.next() {
+            Some(s) => Some(s.parse().ok()?),
+            None => None,
+        };
+        parts.next().is_none().then_some(Owner { host, pid, start })
+    }
+
+    /// Whether it still runs (and is not this process), as this host sees it: `alive` says
+    /// whether a pid exists, `start_of` when it started. A pid that exists with another start
+    /// time was reused by an unrelated process after the harness died.
+    fn alive(&self, alive: impl Fn(i32) -> bool, start_of: impl Fn(i32) -> Option<u64>) -> bool {
+        if self.pid == std::process::id() as i32 || !alive(self.pid) {
+            return false;
+        }
+        // Unknown on either side (an old label, /proc hidden from this user): the pid decides.
+        match (self.start, start_of(self.pid)) {
+            (Some(then), Some(now)) => then == now,
+            _ => true,
+        }
+    }
+}
+
+/// Whether the harness named by an owner label runs on this host (not this process).
+fn owner_alive(owner: &Owner<'_>) -> bool {
+    owner.host == this_host() && owner.alive(crate::os::pid_alive, crate::os::pid_start)
 }
 
 /// What the state file records about a container node.
@@ -936,12 +976,15 @@ fn remaining(what: &str, containers: &[String], networks: &[String]) -> Option<E
 
 /// Remove everything pgrehearse ever created in Docker whose run is not owned by a live harness
 /// process: neither its owner label names a live harness on this host, nor does `is_live`
-/// (given the run id and the run directory from its label) say so. Returns the run ids cleaned.
+/// (given the run id and the run directory from its label) say so. Runs another host made
+/// (an engine shared between machines) are left alone, with a warning, unless `any_host`:
+/// whether their harness lives cannot be told from here. Returns the run ids cleaned.
 ///
 /// # Errors
 /// Environment error when Docker cannot be reached or listed.
 pub async fn down_leftovers(
     docker: &Docker,
+    any_host: bool,
     is_live: impl Fn(&str, Option<&std::path::Path>) -> bool,
 ) -> Result<Vec<String>> {
     let (containers, networks) = labelled(docker, LABEL, "1").await?;
@@ -955,10 +998,19 @@ pub async fn down_leftovers(
             runs.entry(run).or_default().extend(l);
         }
     }
+    let here = this_host();
     let mut gone: Vec<String> = runs
         .into_iter()
         .filter(|(run, l)| {
-            let owned = l.get(OWNER_LABEL).is_some_and(|o| owner_alive(o));
+            let owner = l.get(OWNER_LABEL).and_then(|o| Owner::parse(o));
+            if let Some(o) = owner.as_ref().filter(|o| o.host != here && !any_host) {
+                tracing::warn!(
+                    "left run {run} alone: pgrehearse on host {:?} made its containers, and this host ({here:?}) cannot tell whether that harness still runs; `pgrehearse down --all --any-host` removes them anyway",
+                    o.host
+                );
+                return false;
+            }
+            let owned = owner.as_ref().is_some_and(owner_alive);
             let dir = l.get(DIR_LABEL).map(std::path::Path::new);
             !owned && !is_live(run, dir)
         })
@@ -1023,6 +1075,48 @@ mod tests {
         assert!(port_taken(
             "listen tcp4 127.0.0.1:5500: bind: address already in use"
         ));
+    }
+
+    #[test]
+    fn an_owner_label_names_host_pid_and_start_time() {
+        let o = |host, pid, start| Some(Owner { host, pid, start });
+        assert_eq!(Owner::parse("h1/42/9000"), o("h1", 42, Some(9000)));
+        // Labels of older versions carry no start time.
+        assert_eq!(Owner::parse("h1/42"), o("h1", 42, None));
+        assert_eq!(Owner::parse("/42/7"), o("", 42, Some(7)));
+        for bad in ["", "h1", "h1/x", "h1/42/x", "h1/42/7/8"] {
+            assert_eq!(Owner::parse(bad), None, "{bad:?}");
+        }
+        // The label this process writes reads back as this process.
+        let label = this_owner();
+        let me = Owner::parse(&label).unwrap();
+        assert_eq!(me.pid, std::process::id() as i32);
+        assert_eq!(me.start, crate::os::pid_start(me.pid));
+    }
+
+    #[test]
+    fn a_reused_pid_does_not_keep_a_dead_harness_alive() {
+        let owner = |start| Owner {
+            host: "h1",
+            pid: 4242,
+            start,
+        };
+        let exists = |_: i32| true;
+        let started_at = |t: u64| move |_: i32| Some(t);
+        assert!(owner(Some(9000)).alive(exists, started_at(9000)));
+        // Another process got pid 4242 after the harness died.
+        assert!(!owner(Some(9000)).alive(exists, started_at(9100)));
+        assert!(!owner(Some(9000)).alive(|_| false, started_at(9000)));
+        // Nothing to compare (an old label, /proc hidden): the pid decides.
+        assert!(owner(None).alive(exists, started_at(9100)));
+        assert!(owner(Some(9000)).alive(exists, |_| None));
+        // This process never counts as another live harness.
+        let me = Owner {
+            host: "h1",
+            pid: std::process::id() as i32,
+            start: None,
+        };
+        assert!(!me.alive(exists, |_| None));
     }
 
     #[test]

@@ -716,3 +716,49 @@ fn node_container(run: &std::path::Path, node: &str) -> String {
         .unwrap();
     String::from_utf8_lossy(&ps.stdout).trim().to_string()
 }
+
+#[test]
+fn a_killed_container_starts_again_although_its_old_postmaster_pid_is_taken() {
+    if !docker_ready() {
+        return;
+    }
+    let (_d, path) = cli::scenario(
+        "docker-stale-pid",
+        "version = 1\nname = \"docker-stale-pid\"\n[workload]\nenabled = false\n",
+    );
+    let (_out, run, _guard) = cli::up(&[path.to_str().unwrap(), "--backend", "docker"]);
+    let container = node_container(&run, "c");
+    let exec = |script: &str| {
+        let out = Command::new("docker")
+            .args(["exec", "-u", "postgres", &container, "sh", "-c", script])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{script}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let at = harness::run::Attached::open(harness::run::RunDir::open(&run))
+            .await
+            .unwrap();
+        let c = &at.chain.c;
+        // A crash of c's machine, which then comes back up (as a kill fault's heal does).
+        c.kill().await.unwrap();
+        assert!(c.control().boot().await.unwrap(), "c's container was down");
+        // Pids start over in the fresh container: the one the stale postmaster.pid names is now
+        // another process of the postgres user, which postgres takes for a live postmaster.
+        let pid = exec("sleep 600 >/dev/null 2>&1 & echo $!");
+        exec(&format!(
+            "sed -i '1s/.*/{pid}/' /var/lib/pgrehearse/data/postmaster.pid"
+        ));
+        c.start().await.unwrap();
+        assert_eq!(
+            c.query_one("postgres", "SELECT 1")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("1")
+        );
+        at.release();
+    });
+}

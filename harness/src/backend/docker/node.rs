@@ -38,6 +38,8 @@ pub struct DockerNode {
     docker: Docker,
     login: Login,
     paused: AtomicBool,
+    /// [`NodeControl::boot`] started the container again since postgres last started in it.
+    rebooted: AtomicBool,
 }
 
 impl DockerNode {
@@ -55,6 +57,7 @@ impl DockerNode {
             docker,
             login,
             paused: AtomicBool::new(false),
+            rebooted: AtomicBool::new(false),
         }
     }
 
@@ -177,7 +180,16 @@ pub(crate) async fn save_log(
 #[async_trait]
 impl NodeControl for DockerNode {
     async fn start(&self) -> Result<()> {
+        // A container booted again (here, or by a fault's heal that put link faults back first)
+        // still holds the postmaster.pid of the postgres killed with it. Pids start over in the
+        // fresh container, so that pid may now be another process of the postgres user, and
+        // postgres would refuse to start beside "another postmaster". Nothing of the old
+        // container runs any more: the file is only stale.
         self.boot().await?;
+        if self.rebooted.swap(false, Ordering::SeqCst) {
+            self.run("postgres", sh(format!("rm -f {DATA}/postmaster.pid")), None)
+                .await?;
+        }
         // The shell outlives postgres to record how it ended: a server that exits during
         // startup (a bad setting, a broken data directory) is then told from one still starting,
         // at once instead of at the end of the connect timeout. Cleared first, so a status left
@@ -361,6 +373,7 @@ impl NodeControl for DockerNode {
             .map_err(|e| {
                 Error::environment(format!("cannot start container {}: {e}", self.container))
             })?;
+        self.rebooted.store(true, Ordering::SeqCst);
         Ok(true)
     }
 

@@ -762,3 +762,39 @@ fn a_killed_container_starts_again_although_its_old_postmaster_pid_is_taken() {
         at.release();
     });
 }
+
+#[test]
+fn a_teardown_that_keeps_leaves_the_containers_running() {
+    if !docker_ready() {
+        return;
+    }
+    use harness::backend::Backend;
+    use harness::backend::docker::{DockerBackend, RUN_LABEL, connect, pick_image};
+    let runs = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (run, docker) = rt.block_on(async {
+        let user = harness::os::ServerUser::resolve().unwrap();
+        let run = harness::run::RunDir::create(Some(runs.path()), "docker-keep", &user).unwrap();
+        let creds = harness::backend::Credentials::generate();
+        let docker = connect().await.unwrap();
+        let image = pick_image(&docker, 17).await.unwrap();
+        let b = DockerBackend::new(run.clone(), creds.clone(), docker.clone(), image)
+            .await
+            .unwrap();
+        let spec = harness::node::NodeSpec::new("a", creds.superuser.clone());
+        let a = b.init_primary(&spec).await.unwrap();
+        b.teardown(true).await.unwrap();
+        // Dropping the backend and its handles after a teardown that keeps removes nothing.
+        drop(a);
+        drop(b);
+        (run, docker)
+    });
+    let kept = leftovers(run.path());
+    rt.block_on(harness::backend::docker::remove_by_label(
+        &docker,
+        RUN_LABEL,
+        run.id(),
+    ))
+    .unwrap();
+    assert_eq!(kept, (1, 1), "the container and network must be kept");
+}

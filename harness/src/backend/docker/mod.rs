@@ -563,6 +563,9 @@ impl Backend for DockerBackend {
             return Ok(());
         }
         if keep {
+            // Kept means handed over, as `up` does: neither the sweep nor the container
+            // handles may remove anything when they drop.
+            keep_running(&mut *self.containers.lock().await);
             self.sweep.disarm();
             return Ok(());
         }
@@ -595,12 +598,17 @@ impl Backend for DockerBackend {
 
     fn detach(&self) {
         self.sweep.disarm();
-        // Keep the containers: testcontainers removes them when their handles drop.
         if let Ok(mut v) = self.containers.try_lock() {
-            for c in v.drain(..) {
-                std::mem::forget(c);
-            }
+            keep_running(&mut v);
         }
+    }
+}
+
+/// Let go of container handles without removing the containers: testcontainers removes them
+/// when their handles drop.
+fn keep_running(containers: &mut Vec<ContainerAsync<GenericImage>>) {
+    for c in containers.drain(..) {
+        std::mem::forget(c);
     }
 }
 

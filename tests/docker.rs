@@ -764,6 +764,42 @@ fn a_killed_container_starts_again_although_its_old_postmaster_pid_is_taken() {
 }
 
 #[test]
+fn packet_loss_on_a_hop_proxied_on_the_host_is_refused_with_its_line_before_the_workload() {
+    if !docker_ready() {
+        return;
+    }
+    // No iptables/tc in the image and no helper image: b-c goes through a proxy on the host,
+    // which cannot lose packets. Known once the chain is up, so refused then, not at 2 s of a
+    // 60 s workload and reported as not injected at the end.
+    let image = image_without_network_tools();
+    let (_d, path) = cli::scenario(
+        "docker-proxied-loss",
+        "version = 1\n[workload]\nduration = \"60s\"\n\n[[faults]]\nkind = \"loss\"\nhop = \"b-c\"\nloss = \"5%\"\nat = \"2s\"\n",
+    );
+    let t = std::time::Instant::now();
+    let (code, err) = failing_run(
+        path.to_str().unwrap(),
+        &[
+            ("PGREHEARSE_IMAGE", image),
+            ("PGREHEARSE_NET_TOOLS_IMAGE", "none"),
+        ],
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains(&format!("{}:6", path.display())), "{err}");
+    assert!(
+        err.contains("loss 5% on b-c on the docker backend"),
+        "{err}"
+    );
+    assert!(err.contains("proxy on the host"), "{err}");
+    assert!(err.contains("scripts/build-image.sh 17"), "the hint: {err}");
+    assert!(
+        t.elapsed() < Duration::from_secs(60),
+        "the workload ran: {:?}",
+        t.elapsed()
+    );
+}
+
+#[test]
 fn a_teardown_that_keeps_leaves_the_containers_running() {
     if !docker_ready() {
         return;

@@ -522,18 +522,24 @@ impl Backend for DockerBackend {
         let up = upstream.peer().host.clone();
         // Where the containers' network cannot do what the scenario asks, the hop goes through a
         // harness proxy on the host, on the run network's gateway, so its faults still happen.
+        let major = self.version.major;
+        let no_tools_hint = format!(
+            "build an image with iptables and tc (sudo scripts/build-image.sh {major} builds pgrehearse/postgres:{major}, which also serves as the helper for the official image), or name one in PGREHEARSE_NET_TOOLS_IMAGE"
+        );
         let why_proxy = if !self.net.available(&up).await {
-            Some(
+            Some((
                 "the image has no iptables/tc and no image with them exists for a helper container (scripts/build-image.sh builds one)",
-            )
+                no_tools_hint.as_str(),
+            ))
         } else if needs_delay && !link::can_delay(&self.net, &up).await {
-            Some(
+            Some((
                 "the containers' network cannot delay packets here (this kernel has no netem, CONFIG_NET_SCH_NETEM)",
-            )
+                "without latency faults on this hop, or on a kernel with netem, iptables drops packets at random in the containers' network",
+            ))
         } else {
             None
         };
-        if let Some(why) = why_proxy {
+        if let Some((why, hint)) = why_proxy {
             let gateway = self.gateway().await?;
             // The upstream's port published on the host, not its address on the run network:
             // a container that is killed and started again may come back with another
@@ -546,7 +552,7 @@ impl Backend for DockerBackend {
             tracing::warn!("{hop}: link faults go through a proxy on the host: {why}");
             let l =
                 crate::faults::ProxyLink::start_on(hop, gateway, target, seed, mechanism).await?;
-            return Ok(Arc::new(l));
+            return Ok(Arc::new(link::ProxiedHop::new(l, why, hint)));
         }
         Ok(Arc::new(DockerLink::new(
             self.docker.clone(),

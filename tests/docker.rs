@@ -646,17 +646,7 @@ fn down_takes_a_chain_down_when_one_of_its_containers_is_already_gone() {
         "version = 1\nname = \"docker-down-partial\"\n[workload]\nenabled = false\n",
     );
     let (_out, run, _guard) = cli::up(&[path.to_str().unwrap(), "--backend", "docker"]);
-    let id = run.file_name().unwrap().to_string_lossy().to_string();
-    let container = |node: &str| {
-        let ps = Command::new("docker")
-            .args(["ps", "--format", "{{.Names}}", "--filter"])
-            .arg(format!("label=org.pgrehearse.run={id}"))
-            .arg("--filter")
-            .arg(format!("name=-{node}$"))
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&ps.stdout).trim().to_string()
-    };
+    let container = |node: &str| node_container(&run, node);
 
     // The nodes reach each other by container name, as machines on one network would: b
     // streams from a's container, c subscribes to b's.
@@ -700,4 +690,147 @@ fn down_takes_a_chain_down_when_one_of_its_containers_is_already_gone() {
     assert_eq!(out.status.code(), Some(0), "{}", cli::stderr(&out));
     assert_eq!(leftovers(&run), (0, 0));
     assert!(!run.join("secrets.json").exists());
+    // The server logs lived in the containers: down keeps those it still finds with the run,
+    // as it says.
+    assert!(cli::stdout(&out).contains("logs and reports kept"));
+    for node in ["a", "b"] {
+        let log = std::fs::read_to_string(run.join("logs").join(format!("{node}.log")));
+        assert!(
+            log.as_deref()
+                .is_ok_and(|l| l.contains("database system is ready")),
+            "{node}'s server log should be kept: {log:?}"
+        );
+    }
+    assert!(cli::stderr(&out).contains("c's server log is not kept"));
+}
+
+/// The container of `node` in the chain of run directory `run`.
+fn node_container(run: &std::path::Path, node: &str) -> String {
+    let id = run.file_name().unwrap().to_string_lossy().to_string();
+    let ps = Command::new("docker")
+        .args(["ps", "--format", "{{.Names}}", "--filter"])
+        .arg(format!("label=org.pgrehearse.run={id}"))
+        .arg("--filter")
+        .arg(format!("name=-{node}$"))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&ps.stdout).trim().to_string()
+}
+
+#[test]
+fn a_killed_container_starts_again_although_its_old_postmaster_pid_is_taken() {
+    if !docker_ready() {
+        return;
+    }
+    let (_d, path) = cli::scenario(
+        "docker-stale-pid",
+        "version = 1\nname = \"docker-stale-pid\"\n[workload]\nenabled = false\n",
+    );
+    let (_out, run, _guard) = cli::up(&[path.to_str().unwrap(), "--backend", "docker"]);
+    let container = node_container(&run, "c");
+    let exec = |script: &str| {
+        let out = Command::new("docker")
+            .args(["exec", "-u", "postgres", &container, "sh", "-c", script])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{script}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let at = harness::run::Attached::open(harness::run::RunDir::open(&run))
+            .await
+            .unwrap();
+        let c = &at.chain.c;
+        // A crash of c's machine, which then comes back up (as a kill fault's heal does).
+        c.kill().await.unwrap();
+        assert!(c.control().boot().await.unwrap(), "c's container was down");
+        // Pids start over in the fresh container: the one the stale postmaster.pid names is now
+        // another process of the postgres user, which postgres takes for a live postmaster.
+        let pid = exec("sleep 600 >/dev/null 2>&1 & echo $!");
+        exec(&format!(
+            "sed -i '1s/.*/{pid}/' /var/lib/pgrehearse/data/postmaster.pid"
+        ));
+        c.start().await.unwrap();
+        assert_eq!(
+            c.query_one("postgres", "SELECT 1")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("1")
+        );
+        at.release();
+    });
+}
+
+#[test]
+fn packet_loss_on_a_hop_proxied_on_the_host_is_refused_with_its_line_before_the_workload() {
+    if !docker_ready() {
+        return;
+    }
+    // No iptables/tc in the image and no helper image: b-c goes through a proxy on the host,
+    // which cannot lose packets. Known once the chain is up, so refused then, not at 2 s of a
+    // 60 s workload and reported as not injected at the end.
+    let image = image_without_network_tools();
+    let (_d, path) = cli::scenario(
+        "docker-proxied-loss",
+        "version = 1\n[workload]\nduration = \"60s\"\n\n[[faults]]\nkind = \"loss\"\nhop = \"b-c\"\nloss = \"5%\"\nat = \"2s\"\n",
+    );
+    let t = std::time::Instant::now();
+    let (code, err) = failing_run(
+        path.to_str().unwrap(),
+        &[
+            ("PGREHEARSE_IMAGE", image),
+            ("PGREHEARSE_NET_TOOLS_IMAGE", "none"),
+        ],
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains(&format!("{}:6", path.display())), "{err}");
+    assert!(
+        err.contains("loss 5% on b-c on the docker backend"),
+        "{err}"
+    );
+    assert!(err.contains("proxy on the host"), "{err}");
+    assert!(err.contains("scripts/build-image.sh 17"), "the hint: {err}");
+    assert!(
+        t.elapsed() < Duration::from_secs(60),
+        "the workload ran: {:?}",
+        t.elapsed()
+    );
+}
+
+#[test]
+fn a_teardown_that_keeps_leaves_the_containers_running() {
+    if !docker_ready() {
+        return;
+    }
+    use harness::backend::Backend;
+    use harness::backend::docker::{DockerBackend, RUN_LABEL, connect, pick_image};
+    let runs = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (run, docker) = rt.block_on(async {
+        let user = harness::os::ServerUser::resolve().unwrap();
+        let run = harness::run::RunDir::create(Some(runs.path()), "docker-keep", &user).unwrap();
+        let creds = harness::backend::Credentials::generate();
+        let docker = connect().await.unwrap();
+        let image = pick_image(&docker, 17).await.unwrap();
+        let b = DockerBackend::new(run.clone(), creds.clone(), docker.clone(), image)
+            .await
+            .unwrap();
+        let spec = harness::node::NodeSpec::new("a", creds.superuser.clone());
+        let a = b.init_primary(&spec).await.unwrap();
+        b.teardown(true).await.unwrap();
+        // Dropping the backend and its handles after a teardown that keeps removes nothing.
+        drop(a);
+        drop(b);
+        (run, docker)
+    });
+    let kept = leftovers(run.path());
+    rt.block_on(harness::backend::docker::remove_by_label(
+        &docker,
+        RUN_LABEL,
+        run.id(),
+    ))
+    .unwrap();
+    assert_eq!(kept, (1, 1), "the container and network must be kept");
 }

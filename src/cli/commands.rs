@@ -78,7 +78,7 @@ pub async fn status(args: StatusArgs, ui: &Ui) -> Result<i32> {
 
 pub async fn down(args: DownArgs, ui: &Ui) -> Result<i32> {
     if args.all {
-        let done = harness::run::down_all(args.runs_dir.as_deref()).await?;
+        let done = harness::run::down_all(args.runs_dir.as_deref(), args.any_host).await?;
         if done.is_empty() {
             ui.out("nothing to take down");
         }

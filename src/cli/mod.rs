@@ -133,6 +133,10 @@ pub struct DownArgs {
     /// (left by `up`, `run --keep` or a killed harness); rehearsals still running are skipped.
     #[arg(long, conflicts_with = "run")]
     pub all: bool,
+    /// With --all, also remove containers that pgrehearse on another host made (a Docker
+    /// engine shared between machines): whether their harness still runs cannot be told here.
+    #[arg(long, requires = "all")]
+    pub any_host: bool,
     /// Runs folder to look in (default: $PGREHEARSE_HOME/runs), as given to `up --runs-dir`; with
     /// --all, only runs in it.
     #[arg(long, value_name = "DIR")]

@@ -230,6 +230,20 @@ pub fn pid_running(pid: i32) -> bool {
             .unwrap_or(true)
 }
 
+/// When process `pid` started, in clock ticks after boot (field 22 of /proc/<pid>/stat): a pid
+/// reused by another process comes with another start time. None when /proc does not show it
+/// (gone, or hidden from this user).
+pub fn pid_start(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    start_in_stat(&stat)
+}
+
+fn start_in_stat(stat: &str) -> Option<u64> {
+    // The command name is parenthesised and may contain spaces: fields 3 on follow the last ')'.
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.split_whitespace().nth(22 - 3)?.parse().ok()
+}
+
 /// `root` and all its descendants, found through /proc. PostgreSQL makes every child of the
 /// postmaster its own process-group leader, so signalling the postmaster's group reaches only
 /// the postmaster: a crash or a freeze has to address each process.
@@ -295,5 +309,15 @@ mod tests {
         assert!(!signal0_says_alive(Err(Errno::ESRCH)));
         assert!(pid_alive(std::process::id() as i32));
         assert!(!pid_alive(0));
+    }
+
+    #[test]
+    fn a_process_start_time_is_read_past_a_command_name_with_spaces_and_parentheses() {
+        let stat = "27778 (a (b) c) R 27775 27775 21840 0 -1 4194304 99 0 0 0 0 0 0 0 20 0 1 0 50435 3133440 413";
+        assert_eq!(start_in_stat(stat), Some(50435));
+        assert_eq!(start_in_stat("27778 (cat) R 1 2"), None);
+        let me = std::process::id() as i32;
+        assert!(pid_start(me).is_some_and(|t| t > 0));
+        assert_eq!(pid_start(me), pid_start(me));
     }
 }

@@ -114,6 +114,8 @@ pub async fn down_run(run: RunDir) -> Result<()> {
 
 async fn down_containers(run: RunDir, state: RunState) -> Result<()> {
     let docker = crate::backend::docker::connect().await?;
+    // The server logs live in the containers: kept with the run, as a run's own teardown does.
+    crate::backend::docker::save_logs(&docker, &run).await;
     crate::backend::docker::remove_by_label(&docker, crate::backend::docker::RUN_LABEL, run.id())
         .await?;
     let _ = std::fs::remove_file(run.passfile());
@@ -140,13 +142,14 @@ fn taken_down(run: &RunDir, mut state: RunState) {
 /// ids it took down.
 ///
 /// `base` is the runs folder (default: `home()/runs`). Containers are found by label wherever
-/// their run directory is; when `base` is given, only those of runs in it are removed.
+/// their run directory is; when `base` is given, only those of runs in it are removed. Those
+/// another host made (a shared Docker engine) are removed only if `any_host`.
 ///
 /// # Errors
 /// Environment error when the Docker engine cannot be reached although it is expected (a
 /// socket exists, `DOCKER_HOST` is set, or a run here used containers), or when containers or
 /// networks of some run could not be removed (after trying every run).
-pub async fn down_all(base: Option<&Path>) -> Result<Vec<String>> {
+pub async fn down_all(base: Option<&Path>, any_host: bool) -> Result<Vec<String>> {
     // Another harness is running this rehearsal (or benchmark, which keeps no state) right now.
     let owned_elsewhere = |run: &RunDir| match RunState::load_state(run) {
         Ok(st) => !st.owner_gone() && st.owner_pid != std::process::id() && !st.detached,
@@ -186,7 +189,7 @@ pub async fn down_all(base: Option<&Path>) -> Result<Vec<String>> {
             });
         }
     };
-    let runs = crate::backend::docker::down_leftovers(&docker, |run_id, dir| {
+    let runs = crate::backend::docker::down_leftovers(&docker, any_host, |run_id, dir| {
         // Left alone: runs of another runs folder than the one asked for.
         if base.is_some_and(|b| !in_folder(b, run_id, dir)) {
             return true;

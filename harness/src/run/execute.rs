@@ -28,17 +28,24 @@ use crate::scenario::Scenario;
 use crate::verify::{self, VerifyOptions};
 use crate::workload::{self, Target, WorkloadConfig};
 
-/// On the local backend every hop's link is a harness TCP proxy: a fault one cannot do (packet
-/// loss) is refused before anything starts, naming its line, rather than found at its time.
-fn faults_a_proxy_can(scenario: &Scenario) -> Result<()> {
+/// Refuse a scheduled link fault that its hop's link cannot do (`can`), naming its line, before
+/// the workload starts rather than at its time. On the local backend every hop's link is a
+/// harness TCP proxy, so this runs before anything starts; on the docker backend once the chain
+/// is up, when each hop's link is known.
+fn link_faults_can(
+    scenario: &Scenario,
+    backend: BackendKind,
+    can: impl Fn(crate::faults::Hop, &crate::faults::LinkState) -> Result<()>,
+) -> Result<()> {
     for f in &scenario.faults {
         let Some((hop, state)) = crate::faults::link_state(&f.kind) else {
             continue;
         };
-        crate::faults::proxy_can(hop, &state).map_err(|e| {
+        can(hop, &state).map_err(|e| {
             let file = scenario.path.display();
             let at = f.line.map_or(file.to_string(), |l| format!("{file}:{l}"));
-            e.context(format!("{at}: {} on the local backend", f.kind.describe()))
+            let on = backend.as_str();
+            e.context(format!("{at}: {} on the {on} backend", f.kind.describe()))
         })?;
     }
     Ok(())
@@ -112,7 +119,7 @@ impl Rehearsal {
         let seed = opts.seed.unwrap_or_else(|| scenario.seed_or_random());
         let kind = opts.backend.unwrap_or(scenario.chain.backend);
         if kind == BackendKind::Local && !opts.build_only {
-            faults_a_proxy_can(&scenario)?;
+            link_faults_can(&scenario, kind, crate::faults::proxy_can)?;
         }
         let user = ServerUser::resolve()?;
         let creds = Credentials::generate();
@@ -412,6 +419,13 @@ impl Rehearsal {
 
     async fn run_inner(&self) -> Result<()> {
         let chain = self.build(true).await?;
+        link_faults_can(&self.scenario, self.kind, |hop, state| {
+            let link = match hop {
+                crate::faults::Hop::AB => &chain.links.ab,
+                crate::faults::Hop::BC => &chain.links.bc,
+            };
+            link.as_ref().map_or(Ok(()), |l| l.check(state))
+        })?;
         let ledger_path = self.run.file("ledger.jsonl");
         let mut drive = self.drive(&chain, &ledger_path).await?;
         let mut judged = Judged::default();

@@ -12,7 +12,7 @@ use testcontainers::bollard::Docker;
 use super::exec;
 use super::nettools::NetTools;
 use crate::error::{Error, Result};
-use crate::faults::{Hop, LinkControl, LinkMode, LinkState};
+use crate::faults::{Hop, LinkControl, LinkMode, LinkState, ProxyLink};
 use crate::node::Endpoint;
 
 /// The address of `container` on `network`.
@@ -231,5 +231,92 @@ impl LinkControl for DockerLink {
             self.net.place(&self.downstream).await,
             self.net.place(&self.upstream).await
         )
+    }
+}
+
+/// A hop that goes through a harness proxy on the host because the containers' network cannot
+/// do what the scenario asks. Faults act on the proxied connection; one a proxy cannot do is
+/// refused saying why this hop is proxied and how to have it in the containers' network.
+pub struct ProxiedHop {
+    inner: ProxyLink,
+    /// Why the hop is proxied.
+    why: String,
+    /// How to get the containers' network instead.
+    hint: String,
+}
+
+impl ProxiedHop {
+    /// `inner` stands for the hop because of `why`; `hint` says how to do without it.
+    pub fn new(inner: ProxyLink, why: &str, hint: &str) -> ProxiedHop {
+        ProxiedHop {
+            inner,
+            why: why.into(),
+            hint: hint.into(),
+        }
+    }
+}
+
+#[async_trait]
+impl LinkControl for ProxiedHop {
+    fn hop(&self) -> Hop {
+        self.inner.hop()
+    }
+    fn endpoint(&self) -> Option<Endpoint> {
+        self.inner.endpoint()
+    }
+    fn check(&self, state: &LinkState) -> Result<()> {
+        // The local backend's refusal would send the user to the docker backend: this is it.
+        if state.loss > 0.0 {
+            let hop = self.inner.hop();
+            return Err(Error::environment(format!(
+                "packet loss on {hop} needs a packet network, but {hop} goes through a harness TCP proxy on the host here, as {}; a TCP stream never loses bytes",
+                self.why
+            ))
+            .with_hint(self.hint.clone()));
+        }
+        self.inner.check(state)
+    }
+    async fn apply(&self, state: &LinkState) -> Result<()> {
+        self.inner.apply(state).await
+    }
+    async fn reassert(&self, state: &LinkState) -> Result<()> {
+        self.inner.reassert(state).await
+    }
+    async fn mechanism(&self) -> String {
+        self.inner.mechanism().await
+    }
+    fn in_process(&self) -> bool {
+        self.inner.in_process()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_proxied_hop_refuses_loss_saying_why_it_is_proxied_and_does_the_rest() {
+        let upstream = Endpoint {
+            host: "127.0.0.1".into(),
+            port: 9,
+        };
+        let proxy = ProxyLink::start(Hop::BC, upstream, 1).await.unwrap();
+        let hop = ProxiedHop::new(proxy, "the kernel has no netem", "use a kernel with netem");
+        let lossy = LinkState {
+            loss: 0.05,
+            ..Default::default()
+        };
+        let e = hop.check(&lossy).unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("packet loss on b-c"), "{msg}");
+        assert!(msg.contains("the kernel has no netem"), "{msg}");
+        assert_eq!(e.hint(), Some("use a kernel with netem"));
+        assert_eq!(e.exit_code(), 2);
+        let cut = LinkState {
+            mode: LinkMode::Blackhole,
+            ..Default::default()
+        };
+        assert!(hop.check(&cut).is_ok());
+        assert!(hop.in_process() && hop.endpoint().is_some());
     }
 }

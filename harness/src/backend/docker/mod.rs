@@ -40,7 +40,8 @@ use crate::run::RunDir;
 pub const LABEL: &str = "org.pgrehearse";
 /// Label naming the run a container or network belongs to.
 pub const RUN_LABEL: &str = "org.pgrehearse.run";
-/// Label naming the harness process that made it: `<host>/<pid>`.
+/// Label naming the harness process that made it: `<host>/<pid>/<start>`, `start` from
+/// [`crate::os::pid_start`] (older versions wrote `<host>/<pid>`).
 const OWNER_LABEL: &str = "org.pgrehearse.owner";
 /// Label naming the run's directory, wherever it is (`--runs-dir`, another home).
 const DIR_LABEL: &str = "org.pgrehearse.dir";
@@ -65,21 +66,60 @@ fn owned_labels(run_id: &str) -> HashMap<String, String> {
     [
         (LABEL.to_string(), "1".to_string()),
         (RUN_LABEL.to_string(), run_id.to_string()),
-        (
-            OWNER_LABEL.to_string(),
-            format!("{}/{}", this_host(), std::process::id()),
-        ),
+        (OWNER_LABEL.to_string(), this_owner()),
     ]
     .into()
 }
 
-/// Whether the harness named by an owner label is alive (on this host, not this process).
-fn owner_alive(owner: &str) -> bool {
-    owner
-        .rsplit_once('/')
-        .filter(|(host, _)| *host == this_host())
-        .and_then(|(_, pid)| pid.parse::<i32>().ok())
-        .is_some_and(|pid| pid != std::process::id() as i32 && crate::os::pid_alive(pid))
+/// The owner label of this process.
+fn this_owner() -> String {
+    let pid = std::process::id();
+    // Without /proc there is no start time to tell a reused pid by: the pid alone, as before.
+    match crate::os::pid_start(pid as i32) {
+        Some(start) => format!("{}/{pid}/{start}", this_host()),
+        None => format!("{}/{pid}", this_host()),
+    }
+}
+
+/// The harness process an owner label names.
+#[derive(Debug, PartialEq)]
+struct Owner<'a> {
+    host: &'a str,
+    pid: i32,
+    /// When it started; absent from labels of older versions.
+    start: Option<u64>,
+}
+
+impl Owner<'_> {
+    fn parse(label: &str) -> Option<Owner<'_>> {
+        let mut parts = label.split('/');
+        let host = parts.next()?;
+        let pid = parts.next()?.parse().ok()?;
+        let start = match parts.next() {
+            Some(s) => Some(s.parse().ok()?),
+            None => None,
+        };
+        parts.next().is_none().then_some(Owner { host, pid, start })
+    }
+
+    /// Whether it still runs (and is not this process), as this host sees it: `alive` says
+    /// whether a pid exists, `start_of` when it started. A pid that exists with another start
+    /// time was reused by an unrelated process after the harness died.
+    fn alive(&self, alive: impl Fn(i32) -> bool, start_of: impl Fn(i32) -> Option<u64>) -> bool {
+        if self.pid == std::process::id() as i32 || !alive(self.pid) {
+            return false;
+        }
+        // Unknown on either side (an old label, /proc hidden from this user): the pid decides.
+        match (self.start, start_of(self.pid)) {
+            (Some(then), Some(now)) => then == now,
+            _ => true,
+        }
+    }
+}
+
+/// Whether the harness named by an owner label runs on this host (not this process).
+fn owner_alive(owner: &Owner<'_>) -> bool {
+    owner.host == this_host() && owner.alive(crate::os::pid_alive, crate::os::pid_start)
 }
 
 /// What the state file records about a container node.
@@ -482,18 +522,24 @@ impl Backend for DockerBackend {
         let up = upstream.peer().host.clone();
         // Where the containers' network cannot do what the scenario asks, the hop goes through a
         // harness proxy on the host, on the run network's gateway, so its faults still happen.
+        let major = self.version.major;
+        let no_tools_hint = format!(
+            "build an image with iptables and tc (sudo scripts/build-image.sh {major} builds pgrehearse/postgres:{major}, which also serves as the helper for the official image), or name one in PGREHEARSE_NET_TOOLS_IMAGE"
+        );
         let why_proxy = if !self.net.available(&up).await {
-            Some(
+            Some((
                 "the image has no iptables/tc and no image with them exists for a helper container (scripts/build-image.sh builds one)",
-            )
+                no_tools_hint.as_str(),
+            ))
         } else if needs_delay && !link::can_delay(&self.net, &up).await {
-            Some(
+            Some((
                 "the containers' network cannot delay packets here (this kernel has no netem, CONFIG_NET_SCH_NETEM)",
-            )
+                "without latency faults on this hop, or on a kernel with netem, iptables drops packets at random in the containers' network",
+            ))
         } else {
             None
         };
-        if let Some(why) = why_proxy {
+        if let Some((why, hint)) = why_proxy {
             let gateway = self.gateway().await?;
             // The upstream's port published on the host, not its address on the run network:
             // a container that is killed and started again may come back with another
@@ -506,7 +552,7 @@ impl Backend for DockerBackend {
             tracing::warn!("{hop}: link faults go through a proxy on the host: {why}");
             let l =
                 crate::faults::ProxyLink::start_on(hop, gateway, target, seed, mechanism).await?;
-            return Ok(Arc::new(l));
+            return Ok(Arc::new(link::ProxiedHop::new(l, why, hint)));
         }
         Ok(Arc::new(DockerLink::new(
             self.docker.clone(),
@@ -523,6 +569,9 @@ impl Backend for DockerBackend {
             return Ok(());
         }
         if keep {
+            // Kept means handed over, as `up` does: neither the sweep nor the container
+            // handles may remove anything when they drop.
+            keep_running(&mut *self.containers.lock().await);
             self.sweep.disarm();
             return Ok(());
         }
@@ -555,12 +604,17 @@ impl Backend for DockerBackend {
 
     fn detach(&self) {
         self.sweep.disarm();
-        // Keep the containers: testcontainers removes them when their handles drop.
         if let Ok(mut v) = self.containers.try_lock() {
-            for c in v.drain(..) {
-                std::mem::forget(c);
-            }
+            keep_running(&mut v);
         }
+    }
+}
+
+/// Let go of container handles without removing the containers: testcontainers removes them
+/// when their handles drop.
+fn keep_running(containers: &mut Vec<ContainerAsync<GenericImage>>) {
+    for c in containers.drain(..) {
+        std::mem::forget(c);
     }
 }
 
@@ -620,6 +674,38 @@ impl Drop for Sweep {
     }
 }
 
+/// The containers `run` recorded in `containers.json`.
+///
+/// # Errors
+/// Usage error when there is no record; internal error when it cannot be read.
+fn recorded(run: &RunDir) -> Result<Vec<ContainerState>> {
+    let path = run.file("containers.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        Error::usage(format!("no container record in {}", run.path().display())).with_source(e)
+    })?;
+    let v: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| Error::internal(format!("reading {}", path.display())).with_source(e))?;
+    Ok(serde_json::from_value(v["containers"].clone()).unwrap_or_default())
+}
+
+/// Keep the server log of each container `run` recorded in its `logs/` folder, before the
+/// containers are removed, as teardown does. Best effort, like there: each failure is a
+/// warning (a container removed by hand took its log with it).
+pub async fn save_logs(docker: &Docker, run: &RunDir) {
+    let states = match recorded(run) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!("no server logs kept for run {}: {e}", run.id());
+            return;
+        }
+    };
+    for st in states {
+        if let Err(e) = node::save_log(docker, &st.container, &run.log(&st.name)).await {
+            tracing::warn!("{}'s server log is not kept: {e}", st.name);
+        }
+    }
+}
+
 /// Node handles for the containers of a run left running (`up`), from `containers.json`.
 ///
 /// # Errors
@@ -629,14 +715,7 @@ pub async fn adopt_nodes(
     creds: &Credentials,
     version: &PgVersion,
 ) -> Result<Vec<Node>> {
-    let path = run.file("containers.json");
-    let text = std::fs::read_to_string(&path).map_err(|e| {
-        Error::usage(format!("no container record in {}", run.path().display())).with_source(e)
-    })?;
-    let v: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| Error::internal(format!("reading {}", path.display())).with_source(e))?;
-    let states: Vec<ContainerState> =
-        serde_json::from_value(v["containers"].clone()).unwrap_or_default();
+    let states = recorded(run)?;
     let docker = connect().await?;
     let mut nodes = Vec::new();
     for st in states {
@@ -911,12 +990,15 @@ fn remaining(what: &str, containers: &[String], networks: &[String]) -> Option<E
 
 /// Remove everything pgrehearse ever created in Docker whose run is not owned by a live harness
 /// process: neither its owner label names a live harness on this host, nor does `is_live`
-/// (given the run id and the run directory from its label) say so. Returns the run ids cleaned.
+/// (given the run id and the run directory from its label) say so. Runs another host made
+/// (an engine shared between machines) are left alone, with a warning, unless `any_host`:
+/// whether their harness lives cannot be told from here. Returns the run ids cleaned.
 ///
 /// # Errors
 /// Environment error when Docker cannot be reached or listed.
 pub async fn down_leftovers(
     docker: &Docker,
+    any_host: bool,
     is_live: impl Fn(&str, Option<&std::path::Path>) -> bool,
 ) -> Result<Vec<String>> {
     let (containers, networks) = labelled(docker, LABEL, "1").await?;
@@ -930,10 +1012,19 @@ pub async fn down_leftovers(
             runs.entry(run).or_default().extend(l);
         }
     }
+    let here = this_host();
     let mut gone: Vec<String> = runs
         .into_iter()
         .filter(|(run, l)| {
-            let owned = l.get(OWNER_LABEL).is_some_and(|o| owner_alive(o));
+            let owner = l.get(OWNER_LABEL).and_then(|o| Owner::parse(o));
+            if let Some(o) = owner.as_ref().filter(|o| o.host != here && !any_host) {
+                tracing::warn!(
+                    "left run {run} alone: pgrehearse on host {:?} made its containers, and this host ({here:?}) cannot tell whether that harness still runs; `pgrehearse down --all --any-host` removes them anyway",
+                    o.host
+                );
+                return false;
+            }
+            let owned = owner.as_ref().is_some_and(owner_alive);
             let dir = l.get(DIR_LABEL).map(std::path::Path::new);
             !owned && !is_live(run, dir)
         })
@@ -998,6 +1089,48 @@ mod tests {
         assert!(port_taken(
             "listen tcp4 127.0.0.1:5500: bind: address already in use"
         ));
+    }
+
+    #[test]
+    fn an_owner_label_names_host_pid_and_start_time() {
+        let o = |host, pid, start| Some(Owner { host, pid, start });
+        assert_eq!(Owner::parse("h1/42/9000"), o("h1", 42, Some(9000)));
+        // Labels of older versions carry no start time.
+        assert_eq!(Owner::parse("h1/42"), o("h1", 42, None));
+        assert_eq!(Owner::parse("/42/7"), o("", 42, Some(7)));
+        for bad in ["", "h1", "h1/x", "h1/42/x", "h1/42/7/8"] {
+            assert_eq!(Owner::parse(bad), None, "{bad:?}");
+        }
+        // The label this process writes reads back as this process.
+        let label = this_owner();
+        let me = Owner::parse(&label).unwrap();
+        assert_eq!(me.pid, std::process::id() as i32);
+        assert_eq!(me.start, crate::os::pid_start(me.pid));
+    }
+
+    #[test]
+    fn a_reused_pid_does_not_keep_a_dead_harness_alive() {
+        let owner = |start| Owner {
+            host: "h1",
+            pid: 4242,
+            start,
+        };
+        let exists = |_: i32| true;
+        let started_at = |t: u64| move |_: i32| Some(t);
+        assert!(owner(Some(9000)).alive(exists, started_at(9000)));
+        // Another process got pid 4242 after the harness died.
+        assert!(!owner(Some(9000)).alive(exists, started_at(9100)));
+        assert!(!owner(Some(9000)).alive(|_| false, started_at(9000)));
+        // Nothing to compare (an old label, /proc hidden): the pid decides.
+        assert!(owner(None).alive(exists, started_at(9100)));
+        assert!(owner(Some(9000)).alive(exists, |_| None));
+        // This process never counts as another live harness.
+        let me = Owner {
+            host: "h1",
+            pid: std::process::id() as i32,
+            start: None,
+        };
+        assert!(!me.alive(exists, |_| None));
     }
 
     #[test]

@@ -38,6 +38,8 @@ pub struct DockerNode {
     docker: Docker,
     login: Login,
     paused: AtomicBool,
+    /// [`NodeControl::boot`] started the container again since postgres last started in it.
+    rebooted: AtomicBool,
 }
 
 impl DockerNode {
@@ -55,6 +57,7 @@ impl DockerNode {
             docker,
             login,
             paused: AtomicBool::new(false),
+            rebooted: AtomicBool::new(false),
         }
     }
 
@@ -99,35 +102,7 @@ impl DockerNode {
     /// # Errors
     /// Environment error when the container or its log cannot be read, or `dest` written.
     pub(crate) async fn save_log(&self, dest: &std::path::Path) -> Result<()> {
-        let fail = |e: &dyn std::fmt::Display| {
-            Error::environment(format!(
-                "cannot copy {LOG} out of container {}: {e}",
-                self.container
-            ))
-        };
-        let bytes: Vec<u8> = self
-            .docker
-            .download_from_container(
-                &self.container,
-                Some(DownloadFromContainerOptions { path: LOG.into() }),
-            )
-            .map_ok(|b| b.to_vec())
-            .try_concat()
-            .await
-            .map_err(|e| fail(&e))?;
-        let mut archive = tar::Archive::new(bytes.as_slice());
-        let mut entry = archive
-            .entries()
-            .map_err(|e| fail(&e))?
-            .next()
-            .ok_or_else(|| fail(&"empty archive"))?
-            .map_err(|e| fail(&e))?;
-        if let Some(dir) = dest.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| fail(&e))?;
-        }
-        let mut out = std::fs::File::create(dest).map_err(|e| fail(&e))?;
-        std::io::copy(&mut entry, &mut out).map_err(|e| fail(&e))?;
-        Ok(())
+        save_log(&self.docker, &self.container, dest).await
     }
 
     /// Write `contents` to `path` inside the container (mode 0600, owned by postgres).
@@ -174,10 +149,58 @@ impl DockerNode {
     }
 }
 
+/// Copy the server log out of container `container` to `dest`. Docker's archive API reads a
+/// stopped (killed) container too, which `exec` cannot.
+///
+/// # Errors
+/// Environment error when the container or its log cannot be read, or `dest` written.
+pub(crate) async fn save_log(
+    docker: &Docker,
+    container: &str,
+    dest: &std::path::Path,
+) -> Result<()> {
+    let fail = |e: &dyn std::fmt::Display| {
+        Error::environment(format!(
+            "cannot copy {LOG} out of container {container}: {e}"
+        ))
+    };
+    let bytes: Vec<u8> = docker
+        .download_from_container(
+            container,
+            Some(DownloadFromContainerOptions { path: LOG.into() }),
+        )
+        .map_ok(|b| b.to_vec())
+        .try_concat()
+        .await
+        .map_err(|e| fail(&e))?;
+    let mut archive = tar::Archive::new(bytes.as_slice());
+    let mut entry = archive
+        .entries()
+        .map_err(|e| fail(&e))?
+        .next()
+        .ok_or_else(|| fail(&"empty archive"))?
+        .map_err(|e| fail(&e))?;
+    if let Some(dir) = dest.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| fail(&e))?;
+    }
+    let mut out = std::fs::File::create(dest).map_err(|e| fail(&e))?;
+    std::io::copy(&mut entry, &mut out).map_err(|e| fail(&e))?;
+    Ok(())
+}
+
 #[async_trait]
 impl NodeControl for DockerNode {
     async fn start(&self) -> Result<()> {
+        // A container booted again (here, or by a fault's heal that put link faults back first)
+        // still holds the postmaster.pid of the postgres killed with it. Pids start over in the
+        // fresh container, so that pid may now be another process of the postgres user, and
+        // postgres would refuse to start beside "another postmaster". Nothing of the old
+        // container runs any more: the file is only stale.
         self.boot().await?;
+        if self.rebooted.swap(false, Ordering::SeqCst) {
+            self.run("postgres", sh(format!("rm -f {DATA}/postmaster.pid")), None)
+                .await?;
+        }
         // The shell outlives postgres to record how it ended: a server that exits during
         // startup (a bad setting, a broken data directory) is then told from one still starting,
         // at once instead of at the end of the connect timeout. Cleared first, so a status left
@@ -365,6 +388,7 @@ impl NodeControl for DockerNode {
             .map_err(|e| {
                 Error::environment(format!("cannot start container {}: {e}", self.container))
             })?;
+        self.rebooted.store(true, Ordering::SeqCst);
         Ok(true)
     }
 

@@ -576,9 +576,17 @@ fn a_server_that_exits_at_startup_fails_the_run_at_once_with_its_log() {
     );
     let t = std::time::Instant::now();
     let (code, err) = failing_run(path.to_str().unwrap(), &[]);
-    assert_ne!(code, Some(0), "{err}");
-    assert!(err.contains("exited during startup"), "{err}");
-    assert!(err.contains("shared_buffers"), "the server log tail: {err}");
+    assert_eq!(code, Some(2), "{err}");
+    // Pointed at the setting in the scenario, the server log's tail beside it.
+    assert!(
+        err.contains(&format!("{}:4:18", path.display()))
+            && err.contains("shared_buffers = \"16XB\" is refused"),
+        "{err}"
+    );
+    assert!(
+        err.contains("invalid value for parameter"),
+        "the server log tail: {err}"
+    );
     // Without noticing the exit, this waited out the 120 s connect timeout.
     assert!(
         t.elapsed() < Duration::from_secs(60),

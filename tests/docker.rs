@@ -414,9 +414,16 @@ fn strip_network_tools() {
          ! command -v iptables && ! command -v tc",
     ]);
     assert!(out.status.success(), "stripping the tools: {out:?}");
+    // The copy an earlier run committed: removed once replaced, so runs leave no untagged
+    // images behind.
+    let old = docker(&["image", "inspect", "--format", "{{.Id}}", BARE_IMAGE]);
     let out = docker(&["commit", BUILDER, BARE_IMAGE]);
     assert!(out.status.success(), "docker commit: {out:?}");
     let _ = docker(&["rm", "-f", BUILDER]);
+    let old = String::from_utf8_lossy(&old.stdout).trim().to_string();
+    if !old.is_empty() {
+        let _ = docker(&["rmi", &old]);
+    }
 }
 
 #[test]

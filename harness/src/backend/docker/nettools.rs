@@ -113,6 +113,13 @@ impl NetTools {
     /// Environment error when neither the container's image nor any local image carries the
     /// tools (with the command that builds one), or Docker refuses.
     pub async fn run(&self, container: &str, script: &str, why: &str) -> Result<ExecOutput> {
+        // Docker refuses to exec in a paused container (a pause fault), but its network
+        // namespace is there to join: a link fault starting or healing meanwhile still lands.
+        if let Some(image) = &self.helper_image
+            && self.paused(container).await
+        {
+            return self.in_helper(container, image, script).await;
+        }
         if self.container_has_tools(container).await? {
             return exec::run(&self.docker, container, "root", &sh(script), &[], None).await;
         }
@@ -123,6 +130,15 @@ impl NetTools {
             .with_hint("build one: sudo scripts/build-image.sh (tags pgrehearse/postgres:<major>, which carries iproute2 and iptables), or name one with PGREHEARSE_NET_TOOLS_IMAGE"));
         };
         self.in_helper(container, image, script).await
+    }
+
+    async fn paused(&self, container: &str) -> bool {
+        self.docker
+            .inspect_container(container, None)
+            .await
+            .ok()
+            .and_then(|c| c.state.and_then(|s| s.paused))
+            .unwrap_or(false)
     }
 
     async fn in_helper(&self, container: &str, image: &str, script: &str) -> Result<ExecOutput> {

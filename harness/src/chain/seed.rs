@@ -74,10 +74,19 @@ pub async fn load_seed(a: &Node, db: &str, seed: &DataSeed) -> Result<()> {
     };
     tracing::info!("seeding a from {} ({tool})", path.display());
     a.control().run_tool(tool, &args, input).await.map(|_| ()).map_err(|e| {
+        // The tool ran and refused the file: the user's to fix. Anything else (the tool cannot
+        // run, a is gone, the file cannot be read) keeps its own kind.
+        if e.kind() != crate::ErrorKind::Database {
+            return e.context(format!("seeding a from {}", path.display()));
+        }
         let msg = e.to_string().replace("<stdin>", &path.display().to_string());
-        Error::usage(format!("seeding a from {}: {msg}", path.display()))
+        let mut out = Error::usage(format!("seeding a from {}: {msg}", path.display()))
             .with_node("a")
-            .with_hint("fix the seed file, or run it by hand against a scratch database to see the full error")
+            .with_hint("fix the seed file, or run it by hand against a scratch database to see the full error");
+        if let Some(d) = e.detail() {
+            out = out.with_detail(d.to_string());
+        }
+        out
     })
 }
 

@@ -49,6 +49,24 @@ impl ToolInput {
     }
 }
 
+/// Copy `input` into a program's stdin. The program may stop reading early (it failed; its exit
+/// status tells why), so a write error ends the copy quietly; a read error is returned: the
+/// program would otherwise see a short input as a complete one.
+pub(crate) async fn feed<R, W>(input: &mut R, stdin: &mut W) -> std::io::Result<()>
+where
+    R: tokio::io::AsyncRead + Unpin + ?Sized,
+    W: tokio::io::AsyncWrite + Unpin + ?Sized,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = input.read(&mut buf).await?;
+        if n == 0 || stdin.write_all(&buf[..n]).await.is_err() {
+            return Ok(());
+        }
+    }
+}
+
 /// What a node is in the chain. B becomes a primary when promoted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -100,12 +100,13 @@ pub async fn run_reading(
     } = started
     {
         let feed = async move {
+            let mut fed = Ok(());
             if let Some(mut data) = stdin {
-                // A command that exits early closes stdin; its exit code tells the story.
-                let _ = tokio::io::copy(&mut data, &mut input).await;
+                fed = crate::node::feed(&mut data, &mut input).await;
                 let _ = input.shutdown().await;
             }
             drop(input);
+            fed
         };
         let read = async {
             while let Some(chunk) = output.next().await {
@@ -119,8 +120,9 @@ pub async fn run_reading(
             }
             Ok::<_, Error>(())
         };
-        let ((), read) = tokio::join!(feed, read);
+        let (fed, read) = tokio::join!(feed, read);
         read?;
+        fed.map_err(|e| fail("reading the command's input", &e))?;
     }
     // The engine may report the exit code a moment after the output ends: ask until it does.
     let what = format!(

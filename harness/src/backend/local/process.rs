@@ -136,13 +136,16 @@ impl LocalProc {
             .map_err(|e| io_error("cannot run", self.pg.tool(tool), e))?;
         let pipe = child.stdin.take();
         let feed = async move {
-            if let (Some(mut input), Some(mut w)) = (input, pipe) {
-                // A failing program may close stdin early; its exit status tells the story.
-                let _ = tokio::io::copy(&mut input, &mut w).await;
+            match (input, pipe) {
+                (Some(mut input), Some(mut w)) => crate::node::feed(&mut input, &mut w).await,
+                _ => Ok(()),
             }
         };
-        let (_, out) = tokio::join!(feed, child.wait_with_output());
+        let (fed, out) = tokio::join!(feed, child.wait_with_output());
         let out = out.map_err(|e| io_error("cannot wait for", self.pg.tool(tool), e))?;
+        fed.map_err(|e| {
+            Error::environment(format!("{tool}: reading its input failed part way")).with_source(e)
+        })?;
         if !out.status.success() {
             let err = crate::secret::redact(String::from_utf8_lossy(&out.stderr).trim());
             return Err(Error::database(format!(

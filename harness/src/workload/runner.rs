@@ -194,6 +194,7 @@ async fn open_session(
 ) -> Result<Option<Session>> {
     let (Patience::Until(deadline) | Patience::ToTheEnd(deadline)) = patience;
     let started = Instant::now();
+    let mut announced = false;
     let mut backoff = Duration::from_millis(20);
     loop {
         if *halt.borrow() {
@@ -207,7 +208,23 @@ async fn open_session(
             }
             Err(e) => e,
         };
+        // A server that answers and refuses (a login, a database, a privilege) will not change
+        // its mind by the end of the run: waiting would only hide it.
+        if refuses_for_good(&err) {
+            return Err(err.context(format!(
+                "workload connection {id}: {} ({}) refuses the workload's session",
+                t.node, t.conn.endpoint
+            )));
+        }
         let now = Instant::now();
+        if !announced {
+            // The first failure of this outage; the retries go to the debug log.
+            announced = true;
+            tracing::info!(
+                "workload connection {id}: {} unreachable, retrying until it is back: {err}",
+                t.node
+            );
+        }
         if now >= deadline {
             if let Patience::ToTheEnd(_) = patience {
                 tracing::info!(
@@ -242,6 +259,13 @@ async fn open_session(
         }
         backoff = (backoff * 2).min(Duration::from_secs(1));
     }
+}
+
+/// Whether connecting failed on a refusal no retry can change: authentication (class 28), no
+/// such database (3D000), no privilege to connect (42501).
+fn refuses_for_good(e: &Error) -> bool {
+    e.sqlstate()
+        .is_some_and(|s| s.starts_with("28") || s == "3D000" || s == "42501")
 }
 
 /// Resolves once the run is halted (never, if the halt sender is gone). The guard `wait_for`

@@ -19,6 +19,9 @@ const UP: &str = r#"
 version = 1
 name = "status"
 
+[chain]
+catchup_timeout = "3m"
+
 [workload]
 initial_rows = 100
 "#;
@@ -313,6 +316,11 @@ fn status_shows_every_hop_and_a_heartbeat_only_while_it_is_written() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let attached = Attached::open(RunDir::open(&run)).await.unwrap();
+        // The scenario's limits hold for the chain it left up, not the defaults.
+        assert_eq!(
+            attached.chain.spec.catchup_timeout,
+            Duration::from_secs(180)
+        );
         let a = &attached.chain.a;
         harness::wait::wait_for(
             "a's walsender to report b's replay_lag as NULL",

@@ -755,11 +755,15 @@ impl Chain {
                 .cloned()
                 .ok_or_else(|| Error::internal(format!("run state has no node {n}")))
         };
+        let d = ChainSpec::default();
+        let ms = |v: Option<u64>, default: Duration| v.map_or(default, Duration::from_millis);
         let spec = ChainSpec {
             database: state.database.clone(),
             subscription: state.subscription.clone(),
             physical_slot: state.physical_slot.clone(),
-            ..ChainSpec::default()
+            catchup_timeout: ms(state.catchup_timeout_ms, d.catchup_timeout),
+            sync_timeout: ms(state.initial_copy_timeout_ms, d.sync_timeout),
+            ..d
         };
         let replicator: Arc<dyn Replicator> = Arc::new(NativeSubscription {
             name: spec.subscription.clone(),

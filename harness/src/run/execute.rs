@@ -225,6 +225,10 @@ impl Rehearsal {
             subscription: crate::chain::ChainSpec::default().subscription,
             physical_slot: self.scenario.chain_spec().physical_slot,
             started_at: self.report.lock().expect("report").started_at.to_rfc3339(),
+            catchup_timeout_ms: Some(self.scenario.chain.catchup_timeout.as_millis() as u64),
+            initial_copy_timeout_ms: Some(
+                self.scenario.chain.initial_copy_timeout.as_millis() as u64
+            ),
         };
         state.save(&self.run, with_secrets.then_some(&self.creds), &self.user)
     }
@@ -1002,6 +1006,7 @@ fn refused_setting(e: Error, scenario: &Scenario) -> Error {
     let Some(rest) = text.split_once(MARK).map(|(_, r)| r) else {
         return e;
     };
+    let text = rest;
     let Some((name, _)) = rest.split_once('"') else {
         return e;
     };
@@ -1021,7 +1026,7 @@ fn refused_setting(e: Error, scenario: &Scenario) -> Error {
         .get(i)
         .cloned()
         .unwrap_or_else(|| scenario.path.display().to_string());
-    // PostgreSQL's own hint lists what it takes ("Available values: local, remote_write, ...").
+    // PostgreSQL's own hint after that line lists what it takes ("Available values: ...").
     let hint = text
         .lines()
         .find_map(|l| l.split_once("HINT:").map(|(_, h)| h.trim().to_string()))

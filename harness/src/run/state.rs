@@ -35,6 +35,13 @@ pub struct RunState {
     pub physical_slot: Option<String>,
     /// When the run started (RFC 3339).
     pub started_at: String,
+    /// The scenario's catch-up limit, in ms, for `verify` on the kept chain (None: the
+    /// default; a state written before it was recorded).
+    #[serde(default)]
+    pub catchup_timeout_ms: Option<u64>,
+    /// The scenario's initial-copy limit, in ms (as `catchup_timeout_ms`).
+    #[serde(default)]
+    pub initial_copy_timeout_ms: Option<u64>,
 }
 
 const SECRETS: &str = "secrets.json";

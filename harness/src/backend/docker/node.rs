@@ -197,9 +197,11 @@ impl NodeControl for DockerNode {
         // postgres would refuse to start beside "another postmaster". Nothing of the old
         // container runs any more: the file is only stale.
         self.boot().await?;
-        if self.rebooted.swap(false, Ordering::SeqCst) {
+        if self.rebooted.load(Ordering::SeqCst) {
             self.run("postgres", sh(format!("rm -f {DATA}/postmaster.pid")), None)
                 .await?;
+            // Only once it is gone: a start retried after a failed removal tries again.
+            self.rebooted.store(false, Ordering::SeqCst);
         }
         // The shell outlives postgres to record how it ended: a server that exits during
         // startup (a bad setting, a broken data directory) is then told from one still starting,

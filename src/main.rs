@@ -18,7 +18,9 @@ fn main() {
         }
     };
     let code = rt.block_on(cli::dispatch(args, ui));
-    // Drop the runtime before exiting so that backends' Drop (cleanup) runs inside it.
-    drop(rt);
+    // Shut the runtime down before exiting so that backends' Drop (cleanup) runs inside it;
+    // bounded, because a blocking task may never end (a first-use download cut short by
+    // Ctrl-C, with the network stuck).
+    rt.shutdown_timeout(std::time::Duration::from_secs(30));
     std::process::exit(code);
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use harness::Verdict;
 use harness::backend::Backend;
-use harness::node::{Node, NodeSpec};
+use harness::node::Node;
 use harness::wait::{Check, wait_for};
 use harness::workload::{
     BuiltinTable, LedgerEntry, OpKind, Outcome, Progress, SEED_CONN, Target, WorkloadConfig,
@@ -62,6 +62,34 @@ fn attempts(entries: &[LedgerEntry]) -> BTreeMap<u32, Vec<(String, OpKind, Strin
             .push((e.table.clone(), e.kind, key));
     }
     m
+}
+
+/// A workload running in the background against `node`, counting outcomes live.
+struct Running {
+    task: tokio::task::JoinHandle<harness::Result<WorkloadStats>>,
+    progress: Arc<Progress>,
+    /// Send true to stop it.
+    stop: watch::Sender<bool>,
+    /// Kept so that the workload's target never closes.
+    _target: watch::Sender<Target>,
+}
+
+impl Running {
+    fn start(node: &Node, cfg: &WorkloadConfig, ledger: &Path) -> Running {
+        let (target_tx, trx) = watch::channel(target(node));
+        let (stop, srx) = watch::channel(false);
+        let progress = Arc::new(Progress::default());
+        let task = {
+            let (cfg, ledger, progress) = (cfg.clone(), ledger.to_path_buf(), progress.clone());
+            tokio::spawn(async move { run(&cfg, trx, &ledger, srx, Some(progress)).await })
+        };
+        Running {
+            task,
+            progress,
+            stop,
+            _target: target_tx,
+        }
+    }
 }
 
 async fn wait_for_ok(progress: &Arc<Progress>, what: &str, at_least: u64) {
@@ -162,11 +190,7 @@ fn history(entries: &[LedgerEntry]) -> HashMap<(String, String), Vec<&LedgerEntr
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_ledger_check_names_lost_writes() {
-    let (backend, creds) = common::backend("wl-check");
-    let x = backend
-        .init_primary(&NodeSpec::new("x", creds.superuser.clone()))
-        .await
-        .unwrap();
+    let (backend, x) = common::one_server("wl-check").await;
     let dir = tempfile::tempdir().unwrap();
     let ledger = dir.path().join("ledger.jsonl");
 
@@ -324,11 +348,7 @@ async fn connections_follow_the_target() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_target_rate_paces_the_workload() {
-    let (backend, creds) = common::backend("wl-rate");
-    let x = backend
-        .init_primary(&NodeSpec::new("x", creds.superuser.clone()))
-        .await
-        .unwrap();
+    let (backend, x) = common::one_server("wl-rate").await;
     prepare(&x, "app", 0, 1).await;
     let dir = tempfile::tempdir().unwrap();
     let cfg = WorkloadConfig {
@@ -350,11 +370,7 @@ async fn a_target_rate_paces_the_workload() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_leaves_unknown_outcomes_the_check_accepts() {
-    let (backend, creds) = common::backend("wl-crash");
-    let x = backend
-        .init_primary(&NodeSpec::new("x", creds.superuser.clone()))
-        .await
-        .unwrap();
+    let (backend, x) = common::one_server("wl-crash").await;
     let dir = tempfile::tempdir().unwrap();
     let ledger = dir.path().join("ledger.jsonl");
     append_ledger(&ledger, &prepare(&x, "app", 10, 3).await).unwrap();
@@ -365,13 +381,12 @@ async fn a_crash_leaves_unknown_outcomes_the_check_accepts() {
         seeded_rows: 10,
         ..Default::default()
     };
-    let (_ttx, trx) = watch::channel(target(&x));
-    let (stx, srx) = watch::channel(false);
-    let progress = Arc::new(Progress::default());
-    let task = {
-        let (cfg, ledger, progress) = (cfg.clone(), ledger.clone(), progress.clone());
-        tokio::spawn(async move { run(&cfg, trx, &ledger, srx, Some(progress)).await })
-    };
+    let Running {
+        task,
+        progress,
+        stop: stx,
+        _target,
+    } = Running::start(&x, &cfg, &ledger);
 
     // Flat out on x, then a crash with operations in flight: SIGKILL one workload backend and
     // the postmaster resets every session and recovers from WAL by itself.
@@ -423,11 +438,7 @@ async fn a_crash_leaves_unknown_outcomes_the_check_accepts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_down_longer_than_the_reconnect_timeout_does_not_end_the_workload() {
-    let (backend, creds) = common::backend("wl-outage");
-    let x = backend
-        .init_primary(&NodeSpec::new("x", creds.superuser.clone()))
-        .await
-        .unwrap();
+    let (backend, x) = common::one_server("wl-outage").await;
     let dir = tempfile::tempdir().unwrap();
     let ledger = dir.path().join("ledger.jsonl");
     append_ledger(&ledger, &prepare(&x, "app", 10, 5).await).unwrap();
@@ -440,21 +451,47 @@ async fn a_server_down_longer_than_the_reconnect_timeout_does_not_end_the_worklo
         reconnect_timeout: Duration::from_secs(1),
         ..Default::default()
     };
-    let (_ttx, trx) = watch::channel(target(&x));
-    let (stx, srx) = watch::channel(false);
-    let progress = Arc::new(Progress::default());
-    let task = {
-        let (cfg, ledger, progress) = (cfg.clone(), ledger.clone(), progress.clone());
-        tokio::spawn(async move { run(&cfg, trx, &ledger, srx, Some(progress)).await })
-    };
+    let Running {
+        task,
+        progress,
+        stop: stx,
+        _target,
+    } = Running::start(&x, &cfg, &ledger);
 
     // The primary goes away for three times the reconnect timeout, as a stop fault with a
     // heal_at would: the workload waits for it instead of giving up.
     wait_for_ok(&progress, "100 writes acknowledged by x", 100).await;
     x.stop(harness::node::StopMode::Fast).await.unwrap();
-    // The outage's length, not a wait for anything.
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    assert!(!task.is_finished(), "the workload ended while x was down");
+    let down = std::time::Instant::now();
+    let outage = cfg.reconnect_timeout * 3;
+    wait_for(
+        "the workload to outlive three reconnect timeouts of x being down",
+        outage * 10,
+        || {
+            let p = progress.clone();
+            let ended = task.is_finished();
+            async move {
+                let seen = format!(
+                    "x down for {:?}; {} ok, {} unknown so far",
+                    down.elapsed(),
+                    p.ok(),
+                    p.unknown()
+                );
+                if ended {
+                    return Err(harness::Error::internal(format!(
+                        "the workload ended while x was down ({seen})"
+                    )));
+                }
+                Ok(if down.elapsed() >= outage {
+                    Check::Done(())
+                } else {
+                    Check::NotYet(seen)
+                })
+            }
+        },
+    )
+    .await
+    .unwrap();
     x.start().await.unwrap();
     let after = progress.ok();
     wait_for_ok(

@@ -47,6 +47,16 @@ pub fn backend(label: &str) -> (LocalBackend, Credentials) {
     (b, creds)
 }
 
+/// One primary, `x`.
+pub async fn one_server(label: &str) -> (LocalBackend, Node) {
+    let (b, creds) = backend(label);
+    let x = b
+        .init_primary(&NodeSpec::new("x", creds.superuser.clone()))
+        .await
+        .expect("start x");
+    (b, x)
+}
+
 /// Two independent primaries (no replication), for comparing servers directly.
 pub async fn two_servers(label: &str) -> (LocalBackend, Node, Node) {
     let (b, creds) = backend(label);

@@ -777,6 +777,17 @@ mod tests {
         }
     }
 
+    /// Heal, then read back exactly `held`: what the fault held, unchanged and in order.
+    async fn heal_and_expect(p: &LinkProxy, s: &mut TcpStream, held: &[u8]) {
+        p.heal().await.unwrap();
+        let mut got = vec![0u8; held.len()];
+        tokio::time::timeout(Duration::from_secs(10), s.read_exact(&mut got))
+            .await
+            .expect("the held bytes did not arrive within 10 s of the heal")
+            .unwrap();
+        assert_eq!(got, held, "held bytes changed or reordered");
+    }
+
     fn blackhole_with(s: &LinkState) -> LinkState {
         LinkState {
             mode: LinkMode::Blackhole,
@@ -817,13 +828,7 @@ mod tests {
             "bytes crossed a blackholed link when their bandwidth slot came",
         )
         .await;
-        p.heal().await.unwrap();
-        let mut got = vec![0u8; rest.len()];
-        tokio::time::timeout(Duration::from_secs(10), s.read_exact(&mut got))
-            .await
-            .expect("the held bytes did not arrive within 10 s of the heal")
-            .unwrap();
-        assert_eq!(got, rest, "held bytes changed or reordered");
+        heal_and_expect(&p, &mut s, &rest).await;
     }
 
     #[tokio::test]
@@ -862,13 +867,7 @@ mod tests {
             "delayed bytes crossed a blackholed link when they came due",
         )
         .await;
-        p.heal().await.unwrap();
-        let mut got = vec![0u8; sent.len()];
-        tokio::time::timeout(Duration::from_secs(10), s.read_exact(&mut got))
-            .await
-            .expect("the held bytes did not arrive within 10 s of the heal")
-            .unwrap();
-        assert_eq!(got, sent, "held bytes changed or reordered");
+        heal_and_expect(&p, &mut s, &sent).await;
     }
 
     #[tokio::test]

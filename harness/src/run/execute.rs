@@ -438,8 +438,7 @@ impl Rehearsal {
             .await;
         // Also when judging failed part way: what was observed and which faults ran is what a
         // failed run is diagnosed from.
-        let samples = drive.stop_observing();
-        self.observe(&chain, drive, &samples, judged);
+        self.observe(&chain, drive, judged);
         res
     }
 
@@ -557,7 +556,9 @@ impl Rehearsal {
     }
 
     /// What happened, condensed from the samples, the fault records and what judging found.
-    fn observe(&self, chain: &Chain, drive: Drive, samples: &[Sample], judged: Judged) {
+    fn observe(&self, chain: &Chain, mut drive: Drive, judged: Judged) {
+        drive.stop_observing();
+        let samples = &drive.samples;
         let mut obs = crate::observe::Observations::from_samples(
             samples,
             &chain.spec.subscription,
@@ -818,13 +819,12 @@ struct Drive {
 }
 
 impl Drive {
-    /// Stop the heartbeat and the sampler (once); what was sampled.
-    fn stop_observing(&mut self) -> Vec<Sample> {
+    /// Stop the heartbeat and the sampler, keeping what was sampled (once; again is a no-op).
+    fn stop_observing(&mut self) {
         self.heartbeat = None;
         if let Some(s) = self.sampler.take() {
             self.samples = s.stop();
         }
-        self.samples.clone()
     }
 }
 
@@ -979,11 +979,7 @@ fn check_settings(known: &KnownSettings, scenario: &Scenario, server: &str) -> R
                 .iter()
                 .enumerate()
                 .filter_map(move |(i, (name, value))| {
-                    let at = plan
-                        .settings_at
-                        .get(i)
-                        .cloned()
-                        .unwrap_or_else(|| scenario.path.display().to_string());
+                    let at = plan.setting_at(i, &scenario.path);
                     known
                         .problem(name, value)
                         .map(|p| format!("{at}: [chain.{node}.settings]: {p}"))
@@ -1021,11 +1017,7 @@ fn refused_setting(e: Error, scenario: &Scenario) -> Error {
         return e;
     };
     let value = &plan.settings[i].1;
-    let at = plan
-        .settings_at
-        .get(i)
-        .cloned()
-        .unwrap_or_else(|| scenario.path.display().to_string());
+    let at = plan.setting_at(i, &scenario.path);
     // PostgreSQL's own hint after that line lists what it takes ("Available values: ...").
     let hint = text
         .lines()

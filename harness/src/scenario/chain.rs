@@ -27,6 +27,17 @@ pub struct NodePlan {
     pub settings_at: Vec<String>,
 }
 
+impl NodePlan {
+    /// Where setting `i` is written (`path:line:col`), else just `file`: a plan built in code
+    /// has no positions.
+    pub fn setting_at(&self, i: usize, file: &std::path::Path) -> String {
+        self.settings_at
+            .get(i)
+            .cloned()
+            .unwrap_or_else(|| file.display().to_string())
+    }
+}
+
 /// The validated `[chain]` section.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChainPlan {

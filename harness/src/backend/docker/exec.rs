@@ -33,6 +33,19 @@ impl ExecOutput {
     }
 }
 
+/// What the engine says of `container`'s state: running (paused counts as running), paused.
+/// (false, false) when it cannot be asked or the container is gone.
+pub async fn running_paused(docker: &Docker, container: &str) -> (bool, bool) {
+    let state = docker
+        .inspect_container(container, None)
+        .await
+        .ok()
+        .and_then(|c| c.state);
+    state.map_or((false, false), |s| {
+        (s.running.unwrap_or(false), s.paused.unwrap_or(false))
+    })
+}
+
 /// What an exec reads on stdin.
 pub type Input = Box<dyn tokio::io::AsyncRead + Send + Unpin>;
 

@@ -84,12 +84,7 @@ impl DockerLink {
     }
 
     async fn running(&self, container: &str) -> bool {
-        self.docker
-            .inspect_container(container, None)
-            .await
-            .ok()
-            .and_then(|c| c.state.and_then(|s| s.running))
-            .unwrap_or(false)
+        exec::running_paused(&self.docker, container).await.0
     }
 
     async fn root(&self, container: &str, script: String) -> Result<exec::ExecOutput> {

@@ -133,12 +133,7 @@ impl NetTools {
     }
 
     async fn paused(&self, container: &str) -> bool {
-        self.docker
-            .inspect_container(container, None)
-            .await
-            .ok()
-            .and_then(|c| c.state.and_then(|s| s.paused))
-            .unwrap_or(false)
+        exec::running_paused(&self.docker, container).await.1
     }
 
     async fn in_helper(&self, container: &str, image: &str, script: &str) -> Result<ExecOutput> {

@@ -117,10 +117,7 @@ impl DockerNode {
     }
 
     async fn container_running(&self) -> bool {
-        match self.docker.inspect_container(&self.container, None).await {
-            Ok(c) => c.state.and_then(|s| s.running).unwrap_or(false),
-            Err(_) => false,
-        }
+        exec::running_paused(&self.docker, &self.container).await.0
     }
 
     /// The exit status of the postgres [`NodeControl::start`] started, once it has exited.

@@ -71,3 +71,66 @@ async fn a_node_without_a_fixed_port_gets_a_free_one_and_answers() {
     );
     backend.teardown(false).await.unwrap();
 }
+
+#[tokio::test]
+async fn a_fixed_port_where_another_postgres_lets_anyone_in_is_refused() {
+    // Another PostgreSQL already on the port, with trust authentication (as CI service
+    // containers often are): it would accept the harness's login, and the chain's roles,
+    // slots and faults would land on it.
+    let (other, x) = common::one_server("port-foreign-other").await;
+    let port = x.admin().endpoint.port;
+    let hba = other.data_dirs()[0].join("pg_hba.conf");
+    let rules = std::fs::read_to_string(&hba).unwrap();
+    std::fs::write(&hba, format!("host all all 127.0.0.1/32 trust\n{rules}")).unwrap();
+    x.query_one("postgres", "SELECT pg_reload_conf()")
+        .await
+        .unwrap();
+    let (backend, creds) = common::backend("port-foreign");
+    let stranger = harness::node::ConnInfo {
+        endpoint: x.admin().endpoint.clone(),
+        login: creds.superuser.clone(),
+        dbname: "postgres".into(),
+    };
+    harness::wait::wait_for(
+        "x to let a login with another password in",
+        std::time::Duration::from_secs(30),
+        || async {
+            Ok(
+                match stranger.connect(std::time::Duration::from_secs(2)).await {
+                    Ok(_) => harness::wait::Check::Done(()),
+                    Err(e) => harness::wait::Check::NotYet(e.to_string()),
+                },
+            )
+        },
+    )
+    .await
+    .unwrap();
+
+    let spec = NodeSpec::new("a", creds.superuser.clone()).with_port(Some(port));
+    let err = backend.init_primary(&spec).await.unwrap_err();
+
+    assert_eq!(err.kind(), ErrorKind::Environment, "{err:?}");
+    // Which of the two checks sees it first is a race (our postmaster failing to bind, or the
+    // readiness probe finding another data directory); both name the port.
+    assert!(
+        err.to_string()
+            .contains(&format!("port {port} on 127.0.0.1 is already in use")),
+        "{err}"
+    );
+    let run = backend.run_dir().path().to_path_buf();
+    backend.teardown(false).await.unwrap();
+    assert!(
+        common::processes_under(&run).is_empty(),
+        "processes left under {}",
+        run.display()
+    );
+    assert_eq!(
+        x.query_one("postgres", "SELECT 1")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("1"),
+        "the other server is left running"
+    );
+    other.teardown(false).await.unwrap();
+}

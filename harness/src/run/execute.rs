@@ -146,6 +146,7 @@ impl Rehearsal {
                     &scenario,
                     &format!("PostgreSQL {} ({})", pg.version, pg.bin_dir.display()),
                 )?;
+                fixed_ports_free(&scenario)?;
                 let run = RunDir::create(opts.runs_dir.as_deref(), &scenario.name, &user)?;
                 let b = LocalBackend::new(pg.clone(), user.clone(), run.clone(), creds.clone())?;
                 (Some(pg), run, Arc::new(b))
@@ -218,6 +219,7 @@ impl Rehearsal {
             run_id: self.run.id().to_string(),
             scenario: self.scenario.name.clone(),
             owner_pid: std::process::id(),
+            owner_start: crate::os::pid_start(std::process::id() as i32),
             detached,
             backend: self.kind,
             pg: self.pg.clone(),
@@ -966,6 +968,26 @@ fn findings(obs: &crate::observe::Observations, chain: &Chain) -> Vec<String> {
 /// Refuse per-node settings the server would refuse, before any server starts: a misspelt name
 /// would otherwise surface as "postgres exited during startup" after A and C were built.
 /// `server` names what `known` came from, for the hint.
+/// A fixed port something already listens on is named before any server starts, instead of
+/// after A and C are built. A port taken later (a race) is still caught when the node starts.
+fn fixed_ports_free(scenario: &Scenario) -> Result<()> {
+    let chain = &scenario.chain;
+    for (name, plan) in [("a", &chain.a), ("b", &chain.b), ("c", &chain.c)] {
+        let Some(port) = plan.port else { continue };
+        if let Err(e) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+            let at = plan
+                .port_at
+                .clone()
+                .unwrap_or_else(|| scenario.path.display().to_string());
+            return Err(Error::environment(format!(
+                "{at}: port {port} of {name} on 127.0.0.1 is already in use ({e})"
+            ))
+            .with_hint(crate::backend::local::PORT_HINT));
+        }
+    }
+    Ok(())
+}
+
 fn check_settings(known: &KnownSettings, scenario: &Scenario, server: &str) -> Result<()> {
     let nodes = [
         ("a", &scenario.chain.a),

@@ -25,6 +25,8 @@ pub struct NodePlan {
     /// Where each setting's value is in the scenario file (`path:line:col`), same order: the
     /// server's own check of a value comes after parsing.
     pub settings_at: Vec<String>,
+    /// Where `port` is written (`path:line:col`), for a port found taken before the run.
+    pub port_at: Option<String>,
 }
 
 impl NodePlan {
@@ -212,6 +214,7 @@ fn node(
             port,
             settings,
             settings_at,
+            port_at: raw.port.as_ref().map(|p| src.at(p.span())),
         },
         raw.port.map(|p| p.span()),
     ))

@@ -19,8 +19,8 @@ use crate::os::ServerUser;
 use crate::pg::PgInstall;
 use crate::run::RunDir;
 
-pub(crate) use process::free_port;
 pub use process::{LocalProc, ProcState};
+pub(crate) use process::{PORT_HINT, free_port};
 pub(crate) use template::INITDB_ARGS;
 
 /// File in the run directory listing the nodes this backend created.
@@ -372,7 +372,13 @@ impl Backend for LocalBackend {
                 first_err.get_or_insert(e);
             }
         }
-        let _ = std::fs::remove_file(self.run.passfile());
+        if !keep {
+            let _ = std::fs::remove_file(self.run.passfile());
+            if first_err.is_none() {
+                // The servers are gone: nothing writes the logs any more.
+                crate::run::scrub_logs(&self.run, &self.creds);
+            }
+        }
         match first_err {
             Some(e) => Err(e),
             None => {
@@ -399,6 +405,7 @@ impl Drop for LocalBackend {
             let _ = p.remove_data();
         }
         let _ = std::fs::remove_file(self.run.passfile());
+        crate::run::scrub_logs(&self.run, &self.creds);
     }
 }
 

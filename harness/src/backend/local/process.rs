@@ -19,6 +19,9 @@ use crate::wait::{Check, wait_for};
 const START_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long a stop may take before the harness escalates to SIGKILL.
 const STOP_TIMEOUT: Duration = Duration::from_secs(60);
+/// What to do about a fixed port something else holds.
+pub(crate) const PORT_HINT: &str =
+    "stop whatever listens there, or leave the node's port unset so pgrehearse picks a free one";
 
 /// What the state file records about a local node.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -195,10 +198,7 @@ impl LocalProc {
     }
 
     fn open_log(&self) -> Result<std::fs::File> {
-        let f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
+        let f = crate::util::open_private_log(&self.log)
             .map_err(|e| io_error("cannot open log", &self.log, e))?;
         Ok(f)
     }
@@ -261,9 +261,23 @@ impl LocalProc {
             };
             // Ready means a session can be opened: a hot standby accepts them only once
             // consistent, and "the database system is starting up" is not ready.
-            match conn.connect(Duration::from_secs(2)).await {
-                Ok(_) => Ok(Check::Done(())),
-                Err(e) => Ok(Check::NotYet(e.to_string())),
+            let client = match conn.connect(Duration::from_secs(2)).await {
+                Ok(client) => client,
+                Err(e) => return Ok(Check::NotYet(e.to_string())),
+            };
+            // Whoever answers must be this node: another server on a fixed port that lets our
+            // login in (trust auth) would otherwise get the chain's roles, slots and faults.
+            match self.answered_by_other(&client).await {
+                Some(theirs) => {
+                    self.port_in_use.store(true, Ordering::SeqCst);
+                    Err(Error::environment(format!(
+                        "port {port} on 127.0.0.1 is already in use: another PostgreSQL server \
+                         answers there (data directory {theirs}), not {}",
+                        self.name
+                    ))
+                    .with_hint(PORT_HINT))
+                }
+                None => Ok(Check::Done(())),
             }
         })
         .await;
@@ -280,6 +294,27 @@ impl LocalProc {
         }
         tracing::debug!("{} is up on 127.0.0.1:{port} (pid {pid})", self.name);
         Ok(())
+    }
+
+    /// None when the server behind `client` runs on this node's data directory; otherwise what
+    /// it says its data directory is.
+    async fn answered_by_other(&self, client: &tokio_postgres::Client) -> Option<String> {
+        let theirs: String = match client.query_one("SHOW data_directory", &[]).await {
+            Ok(row) => row.get(0),
+            // Our own superuser may always read it; a server that refuses is not ours.
+            Err(e) => {
+                return Some(format!(
+                    "not shown: {}",
+                    e.as_db_error()
+                        .map_or_else(|| e.to_string(), |d| d.message().to_string())
+                ));
+            }
+        };
+        let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => a == b,
+        };
+        (!same(Path::new(&theirs), &self.data_dir)).then_some(theirs)
     }
 
     fn log_text(&self, from: u64) -> Result<String> {
@@ -304,7 +339,7 @@ impl LocalProc {
             self.port_in_use.store(true, Ordering::SeqCst);
             return Error::environment(format!("port {port} on 127.0.0.1 is already in use"))
                 .with_detail(tail(&text, 10))
-                .with_hint("stop whatever listens there, or leave the node's port unset so pgrehearse picks a free one");
+                .with_hint(PORT_HINT);
         }
         Error::environment(format!("postgres exited during startup ({status})")).with_detail(
             format!("server log ({}):\n{}", self.log.display(), tail(&text, 20)),

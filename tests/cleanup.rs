@@ -2,6 +2,7 @@
 
 mod common;
 
+use std::path::Path;
 use std::time::Duration;
 
 use common::cli;
@@ -187,12 +188,39 @@ fn a_panic_in_the_harness_still_removes_every_server_and_data_directory() {
 /// subscription's connection string; the logs stay in the run directory, the passwords must not.
 #[test]
 fn passwords_never_stay_in_the_server_logs() {
+    passwords_are_scrubbed_by(|run, _| {
+        vec!["down".into(), "--run".into(), run.display().to_string()]
+    });
+}
+
+#[test]
+fn passwords_never_stay_in_the_server_logs_after_down_all() {
+    passwords_are_scrubbed_by(|_, runs| {
+        vec![
+            "down".into(),
+            "--all".into(),
+            "--runs-dir".into(),
+            runs.display().to_string(),
+        ]
+    });
+}
+
+/// `down` is what `down_args(run, runs folder)` says.
+fn passwords_are_scrubbed_by(down_args: impl Fn(&Path, &Path) -> Vec<String>) {
+    use std::os::unix::fs::PermissionsExt;
     let (_d, path) = cli::scenario(
         "logged",
         "version = 1\nname = \"logged\"\n[workload]\nenabled = false\n\
          [chain.a.settings]\nlog_statement = \"all\"\n[chain.c.settings]\nlog_statement = \"all\"\n",
     );
-    let (_out, run, _down) = cli::up(&[path.to_str().unwrap()]);
+    // A folder of its own: `down --all` takes down every chain left up in it.
+    let runs = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(runs.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (_out, run, _down) = cli::up(&[
+        path.to_str().unwrap(),
+        "--runs-dir",
+        runs.path().to_str().unwrap(),
+    ]);
     let passwords: Vec<String> = std::fs::read_to_string(run.join("pgpass"))
         .unwrap()
         .lines()
@@ -200,8 +228,15 @@ fn passwords_never_stay_in_the_server_logs() {
         .filter(|p| p.len() >= 16)
         .collect();
     assert_eq!(passwords.len(), 3, "one password per login");
+    // Until teardown scrubs them, the logs are for their owner's eyes only.
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&run.join("logs")), 0o700);
+    for log in walk(&run.join("logs")) {
+        assert_eq!(mode(&log), 0o600, "{}", log.display());
+    }
 
-    let down = cli::run(&["down", "--run", run.to_str().unwrap()]);
+    let args = down_args(&run, runs.path());
+    let down = cli::run(&args.iter().map(String::as_str).collect::<Vec<_>>());
     assert_eq!(down.status.code(), Some(0), "{}", cli::stderr(&down));
     cli::assert_cleaned_up(&run);
     let mut logged = String::new();

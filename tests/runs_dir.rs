@@ -149,3 +149,71 @@ fn down_all_with_a_runs_dir_takes_down_what_runs_there() {
     cli::assert_cleaned_up(&run);
     eprintln!("total: {:?}", t0.elapsed());
 }
+
+#[test]
+fn a_relative_runs_dir_is_found_again_from_another_working_directory() {
+    let (_scenario, path) = cli::scenario("runs-dir-relative", UP);
+    let cwd = runs_folder();
+    let out = cli::run_in(cwd.path(), &["up", arg(&path), "--runs-dir", "runs"]);
+    let err = cli::stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let run = cli::run_dir(&err).unwrap_or_else(|| panic!("{err}"));
+    let _down = cli::DownOnDrop(run.clone());
+    assert!(
+        run.starts_with(cwd.path().join("runs")),
+        "the run directory is printed in full: {}",
+        run.display()
+    );
+    assert!(!common::processes_under(&run).is_empty());
+
+    // From this test's own working directory: the recorded data directories still lead to the
+    // servers.
+    let id = run.file_name().unwrap().to_str().unwrap();
+    let runs = cwd.path().join("runs");
+    let out = cli::run(&["down", "--run", id, "--runs-dir", arg(&runs)]);
+    assert_eq!(out.status.code(), Some(0), "{}", cli::stderr(&out));
+    cli::assert_cleaned_up(&run);
+}
+
+#[test]
+fn down_all_removes_what_a_run_left_behind_when_its_servers_died_with_its_harness() {
+    let (_scenario, path) = cli::scenario("runs-dir-dead", UP);
+    let runs = runs_folder();
+    let (_, run, _down) = cli::up(&[arg(&path), "--runs-dir", arg(runs.path())]);
+    // The machine went down with the chain (or every server crashed): nothing runs, the data
+    // directories and the password file are still there.
+    for pid in common::processes_under(&run) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    common::wait_until(
+        "every server of the run to be gone",
+        std::time::Duration::from_secs(30),
+        || {
+            let left = common::processes_under(&run);
+            Ok(if left.is_empty() {
+                harness::wait::Check::Done(())
+            } else {
+                harness::wait::Check::NotYet(format!("still running: {left:?}"))
+            })
+        },
+    );
+    assert!(run.join("nodes/a/data").is_dir());
+    assert!(run.join("pgpass").is_file());
+
+    let out = cli::run(&["down", "--all", "--runs-dir", arg(runs.path())]);
+    assert_eq!(out.status.code(), Some(0), "{}", cli::stderr(&out));
+    let id = run.file_name().unwrap().to_str().unwrap();
+    assert!(
+        cli::stdout(&out)
+            .lines()
+            .any(|l| l == format!("took down {id}")),
+        "{}",
+        cli::stdout(&out)
+    );
+    cli::assert_cleaned_up(&run);
+    assert!(!run.join("pgpass").exists(), "the password file stayed");
+    assert!(!run.join("secrets.json").exists(), "the secrets stayed");
+}

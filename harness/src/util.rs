@@ -53,6 +53,18 @@ fn flag_value(v: &str) -> bool {
     )
 }
 
+/// Open `path` for appending, creating it readable by its owner only: a server log can hold
+/// a password (a failing `CREATE SUBSCRIPTION` logs its connection string) until it is
+/// scrubbed at teardown.
+pub(crate) fn open_private_log(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -26,6 +26,17 @@ pub fn run(args: &[&str]) -> Output {
     run_with_env(args, &[])
 }
 
+/// [`run`] in working directory `cwd`.
+pub fn run_in(cwd: &Path, args: &[&str]) -> Output {
+    Command::new(bin())
+        .args(args)
+        .current_dir(cwd)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .output()
+        .expect("running pgrehearse")
+}
+
 /// [`run`] with extra environment variables.
 pub fn run_with_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut bg = Background::spawn_with_env(args, env);
@@ -51,14 +62,21 @@ impl Background {
         Background::spawn_with_env(args, &[])
     }
 
-    /// Start `pgrehearse args...` with extra environment variables.
+    /// Start `pgrehearse args...` with extra environment variables; an empty value removes the
+    /// variable, so the test does not depend on what the caller's environment holds.
     pub fn spawn_with_env(args: &[&str], env: &[(&str, &str)]) -> Background {
         let dir = tempfile::tempdir().unwrap();
         let (out_path, err_path) = (dir.path().join("out"), dir.path().join("err"));
-        let child = Command::new(bin())
-            .args(args)
-            .env("RUST_LOG", "info")
-            .envs(env.iter().copied())
+        let mut command = Command::new(bin());
+        command.args(args).env("RUST_LOG", "info");
+        for (name, value) in env {
+            if value.is_empty() {
+                command.env_remove(name);
+            } else {
+                command.env(name, value);
+            }
+        }
+        let child = command
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&out_path).unwrap())
             .stderr(std::fs::File::create(&err_path).unwrap())

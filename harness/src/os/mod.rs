@@ -230,6 +230,29 @@ pub fn pid_running(pid: i32) -> bool {
             .unwrap_or(true)
 }
 
+/// Whether process `pid`, which started at `start` (None: not known), still runs: a pid that
+/// exists with another start time was reused by an unrelated process after ours died.
+pub fn same_process_alive(pid: i32, start: Option<u64>) -> bool {
+    same_process(pid, start, pid_alive, pid_start)
+}
+
+/// [`same_process_alive`] with how to ask whether a pid exists and when it started.
+pub(crate) fn same_process(
+    pid: i32,
+    start: Option<u64>,
+    alive: impl Fn(i32) -> bool,
+    start_of: impl Fn(i32) -> Option<u64>,
+) -> bool {
+    if !alive(pid) {
+        return false;
+    }
+    // Unknown on either side (an older record, /proc hidden from this user): the pid decides.
+    match (start, start_of(pid)) {
+        (Some(then), Some(now)) => then == now,
+        _ => true,
+    }
+}
+
 /// When process `pid` started, in clock ticks after boot (field 22 of /proc/<pid>/stat): a pid
 /// reused by another process comes with another start time. None when /proc does not show it
 /// (gone, or hidden from this user).

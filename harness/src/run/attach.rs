@@ -126,17 +126,33 @@ async fn down_containers(run: RunDir, state: RunState) -> Result<()> {
 /// Once nothing of `run` is left: its passwords are scrubbed from the logs it keeps, its
 /// secrets go, and its state says it is no longer up.
 fn taken_down(run: &RunDir, mut state: RunState) {
-    if let Ok((_, creds)) = RunState::load(run) {
-        super::scrub_logs(run, &creds);
-    }
-    forget_secrets(run);
+    scrub_and_forget(run);
     state.detached = false;
     if let Ok(text) = serde_json::to_string_pretty(&state) {
         let _ = std::fs::write(run.state_file(), text);
     }
 }
 
-/// Stop every run whose servers are still up and which nobody owns any more (left by `up`,
+/// The run's passwords scrubbed from the logs it keeps (while its secrets still say what they
+/// are), then its secrets removed.
+fn scrub_and_forget(run: &RunDir) {
+    if let Ok((_, creds)) = RunState::load(run) {
+        super::scrub_logs(run, &creds);
+    }
+    forget_secrets(run);
+}
+
+/// Whether a run whose servers are all down still holds data directories or its password
+/// file (its harness was killed, and the servers died with the machine or crashed).
+fn left_behind(run: &RunDir) -> bool {
+    run.passfile().exists()
+        || crate::backend::local::recorded_nodes(run)
+            .iter()
+            .any(|n| n.data_dir.exists())
+}
+
+/// Stop every run whose servers are still up, or whose data is still there, and which nobody
+/// owns any more (left by `up`,
 /// `--keep`, or a harness that was killed). Works from the recorded data directories alone,
 /// so it also cleans up runs whose state or credentials were never written. Returns the run
 /// ids it took down.
@@ -153,21 +169,21 @@ pub async fn down_all(base: Option<&Path>, any_host: bool) -> Result<Vec<String>
     // Another harness is running this rehearsal (or benchmark, which keeps no state) right now.
     let owned_elsewhere = |run: &RunDir| match RunState::load_state(run) {
         Ok(st) => !st.owner_gone() && st.owner_pid != std::process::id() && !st.detached,
-        Err(_) => run
-            .creator_pid()
-            .is_some_and(|pid| pid != std::process::id() as i32 && crate::os::pid_alive(pid)),
+        Err(_) => run.creator().is_some_and(|(pid, start)| {
+            pid != std::process::id() as i32 && crate::os::same_process_alive(pid, start)
+        }),
     };
     let dirs = list_runs(base);
     let mut done = Vec::new();
     for dir in &dirs {
         let run = RunDir::open(dir);
-        if !RunState::anything_running(&run) || owned_elsewhere(&run) {
+        if !(RunState::anything_running(&run) || left_behind(&run)) || owned_elsewhere(&run) {
             continue;
         }
         for line in crate::backend::local::down_recorded(&run).await {
             tracing::info!("{}: {line}", run.id());
         }
-        forget_secrets(&run);
+        scrub_and_forget(&run);
         done.push(run.id().to_string());
     }
     // Containers of runs that are gone (or detached): found by label, whatever the state files say.

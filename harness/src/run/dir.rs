@@ -20,7 +20,7 @@ use crate::os::ServerUser;
 /// walk down to the data directories, and cannot enter /root).
 pub fn home() -> PathBuf {
     if let Some(d) = std::env::var_os("PGREHEARSE_HOME").filter(|v| !v.is_empty()) {
-        return PathBuf::from(d);
+        return absolute(Path::new(&d));
     }
     if nix::unistd::geteuid().is_root() {
         return PathBuf::from("/var/lib/pgrehearse");
@@ -36,6 +36,11 @@ pub fn home() -> PathBuf {
 
 /// The file naming the process that created a run directory.
 const OWNER: &str = "owner.pid";
+
+/// `path` made absolute against the working directory (as it is, if there is none).
+pub(crate) fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
 
 /// One run's directory.
 #[derive(Debug, Clone)]
@@ -79,11 +84,16 @@ impl RunDir {
     /// Environment error when the directory cannot be created.
     pub fn create_at(root: &Path, id: &str, user: &ServerUser) -> Result<RunDir> {
         use std::os::unix::fs::PermissionsExt;
+        // Absolute: the recorded data directories are found again by `status` and `down` run
+        // from another working directory.
+        let root = &absolute(root);
         for d in [root.to_path_buf(), root.join("logs"), root.join("nodes")] {
             std::fs::create_dir_all(&d)
                 .map_err(|e| io_error("cannot create run directory", &d, e))?;
-            // Readable by the server user, which writes nothing here but its own subfolders.
-            std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755))
+            // Readable by the server user, which writes nothing here but its own subfolders;
+            // the server logs only by their owner (they can hold a password until scrubbed).
+            let mode = if d.ends_with("logs") { 0o700 } else { 0o755 };
+            std::fs::set_permissions(&d, std::fs::Permissions::from_mode(mode))
                 .map_err(|e| io_error("cannot chmod", &d, e))?;
         }
         if user.switch {
@@ -100,7 +110,11 @@ impl RunDir {
         // Who is using the run, before any state exists (a bench never writes any): `down
         // --all` leaves a run alone while this process lives.
         let owner = root.join(OWNER);
-        std::fs::write(&owner, std::process::id().to_string())
+        let me = std::process::id();
+        // With its start time, so that a pid reused after this process died is not taken
+        // for it.
+        let start = crate::os::pid_start(me as i32).map_or_else(String::new, |s| format!(" {s}"));
+        std::fs::write(&owner, format!("{me}{start}"))
             .map_err(|e| io_error("cannot write", &owner, e))?;
         Ok(RunDir {
             root: root.to_path_buf(),
@@ -108,17 +122,18 @@ impl RunDir {
         })
     }
 
-    /// The process that created the run directory, if it recorded itself.
-    pub fn creator_pid(&self) -> Option<i32> {
-        std::fs::read_to_string(self.root.join(OWNER))
-            .ok()?
-            .trim()
-            .parse()
-            .ok()
+    /// The process that created the run directory, if it recorded itself, and when it started
+    /// (None: not recorded).
+    pub fn creator(&self) -> Option<(i32, Option<u64>)> {
+        let text = std::fs::read_to_string(self.root.join(OWNER)).ok()?;
+        let mut parts = text.split_whitespace();
+        let pid = parts.next()?.parse().ok()?;
+        Some((pid, parts.next().and_then(|s| s.parse().ok())))
     }
 
     /// Open an existing run directory.
     pub fn open(root: &Path) -> RunDir {
+        let root = &absolute(root);
         let id = root
             .file_name()
             .map(|f| f.to_string_lossy().into_owned())

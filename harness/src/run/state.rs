@@ -21,6 +21,10 @@ pub struct RunState {
     pub scenario: String,
     /// Pid of the harness process that owns the run.
     pub owner_pid: u32,
+    /// When that process started ([`crate::os::pid_start`]): a pid reused after the harness
+    /// died must not keep the run "owned" (None: not known, or a state of an older version).
+    #[serde(default)]
+    pub owner_start: Option<u64>,
     /// True when the run was left running on purpose (`up`, `--keep`).
     pub detached: bool,
     /// Backend kind.
@@ -136,7 +140,7 @@ impl RunState {
 
     /// Whether the owning harness process is gone.
     pub fn owner_gone(&self) -> bool {
-        !crate::os::pid_alive(self.owner_pid as i32)
+        !crate::os::same_process_alive(self.owner_pid as i32, self.owner_start)
     }
 }
 
@@ -160,7 +164,7 @@ pub fn forget_secrets(run: &RunDir) {
 /// Every run directory under the runs folder, newest first.
 pub fn list_runs(base: Option<&Path>) -> Vec<PathBuf> {
     let base = base
-        .map(Path::to_path_buf)
+        .map(super::dir::absolute)
         .unwrap_or_else(|| home().join("runs"));
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(&base)
         .map(|rd| {

@@ -106,14 +106,8 @@ impl Owner<'_> {
     /// whether a pid exists, `start_of` when it started. A pid that exists with another start
     /// time was reused by an unrelated process after the harness died.
     fn alive(&self, alive: impl Fn(i32) -> bool, start_of: impl Fn(i32) -> Option<u64>) -> bool {
-        if self.pid == std::process::id() as i32 || !alive(self.pid) {
-            return false;
-        }
-        // Unknown on either side (an old label, /proc hidden from this user): the pid decides.
-        match (self.start, start_of(self.pid)) {
-            (Some(then), Some(now)) => then == now,
-            _ => true,
-        }
+        self.pid != std::process::id() as i32
+            && crate::os::same_process(self.pid, self.start, alive, start_of)
     }
 }
 
@@ -205,6 +199,8 @@ impl DockerBackend {
             })
             .await
             .map_err(|e| {
+                // The password file was for a chain that will not exist.
+                let _ = std::fs::remove_file(run.passfile());
                 Error::environment(format!("cannot create Docker network {network}: {e}"))
             })?;
         tracing::info!("docker: network {network}, image {}", image.reference());

@@ -180,7 +180,9 @@ pub(crate) async fn save_log(
     if let Some(dir) = dest.parent() {
         std::fs::create_dir_all(dir).map_err(|e| fail(&e))?;
     }
-    let mut out = std::fs::File::create(dest).map_err(|e| fail(&e))?;
+    // Replaced, not appended to: the container's log holds the whole story.
+    let _ = std::fs::remove_file(dest);
+    let mut out = crate::util::open_private_log(dest).map_err(|e| fail(&e))?;
     std::io::copy(&mut entry, &mut out).map_err(|e| fail(&e))?;
     Ok(())
 }

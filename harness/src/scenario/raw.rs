@@ -66,7 +66,7 @@ pub(super) struct RawData {
 }
 
 /// `[workload]`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawWorkload {
     pub enabled: Option<bool>,

@@ -16,6 +16,11 @@ impl<'a> Source<'a> {
         Source { path, text }
     }
 
+    /// The file, for errors that point at no place in it.
+    pub(super) fn path(&self) -> &'a Path {
+        self.path
+    }
+
     /// 1-based line and column of a byte offset. Columns count characters, not bytes, so a
     /// caret under a non-ASCII key lands where an editor shows it.
     pub(super) fn line_col(&self, offset: usize) -> (usize, usize) {

@@ -443,6 +443,13 @@ fn workload_connections_must_fit_in_the_primarys_max_connections() {
          max_connections = 300\n[workload]\nconnections = 200\n",
     );
     assert_eq!(s.workload.connections, 200);
+    // With the default connections, the setting that leaves no room is named.
+    let hint = assert_at(
+        "version = 1\n[chain.a.settings]\nmax_connections = 20\n",
+        "3:19",
+        "connections = 4: a allows max_connections = 20",
+    );
+    assert!(hint.unwrap().contains("raise max_connections"));
 }
 
 #[test]

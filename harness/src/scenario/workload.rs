@@ -8,7 +8,7 @@ use super::chain::ChainPlan;
 use super::raw::{RawMix, RawRate, RawWorkload};
 use super::source::Source;
 use super::values;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 pub use crate::workload::{BuiltinTable, Mix};
 
@@ -66,9 +66,8 @@ pub(super) fn validate(
     chain: &ChainPlan,
 ) -> Result<WorkloadPlan> {
     let d = WorkloadPlan::default();
-    let Some(raw) = raw else {
-        return Ok(d);
-    };
+    // No section is the defaults, which must fit on A as well.
+    let raw = raw.unwrap_or_default();
     let tables = match &raw.tables {
         None => d.tables,
         Some(list) => tables(src, list)?,
@@ -94,8 +93,8 @@ pub(super) fn validate(
             "the workload needs between 1 and 1000 connections",
         )?,
     };
-    if let Some(v) = &raw.connections {
-        room_on_the_primary(src, v, connections, chain)?;
+    if raw.enabled.unwrap_or(true) {
+        room_on_the_primary(src, raw.connections.as_ref(), connections, chain)?;
     }
     let rate = match &raw.rate {
         None => d.rate,
@@ -129,27 +128,34 @@ pub(super) fn validate(
 /// the run would fail only after the whole chain was built ("too many clients").
 fn room_on_the_primary(
     src: &Source,
-    v: &Spanned<i64>,
+    written: Option<&Spanned<i64>>,
     connections: u32,
     chain: &ChainPlan,
 ) -> Result<()> {
-    let max = chain
+    let setting = chain
         .a
         .settings
         .iter()
+        .enumerate()
         .rev()
-        .find(|(k, _)| k == "max_connections")
-        .and_then(|(_, v)| v.trim().parse::<i64>().ok())
-        // PostgreSQL's default; the harness does not change it.
-        .unwrap_or(100);
+        .find(|(_, (k, _))| k == "max_connections")
+        .and_then(|(i, (_, v))| Some((i, v.trim().parse::<i64>().ok()?)));
+    // PostgreSQL's default; the harness does not change it.
+    let max = setting.map_or(100, |(_, max)| max);
     if i64::from(connections) + HARNESS_CONNECTIONS > max {
-        return Err(src
-            .error(
-                v.span(),
-                format!(
-                    "connections = {connections}: a allows max_connections = {max}, and the harness needs up to {HARNESS_CONNECTIONS} of them besides the workload's"
-                ),
-            )
+        let msg = format!(
+            "connections = {connections}: a allows max_connections = {max}, and the harness needs up to {HARNESS_CONNECTIONS} of them besides the workload's"
+        );
+        // Point at what the user wrote: the connections, else the setting that is too low.
+        let err = match (written, setting) {
+            (Some(v), _) => src.error(v.span(), msg),
+            (None, Some((i, _))) => Error::usage(format!(
+                "{}: {msg} (connections = {connections} is the default)",
+                chain.a.setting_at(i, src.path())
+            )),
+            (None, None) => Error::usage(format!("{}: {msg}", src.path().display())),
+        };
+        return Err(err
             .with_hint(format!(
                 "lower connections to at most {}, or raise max_connections under [chain.a.settings] (and [chain.b.settings], which must be at least as high)",
                 (max - HARNESS_CONNECTIONS).max(0)

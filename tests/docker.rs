@@ -367,6 +367,18 @@ fn down_all_removes_a_killed_harness_leftovers_but_not_a_live_run_and_ctrl_c_cle
     let out = cli::run(&["down", "--all", "--runs-dir", runs_dir]);
     assert_eq!(out.status.code(), Some(0), "{}", cli::stderr(&out));
     assert_eq!(leftovers(&run), (0, 0), "down --all must remove them");
+    // What the servers logged is kept with the run, as `down --run` keeps it; the run's
+    // password file and secrets go with its containers.
+    for node in ["a", "b", "c"] {
+        let log = std::fs::read_to_string(run.join("logs").join(format!("{node}.log")))
+            .unwrap_or_default();
+        assert!(
+            log.contains("database system is ready"),
+            "{node}'s server log was not saved: {log:?}"
+        );
+    }
+    assert!(!run.join("pgpass").exists(), "the password file stayed");
+    assert!(!run.join("secrets.json").exists(), "the secrets stayed");
     assert_eq!(
         leftovers(&live_run).0,
         3,

@@ -142,6 +142,10 @@ fn scrub_and_forget(run: &RunDir) {
     forget_secrets(run);
 }
 
+fn is_docker(run: &RunDir) -> bool {
+    RunState::load_state(run).is_ok_and(|s| s.backend == BackendKind::Docker)
+}
+
 /// Whether a run whose servers are all down still holds data directories or its password
 /// file (its harness was killed, and the servers died with the machine or crashed).
 fn left_behind(run: &RunDir) -> bool {
@@ -178,6 +182,11 @@ pub async fn down_all(base: Option<&Path>, any_host: bool) -> Result<Vec<String>
     for dir in &dirs {
         let run = RunDir::open(dir);
         if !(RunState::anything_running(&run) || left_behind(&run)) || owned_elsewhere(&run) {
+            continue;
+        }
+        // Containers are found by label below; the run's secrets stay until its logs are
+        // saved out of them and scrubbed.
+        if is_docker(&run) {
             continue;
         }
         for line in crate::backend::local::down_recorded(&run).await {
@@ -217,6 +226,17 @@ pub async fn down_all(base: Option<&Path>, any_host: bool) -> Result<Vec<String>
     .await;
     match runs {
         Ok(runs) => {
+            // Container runs: their logs are saved now (or the containers were gone already).
+            for dir in &dirs {
+                let run = RunDir::open(dir);
+                if is_docker(&run) && left_behind(&run) && !owned_elsewhere(&run) {
+                    let _ = std::fs::remove_file(run.passfile());
+                    scrub_and_forget(&run);
+                    if !runs.iter().any(|r| r == run.id()) {
+                        done.push(run.id().to_string());
+                    }
+                }
+            }
             for r in runs {
                 if !done.contains(&r) {
                     done.push(r);

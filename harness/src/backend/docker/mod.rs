@@ -1009,6 +1009,10 @@ pub async fn down_leftovers(
         }
     }
     let here = this_host();
+    let dirs: HashMap<String, String> = runs
+        .iter()
+        .filter_map(|(run, l)| Some((run.clone(), l.get(DIR_LABEL)?.clone())))
+        .collect();
     let mut gone: Vec<String> = runs
         .into_iter()
         .filter(|(run, l)| {
@@ -1032,6 +1036,15 @@ pub async fn down_leftovers(
     let mut failed = Vec::new();
     let mut removed = Vec::new();
     for r in gone {
+        // The server logs live in the containers: kept with the run, when its directory is
+        // on this machine, as `down --run` does.
+        if let Some(dir) = dirs
+            .get(&r)
+            .map(std::path::Path::new)
+            .filter(|d| d.is_dir())
+        {
+            save_logs(docker, &RunDir::open(dir)).await;
+        }
         match remove_by_label(docker, RUN_LABEL, &r).await {
             Ok(()) => removed.push(r),
             Err(e) => {

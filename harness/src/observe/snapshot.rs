@@ -72,7 +72,8 @@ pub struct SubscriptionRow {
     pub subname: String,
     /// Worker pid (None: no worker running).
     pub pid: Option<i32>,
-    /// Table-sync worker's table, None for the apply worker.
+    /// Table-sync worker's table, None for the apply worker (the leader: parallel apply
+    /// workers are not listed).
     pub relid: Option<String>,
     /// Last WAL received.
     pub received_lsn: Option<Lsn>,
@@ -305,10 +306,12 @@ impl NodeSnapshot {
 
     async fn subscriptions(c: &Client) -> Result<Vec<SubscriptionRow>, tokio_postgres::Error> {
         let mut out = Vec::new();
+        // Parallel apply workers (16+, streaming = parallel: 18's default) have no relid
+        // either and would pass for the apply worker; they name their leader in leader_pid.
         let sql = format!(
             "SELECT s.subname, st.pid, st.relid::regclass::text, st.received_lsn, st.latest_end_lsn, \
              extract(epoch FROM now() - st.last_msg_receipt_time), s.subenabled, {}, {} \
-             FROM pg_subscription s LEFT JOIN pg_stat_subscription st ON st.subid = s.oid \
+             FROM pg_subscription s LEFT JOIN pg_stat_subscription st ON st.subid = s.oid AND st.leader_pid IS NULL \
              WHERE s.subdbid = (SELECT oid FROM pg_database WHERE datname = current_database()) ORDER BY 1, 3 NULLS FIRST",
             iso_utc("st.latest_end_time"),
             iso_utc("st.last_msg_send_time"),

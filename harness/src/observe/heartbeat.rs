@@ -114,6 +114,18 @@ impl HeartbeatLog {
     }
 }
 
+/// The heartbeat write: `$1` is its sequence number. An abandoned INSERT can still commit
+/// after a newer one did (it was only slow): the row keeps the newest sequence, never moves
+/// back, so C cannot appear to have gone back in time.
+pub fn write_heartbeat_sql() -> String {
+    format!(
+        "INSERT INTO {} AS h (id, seq, ts) VALUES (1, $1, clock_timestamp()) \
+         ON CONFLICT (id) DO UPDATE SET seq = EXCLUDED.seq, ts = EXCLUDED.ts \
+         WHERE h.seq < EXCLUDED.seq",
+        table()
+    )
+}
+
 /// Writes heartbeats on whichever node is the primary until dropped.
 pub struct Heartbeat {
     task: JoinHandle<()>,
@@ -133,11 +145,7 @@ impl Heartbeat {
         let l2 = log.clone();
         let db = db.to_string();
         let task = tokio::spawn(async move {
-            let sql = format!(
-                "INSERT INTO {} (id, seq, ts) VALUES (1, $1, clock_timestamp()) \
-                 ON CONFLICT (id) DO UPDATE SET seq = EXCLUDED.seq, ts = EXCLUDED.ts",
-                table()
-            );
+            let sql = write_heartbeat_sql();
             let mut seq = 0i64;
             let mut client: Option<(String, tokio_postgres::Client)> = None;
             let mut tick = tokio::time::interval(every);

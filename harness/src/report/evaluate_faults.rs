@@ -108,8 +108,13 @@ pub(super) fn max_e2e_lag(limit: Duration, obs: Option<&Observations>) -> Expect
 }
 
 /// Why an injected fault did nothing, when the run can tell: a catalog churn that never
-/// completed a round removed no catalog rows.
+/// completed a round removed no catalog rows; a restartpoint on b that did not move removed no
+/// WAL there.
 fn idle_fault(f: &FaultRecord) -> Option<String> {
+    if let Some(c) = &f.checkpoint {
+        return (c.restartpoint_idle() == Some(true))
+            .then(|| format!("{}: {}", f.description, c.describe()));
+    }
     let churn = f.churn.as_ref()?;
     (churn.rounds == 0).then(|| {
         let why = churn
@@ -164,6 +169,9 @@ pub(super) fn faults_injected(obs: &Observations) -> ExpectationResult {
                     at_u(f.injected_ms.unwrap_or_default())
                 );
                 if let Some(c) = &f.churn {
+                    s.push_str(&format!(": {}", c.describe()));
+                }
+                if let Some(c) = &f.checkpoint {
                     s.push_str(&format!(": {}", c.describe()));
                 }
                 s

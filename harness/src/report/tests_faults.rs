@@ -66,6 +66,7 @@ fn fault(kind: &str, description: &str, injected: u64, healed: Option<u64>) -> F
         healed_ms: healed,
         error: None,
         churn: None,
+        checkpoint: None,
     }
 }
 
@@ -952,6 +953,87 @@ fn a_catalog_churn_that_completed_no_round_leaves_faults_injected_unknown() {
         "injected but without effect, so the chain's behaviour under them is unknown: catalog \
          churn + VACUUM on a every 100ms: no churn round completed (first error: VACUUM FULL \
          pg_class: permission denied)"
+    );
+}
+
+#[test]
+fn a_restartpoint_on_b_that_did_not_move_leaves_faults_injected_unknown() {
+    use crate::faults::CheckpointRecord;
+    use crate::node::Lsn;
+    let e = expect_only(|_| {});
+    let judge = |c: CheckpointRecord| {
+        let mut o = obs();
+        o.faults = vec![FaultRecord {
+            checkpoint: Some(c),
+            ..fault(
+                "checkpoint",
+                "checkpoint on a, restartpoint on b",
+                15_000,
+                None,
+            )
+        }];
+        judge_observations(&e, &o).remove(0)
+    };
+    let lsn = |s: &str| Some(s.parse::<Lsn>().unwrap());
+    let rec = CheckpointRecord {
+        primary: "a".into(),
+        primary_redo: lsn("0/5000028"),
+        primary_lsn: lsn("0/50000D8"),
+        b_replayed_in_ms: Some(12),
+        b_redo_before: lsn("0/3000028"),
+        b_redo_after: lsn("0/5000028"),
+        ..CheckpointRecord::default()
+    };
+    let r = judge(rec.clone());
+    assert_eq!(r.verdict, Verdict::Valid);
+    assert_eq!(
+        r.evidence,
+        "checkpoint on a, restartpoint on b at t=15.0s: a checkpointed (redo 0/5000028); b \
+         replayed it in 12ms; b's restartpoint moved its redo from 0/3000028 to 0/5000028"
+    );
+    // B had made that restartpoint itself (max_wal_size reached in replay): still current.
+    let r = judge(CheckpointRecord {
+        b_redo_before: lsn("0/5000028"),
+        ..rec.clone()
+    });
+    assert_eq!(r.verdict, Verdict::Valid);
+    assert!(
+        r.evidence.ends_with(
+            "b's redo was already at 0/5000028 (b had made that restartpoint on its own)"
+        ),
+        "{}",
+        r.evidence
+    );
+    // Replay paused on b: its restartpoint had nothing new to use, and removed no WAL.
+    let r = judge(CheckpointRecord {
+        b_replayed_in_ms: None,
+        b_not_reached: Some("replay paused on b, replay_lsn = 0/4000000".into()),
+        b_redo_after: lsn("0/3000028"),
+        ..rec.clone()
+    });
+    assert_eq!(r.verdict, Verdict::Unknown);
+    assert_eq!(r.observed, "1 of 1 injected; 1 without effect");
+    assert!(
+        r.evidence.ends_with(
+            "a checkpointed (redo 0/5000028); b had not replayed it (replay paused on b, \
+             replay_lsn = 0/4000000); b's restartpoint did not move (redo stays at 0/3000028)"
+        ),
+        "{}",
+        r.evidence
+    );
+    // After a failover b is the primary: one checkpoint, no restartpoint to judge.
+    let r = judge(CheckpointRecord {
+        primary: "b".into(),
+        primary_redo: lsn("0/9000028"),
+        ..CheckpointRecord::default()
+    });
+    assert_eq!(r.verdict, Verdict::Valid);
+    assert!(
+        r.evidence.ends_with(
+            "b checkpointed (redo 0/9000028); b is the primary: no restartpoint to make"
+        ),
+        "{}",
+        r.evidence
     );
 }
 

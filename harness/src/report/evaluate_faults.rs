@@ -214,21 +214,27 @@ fn slot_evidence(slot: &SlotOutcome) -> String {
     if !slot.wal_status_changes.is_empty() {
         parts.push(format!("wal_status {}", status_timeline(slot)));
     }
-    parts.push(if slot.resync_needed {
-        "c needs a full resync".into()
-    } else {
-        "no resync needed".into()
+    parts.push(match (slot.resync_needed, slot.survived) {
+        (true, _) => "c needs a full resync".into(),
+        (false, Some(true)) => "no resync needed".into(),
+        // Invalidated by the samples but not seen at the end, or never seen: what c needs is
+        // as unknown as the slot's fate.
+        (false, _) => "whether c needs a full resync is not known".into(),
     });
     parts.join("; ")
 }
 
-/// Some(true): usable at the end; Some(false): invalidated; None: not known.
+/// Some(true): usable at the end; Some(false): invalidated or gone; None: not known.
 fn slot_usable(slot: &SlotOutcome) -> Option<bool> {
-    if slot.invalidation_reason.is_some() {
+    if slot.invalidation_reason.is_some() || slot.missing {
         return Some(false);
     }
     slot.survived
 }
+
+/// Why a missing slot settles nothing about an invalidation.
+const MISSING: &str = "slot missing on b (dropped?): PostgreSQL reported no invalidation, \
+                       and a slot that is gone may have been dropped while usable";
 
 /// The logical slot on B ends usable (`want`) or invalidated (`!want`).
 pub(super) fn slot_survives(want: bool, obs: Option<&Observations>) -> ExpectationResult {
@@ -241,17 +247,17 @@ pub(super) fn slot_survives(want: bool, obs: Option<&Observations>) -> Expectati
     let Some(slot) = obs.and_then(|o| o.slot.as_ref()) else {
         return slot_not_observed(NAME, expected);
     };
+    let mut evidence = slot_evidence(slot);
     let verdict = match slot_usable(slot) {
         None => Verdict::Unknown,
+        // Gone is not usable, but neither is it an invalidation.
+        Some(false) if slot.missing && !want => {
+            evidence.push_str(&format!("; {MISSING}"));
+            Verdict::Unknown
+        }
         Some(usable) => judged(usable == want),
     };
-    result(
-        NAME,
-        verdict,
-        expected,
-        slot_fate(slot),
-        slot_evidence(slot),
-    )
+    result(NAME, verdict, expected, slot_fate(slot), evidence)
 }
 
 /// The logical slot on B ends invalidated for `reason` ("any": for any reason).
@@ -268,14 +274,33 @@ pub(super) fn slot_invalidated(reason: &str, obs: Option<&Observations>) -> Expe
     };
     let mut evidence = slot_evidence(slot);
     let verdict = match (slot.invalidation_reason.as_deref(), slot.survived) {
-        (Some(r), _) if any || r == reason => Verdict::Valid,
-        // PostgreSQL 16 reports that a slot is invalid, not why.
-        (Some("invalidated"), _) | (None, Some(false)) if !any => {
-            evidence.push_str("; PostgreSQL did not report why (invalidation_reason is 17+)");
+        (Some(r), _) if any || r == reason => {
+            if slot.reason_inferred && r == "rows_removed" && !any {
+                evidence.push_str(
+                    "; PostgreSQL 16 shows conflicting = t for wal_level_insufficient too, ruled \
+                     out here: a runs at wal_level = logical throughout (pgrehearse sets it)",
+                );
+            }
+            Verdict::Valid
+        }
+        // The one reason PostgreSQL 16 cannot tell apart from the one inferred.
+        (Some("rows_removed"), _) if slot.reason_inferred && reason == "wal_level_insufficient" => {
+            evidence.push_str(
+                "; PostgreSQL 16 shows conflicting = t for rows_removed and \
+                 wal_level_insufficient alike, so which one is not known",
+            );
             Verdict::Unknown
         }
-        (None, Some(false)) => Verdict::Valid,
         (Some(_), _) | (None, Some(true)) => Verdict::Invalid,
+        (None, Some(false)) if slot.missing => {
+            evidence.push_str(&format!("; {MISSING}"));
+            Verdict::Unknown
+        }
+        // Unusable, but no reason was recorded (a report from an older pgrehearse).
+        (None, Some(false)) => {
+            evidence.push_str("; no invalidation reason was recorded");
+            Verdict::Unknown
+        }
         (None, None) => Verdict::Unknown,
     };
     result(NAME, verdict, &expected, slot_fate(slot), evidence)

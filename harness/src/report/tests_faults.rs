@@ -186,6 +186,7 @@ fn lag_run() -> Report {
             invalidated_at_ms: None,
             wal_status_changes: vec![(0, "reserved".into())],
             resync_needed: false,
+            ..SlotOutcome::default()
         }),
         failover: None,
         rpo: None,
@@ -291,6 +292,7 @@ fn wal_run() -> Report {
                 (41_000, "lost".into()),
             ],
             resync_needed: true,
+            ..SlotOutcome::default()
         }),
         failover: None,
         rpo: None,
@@ -785,7 +787,6 @@ fn slot_invalidated_pass_fail_unknown() {
     let cases = [
         ("wal_removed", slot(Some(false), Some("wal_removed")), Valid),
         ("any", slot(Some(false), Some("rows_removed")), Valid),
-        ("any", slot(Some(false), None), Valid),
         (
             "wal_removed",
             slot(Some(false), Some("rows_removed")),
@@ -793,12 +794,7 @@ fn slot_invalidated_pass_fail_unknown() {
         ),
         ("wal_removed", slot(Some(true), None), Invalid),
         ("any", slot(Some(true), None), Invalid),
-        // PostgreSQL 16 says "invalidated" without a reason.
-        (
-            "wal_removed",
-            slot(Some(false), Some("invalidated")),
-            Unknown,
-        ),
+        // Unusable without a recorded reason (a report from an older pgrehearse).
         ("wal_removed", slot(Some(false), None), Unknown),
         ("any", slot(None, None), Unknown),
         ("any", obs(), Unknown),
@@ -818,6 +814,125 @@ fn slot_invalidated_pass_fail_unknown() {
         r.expected,
         "the logical slot on b ends invalidated for rows_removed"
     );
+}
+
+/// A slot gone from b at the end: unusable, but PostgreSQL never said it was invalidated.
+fn missing_slot() -> Observations {
+    let mut o = slot(Some(false), None);
+    let s = o.slot.as_mut().unwrap();
+    s.missing = true;
+    s.resync_needed = true;
+    s.invalidated_at_ms = Some(12_000);
+    o
+}
+
+#[test]
+fn a_missing_slot_is_not_an_invalidation() {
+    use Verdict::*;
+    let invalidated = |r: &str| expect_only(|e| e.slot_invalidated = Some(r.into()));
+    let survives = |w: bool| expect_only(|e| e.slot_survives = Some(w));
+    for (e, v) in [
+        (invalidated("any"), Unknown),
+        (invalidated("wal_removed"), Unknown),
+        (survives(false), Unknown),
+        // Gone is not usable.
+        (survives(true), Invalid),
+    ] {
+        let r = one(&e, Some(&missing_slot()), None, &[]);
+        assert_eq!(r.verdict, v, "{e:?}: {r:?}");
+        assert_eq!(r.observed, "missing on b (dropped?) since t=12.0s");
+        assert!(
+            r.evidence.starts_with(
+                "slot s on b: missing on b (dropped?) since t=12.0s; c needs a full resync"
+            ),
+            "{}",
+            r.evidence
+        );
+        if v == Unknown {
+            assert!(
+                r.evidence.contains("; slot missing on b (dropped?): "),
+                "{}",
+                r.evidence
+            );
+        }
+    }
+}
+
+#[test]
+fn resync_wording_follows_what_is_known_of_the_slot() {
+    let e = expect_only(|e| e.slot_survives = Some(true));
+    let evidence = |o: &Observations| one(&e, Some(o), None, &[]).evidence;
+    assert_eq!(
+        evidence(&slot(Some(true), None)),
+        "slot s on b: usable at the end; no resync needed"
+    );
+    let mut lost = slot(Some(false), Some("wal_removed"));
+    lost.slot.as_mut().unwrap().resync_needed = true;
+    assert_eq!(
+        evidence(&lost),
+        "slot s on b: invalidated (wal_removed); c needs a full resync"
+    );
+    assert_eq!(
+        evidence(&slot(None, None)),
+        "slot s on b: fate not observed; whether c needs a full resync is not known"
+    );
+}
+
+#[test]
+fn a_reason_inferred_on_postgresql_16_says_so_and_stays_unknown_when_ambiguous() {
+    use Verdict::*;
+    let inferred = |reason: &str| {
+        let mut o = slot(Some(false), Some(reason));
+        o.slot.as_mut().unwrap().reason_inferred = true;
+        o
+    };
+    let judge = |want: &str, o: &Observations| {
+        one(
+            &expect_only(|e| e.slot_invalidated = Some(want.into())),
+            Some(o),
+            None,
+            &[],
+        )
+    };
+    // Lost without a conflict is wal_removed on 16, exactly.
+    let r = judge("wal_removed", &inferred("wal_removed"));
+    assert_eq!(r.verdict, Valid, "{r:?}");
+    assert_eq!(
+        r.observed,
+        "invalidated (wal_removed, inferred: PostgreSQL 16 has no invalidation_reason)"
+    );
+    assert_eq!(
+        judge("rows_removed", &inferred("wal_removed")).verdict,
+        Invalid
+    );
+    // conflicting = t: rows_removed, with the other reading ruled out in words.
+    let r = judge("rows_removed", &inferred("rows_removed"));
+    assert_eq!(r.verdict, Valid, "{r:?}");
+    assert!(
+        r.evidence
+            .contains("inferred: PostgreSQL 16 has no invalidation_reason")
+            && r.evidence
+                .contains("wal_level_insufficient too, ruled out here"),
+        "{}",
+        r.evidence
+    );
+    // ... but 16 cannot tell it from wal_level_insufficient.
+    let r = judge("wal_level_insufficient", &inferred("rows_removed"));
+    assert_eq!(r.verdict, Unknown, "{r:?}");
+    assert!(
+        r.evidence.ends_with("so which one is not known"),
+        "{}",
+        r.evidence
+    );
+    assert_eq!(
+        judge("wal_removed", &inferred("rows_removed")).verdict,
+        Invalid
+    );
+    assert_eq!(judge("any", &inferred("rows_removed")).verdict, Valid);
+    // Reported by 17+: no inference, no hedging.
+    let r = judge("rows_removed", &slot(Some(false), Some("rows_removed")));
+    assert_eq!(r.observed, "invalidated (rows_removed)");
+    assert!(!r.evidence.contains("16"), "{}", r.evidence);
 }
 
 #[test]

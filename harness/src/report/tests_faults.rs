@@ -982,6 +982,77 @@ fn rpo_max_writes_pass_fail_unknown() {
 }
 
 #[test]
+fn rpo_on_a_c_that_is_only_behind_is_unknown_not_lost() {
+    let e = expect_only(|e| e.rpo_max_writes = Some(0));
+    let on_c = |lost: u64, slot_fate: Option<&str>| Observations {
+        rpo: Some(Rpo {
+            node: "c".into(),
+            lost_writes: lost,
+            lost_keys: lost,
+            ..Rpo::default()
+        }),
+        slot: Some(SlotOutcome {
+            slot: "s".into(),
+            survived: Some(slot_fate.is_none()),
+            invalidation_reason: slot_fate.map(str::to_string),
+            ..SlotOutcome::default()
+        }),
+        ..obs()
+    };
+    let missed = |never: bool| crate::report::CatchupMissed {
+        waited_ms: 30_000,
+        gave_up_at_ms: 60_000,
+        never,
+        reason: "timed out".into(),
+    };
+    let judge = |o: &Observations, m: Option<&crate::report::CatchupMissed>| {
+        let facts = RunFacts {
+            observations: Some(o),
+            catchup_missed: m,
+            ..RunFacts::default()
+        };
+        evaluate(&e, &facts).remove(0)
+    };
+    // The fence timed out with the slot alive: the writes c lacks may still be in flight.
+    let r = judge(&on_c(4, None), Some(&missed(false)));
+    assert_eq!(r.verdict, Verdict::Unknown, "{r:?}");
+    assert_eq!(r.observed, "4 acknowledged writes not on c yet (c behind)");
+    assert!(
+        r.evidence.ends_with(
+            "; c had not caught up (fence not reached); 4 acknowledged writes not on c yet \
+             may still arrive"
+        ),
+        "{}",
+        r.evidence
+    );
+    // Caught up: missing is lost.
+    assert_eq!(judge(&on_c(4, None), None).verdict, Verdict::Invalid);
+    // A dead slot never delivers them, whether the fence saw it dead or the samples did.
+    assert_eq!(
+        judge(&on_c(4, None), Some(&missed(true))).verdict,
+        Verdict::Invalid
+    );
+    assert_eq!(
+        judge(&on_c(4, Some("wal_removed")), Some(&missed(false))).verdict,
+        Verdict::Invalid
+    );
+    // Nothing missing: within the limit, however far behind.
+    assert_eq!(
+        judge(&on_c(0, None), Some(&missed(false))).verdict,
+        Verdict::Valid
+    );
+    // After a failover the RPO is b at its promotion: no later delivery changes it.
+    let mut failover = on_c(4, None);
+    failover.rpo.as_mut().unwrap().node = "b".into();
+    failover.rpo.as_mut().unwrap().judged_at_ms = Some(17_300);
+    failover.failover = Some(Failover::default());
+    assert_eq!(
+        judge(&failover, Some(&missed(false))).verdict,
+        Verdict::Invalid
+    );
+}
+
+#[test]
 fn faults_injected_is_judged_whenever_there_are_faults() {
     let e = expect_only(|_| {});
     let judge = |o: &Observations| judge_observations(&e, o);

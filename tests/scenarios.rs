@@ -192,6 +192,16 @@ fn lag_on_b_to_c_leaves_a_to_b_flat() {
         max(&e2e) >= 0.4,
         "end-to-end lag during b→c latency: {e2e:?}"
     );
+    // The hop itself shows it: b's walsender for c reports a replay lag of about the 500 ms
+    // (a few ms without the fault). Some samples read it between replies, lower: most are
+    // still over half the latency, and the peak near all of it.
+    let bc = series(&r, "bc_s", 8.0, 19.0);
+    let mut sorted = bc.clone();
+    sorted.sort_by(f64::total_cmp);
+    assert!(
+        max(&bc) >= 0.4 && sorted.get(sorted.len() / 2).is_some_and(|m| *m >= 0.25),
+        "b→c replay lag during 500 ms latency on b→c (peak ≥ 0.4 s, median ≥ 0.25 s): {bc:?}"
+    );
     // Flat: typically a few ms, and never near the 500 ms put on b→c.
     let ab = series(&r, "ab_s", 8.0, 19.0);
     assert!(

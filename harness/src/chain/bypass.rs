@@ -169,7 +169,8 @@ impl Bypass {
         let worker = || async {
             let rows = client
                 .query(
-                    "SELECT pid FROM pg_stat_subscription WHERE subname = $1 AND relid IS NULL",
+                    "SELECT pid FROM pg_stat_subscription WHERE subname = $1 AND relid IS NULL \
+                     AND leader_pid IS NULL",
                     &[&self.subscription],
                 )
                 .await?;

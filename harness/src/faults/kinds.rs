@@ -104,7 +104,7 @@ pub fn build(kind: &FaultKind) -> Box<dyn Fault> {
             task: std::sync::Mutex::new(None),
             stats: Default::default(),
         }),
-        FaultKind::Checkpoint => Box::new(Checkpoint),
+        FaultKind::Checkpoint => Box::new(Checkpoint::default()),
     }
 }
 
@@ -452,21 +452,115 @@ impl Fault for CatalogChurn {
     }
 }
 
-struct Checkpoint;
+/// How long a checkpoint fault waits for b to replay the primary's checkpoint before making
+/// its restartpoint anyway: long enough for a standby that is merely behind, short enough not
+/// to hold up the rest of the timeline behind a cut or paused b.
+const CHECKPOINT_REPLAY_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
+
+#[derive(Default)]
+struct Checkpoint {
+    record: std::sync::Mutex<Option<super::model::CheckpointRecord>>,
+}
+
+/// pg_control_checkpoint().redo_lsn: where recovery would start, moved by a checkpoint on a
+/// primary and by a restartpoint on a standby.
+async fn redo_lsn(n: &crate::node::Node) -> Result<crate::node::Lsn> {
+    let v = n
+        .query_one("postgres", "SELECT redo_lsn FROM pg_control_checkpoint()")
+        .await?;
+    v.unwrap_or_default()
+        .parse()
+        .map_err(|e: String| crate::Error::internal(e).with_node(n.name()))
+}
+
+/// Wait until b has replayed `target`, or say why it has not: replay paused (it will not get
+/// there), or not there within the patience (a cut or slow hop).
+async fn b_replays(
+    b: &crate::node::Node,
+    target: crate::node::Lsn,
+) -> std::result::Result<u64, String> {
+    use crate::wait::{Check, wait_for};
+    let start = std::time::Instant::now();
+    let client = b.connect("postgres").await.map_err(|e| e.to_string())?;
+    let what = format!("{} to replay {target}", b.name());
+    let res = wait_for(&what, CHECKPOINT_REPLAY_PATIENCE, || async {
+        let row = client
+            .query_one(
+                "SELECT pg_last_wal_replay_lsn()::text, pg_last_wal_receive_lsn()::text, \
+                 pg_is_wal_replay_paused()",
+                &[],
+            )
+            .await?;
+        let replay: Option<String> = row.get(0);
+        let receive: Option<String> = row.get(1);
+        let paused: bool = row.get(2);
+        let seen = format!(
+            "replay_lsn = {}, receive_lsn = {}",
+            replay.as_deref().unwrap_or("NULL"),
+            receive.as_deref().unwrap_or("NULL")
+        );
+        Ok(
+            match replay
+                .as_deref()
+                .and_then(|v| v.parse::<crate::node::Lsn>().ok())
+            {
+                Some(l) if l >= target => Check::Done(Ok(())),
+                // Paused replay never gets there: no point in waiting out the patience.
+                _ if paused => Check::Done(Err(format!("replay paused on b, {seen}"))),
+                _ => Check::NotYet(seen),
+            },
+        )
+    })
+    .await;
+    match res {
+        Ok(Ok(())) => Ok(start.elapsed().as_millis() as u64),
+        Ok(Err(why)) => Err(why),
+        Err(e) => Err(e.to_string().replace('\n', " ")),
+    }
+}
 
 #[async_trait]
 impl Fault for Checkpoint {
     async fn inject(&self, env: &FaultEnv) -> Result<()> {
         let p = env.primary();
         p.execute("postgres", "CHECKPOINT").await?;
+        let mut rec = super::model::CheckpointRecord {
+            primary: p.name().to_string(),
+            primary_redo: redo_lsn(&p).await.ok(),
+            primary_lsn: p.lsn(crate::node::LsnKind::Write).await.ok(),
+            ..Default::default()
+        };
         let b = env.b();
         if b.name() != p.name() {
-            // On a standby CHECKPOINT is a restartpoint: the moment old WAL is removed there.
-            b.execute("postgres", "CHECKPOINT").await?;
+            // On a standby CHECKPOINT is a restartpoint, the moment old WAL is removed there;
+            // it can only use a checkpoint record b has replayed.
+            match rec.primary_lsn {
+                Some(target) => match b_replays(b, target).await {
+                    Ok(ms) => rec.b_replayed_in_ms = Some(ms),
+                    Err(why) => {
+                        tracing::warn!(
+                            "b had not replayed {}'s checkpoint at {target}: {why}",
+                            p.name()
+                        );
+                        rec.b_not_reached = Some(why);
+                    }
+                },
+                None => rec.b_not_reached = Some(format!("{}'s WAL position not read", p.name())),
+            }
+            rec.b_redo_before = redo_lsn(b).await.ok();
+            let res = b.execute("postgres", "CHECKPOINT").await;
+            rec.b_redo_after = redo_lsn(b).await.ok();
+            tracing::info!("checkpoint: {}", rec.describe());
+            *self.record.lock().expect("checkpoint record") = Some(rec);
+            return res;
         }
+        *self.record.lock().expect("checkpoint record") = Some(rec);
         Ok(())
     }
     async fn heal(&self, _env: &FaultEnv) -> Result<()> {
         Ok(())
+    }
+    fn annotate(&self, record: &mut FaultRecord) {
+        record.checkpoint = self.record.lock().expect("checkpoint record").clone();
     }
 }

@@ -10,6 +10,6 @@ mod runtime;
 
 pub use kinds::{Fault, build, link_state};
 pub use link::{LinkControl, ProxyLink, proxy_can};
-pub use model::{ChurnRecord, FaultKind, FaultRecord, FaultSpec, Hop};
+pub use model::{CheckpointRecord, ChurnRecord, FaultKind, FaultRecord, FaultSpec, Hop};
 pub use proxy::{LinkMode, LinkProxy, LinkState};
 pub use runtime::{FailoverEvents, FaultEnv, InForce, Links, Timeline};

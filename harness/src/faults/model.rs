@@ -272,6 +272,92 @@ pub struct FaultRecord {
     /// fault that completed no round did not rehearse anything, whatever the slot did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub churn: Option<ChurnRecord>,
+    /// Checkpoint only: whether B's restartpoint could use A's checkpoint, and moved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<CheckpointRecord>,
+}
+
+/// What a checkpoint fault did. A standby's CHECKPOINT is a restartpoint, which can only use a
+/// checkpoint record the standby has replayed: run before B replayed A's, it reuses an older
+/// one or is skipped, and B removes no WAL.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CheckpointRecord {
+    /// The node that took the checkpoint ("a"; "b" once b is the primary, and then there is
+    /// no restartpoint).
+    pub primary: String,
+    /// The primary's redo LSN after its CHECKPOINT (pg_control_checkpoint()).
+    pub primary_redo: Option<crate::node::Lsn>,
+    /// The primary's WAL position right after its CHECKPOINT: b replays this far before its
+    /// own CHECKPOINT can use that checkpoint.
+    pub primary_lsn: Option<crate::node::Lsn>,
+    /// How long b took to replay that far (ms); None when it did not (`b_not_reached` says
+    /// why) or when there was no standby.
+    pub b_replayed_in_ms: Option<u64>,
+    /// Why b had not replayed the primary's checkpoint when it was told to CHECKPOINT
+    /// (replay paused, not there in time, not answering).
+    pub b_not_reached: Option<String>,
+    /// b's redo LSN before its CHECKPOINT.
+    pub b_redo_before: Option<crate::node::Lsn>,
+    /// b's redo LSN after it.
+    pub b_redo_after: Option<crate::node::Lsn>,
+}
+
+impl CheckpointRecord {
+    /// Whether b had a restartpoint: Some(true) when b was a standby and its redo LSN reached
+    /// the primary's checkpoint; None when there was no standby or its redo was not read.
+    pub fn restartpoint_current(&self) -> Option<bool> {
+        Some(self.b_redo_after? >= self.primary_redo?)
+    }
+
+    /// b's restartpoint did nothing: its redo LSN stayed where it was, short of the
+    /// primary's checkpoint. None when that cannot be told.
+    pub fn restartpoint_idle(&self) -> Option<bool> {
+        let (before, after) = (self.b_redo_before?, self.b_redo_after?);
+        Some(after == before && !self.restartpoint_current()?)
+    }
+
+    /// For evidence: "a checkpointed (redo 0/5000028); b replayed it in 12ms; b's restartpoint
+    /// moved its redo from 0/3000028 to 0/5000028".
+    pub fn describe(&self) -> String {
+        let lsn = |l: Option<crate::node::Lsn>| l.map_or("unknown".to_string(), |l| l.to_string());
+        let mut s = format!(
+            "{} checkpointed (redo {})",
+            self.primary,
+            lsn(self.primary_redo)
+        );
+        if self.primary != "a" {
+            s.push_str(&format!(
+                "; {} is the primary: no restartpoint to make",
+                self.primary
+            ));
+            return s;
+        }
+        match (&self.b_not_reached, self.b_replayed_in_ms) {
+            (Some(why), _) => s.push_str(&format!("; b had not replayed it ({why})")),
+            (None, Some(ms)) => s.push_str(&format!("; b replayed it in {ms}ms")),
+            (None, None) => {}
+        }
+        let (before, after) = (self.b_redo_before, self.b_redo_after);
+        match (before, after, self.restartpoint_current()) {
+            (_, None, _) => s.push_str("; b's redo after its CHECKPOINT was not read"),
+            (Some(b), Some(a), Some(true)) if a == b => s.push_str(&format!(
+                "; b's redo was already at {a} (b had made that restartpoint on its own)"
+            )),
+            (Some(b), Some(a), current) if a != b => {
+                s.push_str(&format!(
+                    "; b's restartpoint moved its redo from {b} to {a}"
+                ));
+                if current == Some(false) {
+                    s.push_str(", short of the primary's checkpoint");
+                }
+            }
+            (Some(_), Some(a), _) => s.push_str(&format!(
+                "; b's restartpoint did not move (redo stays at {a})"
+            )),
+            (None, Some(a), _) => s.push_str(&format!("; b's redo is at {a}")),
+        }
+        s
+    }
 }
 
 /// What a catalog churn fault did on A.

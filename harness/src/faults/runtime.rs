@@ -292,6 +292,7 @@ impl Timeline {
                     healed_ms: None,
                     error: None,
                     churn: None,
+                    checkpoint: None,
                 })
                 .collect(),
             active: vec![false; entries.len()],

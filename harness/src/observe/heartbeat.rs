@@ -70,14 +70,20 @@ impl HeartbeatLog {
     }
 
     /// End-to-end lag in seconds at `now_ms` when C shows heartbeat `seen_seq`: the age of the
-    /// oldest attempt issued after it.
-    pub fn lag_at(&self, seen_seq: u64, now_ms: u64) -> f64 {
+    /// oldest attempt issued after it, 0 when C shows every one issued by then. `now_ms` is
+    /// when C was read (C's answer says nothing about any earlier moment). None when no
+    /// heartbeat had been issued by then: there is nothing C could lag behind, which is not the
+    /// same as being caught up.
+    pub fn lag_at(&self, seen_seq: u64, now_ms: u64) -> Option<f64> {
         let log = self.attempts.lock().expect("heartbeat log");
+        if log.first().is_none_or(|a| a.issued_ms > now_ms) {
+            return None;
+        }
         let i = log.partition_point(|a| a.seq <= seen_seq);
-        match log.get(i) {
+        Some(match log.get(i) {
             Some(a) if a.issued_ms <= now_ms => (now_ms - a.issued_ms) as f64 / 1000.0,
             _ => 0.0,
-        }
+        })
     }
 
     /// Mean time between consecutive committed heartbeats: the resolution the end-to-end lag
@@ -114,6 +120,18 @@ impl HeartbeatLog {
     }
 }
 
+/// The heartbeat write: `$1` is its sequence number. An abandoned INSERT can still commit
+/// after a newer one did (it was only slow): the row keeps the newest sequence, never moves
+/// back, so C cannot appear to have gone back in time.
+pub fn write_heartbeat_sql() -> String {
+    format!(
+        "INSERT INTO {} AS h (id, seq, ts) VALUES (1, $1, clock_timestamp()) \
+         ON CONFLICT (id) DO UPDATE SET seq = EXCLUDED.seq, ts = EXCLUDED.ts \
+         WHERE h.seq < EXCLUDED.seq",
+        table()
+    )
+}
+
 /// Writes heartbeats on whichever node is the primary until dropped.
 pub struct Heartbeat {
     task: JoinHandle<()>,
@@ -133,11 +151,7 @@ impl Heartbeat {
         let l2 = log.clone();
         let db = db.to_string();
         let task = tokio::spawn(async move {
-            let sql = format!(
-                "INSERT INTO {} (id, seq, ts) VALUES (1, $1, clock_timestamp()) \
-                 ON CONFLICT (id) DO UPDATE SET seq = EXCLUDED.seq, ts = EXCLUDED.ts",
-                table()
-            );
+            let sql = write_heartbeat_sql();
             let mut seq = 0i64;
             let mut client: Option<(String, tokio_postgres::Client)> = None;
             let mut tick = tokio::time::interval(every);
@@ -239,18 +253,20 @@ pub async fn read_heartbeat(client: &Client) -> Result<HeartbeatRead, tokio_post
 /// heartbeat's time; the ones C lacks are taken to have been written at a steady pace since the
 /// one C shows (the writer ticks at a fixed period), so the error is at most one period.
 pub fn lag_from_rows(on_primary: &HeartbeatRow, on_c: &HeartbeatRow) -> f64 {
+    if on_primary.seq <= on_c.seq {
+        return 0.0;
+    }
     let log = HeartbeatLog::default();
     let origin = on_primary.written_at_s.min(on_c.written_at_s);
     let ms = |s: f64| ((s - origin) * 1000.0).round().max(0.0) as u64;
-    if on_primary.seq > on_c.seq {
-        let missing = (on_primary.seq - on_c.seq) as f64;
-        let gap = ((on_primary.written_at_s - on_c.written_at_s) / missing).max(0.0);
-        log.push(on_c.seq + 1, ms(on_c.written_at_s + gap));
-        if on_primary.seq > on_c.seq + 1 {
-            log.push(on_primary.seq, ms(on_primary.written_at_s));
-        }
+    let missing = (on_primary.seq - on_c.seq) as f64;
+    let gap = ((on_primary.written_at_s - on_c.written_at_s) / missing).max(0.0);
+    log.push(on_c.seq + 1, ms(on_c.written_at_s + gap));
+    if on_primary.seq > on_c.seq + 1 {
+        log.push(on_primary.seq, ms(on_primary.written_at_s));
     }
     log.lag_at(on_c.seq, ms(on_primary.read_at_s))
+        .unwrap_or(0.0)
 }
 
 /// Whether anybody may be writing heartbeats, as the reader can tell from the run's state.
@@ -411,9 +427,19 @@ mod tests {
         for (s, t) in [(1, 100), (2, 200), (3, 300)] {
             log.push(s, t);
         }
-        assert_eq!(log.lag_at(3, 350), 0.0);
-        assert_eq!(log.lag_at(1, 350), 0.15);
-        assert_eq!(log.lag_at(0, 1100), 1.0);
+        assert_eq!(log.lag_at(3, 350), Some(0.0));
+        assert_eq!(log.lag_at(1, 350), Some(0.15));
+        assert_eq!(log.lag_at(0, 1100), Some(1.0));
+    }
+
+    #[test]
+    fn no_heartbeat_issued_yet_is_no_lag_not_zero() {
+        let log = HeartbeatLog::default();
+        assert_eq!(log.lag_at(0, 500), None);
+        log.issue(1, 600);
+        // Issued after the moment asked about: still none by then.
+        assert_eq!(log.lag_at(0, 500), None);
+        assert_eq!(log.lag_at(0, 700), Some(0.1));
     }
 
     #[test]
@@ -423,12 +449,12 @@ mod tests {
         log.issue(2, 200); // the primary hangs: no acknowledgement
         assert_eq!(
             log.lag_at(1, 1200),
-            1.0,
+            Some(1.0),
             "C shows the last commit, yet is 1 s behind"
         );
         assert_eq!(log.len(), 1);
         log.push(3, 1300); // after failover the writer goes on with later numbers
-        assert_eq!(log.lag_at(3, 1350), 0.0);
+        assert_eq!(log.lag_at(3, 1350), Some(0.0));
         assert_eq!(log.mean_gap_ms(), 1200.0);
     }
 

@@ -9,7 +9,7 @@ mod summary;
 
 pub use heartbeat::{
     EndToEnd, Heartbeat, HeartbeatLog, HeartbeatRead, HeartbeatRow, STOPPED_AFTER, Writer, assess,
-    lag_from_rows, read_heartbeat,
+    lag_from_rows, read_heartbeat, write_heartbeat_sql,
 };
 pub use render::render_status;
 pub use sampler::{Sample, Sampler, SamplerConfig, Samples, primary_channel};

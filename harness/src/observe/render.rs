@@ -92,13 +92,30 @@ fn heartbeat_line(e: &EndToEnd) -> String {
 }
 
 /// A slot's line: activity, WAL it holds and may still take, and whether it was invalidated.
-fn slot_line(sl: &SlotRow) -> String {
-    let safe = match sl.safe_wal_size {
-        Some(v) if v < 0 => format!("-{}", fmt_bytes(v.unsigned_abs())),
-        Some(v) => fmt_bytes(v as u64),
+/// `in_recovery`: the slot is on a standby, where PostgreSQL's safe_wal_size is not meaningful.
+fn slot_line(sl: &SlotRow, in_recovery: bool) -> String {
+    let signed = |v: i64| {
+        if v < 0 {
+            format!("-{}", fmt_bytes(v.unsigned_abs()))
+        } else {
+            fmt_bytes(v as u64)
+        }
+    };
+    let safe = match (sl.safe_wal_size, sl.safe_wal_size_computed) {
         // NULL: the slot is lost, or max_slot_wal_keep_size is -1 (no limit).
-        None if sl.wal_status.as_deref() == Some("lost") => "-".into(),
-        None => "unlimited".into(),
+        _ if sl.wal_status.as_deref() == Some("lost") => "-".into(),
+        (_, Some(v)) if in_recovery && v <= 0 => {
+            format!(
+                "{} (computed from replay; lost at the next restartpoint)",
+                signed(v)
+            )
+        }
+        (_, Some(v)) if in_recovery => format!("{} (computed from replay)", signed(v)),
+        (None, _) => "unlimited".into(),
+        // A snapshot without the computed figure: PostgreSQL's is measured from a WAL write
+        // position that does not move in recovery.
+        (Some(_), None) if in_recovery => "not meaningful on a standby".into(),
+        (Some(v), _) => signed(v),
     };
     let mut l = format!(
         "     slot {:<16} {:<8} {} wal_status {} retains {} safe_wal_size {safe}",
@@ -174,7 +191,7 @@ pub fn render_status(s: &ChainSnapshot) -> String {
             ));
         }
         for sl in &n.slots {
-            out.push(slot_line(sl));
+            out.push(slot_line(sl, n.in_recovery == Some(true)));
         }
         for sub in &n.subscriptions {
             out.push(format!(
@@ -361,7 +378,8 @@ mod tests {
         s.lags[2].seconds = Some(0.25);
         s.lags[2].why_no_seconds = None;
         let sl = &mut s.nodes[1].slots[0];
-        sl.safe_wal_size = Some(-4096);
+        sl.safe_wal_size = Some(64 * 1024 * 1024);
+        sl.safe_wal_size_computed = Some(-4096);
         sl.wal_status = Some("unreserved".into());
         sl.conflicting = Some(true);
         sl.invalidation_reason = Some("rows_removed".into());
@@ -378,10 +396,42 @@ mod tests {
             "{out}"
         );
         let slot = slot_line(&out);
-        assert!(slot.contains("safe_wal_size -4.0 KiB"), "{slot}");
+        assert!(
+            slot.contains(
+                "safe_wal_size -4.0 KiB (computed from replay; lost at the next restartpoint)"
+            ),
+            "{slot}"
+        );
         assert!(
             slot.contains("CONFLICTING INVALIDATED (rows_removed)"),
             "{slot}"
         );
+    }
+
+    #[test]
+    fn on_a_standby_postgresql_s_safe_wal_size_is_not_the_margin() {
+        let mut s = idle_chain(None);
+        // What 17.10 reports on a standby: the slot's limit LSN minus a write position of 0/0.
+        let sl = &mut s.nodes[1].slots[0];
+        sl.safe_wal_size = Some(134_217_728);
+        sl.safe_wal_size_computed = Some(83_885_760);
+        let out = render_status(&s);
+        let slot = slot_line(&out);
+        assert!(
+            slot.contains("safe_wal_size 80.0 MiB (computed from replay)"),
+            "{slot}"
+        );
+        assert!(!slot.contains("128"), "{slot}");
+        // Without the computed figure (an older snapshot), PostgreSQL's is not shown as one.
+        s.nodes[1].slots[0].safe_wal_size_computed = None;
+        let out = render_status(&s);
+        assert!(
+            slot_line(&out).contains("safe_wal_size not meaningful on a standby"),
+            "{out}"
+        );
+        // On a primary PostgreSQL's figure is the margin.
+        s.nodes[1].in_recovery = Some(false);
+        let out = render_status(&s);
+        assert!(slot_line(&out).contains("safe_wal_size 128.0 MiB"), "{out}");
     }
 }

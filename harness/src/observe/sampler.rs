@@ -84,6 +84,7 @@ impl Sampler {
             );
             let mut hb_client: Option<tokio_postgres::Client> = None;
             let mut last_seq: Option<u64> = None;
+            let clock = cfg.clock;
             // A frozen or partitioned node must not stall the sampler: each probe gets a few
             // periods to answer, then counts as unreachable for this sample.
             let patience = (cfg.every * 4).max(Duration::from_millis(500));
@@ -96,7 +97,10 @@ impl Sampler {
                     if hb_client.as_ref().is_none_or(|c| c.is_closed()) {
                         hb_client = c.connect(&cfg.database).await.ok();
                     }
-                    seq_on_c(read_heartbeat(hb_client.as_ref()?).await.ok()?)
+                    let read = read_heartbeat(hb_client.as_ref()?).await.ok()?;
+                    // Stamped once C answered: heartbeats issued while the probes ran are ones
+                    // C may lack, and t_ms (before the probes) would leave them out.
+                    Some((seq_on_c(read)?, clock.elapsed().as_millis() as u64))
                 };
                 let (sa, sb, sc, seq) = tokio::join!(
                     bounded(&mut pa, patience),
@@ -104,28 +108,26 @@ impl Sampler {
                     bounded(&mut pc, patience),
                     tokio::time::timeout(patience, hb)
                 );
-                let seq = match seq {
-                    Ok(Some(s)) => {
+                let (seq, read_ms) = match seq {
+                    Ok(Some((s, at))) => {
                         last_seq = Some(s);
-                        Some(s)
+                        (Some(s), at)
                     }
-                    Ok(None) => None,
+                    Ok(None) => (None, clock.elapsed().as_millis() as u64),
                     Err(_) => {
                         // C did not answer: drop the stuck session; C cannot be ahead of what
-                        // it last showed by much, so the lag is computed from that (it grows
-                        // while C is frozen, as it should).
+                        // it last showed by much, so the lag is computed from that, as of now
+                        // (it grows while C is frozen, as it should).
                         hb_client = None;
-                        None
+                        (None, clock.elapsed().as_millis() as u64)
                     }
                 };
                 let mut lags = derive_lags(&sa, &sb, &cfg.logical_slot);
                 if let Some(e2e) = lags.iter_mut().find(|l| l.hop == "a→c") {
                     // The newest C has shown, even when it did not answer this time.
-                    match (&cfg.heartbeat, last_seq) {
-                        (Some(log), Some(seq)) => e2e.seconds = Some(log.lag_at(seq, t_ms)),
-                        (None, _) => e2e.why_no_seconds = Some(NoSeconds::NoHeartbeat),
-                        (Some(_), None) => e2e.why_no_seconds = Some(NoSeconds::Unknown),
-                    }
+                    let (seconds, why) = end_to_end(cfg.heartbeat.as_deref(), last_seq, read_ms);
+                    e2e.seconds = seconds;
+                    e2e.why_no_seconds = why;
                 }
                 let sample = Sample {
                     t_ms,
@@ -158,6 +160,24 @@ impl Sampler {
 impl Drop for Sampler {
     fn drop(&mut self) {
         self.task.abort();
+    }
+}
+
+/// End-to-end lag in seconds when C, read at `read_ms` (run clock), showed heartbeat
+/// `seen_seq`, or why there is none: no heartbeat written, C's heartbeat never read, or none
+/// issued yet by `read_ms`.
+fn end_to_end(
+    log: Option<&HeartbeatLog>,
+    seen_seq: Option<u64>,
+    read_ms: u64,
+) -> (Option<f64>, Option<NoSeconds>) {
+    match (log, seen_seq) {
+        (None, _) => (None, Some(NoSeconds::NoHeartbeat)),
+        (Some(_), None) => (None, Some(NoSeconds::Unknown)),
+        (Some(log), Some(seq)) => match log.lag_at(seq, read_ms) {
+            Some(s) => (Some(s), None),
+            None => (None, Some(NoSeconds::NoHeartbeat)),
+        },
     }
 }
 
@@ -206,5 +226,30 @@ mod tests {
         assert_eq!(seq_on_c(HeartbeatRead::Row(row)), Some(7));
         assert_eq!(seq_on_c(HeartbeatRead::NoRow), Some(0));
         assert_eq!(seq_on_c(HeartbeatRead::NoTable), None);
+    }
+
+    #[test]
+    fn end_to_end_lag_is_taken_when_c_was_read() {
+        let log = HeartbeatLog::default();
+        log.push(1, 100);
+        log.push(2, 300);
+        // C read at 400 ms shows seq 1: seq 2 (issued at 300) is missing, 100 ms old. The
+        // sample's own time, 250 ms, would have shown no lag at all.
+        assert_eq!(log.lag_at(1, 250), Some(0.0));
+        assert_eq!(end_to_end(Some(&log), Some(1), 400), (Some(0.1), None));
+        assert_eq!(end_to_end(Some(&log), Some(2), 400), (Some(0.0), None));
+        // No heartbeat issued by then: not a lag of 0.
+        assert_eq!(
+            end_to_end(Some(&log), Some(0), 50),
+            (None, Some(NoSeconds::NoHeartbeat))
+        );
+        assert_eq!(
+            end_to_end(Some(&log), None, 400),
+            (None, Some(NoSeconds::Unknown))
+        );
+        assert_eq!(
+            end_to_end(None, Some(1), 400),
+            (None, Some(NoSeconds::NoHeartbeat))
+        );
     }
 }

@@ -51,8 +51,17 @@ pub struct SlotRow {
     pub confirmed_flush_lsn: Option<Lsn>,
     /// reserved, extended, unreserved, lost.
     pub wal_status: Option<String>,
-    /// Bytes that can still be written before the slot is in danger; None when unlimited or lost.
+    /// Bytes that can still be written before the slot is in danger, as PostgreSQL reports
+    /// it; None when unlimited or lost. Not meaningful on a standby: PostgreSQL subtracts its
+    /// WAL write position, which does not advance in recovery (0/0 on 17.10, so the figure
+    /// stays at the slot's limit LSN whatever B replays) — see `safe_wal_size_computed`.
     pub safe_wal_size: Option<i64>,
+    /// On a standby: safe_wal_size computed the way PostgreSQL does, from the replay position
+    /// instead (limit LSN − pg_last_wal_replay_lsn(), the limit being the end of the slot's
+    /// restart segment plus max(max_slot_wal_keep_size, wal_keep_size)). Negative: the slot
+    /// is lost at B's next restartpoint. None on a primary, when unlimited, or when lost.
+    #[serde(default)]
+    pub safe_wal_size_computed: Option<i64>,
     /// Physical slots: xmin held for hot_standby_feedback.
     pub xmin: Option<String>,
     /// catalog_xmin held (logical decoding's catalog rows).
@@ -72,7 +81,8 @@ pub struct SubscriptionRow {
     pub subname: String,
     /// Worker pid (None: no worker running).
     pub pid: Option<i32>,
-    /// Table-sync worker's table, None for the apply worker.
+    /// Table-sync worker's table, None for the apply worker (the leader: parallel apply
+    /// workers are not listed).
     pub relid: Option<String>,
     /// Last WAL received.
     pub received_lsn: Option<Lsn>,
@@ -276,10 +286,25 @@ impl NodeSnapshot {
         } else {
             "NULL::text"
         };
+        // PostgreSQL's safe_wal_size on a standby is measured from a write position that stays
+        // put in recovery; the same formula from the replay position is what a restartpoint
+        // acts on (KeepLogSeg).
+        let computed = if in_recovery {
+            "CASE WHEN wal_status = 'lost' OR k.slot_mb < 0 OR restart_lsn IS NULL THEN NULL \
+             ELSE ((floor(pg_wal_lsn_diff(restart_lsn, '0/0') / k.seg) \
+             + greatest(k.slot_mb * 1048576 / k.seg, k.keep_mb * 1048576 / k.seg) + 1) * k.seg \
+             - pg_wal_lsn_diff(pg_last_wal_replay_lsn(), '0/0'))::bigint END"
+        } else {
+            "NULL::bigint"
+        };
         let sql = format!(
-            "SELECT slot_name, slot_type, active, restart_lsn, confirmed_flush_lsn, wal_status, safe_wal_size, \
-             xmin, catalog_xmin, {conflicting}, {reason}, pg_wal_lsn_diff({here}, restart_lsn)::bigint \
-             FROM pg_replication_slots WHERE NOT temporary ORDER BY slot_name"
+            "WITH k AS (SELECT \
+             (SELECT setting::bigint FROM pg_settings WHERE name = 'wal_segment_size') AS seg, \
+             (SELECT setting::bigint FROM pg_settings WHERE name = 'max_slot_wal_keep_size') AS slot_mb, \
+             (SELECT setting::bigint FROM pg_settings WHERE name = 'wal_keep_size') AS keep_mb) \
+             SELECT slot_name, slot_type, active, restart_lsn, confirmed_flush_lsn, wal_status, safe_wal_size, \
+             xmin, catalog_xmin, {conflicting}, {reason}, pg_wal_lsn_diff({here}, restart_lsn)::bigint, {computed} \
+             FROM pg_replication_slots, k WHERE NOT temporary ORDER BY slot_name"
         );
         for r in rows(c, &sql).await? {
             s.slots.push(SlotRow {
@@ -298,6 +323,7 @@ impl NodeSnapshot {
                     .get(11)
                     .and_then(|x| x.parse::<i64>().ok())
                     .map(|x| x.max(0) as u64),
+                safe_wal_size_computed: r.get(12).and_then(|x| x.parse().ok()),
             });
         }
         Ok(())
@@ -305,10 +331,12 @@ impl NodeSnapshot {
 
     async fn subscriptions(c: &Client) -> Result<Vec<SubscriptionRow>, tokio_postgres::Error> {
         let mut out = Vec::new();
+        // Parallel apply workers (16+, streaming = parallel: 18's default) have no relid
+        // either and would pass for the apply worker; they name their leader in leader_pid.
         let sql = format!(
             "SELECT s.subname, st.pid, st.relid::regclass::text, st.received_lsn, st.latest_end_lsn, \
              extract(epoch FROM now() - st.last_msg_receipt_time), s.subenabled, {}, {} \
-             FROM pg_subscription s LEFT JOIN pg_stat_subscription st ON st.subid = s.oid \
+             FROM pg_subscription s LEFT JOIN pg_stat_subscription st ON st.subid = s.oid AND st.leader_pid IS NULL \
              WHERE s.subdbid = (SELECT oid FROM pg_database WHERE datname = current_database()) ORDER BY 1, 3 NULLS FIRST",
             iso_utc("st.latest_end_time"),
             iso_utc("st.last_msg_send_time"),

@@ -90,9 +90,19 @@ pub struct SlotOutcome {
     pub survived: Option<bool>,
     /// PostgreSQL's invalidation_reason (17+: wal_removed, rows_removed,
     /// wal_level_insufficient; 18: idle_timeout); on 16, inferred from conflicting and
-    /// wal_status (rows_removed, wal_removed).
+    /// wal_status (rows_removed, wal_removed), and `reason_inferred` says so.
     pub invalidation_reason: Option<String>,
-    /// When it was first seen invalidated / lost.
+    /// `invalidation_reason` was inferred, not reported: PostgreSQL 16 has no
+    /// invalidation_reason column. Its wal_removed is exact (lost without a conflict can be
+    /// nothing else on 16); its rows_removed stands for conflicting = true, which 16 also
+    /// shows for wal_level_insufficient.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reason_inferred: bool,
+    /// The slot was gone from b's pg_replication_slots at the end (dropped: by hand, by a
+    /// DROP DATABASE on a, ...). Gone is not invalidated: PostgreSQL never said why.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub missing: bool,
+    /// When it was first seen invalidated / lost, or gone when `missing`.
     pub invalidated_at_ms: Option<i64>,
     /// Every wal_status change: (ms, status).
     pub wal_status_changes: Vec<(i64, String)>,
@@ -291,19 +301,19 @@ fn slot_status(s: &crate::observe::SlotRow) -> String {
 /// sight of it (B unreachable since) proves nothing about the end.
 const SURVIVAL_EVIDENCE_MS: u64 = 2_000;
 
-/// Why a slot is unusable, from what the view shows. PostgreSQL 17+ names it in
-/// invalidation_reason. On 16, conflicting = true means rows_removed or
-/// wal_level_insufficient; the chain keeps A at wal_level = logical throughout (a lower one
-/// fails at slot creation on B), so here it is rows_removed. wal_status = lost without a
-/// conflict means its WAL was removed.
-fn invalidation(s: &crate::observe::SlotRow) -> Option<String> {
+/// Why a slot is unusable, from what the view shows, and whether that was inferred.
+/// PostgreSQL 17+ names it in invalidation_reason. On 16, conflicting = true means
+/// rows_removed or wal_level_insufficient; the chain keeps A at wal_level = logical throughout
+/// (a lower one fails at slot creation on B), so it is taken for rows_removed. wal_status =
+/// lost without a conflict can only be wal_removed there (16 has no other cause).
+fn invalidation(s: &crate::observe::SlotRow) -> Option<(String, bool)> {
     if let Some(r) = &s.invalidation_reason {
-        return Some(r.clone());
+        return Some((r.clone(), false));
     }
     if s.conflicting == Some(true) {
-        return Some("rows_removed".into());
+        return Some(("rows_removed".into(), true));
     }
-    (s.wal_status.as_deref() == Some("lost")).then(|| "wal_removed".into())
+    (s.wal_status.as_deref() == Some("lost")).then(|| ("wal_removed".into(), true))
 }
 
 fn peak_u64<'a>(pts: impl Iterator<Item = (i64, Option<u64>)> + 'a) -> Option<Peak> {
@@ -353,10 +363,11 @@ impl Observations {
             if let Some(bs) = b_slot {
                 seen_slot = true;
                 slot_missing_at = None;
-                if let Some(reason) = invalidation(bs)
+                if let Some((reason, inferred)) = invalidation(bs)
                     && slot.invalidation_reason.is_none()
                 {
                     slot.invalidation_reason = Some(reason);
+                    slot.reason_inferred = inferred;
                     slot.invalidated_at_ms = Some(t);
                 }
             } else if seen_slot && b.is_some_and(|b| b.reachable) && slot_missing_at.is_none() {
@@ -406,7 +417,7 @@ impl Observations {
             (!usable || t + SURVIVAL_EVIDENCE_MS >= end_ms).then_some(usable)
         });
         if slot.survived == Some(false) && slot.invalidation_reason.is_none() {
-            slot.invalidation_reason = Some("dropped".into());
+            slot.missing = true;
             slot.invalidated_at_ms = slot_missing_at;
         }
         slot.resync_needed = slot.survived == Some(false);
@@ -668,6 +679,73 @@ mod tests {
             sample(10_000, vec![unreachable_b()]),
         ];
         assert_eq!(survived(&gone), Some(false));
+    }
+
+    fn outcome(samples: &[Sample]) -> SlotOutcome {
+        Observations::from_samples(
+            samples,
+            SLOT,
+            None,
+            Duration::from_millis(250),
+            Duration::from_millis(100),
+        )
+        .slot
+        .unwrap()
+    }
+
+    #[test]
+    fn a_slot_that_disappears_is_missing_not_invalidated() {
+        let o = outcome(&[
+            sample(0, vec![b(false, Some(slot(true)))]),
+            sample(1_000, vec![b(false, None)]),
+        ]);
+        assert_eq!(
+            (o.survived, o.missing, o.invalidation_reason.as_deref()),
+            (Some(false), true, None)
+        );
+        assert_eq!((o.invalidated_at_ms, o.resync_needed), (Some(1_000), true));
+        // Invalidated first, then dropped: the invalidation is what happened.
+        let lost = SlotRow {
+            invalidation_reason: Some("wal_removed".into()),
+            wal_status: Some("lost".into()),
+            ..slot(false)
+        };
+        let o = outcome(&[
+            sample(0, vec![b(false, Some(lost))]),
+            sample(1_000, vec![b(false, None)]),
+        ]);
+        assert!(!o.missing);
+        assert_eq!(o.invalidation_reason.as_deref(), Some("wal_removed"));
+    }
+
+    #[test]
+    fn on_postgresql_16_the_reason_is_marked_inferred() {
+        // 16: no invalidation_reason column (NULL), conflicting and wal_status only.
+        let conflicting = SlotRow {
+            conflicting: Some(true),
+            wal_status: Some("lost".into()),
+            ..slot(false)
+        };
+        let o = outcome(&[sample(0, vec![b(false, Some(conflicting))])]);
+        assert_eq!(o.invalidation_reason.as_deref(), Some("rows_removed"));
+        assert!(o.reason_inferred);
+        let lost = SlotRow {
+            wal_status: Some("lost".into()),
+            ..slot(false)
+        };
+        let o = outcome(&[sample(0, vec![b(false, Some(lost))])]);
+        assert_eq!(o.invalidation_reason.as_deref(), Some("wal_removed"));
+        assert!(o.reason_inferred);
+        // 17+: reported.
+        let reported = SlotRow {
+            conflicting: Some(true),
+            invalidation_reason: Some("rows_removed".into()),
+            wal_status: Some("lost".into()),
+            ..slot(false)
+        };
+        let o = outcome(&[sample(0, vec![b(false, Some(reported))])]);
+        assert_eq!(o.invalidation_reason.as_deref(), Some("rows_removed"));
+        assert!(!o.reason_inferred);
     }
 
     #[test]

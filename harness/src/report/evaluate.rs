@@ -84,7 +84,11 @@ pub fn evaluate(expect: &Expectations, facts: &RunFacts) -> Vec<ExpectationResul
         out.push(faults::slot_invalidated(reason, facts.observations));
     }
     if let Some(n) = expect.rpo_max_writes {
-        out.push(faults::rpo_max_writes(n, facts.observations));
+        out.push(faults::rpo_max_writes(
+            n,
+            facts.observations,
+            facts.catchup_missed,
+        ));
     }
     if expect.consistent_after_heal {
         out.push(faults::consistent_after_heal(facts));

@@ -179,7 +179,17 @@ pub(super) fn slot_fate(slot: &SlotOutcome) -> String {
         .map(|t| format!(" at {}", at(t)))
         .unwrap_or_default();
     match (&slot.invalidation_reason, slot.survived) {
+        (Some(r), _) if slot.reason_inferred => {
+            format!("invalidated ({r}, inferred: PostgreSQL 16 has no invalidation_reason){when}")
+        }
         (Some(r), _) => format!("invalidated ({r}){when}"),
+        (None, Some(false)) if slot.missing => {
+            let since = slot
+                .invalidated_at_ms
+                .map(|t| format!(" since {}", at(t)))
+                .unwrap_or_default();
+            format!("missing on b (dropped?){since}")
+        }
         (None, Some(false)) => format!("no longer usable{when}"),
         (None, Some(true)) => "usable at the end".into(),
         (None, None) => "fate not observed".into(),

@@ -66,6 +66,7 @@ fn fault(kind: &str, description: &str, injected: u64, healed: Option<u64>) -> F
         healed_ms: healed,
         error: None,
         churn: None,
+        checkpoint: None,
     }
 }
 
@@ -185,6 +186,7 @@ fn lag_run() -> Report {
             invalidated_at_ms: None,
             wal_status_changes: vec![(0, "reserved".into())],
             resync_needed: false,
+            ..SlotOutcome::default()
         }),
         failover: None,
         rpo: None,
@@ -290,6 +292,7 @@ fn wal_run() -> Report {
                 (41_000, "lost".into()),
             ],
             resync_needed: true,
+            ..SlotOutcome::default()
         }),
         failover: None,
         rpo: None,
@@ -784,7 +787,6 @@ fn slot_invalidated_pass_fail_unknown() {
     let cases = [
         ("wal_removed", slot(Some(false), Some("wal_removed")), Valid),
         ("any", slot(Some(false), Some("rows_removed")), Valid),
-        ("any", slot(Some(false), None), Valid),
         (
             "wal_removed",
             slot(Some(false), Some("rows_removed")),
@@ -792,12 +794,7 @@ fn slot_invalidated_pass_fail_unknown() {
         ),
         ("wal_removed", slot(Some(true), None), Invalid),
         ("any", slot(Some(true), None), Invalid),
-        // PostgreSQL 16 says "invalidated" without a reason.
-        (
-            "wal_removed",
-            slot(Some(false), Some("invalidated")),
-            Unknown,
-        ),
+        // Unusable without a recorded reason (a report from an older pgrehearse).
         ("wal_removed", slot(Some(false), None), Unknown),
         ("any", slot(None, None), Unknown),
         ("any", obs(), Unknown),
@@ -817,6 +814,125 @@ fn slot_invalidated_pass_fail_unknown() {
         r.expected,
         "the logical slot on b ends invalidated for rows_removed"
     );
+}
+
+/// A slot gone from b at the end: unusable, but PostgreSQL never said it was invalidated.
+fn missing_slot() -> Observations {
+    let mut o = slot(Some(false), None);
+    let s = o.slot.as_mut().unwrap();
+    s.missing = true;
+    s.resync_needed = true;
+    s.invalidated_at_ms = Some(12_000);
+    o
+}
+
+#[test]
+fn a_missing_slot_is_not_an_invalidation() {
+    use Verdict::*;
+    let invalidated = |r: &str| expect_only(|e| e.slot_invalidated = Some(r.into()));
+    let survives = |w: bool| expect_only(|e| e.slot_survives = Some(w));
+    for (e, v) in [
+        (invalidated("any"), Unknown),
+        (invalidated("wal_removed"), Unknown),
+        (survives(false), Unknown),
+        // Gone is not usable.
+        (survives(true), Invalid),
+    ] {
+        let r = one(&e, Some(&missing_slot()), None, &[]);
+        assert_eq!(r.verdict, v, "{e:?}: {r:?}");
+        assert_eq!(r.observed, "missing on b (dropped?) since t=12.0s");
+        assert!(
+            r.evidence.starts_with(
+                "slot s on b: missing on b (dropped?) since t=12.0s; c needs a full resync"
+            ),
+            "{}",
+            r.evidence
+        );
+        if v == Unknown {
+            assert!(
+                r.evidence.contains("; slot missing on b (dropped?): "),
+                "{}",
+                r.evidence
+            );
+        }
+    }
+}
+
+#[test]
+fn resync_wording_follows_what_is_known_of_the_slot() {
+    let e = expect_only(|e| e.slot_survives = Some(true));
+    let evidence = |o: &Observations| one(&e, Some(o), None, &[]).evidence;
+    assert_eq!(
+        evidence(&slot(Some(true), None)),
+        "slot s on b: usable at the end; no resync needed"
+    );
+    let mut lost = slot(Some(false), Some("wal_removed"));
+    lost.slot.as_mut().unwrap().resync_needed = true;
+    assert_eq!(
+        evidence(&lost),
+        "slot s on b: invalidated (wal_removed); c needs a full resync"
+    );
+    assert_eq!(
+        evidence(&slot(None, None)),
+        "slot s on b: fate not observed; whether c needs a full resync is not known"
+    );
+}
+
+#[test]
+fn a_reason_inferred_on_postgresql_16_says_so_and_stays_unknown_when_ambiguous() {
+    use Verdict::*;
+    let inferred = |reason: &str| {
+        let mut o = slot(Some(false), Some(reason));
+        o.slot.as_mut().unwrap().reason_inferred = true;
+        o
+    };
+    let judge = |want: &str, o: &Observations| {
+        one(
+            &expect_only(|e| e.slot_invalidated = Some(want.into())),
+            Some(o),
+            None,
+            &[],
+        )
+    };
+    // Lost without a conflict is wal_removed on 16, exactly.
+    let r = judge("wal_removed", &inferred("wal_removed"));
+    assert_eq!(r.verdict, Valid, "{r:?}");
+    assert_eq!(
+        r.observed,
+        "invalidated (wal_removed, inferred: PostgreSQL 16 has no invalidation_reason)"
+    );
+    assert_eq!(
+        judge("rows_removed", &inferred("wal_removed")).verdict,
+        Invalid
+    );
+    // conflicting = t: rows_removed, with the other reading ruled out in words.
+    let r = judge("rows_removed", &inferred("rows_removed"));
+    assert_eq!(r.verdict, Valid, "{r:?}");
+    assert!(
+        r.evidence
+            .contains("inferred: PostgreSQL 16 has no invalidation_reason")
+            && r.evidence
+                .contains("wal_level_insufficient too, ruled out here"),
+        "{}",
+        r.evidence
+    );
+    // ... but 16 cannot tell it from wal_level_insufficient.
+    let r = judge("wal_level_insufficient", &inferred("rows_removed"));
+    assert_eq!(r.verdict, Unknown, "{r:?}");
+    assert!(
+        r.evidence.ends_with("so which one is not known"),
+        "{}",
+        r.evidence
+    );
+    assert_eq!(
+        judge("wal_removed", &inferred("rows_removed")).verdict,
+        Invalid
+    );
+    assert_eq!(judge("any", &inferred("rows_removed")).verdict, Valid);
+    // Reported by 17+: no inference, no hedging.
+    let r = judge("rows_removed", &slot(Some(false), Some("rows_removed")));
+    assert_eq!(r.observed, "invalidated (rows_removed)");
+    assert!(!r.evidence.contains("16"), "{}", r.evidence);
 }
 
 #[test]
@@ -863,6 +979,77 @@ fn rpo_max_writes_pass_fail_unknown() {
     let mut over = rpo(9);
     over.rpo.as_mut().unwrap().unexplained_keys = 2;
     assert_eq!(one(&e, Some(&over), None, &[]).verdict, Verdict::Invalid);
+}
+
+#[test]
+fn rpo_on_a_c_that_is_only_behind_is_unknown_not_lost() {
+    let e = expect_only(|e| e.rpo_max_writes = Some(0));
+    let on_c = |lost: u64, slot_fate: Option<&str>| Observations {
+        rpo: Some(Rpo {
+            node: "c".into(),
+            lost_writes: lost,
+            lost_keys: lost,
+            ..Rpo::default()
+        }),
+        slot: Some(SlotOutcome {
+            slot: "s".into(),
+            survived: Some(slot_fate.is_none()),
+            invalidation_reason: slot_fate.map(str::to_string),
+            ..SlotOutcome::default()
+        }),
+        ..obs()
+    };
+    let missed = |never: bool| crate::report::CatchupMissed {
+        waited_ms: 30_000,
+        gave_up_at_ms: 60_000,
+        never,
+        reason: "timed out".into(),
+    };
+    let judge = |o: &Observations, m: Option<&crate::report::CatchupMissed>| {
+        let facts = RunFacts {
+            observations: Some(o),
+            catchup_missed: m,
+            ..RunFacts::default()
+        };
+        evaluate(&e, &facts).remove(0)
+    };
+    // The fence timed out with the slot alive: the writes c lacks may still be in flight.
+    let r = judge(&on_c(4, None), Some(&missed(false)));
+    assert_eq!(r.verdict, Verdict::Unknown, "{r:?}");
+    assert_eq!(r.observed, "4 acknowledged writes not on c yet (c behind)");
+    assert!(
+        r.evidence.ends_with(
+            "; c had not caught up (fence not reached); 4 acknowledged writes not on c yet \
+             may still arrive"
+        ),
+        "{}",
+        r.evidence
+    );
+    // Caught up: missing is lost.
+    assert_eq!(judge(&on_c(4, None), None).verdict, Verdict::Invalid);
+    // A dead slot never delivers them, whether the fence saw it dead or the samples did.
+    assert_eq!(
+        judge(&on_c(4, None), Some(&missed(true))).verdict,
+        Verdict::Invalid
+    );
+    assert_eq!(
+        judge(&on_c(4, Some("wal_removed")), Some(&missed(false))).verdict,
+        Verdict::Invalid
+    );
+    // Nothing missing: within the limit, however far behind.
+    assert_eq!(
+        judge(&on_c(0, None), Some(&missed(false))).verdict,
+        Verdict::Valid
+    );
+    // After a failover the RPO is b at its promotion: no later delivery changes it.
+    let mut failover = on_c(4, None);
+    failover.rpo.as_mut().unwrap().node = "b".into();
+    failover.rpo.as_mut().unwrap().judged_at_ms = Some(17_300);
+    failover.failover = Some(Failover::default());
+    assert_eq!(
+        judge(&failover, Some(&missed(false))).verdict,
+        Verdict::Invalid
+    );
 }
 
 #[test]
@@ -952,6 +1139,87 @@ fn a_catalog_churn_that_completed_no_round_leaves_faults_injected_unknown() {
         "injected but without effect, so the chain's behaviour under them is unknown: catalog \
          churn + VACUUM on a every 100ms: no churn round completed (first error: VACUUM FULL \
          pg_class: permission denied)"
+    );
+}
+
+#[test]
+fn a_restartpoint_on_b_that_did_not_move_leaves_faults_injected_unknown() {
+    use crate::faults::CheckpointRecord;
+    use crate::node::Lsn;
+    let e = expect_only(|_| {});
+    let judge = |c: CheckpointRecord| {
+        let mut o = obs();
+        o.faults = vec![FaultRecord {
+            checkpoint: Some(c),
+            ..fault(
+                "checkpoint",
+                "checkpoint on a, restartpoint on b",
+                15_000,
+                None,
+            )
+        }];
+        judge_observations(&e, &o).remove(0)
+    };
+    let lsn = |s: &str| Some(s.parse::<Lsn>().unwrap());
+    let rec = CheckpointRecord {
+        primary: "a".into(),
+        primary_redo: lsn("0/5000028"),
+        primary_lsn: lsn("0/50000D8"),
+        b_replayed_in_ms: Some(12),
+        b_redo_before: lsn("0/3000028"),
+        b_redo_after: lsn("0/5000028"),
+        ..CheckpointRecord::default()
+    };
+    let r = judge(rec.clone());
+    assert_eq!(r.verdict, Verdict::Valid);
+    assert_eq!(
+        r.evidence,
+        "checkpoint on a, restartpoint on b at t=15.0s: a checkpointed (redo 0/5000028); b \
+         replayed it in 12ms; b's restartpoint moved its redo from 0/3000028 to 0/5000028"
+    );
+    // B had made that restartpoint itself (max_wal_size reached in replay): still current.
+    let r = judge(CheckpointRecord {
+        b_redo_before: lsn("0/5000028"),
+        ..rec.clone()
+    });
+    assert_eq!(r.verdict, Verdict::Valid);
+    assert!(
+        r.evidence.ends_with(
+            "b's redo was already at 0/5000028 (b had made that restartpoint on its own)"
+        ),
+        "{}",
+        r.evidence
+    );
+    // Replay paused on b: its restartpoint had nothing new to use, and removed no WAL.
+    let r = judge(CheckpointRecord {
+        b_replayed_in_ms: None,
+        b_not_reached: Some("replay paused on b, replay_lsn = 0/4000000".into()),
+        b_redo_after: lsn("0/3000028"),
+        ..rec.clone()
+    });
+    assert_eq!(r.verdict, Verdict::Unknown);
+    assert_eq!(r.observed, "1 of 1 injected; 1 without effect");
+    assert!(
+        r.evidence.ends_with(
+            "a checkpointed (redo 0/5000028); b had not replayed it (replay paused on b, \
+             replay_lsn = 0/4000000); b's restartpoint did not move (redo stays at 0/3000028)"
+        ),
+        "{}",
+        r.evidence
+    );
+    // After a failover b is the primary: one checkpoint, no restartpoint to judge.
+    let r = judge(CheckpointRecord {
+        primary: "b".into(),
+        primary_redo: lsn("0/9000028"),
+        ..CheckpointRecord::default()
+    });
+    assert_eq!(r.verdict, Verdict::Valid);
+    assert!(
+        r.evidence.ends_with(
+            "b checkpointed (redo 0/9000028); b is the primary: no restartpoint to make"
+        ),
+        "{}",
+        r.evidence
     );
 }
 

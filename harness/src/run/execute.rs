@@ -912,6 +912,15 @@ fn findings(obs: &crate::observe::Observations, chain: &Chain) -> Vec<String> {
     }
     if let Some(s) = &obs.slot
         && s.survived == Some(false)
+        && s.missing
+    {
+        out.push(format!(
+            "the logical slot {} on b was gone from pg_replication_slots by {} (dropped? by hand, by the consumer, or by a DROP DATABASE on a): PostgreSQL reported no invalidation. c can no longer continue from it and needs a full resync (a new slot and a fresh initial copy)",
+            s.slot,
+            s.invalidated_at_ms.map(t).unwrap_or_else(|| "the end of the run".into())
+        ));
+    } else if let Some(s) = &obs.slot
+        && s.survived == Some(false)
     {
         let reason = s.invalidation_reason.as_deref().unwrap_or("unknown");
         let why = match reason {
@@ -924,8 +933,13 @@ fn findings(obs: &crate::observe::Observations, chain: &Chain) -> Vec<String> {
             "wal_level_insufficient" => "wal_level on a was lowered below logical",
             _ => "see b's log",
         };
+        let inferred = if s.reason_inferred {
+            ", inferred: PostgreSQL 16 has no invalidation_reason"
+        } else {
+            ""
+        };
         out.push(format!(
-            "the logical slot {} on b was invalidated ({reason}) at {}: {why}. c can no longer continue from it and needs a full resync (a new slot and a fresh initial copy)",
+            "the logical slot {} on b was invalidated ({reason}{inferred}) at {}: {why}. c can no longer continue from it and needs a full resync (a new slot and a fresh initial copy)",
             s.slot,
             s.invalidated_at_ms.map(t).unwrap_or_else(|| "an unknown time".into())
         ));

@@ -427,3 +427,55 @@ async fn differences_scattered_over_a_big_table_are_all_found() {
     assert_eq!(keys(&w.extra), vec!["0", "zzz"]);
     backend.teardown(false).await.unwrap();
 }
+
+/// A primary key with INCLUDE columns is keyed by its key columns only, and a type in a schema
+/// that only A's database puts on the search_path is the same type on both sides.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn include_columns_and_a_search_path_on_one_side_change_nothing() {
+    let (backend, x, y) = common::two_servers("verify-include").await;
+    for n in [&x, &y] {
+        n.execute("postgres", &format!("CREATE DATABASE {DB}"))
+            .await
+            .unwrap();
+        n.execute(
+            DB,
+            "CREATE SCHEMA app;
+             CREATE TYPE app.state AS ENUM ('new', 'done');
+             CREATE TABLE app.notes (id int, note text, s app.state,
+                                     PRIMARY KEY (id) INCLUDE (note));",
+        )
+        .await
+        .unwrap();
+    }
+    // Set on A by the user's own seed; the schema copy to C does not carry database settings.
+    x.execute(DB, "ALTER DATABASE app SET search_path = app, public")
+        .await
+        .unwrap();
+    x.execute(
+        DB,
+        "INSERT INTO app.notes VALUES (1, 'x', 'new'), (2, NULL, 'done'), (3, 'same', 'new')",
+    )
+    .await
+    .unwrap();
+    y.execute(
+        DB,
+        "INSERT INTO app.notes VALUES (1, 'y', 'new'), (2, NULL, 'done'), (3, 'same', 'new')",
+    )
+    .await
+    .unwrap();
+
+    let r = run(&x, &y, &VerifyOptions::default()).await;
+    assert!(r.schema.is_empty(), "no drift: {:#?}", r.schema);
+    let notes = table(&r, "app.notes");
+    assert_eq!(
+        notes.method,
+        CompareMethod::PrimaryKey {
+            columns: vec!["id".into()]
+        },
+        "{notes:#?}"
+    );
+    assert_eq!(notes.status, TableStatus::Differ, "{notes:#?}");
+    assert_eq!(keys(&notes.changed), vec!["1"], "{notes:#?}");
+    assert_eq!(notes.missing.count + notes.extra.count, 0, "{notes:#?}");
+    backend.teardown(false).await.unwrap();
+}

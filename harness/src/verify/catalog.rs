@@ -150,7 +150,7 @@ pub(crate) async fn load(s: &Session, excluded: &[String]) -> Result<Catalog> {
              FROM pg_index i \
              CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord) \
              JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum \
-             WHERE i.indisprimary GROUP BY i.indrelid",
+             WHERE i.indisprimary AND k.ord <= i.indnkeyatts GROUP BY i.indrelid",
         )
         .await?;
     let sequences = s

@@ -11,11 +11,13 @@ use crate::node::CONNECT_TIMEOUT;
 /// Text renderings (timestamps, floats, bytea, money) depend on these settings; the row
 /// hashes are hashes of text, so both sides must use the same ones whatever their
 /// postgresql.conf says. `default_transaction_read_only` is a second guard: the verifier never
-/// writes, and B may be a hot standby.
+/// writes, and B may be a hot standby. The search_path too: type names are printed with their
+/// schema unless it is on the path, which a database-level setting on A alone would change.
 const SETTINGS: &str = "SET default_transaction_read_only = on; \
      SET TimeZone = 'UTC'; SET DateStyle = 'ISO'; SET IntervalStyle = 'postgres'; \
      SET extra_float_digits = 3; SET bytea_output = 'hex'; SET lc_monetary = 'C'; \
-     SET standard_conforming_strings = on; SET application_name = 'pgrehearse-verify'";
+     SET standard_conforming_strings = on; SET application_name = 'pgrehearse-verify'; \
+     SET search_path = pg_catalog";
 
 /// A session on one side.
 pub(crate) struct Session {

@@ -13,12 +13,16 @@ use crate::verdict::Verdict;
 /// Render the JUnit XML for `report`.
 pub fn render_junit(r: &Report) -> String {
     let suite = format!("pgrehearse.{}", r.scenario.name);
-    let tests = r.expectations.len() + usize::from(r.error.is_some());
+    // A run that judged nothing ends unknown (exit 1): a CI test view must not show it green
+    // or empty.
+    let nothing_judged = r.error.is_none() && r.expectations.is_empty();
+    let tests = r.expectations.len() + usize::from(r.error.is_some()) + usize::from(nothing_judged);
     let failures = r
         .expectations
         .iter()
         .filter(|e| e.verdict != Verdict::Valid)
-        .count();
+        .count()
+        + usize::from(nothing_judged);
     let errors = usize::from(r.error.is_some());
     let time = r
         .finished_at
@@ -67,6 +71,17 @@ pub fn render_junit(r: &Report) -> String {
             esc(&format!("{e}\nreplay: {}", r.replay_command()))
         );
     }
+    if nothing_judged {
+        let _ = writeln!(
+            out,
+            "    <testcase name=\"verdict\" classname=\"{}\" time=\"{time:.3}\">\n      <failure type=\"unknown\" message=\"unknown: the run judged nothing\">{}</failure>\n    </testcase>",
+            esc(&suite),
+            esc(&format!(
+                "the scenario sets no expectation that applies (consistent = false, no other expectation, no faults): nothing was judged, so nothing passed\nreplay: {}",
+                r.replay_command()
+            ))
+        );
+    }
     for e in &r.expectations {
         let _ = write!(
             out,
@@ -112,6 +127,7 @@ fn esc(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::esc;
+    use crate::report::Report;
 
     #[test]
     fn escapes_markup_and_illegal_characters() {
@@ -119,5 +135,25 @@ mod tests {
             esc("a<b & \"c\" 'd'>\u{1}\n"),
             "a&lt;b &amp; &quot;c&quot; &#39;d&#39;&gt;\\u{1}\n"
         );
+    }
+
+    #[test]
+    fn a_run_that_judged_nothing_is_a_failing_test_case() {
+        let mut r = Report::new(
+            "run",
+            std::path::Path::new("/runs/run"),
+            &crate::scenario::Scenario::parse(
+                "version = 1\n[expect]\nconsistent = false\n",
+                std::path::Path::new("idle.toml"),
+            )
+            .unwrap(),
+            7,
+        );
+        r.conclude(r.started_at);
+        assert_eq!(r.exit_code, 1);
+        let xml = super::render_junit(&r);
+        assert!(xml.contains("tests=\"1\" failures=\"1\""), "{xml}");
+        assert!(xml.contains("<testcase name=\"verdict\""), "{xml}");
+        assert!(xml.contains("<failure type=\"unknown\""), "{xml}");
     }
 }

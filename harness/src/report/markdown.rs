@@ -49,7 +49,7 @@ fn header(out: &mut String, r: &Report) {
         out,
         "# {} · {} · seed {}\n",
         upper(r.verdict),
-        r.scenario.name,
+        md(&r.scenario.name),
         r.seed
     );
     let _ = writeln!(out, "Replay: {}\n", code(&r.replay_command()));
@@ -57,7 +57,9 @@ fn header(out: &mut String, r: &Report) {
         let _ = writeln!(out, "**The run stopped early:** {}\n", md(e.trim()));
     }
     if let Some(d) = &r.scenario.description {
-        let _ = writeln!(out, "> {}\n", d.trim().replace('\n', "\n> "));
+        // Plain text, line by line: a `<!--` or `|` in it must not hide or break the report.
+        let quoted: Vec<String> = d.trim().lines().map(md).collect();
+        let _ = writeln!(out, "> {}\n", quoted.join("\n> "));
     }
     let ts = |t: &chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(SecondsFormat::Secs, true);
     let finished = match r.finished_at {
@@ -261,5 +263,28 @@ fn expectations(out: &mut String, r: &Report) {
         .any(|e| e.verdict != crate::Verdict::Valid)
     {
         out.push('\n');
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::report::Report;
+
+    #[test]
+    fn the_scenario_name_and_description_are_text_not_markup() {
+        let scenario = crate::scenario::Scenario::parse(
+            "version = 1\nname = \"*bold* <b>\"\ndescription = \"<!-- hides the rest\\r\\n| breaks a table\"\n",
+            std::path::Path::new("marked.toml"),
+        )
+        .unwrap();
+        let mut r = Report::new("run", std::path::Path::new("/runs/run"), &scenario, 7);
+        r.conclude(r.started_at);
+        let md = super::render_markdown(&r);
+        assert!(md.contains("\\*bold\\* \\<b\\>"), "{md}");
+        assert!(
+            md.contains("> \\<!-- hides the rest\n> \\| breaks a table\n"),
+            "{md}"
+        );
+        assert!(!md.contains('\r'), "{md:?}");
     }
 }

@@ -194,7 +194,9 @@ impl Scenario {
     /// The file's seed, or a fresh random one. The caller prints it: a run is replayable only
     /// when its seed is known.
     pub fn seed_or_random(&self) -> u64 {
-        self.seed.unwrap_or_else(rand::random)
+        // Below 2^53: report.json carries it as a number, and JSON tools that read numbers as
+        // doubles (jq 1.6, JavaScript) would round a larger one into another run's seed.
+        self.seed.unwrap_or_else(|| rand::random::<u64>() >> 11)
     }
 
     /// The workload's seed for a run seeded with `run_seed`: the file's explicit

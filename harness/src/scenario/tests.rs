@@ -122,6 +122,8 @@ slot_waits_for_nudge = true
     assert_eq!(s.description.as_deref(), Some("everything"));
     assert_eq!(s.seed, Some(42));
     assert_eq!(s.seed_or_random(), 42);
+    let drawn = parse("version = 1\n").seed_or_random();
+    assert!(drawn < 1 << 53, "{drawn} does not survive a JSON double");
     let c = &s.chain;
     assert_eq!(c.backend, BackendKind::Docker);
     assert_eq!(c.pg_version, 16);

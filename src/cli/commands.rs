@@ -242,7 +242,6 @@ pub async fn run(args: ChainArgs, then: Then, json: bool, ui: &Ui) -> Result<i32
             return Err(e);
         }
     };
-    fin?;
     if json {
         ui.out(to_json(&report)?);
     } else {
@@ -251,6 +250,15 @@ pub async fn run(args: ChainArgs, then: Then, json: bool, ui: &Ui) -> Result<i32
             "report: {} (and report.html, report.json, report.junit.xml beside it)",
             paths.markdown.display()
         ));
+    }
+    if let Err(f) = fin {
+        // The verdict stands as the reports say it. A failed rehearsal keeps exit 1: CI that
+        // retries environment errors (2) must not retry away a real failure.
+        if report.exit_code == 1 {
+            say(format!("pgrehearse: cleanup also failed: {f}"));
+            return Ok(1);
+        }
+        return Err(f);
     }
     Ok(report.exit_code)
 }

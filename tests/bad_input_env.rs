@@ -34,17 +34,28 @@ async fn a_taken_port_is_named_and_nothing_is_left_running() {
     let (backend, creds) = common::backend("port-taken");
     let taken = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
     let port = taken.local_addr().unwrap().port();
+    let err = refused_on_taken_port(backend, &creds, port).await;
+    assert!(err.hint().is_some(), "{err:?}");
+}
+
+/// Start node `a` on `port`, which something else holds: the start fails naming the port, and
+/// the teardown leaves no process and no data directory.
+async fn refused_on_taken_port(
+    backend: harness::backend::LocalBackend,
+    creds: &harness::backend::Credentials,
+    port: u16,
+) -> harness::Error {
     let spec = NodeSpec::new("a", creds.superuser.clone()).with_port(Some(port));
-
     let err = backend.init_primary(&spec).await.unwrap_err();
-
     assert_eq!(err.kind(), ErrorKind::Environment, "{err:?}");
+    // Where another PostgreSQL holds the port, which check sees it first is a race (our
+    // postmaster failing to bind, or the readiness probe finding another data directory);
+    // both name the port.
     assert!(
         err.to_string()
             .contains(&format!("port {port} on 127.0.0.1 is already in use")),
         "{err}"
     );
-    assert!(err.hint().is_some(), "{err:?}");
     let run = backend.run_dir().path().to_path_buf();
     backend.teardown(false).await.unwrap();
     assert!(
@@ -53,6 +64,7 @@ async fn a_taken_port_is_named_and_nothing_is_left_running() {
         run.display()
     );
     assert!(!run.join("nodes/a").exists(), "data directory left behind");
+    err
 }
 
 #[tokio::test]
@@ -106,24 +118,7 @@ async fn a_fixed_port_where_another_postgres_lets_anyone_in_is_refused() {
     .await
     .unwrap();
 
-    let spec = NodeSpec::new("a", creds.superuser.clone()).with_port(Some(port));
-    let err = backend.init_primary(&spec).await.unwrap_err();
-
-    assert_eq!(err.kind(), ErrorKind::Environment, "{err:?}");
-    // Which of the two checks sees it first is a race (our postmaster failing to bind, or the
-    // readiness probe finding another data directory); both name the port.
-    assert!(
-        err.to_string()
-            .contains(&format!("port {port} on 127.0.0.1 is already in use")),
-        "{err}"
-    );
-    let run = backend.run_dir().path().to_path_buf();
-    backend.teardown(false).await.unwrap();
-    assert!(
-        common::processes_under(&run).is_empty(),
-        "processes left under {}",
-        run.display()
-    );
+    refused_on_taken_port(backend, &creds, port).await;
     assert_eq!(
         x.query_one("postgres", "SELECT 1")
             .await

@@ -26,6 +26,21 @@ fn runs_folder() -> tempfile::TempDir {
     d
 }
 
+/// `down --all --runs-dir runs` says it took `run` down, and nothing of it is left.
+fn down_all_takes_down(runs: &Path, run: &Path) {
+    let out = cli::run(&["down", "--all", "--runs-dir", arg(runs)]);
+    assert_eq!(out.status.code(), Some(0), "{}", cli::stderr(&out));
+    let id = run.file_name().unwrap().to_str().unwrap();
+    assert!(
+        cli::stdout(&out)
+            .lines()
+            .any(|l| l == format!("took down {id}")),
+        "{}",
+        cli::stdout(&out)
+    );
+    cli::assert_cleaned_up(run);
+}
+
 fn arg(p: &Path) -> &str {
     p.to_str().unwrap()
 }
@@ -136,17 +151,7 @@ fn down_all_with_a_runs_dir_takes_down_what_runs_there() {
     let (_, run, _down) = cli::up(&[arg(&path), "--runs-dir", arg(runs.path())]);
     assert!(!common::processes_under(&run).is_empty());
 
-    let out = cli::run(&["down", "--all", "--runs-dir", arg(runs.path())]);
-    assert_eq!(out.status.code(), Some(0), "{}", cli::stderr(&out));
-    let id = run.file_name().unwrap().to_str().unwrap();
-    assert!(
-        cli::stdout(&out)
-            .lines()
-            .any(|l| l == format!("took down {id}")),
-        "{}",
-        cli::stdout(&out)
-    );
-    cli::assert_cleaned_up(&run);
+    down_all_takes_down(runs.path(), &run);
     eprintln!("total: {:?}", t0.elapsed());
 }
 
@@ -203,17 +208,7 @@ fn down_all_removes_what_a_run_left_behind_when_its_servers_died_with_its_harnes
     assert!(run.join("nodes/a/data").is_dir());
     assert!(run.join("pgpass").is_file());
 
-    let out = cli::run(&["down", "--all", "--runs-dir", arg(runs.path())]);
-    assert_eq!(out.status.code(), Some(0), "{}", cli::stderr(&out));
-    let id = run.file_name().unwrap().to_str().unwrap();
-    assert!(
-        cli::stdout(&out)
-            .lines()
-            .any(|l| l == format!("took down {id}")),
-        "{}",
-        cli::stdout(&out)
-    );
-    cli::assert_cleaned_up(&run);
+    down_all_takes_down(runs.path(), &run);
     assert!(!run.join("pgpass").exists(), "the password file stayed");
     assert!(!run.join("secrets.json").exists(), "the secrets stayed");
 }

@@ -79,6 +79,18 @@ fn table<'r>(r: &'r VerifyReport, name: &str) -> &'r TableDiff {
         .unwrap_or_else(|| panic!("{name} not in the report: {r:#?}"))
 }
 
+/// Two servers, each with database DB made by `setup`.
+async fn same_database(label: &str, setup: &str) -> (harness::backend::LocalBackend, Node, Node) {
+    let (backend, x, y) = common::two_servers(label).await;
+    for n in [&x, &y] {
+        n.execute("postgres", &format!("CREATE DATABASE {DB}"))
+            .await
+            .unwrap();
+        n.execute(DB, setup).await.unwrap();
+    }
+    (backend, x, y)
+}
+
 async fn run(x: &Node, y: &Node, opts: &VerifyOptions) -> VerifyReport {
     verify::compare(&Side::of(x, DB), &Side::of(y, DB), opts)
         .await
@@ -106,15 +118,8 @@ fn stress_options() -> [VerifyOptions; 2] {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verifier_reports_exactly_the_injected_differences() {
-    let (backend, x, y) = common::two_servers("verify-diff").await;
-
     // --- same schema and rows on both servers
-    for n in [&x, &y] {
-        n.execute("postgres", &format!("CREATE DATABASE {DB}"))
-            .await
-            .unwrap();
-        n.execute(DB, SETUP).await.unwrap();
-    }
+    let (backend, x, y) = same_database("verify-diff", SETUP).await;
     // The harness schema may differ freely.
     y.execute(DB, "INSERT INTO pgrehearse.heartbeat VALUES (1, now())")
         .await
@@ -376,19 +381,12 @@ async fn verifier_reports_exactly_the_injected_differences() {
 /// with OR-ed predicates (the single-pass bucket lookup reads them), every one still found.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn differences_scattered_over_a_big_table_are_all_found() {
-    let (backend, x, y) = common::two_servers("verify-scattered").await;
-    for n in [&x, &y] {
-        n.execute("postgres", &format!("CREATE DATABASE {DB}"))
-            .await
-            .unwrap();
-        n.execute(
-            DB,
-            "CREATE TABLE words (k text PRIMARY KEY, v int);
-             INSERT INTO words SELECT md5(g::text), g FROM generate_series(1, 200000) g;",
-        )
-        .await
-        .unwrap();
-    }
+    let (backend, x, y) = same_database(
+        "verify-scattered",
+        "CREATE TABLE words (k text PRIMARY KEY, v int);
+         INSERT INTO words SELECT md5(g::text), g FROM generate_series(1, 200000) g;",
+    )
+    .await;
     // 40 changed, 3 missing, 2 extra, spread over the whole key range.
     y.execute(
         DB,
@@ -432,21 +430,14 @@ async fn differences_scattered_over_a_big_table_are_all_found() {
 /// that only A's database puts on the search_path is the same type on both sides.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn include_columns_and_a_search_path_on_one_side_change_nothing() {
-    let (backend, x, y) = common::two_servers("verify-include").await;
-    for n in [&x, &y] {
-        n.execute("postgres", &format!("CREATE DATABASE {DB}"))
-            .await
-            .unwrap();
-        n.execute(
-            DB,
-            "CREATE SCHEMA app;
-             CREATE TYPE app.state AS ENUM ('new', 'done');
-             CREATE TABLE app.notes (id int, note text, s app.state,
-                                     PRIMARY KEY (id) INCLUDE (note));",
-        )
-        .await
-        .unwrap();
-    }
+    let (backend, x, y) = same_database(
+        "verify-include",
+        "CREATE SCHEMA app;
+         CREATE TYPE app.state AS ENUM ('new', 'done');
+         CREATE TABLE app.notes (id int, note text, s app.state,
+                                 PRIMARY KEY (id) INCLUDE (note));",
+    )
+    .await;
     // Set on A by the user's own seed; the schema copy to C does not carry database settings.
     x.execute(DB, "ALTER DATABASE app SET search_path = app, public")
         .await

@@ -85,6 +85,7 @@ impl Sampler {
             let mut hb_client: Option<tokio_postgres::Client> = None;
             let mut last_seq: Option<u64> = None;
             let clock = cfg.clock;
+            let now_ms = move || clock.elapsed().as_millis() as u64;
             // A frozen or partitioned node must not stall the sampler: each probe gets a few
             // periods to answer, then counts as unreachable for this sample.
             let patience = (cfg.every * 4).max(Duration::from_millis(500));
@@ -92,7 +93,7 @@ impl Sampler {
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
             loop {
                 tick.tick().await;
-                let t_ms = cfg.clock.elapsed().as_millis() as u64;
+                let t_ms = now_ms();
                 let hb = async {
                     if hb_client.as_ref().is_none_or(|c| c.is_closed()) {
                         hb_client = c.connect(&cfg.database).await.ok();
@@ -100,7 +101,7 @@ impl Sampler {
                     let read = read_heartbeat(hb_client.as_ref()?).await.ok()?;
                     // Stamped once C answered: heartbeats issued while the probes ran are ones
                     // C may lack, and t_ms (before the probes) would leave them out.
-                    Some((seq_on_c(read)?, clock.elapsed().as_millis() as u64))
+                    Some((seq_on_c(read)?, now_ms()))
                 };
                 let (sa, sb, sc, seq) = tokio::join!(
                     bounded(&mut pa, patience),
@@ -113,13 +114,13 @@ impl Sampler {
                         last_seq = Some(s);
                         (Some(s), at)
                     }
-                    Ok(None) => (None, clock.elapsed().as_millis() as u64),
+                    Ok(None) => (None, now_ms()),
                     Err(_) => {
                         // C did not answer: drop the stuck session; C cannot be ahead of what
                         // it last showed by much, so the lag is computed from that, as of now
                         // (it grows while C is frozen, as it should).
                         hb_client = None;
-                        (None, clock.elapsed().as_millis() as u64)
+                        (None, now_ms())
                     }
                 };
                 let mut lags = derive_lags(&sa, &sb, &cfg.logical_slot);

@@ -643,17 +643,7 @@ mod tests {
 
     #[test]
     fn a_usable_slot_seen_long_before_the_end_is_no_evidence_it_survived() {
-        let survived = |samples: &[Sample]| {
-            Observations::from_samples(
-                samples,
-                SLOT,
-                None,
-                Duration::from_millis(250),
-                Duration::from_millis(100),
-            )
-            .slot
-            .and_then(|s| s.survived)
-        };
+        let survived = |samples: &[Sample]| outcome(samples).survived;
         let lost = SlotRow {
             wal_status: Some("lost".into()),
             ..slot(false)

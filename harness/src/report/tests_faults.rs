@@ -1177,18 +1177,16 @@ fn a_restartpoint_on_b_that_did_not_move_leaves_faults_injected_unknown() {
         "checkpoint on a, restartpoint on b at t=15.0s: a checkpointed (redo 0/5000028); b \
          replayed it in 12ms; b's restartpoint moved its redo from 0/3000028 to 0/5000028"
     );
+    let ends_with = |evidence: &str, tail: &str| assert!(evidence.ends_with(tail), "{evidence}");
     // B had made that restartpoint itself (max_wal_size reached in replay): still current.
     let r = judge(CheckpointRecord {
         b_redo_before: lsn("0/5000028"),
         ..rec.clone()
     });
     assert_eq!(r.verdict, Verdict::Valid);
-    assert!(
-        r.evidence.ends_with(
-            "b's redo was already at 0/5000028 (b had made that restartpoint on its own)"
-        ),
-        "{}",
-        r.evidence
+    ends_with(
+        &r.evidence,
+        "b's redo was already at 0/5000028 (b had made that restartpoint on its own)",
     );
     // Replay paused on b: its restartpoint had nothing new to use, and removed no WAL.
     let r = judge(CheckpointRecord {
@@ -1199,13 +1197,10 @@ fn a_restartpoint_on_b_that_did_not_move_leaves_faults_injected_unknown() {
     });
     assert_eq!(r.verdict, Verdict::Unknown);
     assert_eq!(r.observed, "1 of 1 injected; 1 without effect");
-    assert!(
-        r.evidence.ends_with(
-            "a checkpointed (redo 0/5000028); b had not replayed it (replay paused on b, \
-             replay_lsn = 0/4000000); b's restartpoint did not move (redo stays at 0/3000028)"
-        ),
-        "{}",
-        r.evidence
+    ends_with(
+        &r.evidence,
+        "a checkpointed (redo 0/5000028); b had not replayed it (replay paused on b, \
+         replay_lsn = 0/4000000); b's restartpoint did not move (redo stays at 0/3000028)",
     );
     // After a failover b is the primary: one checkpoint, no restartpoint to judge.
     let r = judge(CheckpointRecord {
@@ -1214,12 +1209,9 @@ fn a_restartpoint_on_b_that_did_not_move_leaves_faults_injected_unknown() {
         ..CheckpointRecord::default()
     });
     assert_eq!(r.verdict, Verdict::Valid);
-    assert!(
-        r.evidence.ends_with(
-            "b checkpointed (redo 0/9000028); b is the primary: no restartpoint to make"
-        ),
-        "{}",
-        r.evidence
+    ends_with(
+        &r.evidence,
+        "b checkpointed (redo 0/9000028); b is the primary: no restartpoint to make",
     );
 }
 

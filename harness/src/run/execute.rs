@@ -912,37 +912,36 @@ fn findings(obs: &crate::observe::Observations, chain: &Chain) -> Vec<String> {
     }
     if let Some(s) = &obs.slot
         && s.survived == Some(false)
-        && s.missing
     {
-        out.push(format!(
-            "the logical slot {} on b was gone from pg_replication_slots by {} (dropped? by hand, by the consumer, or by a DROP DATABASE on a): PostgreSQL reported no invalidation. c can no longer continue from it and needs a full resync (a new slot and a fresh initial copy)",
-            s.slot,
-            s.invalidated_at_ms.map(t).unwrap_or_else(|| "the end of the run".into())
-        ));
-    } else if let Some(s) = &obs.slot
-        && s.survived == Some(false)
-    {
-        let reason = s.invalidation_reason.as_deref().unwrap_or("unknown");
-        let why = match reason {
-            "wal_removed" => {
-                "b removed WAL the slot still needed (max_slot_wal_keep_size exceeded while the consumer was stopped)"
-            }
-            "rows_removed" => {
-                "a vacuumed catalog rows the slot still needed (recovery conflict on b)"
-            }
-            "wal_level_insufficient" => "wal_level on a was lowered below logical",
-            _ => "see b's log",
-        };
-        let inferred = if s.reason_inferred {
-            ", inferred: PostgreSQL 16 has no invalidation_reason"
+        if s.missing {
+            out.push(format!(
+                "the logical slot {} on b was gone from pg_replication_slots by {} (dropped? by hand, by the consumer, or by a DROP DATABASE on a): PostgreSQL reported no invalidation. c can no longer continue from it and needs a full resync (a new slot and a fresh initial copy)",
+                s.slot,
+                s.invalidated_at_ms.map(t).unwrap_or_else(|| "the end of the run".into())
+            ));
         } else {
-            ""
-        };
-        out.push(format!(
-            "the logical slot {} on b was invalidated ({reason}{inferred}) at {}: {why}. c can no longer continue from it and needs a full resync (a new slot and a fresh initial copy)",
-            s.slot,
-            s.invalidated_at_ms.map(t).unwrap_or_else(|| "an unknown time".into())
-        ));
+            let reason = s.invalidation_reason.as_deref().unwrap_or("unknown");
+            let why = match reason {
+                "wal_removed" => {
+                    "b removed WAL the slot still needed (max_slot_wal_keep_size exceeded while the consumer was stopped)"
+                }
+                "rows_removed" => {
+                    "a vacuumed catalog rows the slot still needed (recovery conflict on b)"
+                }
+                "wal_level_insufficient" => "wal_level on a was lowered below logical",
+                _ => "see b's log",
+            };
+            let inferred = if s.reason_inferred {
+                ", inferred: PostgreSQL 16 has no invalidation_reason"
+            } else {
+                ""
+            };
+            out.push(format!(
+                "the logical slot {} on b was invalidated ({reason}{inferred}) at {}: {why}. c can no longer continue from it and needs a full resync (a new slot and a fresh initial copy)",
+                s.slot,
+                s.invalidated_at_ms.map(t).unwrap_or_else(|| "an unknown time".into())
+            ));
+        }
     }
     if let Some(p) = obs.peaks.b_slot_retained
         && p.value > 0.0

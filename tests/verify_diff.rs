@@ -470,3 +470,39 @@ async fn include_columns_and_a_search_path_on_one_side_change_nothing() {
     assert_eq!(notes.missing.count + notes.extra.count, 0, "{notes:#?}");
     backend.teardown(false).await.unwrap();
 }
+
+/// Names with dots and capitals: `x."a.b"` and `"x.a".b` are two tables, compared apart and
+/// named so that a reader can tell them apart; a differing row is reported in the right one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dotted_and_mixed_case_names_are_two_tables() {
+    let (backend, x, y) = same_database(
+        "verify-names",
+        r#"CREATE SCHEMA x; CREATE SCHEMA "x.a";
+           CREATE TABLE x."a.b" (id int PRIMARY KEY, v text);
+           CREATE TABLE "x.a".b (id int PRIMARY KEY, v text);
+           CREATE TABLE x."Mixed" ("Id" int PRIMARY KEY, "V.w" text);
+           INSERT INTO x."a.b" SELECT g, 'ab' || g FROM generate_series(1, 50) g;
+           INSERT INTO "x.a".b SELECT g, 'xa' || g FROM generate_series(1, 50) g;
+           INSERT INTO x."Mixed" VALUES (1, 'm');"#,
+    )
+    .await;
+    y.execute(DB, r#"UPDATE "x.a".b SET v = 'changed' WHERE id = 7"#)
+        .await
+        .unwrap();
+    y.execute(DB, r#"ALTER TABLE x."Mixed" ADD COLUMN "New" int"#)
+        .await
+        .unwrap();
+
+    let r = run(&x, &y, &VerifyOptions::default()).await;
+    assert_eq!(table(&r, r#"x."a.b""#).status, TableStatus::Match, "{r:#?}");
+    let xa = table(&r, r#""x.a".b"#);
+    assert_eq!(xa.status, TableStatus::Differ, "{xa:#?}");
+    assert_eq!(keys(&xa.changed), vec!["7"], "{xa:#?}");
+    let drift: Vec<_> = r.schema.iter().map(|d| (d.object.as_str(), d.kind)).collect();
+    assert_eq!(
+        drift,
+        vec![(r#"x."Mixed"."New""#, DriftKind::ColumnExtra)],
+        "{r:#?}"
+    );
+    backend.teardown(false).await.unwrap();
+}

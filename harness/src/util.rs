@@ -35,6 +35,22 @@ pub fn quote_ident(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
 }
 
+/// An identifier as reports show it: bare when it reads back as itself (lower case letters,
+/// digits, `_`, `$`, not starting with a digit), quoted otherwise. Quoting only when needed
+/// keeps `public.accounts` readable while `x."a.b"` and `"x.a".b` stay two names.
+pub fn display_ident(s: &str) -> String {
+    let plain = s.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && s
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '$');
+    if plain { s.to_string() } else { quote_ident(s) }
+}
+
+/// `schema.name` as reports show it (see [`display_ident`]).
+pub fn display_qualified(schema: &str, name: &str) -> String {
+    format!("{}.{}", display_ident(schema), display_ident(name))
+}
+
 /// Quote an SQL string literal.
 pub fn quote_literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
@@ -68,6 +84,17 @@ pub(crate) fn open_private_log(path: &std::path::Path) -> std::io::Result<std::f
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn qualified_names_stay_unambiguous() {
+        assert_eq!(display_qualified("public", "accounts_2"), "public.accounts_2");
+        assert_eq!(display_qualified("x", "a.b"), "x.\"a.b\"");
+        assert_eq!(display_qualified("x.a", "b"), "\"x.a\".b");
+        assert_eq!(display_qualified("s", "Mixed"), "s.\"Mixed\"");
+        assert_eq!(display_ident("we\"ird"), "\"we\"\"ird\"");
+        assert_eq!(display_ident("9lives"), "\"9lives\"");
+        assert_eq!(display_ident(""), "\"\"");
+    }
 
     #[test]
     fn flag_values() {

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use super::session::Session;
 use crate::error::Result;
-use crate::util::{quote_ident, quote_literal};
+use crate::util::{display_qualified, quote_ident, quote_literal};
 
 /// One column as the catalog describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,7 +55,7 @@ pub(crate) struct TableDef {
 impl TableDef {
     /// `schema.table` as reports show it.
     pub fn display(&self) -> String {
-        format!("{}.{}", self.schema, self.name)
+        display_qualified(&self.schema, &self.name)
     }
 
     /// The table in a FROM clause, aliased `t`.
@@ -217,7 +217,7 @@ pub(crate) async fn load(s: &Session, excluded: &[String]) -> Result<Catalog> {
         let schema: String = r.try_get(0)?;
         let name: String = r.try_get(1)?;
         cat.sequences
-            .insert(format!("{schema}.{name}"), r.try_get(2)?);
+            .insert(display_qualified(&schema, &name), r.try_get(2)?);
     }
     Ok(cat)
 }

@@ -3,7 +3,7 @@
 use super::catalog::{Catalog, ColumnDef, TableDef};
 use super::chunk::KeySql;
 use super::model::{DriftKind, SchemaDrift};
-use crate::util::quote_ident;
+use crate::util::{display_ident, quote_ident};
 
 /// How the first key column is cut into ranges.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,7 +146,7 @@ pub(crate) fn plan(reference: &Catalog, target: &Catalog) -> (Vec<SchemaDrift>, 
         for rc in &r.columns {
             match t.column(&rc.name) {
                 None => drift.push(SchemaDrift {
-                    object: format!("{name}.{}", rc.name),
+                    object: format!("{name}.{}", display_ident(&rc.name)),
                     kind: DriftKind::ColumnMissing,
                     reference: Some(rc.type_name.clone()),
                     target: None,
@@ -154,7 +154,7 @@ pub(crate) fn plan(reference: &Catalog, target: &Catalog) -> (Vec<SchemaDrift>, 
                 Some(tc) => {
                     if tc.type_name != rc.type_name {
                         drift.push(SchemaDrift {
-                            object: format!("{name}.{}", rc.name),
+                            object: format!("{name}.{}", display_ident(&rc.name)),
                             kind: DriftKind::TypeChanged,
                             reference: Some(rc.type_name.clone()),
                             target: Some(tc.type_name.clone()),
@@ -169,7 +169,7 @@ pub(crate) fn plan(reference: &Catalog, target: &Catalog) -> (Vec<SchemaDrift>, 
         for tc in &t.columns {
             if r.column(&tc.name).is_none() {
                 drift.push(SchemaDrift {
-                    object: format!("{name}.{}", tc.name),
+                    object: format!("{name}.{}", display_ident(&tc.name)),
                     kind: DriftKind::ColumnExtra,
                     reference: None,
                     target: Some(tc.type_name.clone()),

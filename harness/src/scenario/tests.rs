@@ -390,6 +390,12 @@ fn all_zero_mix_is_rejected() {
         "2:1",
         "[workload.mix]: all weights are zero",
     );
+    let hint = assert_at(
+        "version = 1\n[workload]\ninitial_rows = 100\n[workload.mix]\nupdate = 1\n",
+        "4:1",
+        "[workload.mix]: insert = 0",
+    );
+    assert!(hint.unwrap().contains("give insert a positive weight"));
     assert_at(
         "version = 1\n[workload.mix]\ndelete = -1\n",
         "3:10",

@@ -407,6 +407,15 @@ impl<'a> Judge<'a> {
 
     /// One row of table `t` on the node.
     fn row(&mut self, t: BuiltinTable, key: &str, op: u64) {
+        // An insert with an unknown outcome never learnt its key, but op ids are unique: a row
+        // written by it is its own, even under a key whose history belongs to other writes (an
+        // id a promoted standby issued again, while A's write of that id was lost).
+        if let Some((_, found)) = self.orphans.get_mut(&(t, op))
+            && !*found
+        {
+            *found = true;
+            return;
+        }
         match self.slots[t.index()].get_mut(key) {
             Some(slot) if slot.seen => {
                 self.f
@@ -418,13 +427,10 @@ impl<'a> Judge<'a> {
                 let slot = &self.slots[t.index()][key];
                 self.f.add(t, key, slot, State::Present(op));
             }
-            None => match self.orphans.get_mut(&(t, op)) {
-                Some((_, found)) if !*found => *found = true,
-                _ => self
-                    .f
-                    .unexplained
-                    .push((t, op, format!("{t} {key} op={op}"))),
-            },
+            None => self
+                .f
+                .unexplained
+                .push((t, op, format!("{t} {key} op={op}"))),
         }
     }
 
@@ -846,6 +852,23 @@ mod tests {
         let j = judge_rows(&ledger, &snap, 1).unwrap();
         assert_eq!((j.lost_writes, j.lost.len()), (3, 1));
         assert_eq!((j.unknown_total, j.unknown.len()), (4, 1));
+    }
+
+    #[test]
+    fn an_unknown_insert_is_found_under_a_key_with_another_history() {
+        // a acknowledged id 7 and lost it; promoted b issued 7 again to an insert whose outcome
+        // is unknown (the ledger has no key for it). b's row is that insert's, not an
+        // unexplained version of a's key 7.
+        let ledger = [
+            entry(1, "7", Insert, Acked, "a"),
+            entry(2, "?", Insert, Unknown, "b"),
+        ];
+        let j = judge_rows(&ledger, &rows("b", &[("7", 2)]), 10).unwrap();
+        assert!(j.check.unexplained.is_empty(), "{:?}", j.check.unexplained);
+        assert_eq!(j.lost_writes, 1);
+        assert_eq!(j.lost[0].op, 1);
+        let unknown: Vec<_> = j.unknown.iter().map(|w| (w.op, w.applied)).collect();
+        assert_eq!(unknown, [(2, Some(true))]);
     }
 
     #[test]

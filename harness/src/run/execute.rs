@@ -900,7 +900,7 @@ fn findings(obs: &crate::observe::Observations, chain: &Chain) -> Vec<String> {
                 None => String::new(),
             };
             out.push(format!(
-                "{} acknowledged write(s) committed on a never reached b{when}, on {} key(s) (RPO); {} write(s) in flight had an unknown outcome ({} applied on b, {} not, {} undetermined)",
+                "{} acknowledged write(s) committed on a never reached b{when}, on {} key(s) (RPO); {} write(s) sent to a before the promotion had an unknown outcome ({} applied on b, {} not, {} undetermined)",
                 r.lost_writes,
                 r.lost_keys,
                 r.unknown_total(),

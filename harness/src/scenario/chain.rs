@@ -249,10 +249,18 @@ fn settings(src: &Source, raw: RawSettings, node: &str) -> Result<Vec<((String, 
                     )
                     .with_hint(*why));
             }
-            Ok((
-                (name.to_ascii_lowercase(), v.get_ref().render()),
-                src.at(v.span()),
-            ))
+            let value = v.get_ref().render();
+            // One setting per line in the generated config: a line break (or any control
+            // character) in a value would end it there and start another setting.
+            if value.chars().any(char::is_control) {
+                return Err(src
+                    .error(
+                        v.span(),
+                        format!("[chain.{node}.settings]: the value of {name} has a line break or another control character"),
+                    )
+                    .with_hint("a PostgreSQL setting value is one line of printable text"));
+            }
+            Ok(((name.to_ascii_lowercase(), value), src.at(v.span())))
         })
         .collect()
 }

@@ -513,6 +513,11 @@ fn settings_are_checked() {
         "3:1",
         "\"bad name\" is not a PostgreSQL setting name",
     );
+    assert_at(
+        "version = 1\n[chain.c.settings]\ncluster_name = \"x\\nport = 5999\"\n",
+        "3:16",
+        "[chain.c.settings]: the value of cluster_name has a line break",
+    );
 }
 
 #[test]

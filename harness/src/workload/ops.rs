@@ -326,11 +326,7 @@ mod tests {
             connections: 3,
             ..Default::default()
         };
-        let owned = |conn| {
-            OpGen::new(&cfg, conn)
-                .live(BuiltinTable::Accounts)
-                .to_vec()
-        };
+        let owned = |conn| OpGen::new(&cfg, conn).live(BuiltinTable::Accounts).to_vec();
         let keys = |ks: &[u64]| -> Vec<Key> {
             ks.iter()
                 .map(|&k| Key::seeded(BuiltinTable::Accounts, k))
@@ -344,9 +340,11 @@ mod tests {
             connections: 4,
             ..Default::default()
         };
-        assert!(OpGen::new(&more_conns_than_rows, 3)
-            .live(BuiltinTable::Accounts)
-            .is_empty());
+        assert!(
+            OpGen::new(&more_conns_than_rows, 3)
+                .live(BuiltinTable::Accounts)
+                .is_empty()
+        );
     }
 
     #[test]

@@ -85,7 +85,9 @@ pub fn conf_value(v: &str) -> String {
     if bare {
         v.to_string()
     } else {
-        format!("'{}'", v.replace('\'', "''"))
+        // The config parser reads backslash escapes inside quotes: an unescaped `\'` would end
+        // the string early and let the rest of the value be read as further settings.
+        format!("'{}'", v.replace('\\', r"\\").replace('\'', "''"))
     }
 }
 
@@ -107,5 +109,6 @@ mod tests {
         assert_eq!(conf_value("remote_apply"), "remote_apply");
         assert_eq!(conf_value("'b'"), "'''b'''");
         assert_eq!(conf_value("FIRST 1 (b)"), "'FIRST 1 (b)'");
+        assert_eq!(conf_value(r"%m \'"), r"'%m \\'''");
     }
 }

@@ -140,11 +140,15 @@ fn a_port_already_taken_is_named_with_its_line_before_anything_starts() {
     drop(taken);
 }
 
+/// Real settings that `postgres --describe-config` leaves out (application_name, developer
+/// options) are asked of the server and pass; a made-up name does not.
 #[test]
 fn a_misspelt_server_setting_is_refused_before_any_server_starts() {
     let (_d, path) = cli::scenario(
         "setting",
-        "version = 1\n\n[chain.b.settings]\nmax_slot_wal_keep_sise = \"1GB\"\n",
+        "version = 1\n\n[chain.b.settings]\nmax_slot_wal_keep_sise = \"1GB\"\n\
+         application_name = \"rehearsal\"\ndebug_logical_replication_streaming = \"immediate\"\n\
+         totally_made_up = 1\n",
     );
     let out = cli::run(&["run", path.to_str().unwrap()]);
     let err = cli::stderr(&out);
@@ -153,6 +157,17 @@ fn a_misspelt_server_setting_is_refused_before_any_server_starts() {
     assert!(
         err.contains("[chain.b.settings]") && err.contains("did you mean max_slot_wal_keep_size"),
         "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "{}:7:19: [chain.b.settings]: totally_made_up is not a setting",
+            path.display()
+        )),
+        "{err}"
+    );
+    assert!(
+        !err.contains("application_name") && !err.contains("debug_logical"),
+        "real settings refused: {err}"
     );
     assert!(
         !err.contains("initialising"),

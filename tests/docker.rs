@@ -636,11 +636,13 @@ fn a_misspelt_setting_is_refused_before_any_container_starts() {
     }
     let (_d, path) = cli::scenario(
         "docker-typo",
-        "version = 1\nname = \"docker-typo\"\n[chain.b.settings]\nwal_recever_timeout = \"5s\"\n[workload]\nenabled = false\n",
+        "version = 1\nname = \"docker-typo\"\n[chain.b.settings]\nwal_recever_timeout = \"5s\"\n\
+         debug_logical_replication_streaming = \"immediate\"\n[workload]\nenabled = false\n",
     );
     let (code, err) = failing_run(path.to_str().unwrap(), &[]);
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("did you mean wal_receiver_timeout"), "{err}");
+    assert!(!err.contains("debug_logical"), "a real setting refused: {err}");
     assert!(cli::run_dir(&err).is_none(), "nothing should start: {err}");
 }
 

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 pub(crate) use fetch::create_public_dir;
 pub use fetch::{cache_dir, install_pinned};
 pub use pins::{PINS, Pin};
-pub use settings::KnownSettings;
+pub use settings::{KnownSettings, PROBE_SCRIPT};
 pub use version::PgVersion;
 
 use crate::error::{Error, Result};

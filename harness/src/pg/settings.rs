@@ -28,6 +28,27 @@ impl KnownSettings {
         KnownSettings { types }
     }
 
+    /// The names among `names` that `--describe-config` did not list: settings it leaves out
+    /// (those not in postgresql.conf.sample, such as application_name and the developer
+    /// options like debug_logical_replication_streaming) or not settings at all. Only the
+    /// server can tell which: see [`PROBE_SCRIPT`]. An extension's dotted name is never asked.
+    pub fn unlisted<'n>(&self, names: impl IntoIterator<Item = &'n str>) -> Vec<String> {
+        let mut out: Vec<String> = names
+            .into_iter()
+            .map(str::to_ascii_lowercase)
+            .filter(|n| !n.contains('.') && !self.types.contains_key(n))
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    /// Record that the server knows `name` (its type unknown: the server checks its value).
+    pub fn add_unlisted(&mut self, name: &str) {
+        self.types
+            .insert(name.to_ascii_lowercase(), "UNLISTED".to_string());
+    }
+
     /// What is wrong with `name = value`, if anything.
     pub fn problem(&self, name: &str, value: &str) -> Option<String> {
         let Some(vartype) = self.types.get(name) else {
@@ -69,7 +90,50 @@ impl KnownSettings {
     }
 }
 
+/// A shell script that prints, one per line, which of its arguments the server knows as
+/// settings: `postgres -C NAME` reads an (empty) postgresql.conf and prints the setting before
+/// it looks at the data directory, so it needs none. Like the server it refuses root: run it as
+/// the server user. An unknown name makes it fail with "unrecognized configuration parameter".
+pub const PROBE_SCRIPT: &str = r#"d=$(mktemp -d) && : > "$d/postgresql.conf" || exit 1
+pg=$1; shift
+for n in "$@"; do "$pg" -D "$d" -C "$n" >/dev/null 2>&1 && echo "$n"; done
+rm -rf "$d""#;
+
 impl PgInstall {
+    /// The settings this installation's server knows, asking the server itself about those of
+    /// `names` that `--describe-config` leaves out.
+    ///
+    /// # Errors
+    /// Environment error when `postgres --describe-config` or the probe cannot run.
+    pub async fn known_settings_for(
+        &self,
+        user: &crate::os::ServerUser,
+        names: &[&str],
+    ) -> Result<KnownSettings> {
+        let mut known = self.known_settings()?;
+        let unlisted = known.unlisted(names.iter().copied());
+        if unlisted.is_empty() {
+            return Ok(known);
+        }
+        let postgres = self.tool("postgres");
+        let out = user
+            .command("sh")
+            .arg("-c")
+            .arg(PROBE_SCRIPT)
+            .arg("probe")
+            .arg(&postgres)
+            .args(&unlisted)
+            .output()
+            .await
+            .map_err(|e| {
+                Error::environment(format!("cannot run {} -C", postgres.display())).with_source(e)
+            })?;
+        for name in String::from_utf8_lossy(&out.stdout).lines() {
+            known.add_unlisted(name);
+        }
+        Ok(known)
+    }
+
     /// The settings this installation's server knows.
     ///
     /// # Errors
@@ -116,6 +180,18 @@ mod tests {
             Some("shared_bufers_and_more is not a setting")
         );
         assert_eq!(k.problem("myext.knob", "3"), None);
+    }
+
+    #[test]
+    fn names_left_out_of_describe_config_are_asked_and_then_known() {
+        let mut k = KnownSettings::parse(SAMPLE);
+        assert_eq!(
+            k.unlisted(["wal_level", "Application_Name", "myext.knob", "application_name"]),
+            ["application_name"]
+        );
+        assert!(k.problem("application_name", "x").is_some());
+        k.add_unlisted("application_name");
+        assert_eq!(k.problem("application_name", "anything"), None);
     }
 
     #[test]

@@ -142,7 +142,8 @@ impl Rehearsal {
                     .await
                     .map_err(|e| Error::internal(format!("finding PostgreSQL: {e}")))??;
                 check_settings(
-                    &pg.known_settings()?,
+                    &pg.known_settings_for(&user, &setting_names(&scenario))
+                        .await?,
                     &scenario,
                     &format!("PostgreSQL {} ({})", pg.version, pg.bin_dir.display()),
                 )?;
@@ -160,7 +161,12 @@ impl Rehearsal {
                 // a short-lived container, so only when there is something to check.
                 if has_settings(&scenario) {
                     check_settings(
-                        &crate::backend::docker::known_settings(&docker, &image).await?,
+                        &crate::backend::docker::known_settings(
+                            &docker,
+                            &image,
+                            &setting_names(&scenario),
+                        )
+                        .await?,
                         &scenario,
                         &format!("PostgreSQL {} (image {})", image.version, image.reference()),
                     )?;
@@ -1070,6 +1076,14 @@ fn refused_setting(e: Error, scenario: &Scenario) -> Error {
 
 /// Whether the scenario sets any server setting (only then is it worth asking the server which
 /// it knows).
+/// Every setting name the scenario gives any node.
+fn setting_names(scenario: &Scenario) -> Vec<&str> {
+    [&scenario.chain.a, &scenario.chain.b, &scenario.chain.c]
+        .iter()
+        .flat_map(|n| n.settings.iter().map(|(name, _)| name.as_str()))
+        .collect()
+}
+
 fn has_settings(scenario: &Scenario) -> bool {
     [&scenario.chain.a, &scenario.chain.b, &scenario.chain.c]
         .iter()

@@ -772,6 +772,7 @@ pub async fn adopt_nodes(
 pub async fn known_settings(
     docker: &Docker,
     image: &ImageChoice,
+    names: &[&str],
 ) -> Result<crate::pg::KnownSettings> {
     use testcontainers::bollard::models::{ContainerCreateBody, HostConfig};
     let labels = owned_labels(&format!(
@@ -795,7 +796,21 @@ pub async fn known_settings(
         "cannot ask image {} which settings its server knows",
         image.reference()
     );
-    let cmd = ["postgres".to_string(), "--describe-config".to_string()];
+    // Every plain name is asked in the same container, after a line that cannot be a
+    // setting's (the ones `--describe-config` lists answer too, harmlessly).
+    let asked = crate::pg::KnownSettings::default().unlisted(names.iter().copied());
+    let script = format!(
+        "postgres --describe-config || exit $?; echo '{PROBE_MARK}'; {}",
+        crate::pg::PROBE_SCRIPT
+    );
+    let mut cmd = vec![
+        "sh".to_string(),
+        "-c".into(),
+        script,
+        "probe".into(),
+        "postgres".into(),
+    ];
+    cmd.extend(asked);
     // It also stops by itself within a minute, and Docker then removes it.
     let out = exec::run_throwaway(docker, None, body, "postgres", &cmd, &what).await?;
     if out.code != 0 {
@@ -805,10 +820,17 @@ pub async fn known_settings(
             out.stderr_text()
         )));
     }
-    Ok(crate::pg::KnownSettings::parse(&String::from_utf8_lossy(
-        &out.stdout,
-    )))
+    let text = String::from_utf8_lossy(&out.stdout);
+    let (described, asked) = text.split_once(PROBE_MARK).unwrap_or((&text, ""));
+    let mut known = crate::pg::KnownSettings::parse(described);
+    for name in asked.lines().filter(|l| !l.is_empty()) {
+        known.add_unlisted(name);
+    }
+    Ok(known)
 }
+
+/// Separates `--describe-config`'s output from the probe's in the settings container.
+const PROBE_MARK: &str = "--- pgrehearse: settings the server knows besides ---";
 
 /// Whether this machine is expected to have a Docker engine: a socket or `DOCKER_HOST` says
 /// so, or one of the run directories `runs` recorded containers. When none does, an engine that

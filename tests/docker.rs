@@ -642,7 +642,10 @@ fn a_misspelt_setting_is_refused_before_any_container_starts() {
     let (code, err) = failing_run(path.to_str().unwrap(), &[]);
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("did you mean wal_receiver_timeout"), "{err}");
-    assert!(!err.contains("debug_logical"), "a real setting refused: {err}");
+    assert!(
+        !err.contains("debug_logical"),
+        "a real setting refused: {err}"
+    );
     assert!(cli::run_dir(&err).is_none(), "nothing should start: {err}");
 }
 

@@ -123,3 +123,31 @@ fn an_installation_of_another_major_is_passed_over_and_named() {
     );
     assert!(out.contains("pgrehearse pg install 17"), "{out}");
 }
+
+/// A major below the chain's floor is refused for its reason, even by `pg install`; one
+/// pgrehearse has no pin for is not offered `pg install`.
+#[test]
+fn majors_without_a_build_to_fetch_are_refused_with_what_to_do() {
+    let root = tempfile::tempdir().unwrap();
+    let cache = root.path().join("cache");
+    let env = [
+        ("PGREHEARSE_CACHE", cache.to_str().unwrap()),
+        ("PGREHEARSE_PG_BIN", ""),
+    ];
+    let out = cli::run_with_env(&["pg", "install", "15"], &env);
+    let text = cli::stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains(
+            "PostgreSQL 15 cannot run this chain: logical decoding on a standby needs 16 or later"
+        ),
+        "{text}"
+    );
+    assert!(!cache.exists(), "nothing fetched: {text}");
+
+    let out = cli::run_with_env(&["pg", "which", "99"], &env);
+    let text = cli::stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(text.contains("no pinned build of 99"), "{text}");
+    assert!(!text.contains("pg install 99"), "{text}");
+}

@@ -57,12 +57,17 @@ pub fn cached(major: u32) -> Result<Option<PgInstall>> {
 /// Environment error when there is no pin for this major/architecture, the download fails,
 /// or the checksum does not match.
 pub fn install_pinned(major: u32) -> Result<PgInstall> {
+    if major < super::MIN_MAJOR {
+        return Err(super::too_old(major));
+    }
     let pin = pin_for(major).ok_or_else(|| {
         Error::environment(format!(
-            "no PostgreSQL {major} binaries found and pgrehearse has no pinned build of {major} for {}",
+            "pgrehearse has no pinned build of PostgreSQL {major} for {}",
             std::env::consts::ARCH
         ))
-        .with_hint("install PostgreSQL 16, 17 or 18 and pass --pg-bin DIR (or set PGREHEARSE_PG_BIN)")
+        .with_hint(
+            "install PostgreSQL 16, 17 or 18 and pass --pg-bin DIR (or set PGREHEARSE_PG_BIN)",
+        )
     })?;
     let dir = install_dir(pin);
     let parent = dir.parent().expect("install dir has a parent");

@@ -153,9 +153,7 @@ impl Locate {
         }
         let major = self.major.unwrap_or(DEFAULT_MAJOR);
         if major < MIN_MAJOR {
-            return Err(Error::usage(format!(
-                "PostgreSQL {major} cannot run this chain: logical decoding on a standby needs 16 or later"
-            )));
+            return Err(too_old(major));
         }
         let mut seen = Vec::new();
         for (dir, source) in candidate_dirs(major) {
@@ -177,9 +175,15 @@ impl Locate {
             if !seen.is_empty() {
                 e = e.with_detail(format!("found but not {major}:\n  {}", seen.join("\n  ")));
             }
-            return Err(e.with_hint(format!(
-                "run `pgrehearse pg install {major}` or pass --pg-bin DIR"
-            )));
+            let hint = if pins::pin_for(major).is_some() {
+                format!("run `pgrehearse pg install {major}` or pass --pg-bin DIR")
+            } else {
+                format!(
+                    "pgrehearse has no pinned build of {major} to install: pass --pg-bin DIR \
+                     (16, 17 and 18 are the majors it knows)"
+                )
+            };
+            return Err(e.with_hint(hint));
         }
         if !seen.is_empty() {
             tracing::info!(
@@ -189,6 +193,13 @@ impl Locate {
         }
         install_pinned(major)
     }
+}
+
+/// The chain's floor, said with its reason.
+fn too_old(major: u32) -> Error {
+    Error::usage(format!(
+        "PostgreSQL {major} cannot run this chain: logical decoding on a standby needs 16 or later"
+    ))
 }
 
 /// Directories where distributions and package managers put server binaries, in the order

@@ -186,7 +186,12 @@ mod tests {
     fn names_left_out_of_describe_config_are_asked_and_then_known() {
         let mut k = KnownSettings::parse(SAMPLE);
         assert_eq!(
-            k.unlisted(["wal_level", "Application_Name", "myext.knob", "application_name"]),
+            k.unlisted([
+                "wal_level",
+                "Application_Name",
+                "myext.knob",
+                "application_name"
+            ]),
             ["application_name"]
         );
         assert!(k.problem("application_name", "x").is_some());

@@ -510,3 +510,53 @@ async fn dotted_and_mixed_case_names_are_two_tables() {
     );
     backend.teardown(false).await.unwrap();
 }
+
+/// A target that widens types on purpose (int → bigint, varchar(n) → text, numeric(p,s) →
+/// numeric) holds the same values: the widening is reported and the verdict stays Valid; a
+/// narrowing is a type change and fails it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_widened_type_is_reported_without_failing_a_narrowed_one_fails() {
+    let (backend, x, y) = same_database(
+        "verify-widen",
+        "CREATE TABLE w (id int PRIMARY KEY, name varchar(10), amount numeric(8,2), note text);
+         INSERT INTO w SELECT g, 'n' || g, g * 1.5, 'note ' || g FROM generate_series(1, 300) g;",
+    )
+    .await;
+    y.execute(
+        DB,
+        "ALTER TABLE w ALTER COLUMN id TYPE bigint, ALTER COLUMN name TYPE text, \
+         ALTER COLUMN amount TYPE numeric",
+    )
+    .await
+    .unwrap();
+    let r = run(&x, &y, &VerifyOptions::default()).await;
+    let drift: Vec<_> = r
+        .schema
+        .iter()
+        .map(|d| (d.object.as_str(), d.kind))
+        .collect();
+    assert_eq!(
+        drift,
+        vec![
+            ("public.w.id", DriftKind::TypeWidened),
+            ("public.w.name", DriftKind::TypeWidened),
+            ("public.w.amount", DriftKind::TypeWidened),
+        ],
+        "{r:#?}"
+    );
+    assert_eq!(table(&r, "public.w").status, TableStatus::Match, "{r:#?}");
+    assert_eq!(r.verdict, Verdict::Valid, "{r:#?}");
+
+    y.execute(DB, "ALTER TABLE w ALTER COLUMN note TYPE varchar(20)")
+        .await
+        .unwrap();
+    let r = run(&x, &y, &VerifyOptions::default()).await;
+    assert!(
+        r.schema
+            .iter()
+            .any(|d| d.object == "public.w.note" && d.kind == DriftKind::TypeChanged),
+        "{r:#?}"
+    );
+    assert_eq!(r.verdict, Verdict::Invalid, "{r:#?}");
+    backend.teardown(false).await.unwrap();
+}

@@ -9,7 +9,7 @@ use crate::observe::Observations;
 use crate::scenario::Expectations;
 use crate::util::fmt_duration;
 use crate::verdict::Verdict;
-use crate::verify::{SequenceStatus, TableStatus, VerifyReport};
+use crate::verify::{DriftKind, SequenceStatus, TableStatus, VerifyReport};
 use crate::workload::LedgerCheck;
 
 /// One expectation, judged.
@@ -216,26 +216,37 @@ pub(super) fn verify_summary(r: &VerifyReport) -> (String, String) {
             .collect();
         long.push(format!("{n} ({})", detail.join("; ")));
     }
-    if !r.schema.is_empty() {
+    let (widened, drift): (Vec<_>, Vec<_>) = r
+        .schema
+        .iter()
+        .partition(|d| d.kind == DriftKind::TypeWidened);
+    if !drift.is_empty() {
         let n = count(
-            r.schema.len() as u64,
+            drift.len() as u64,
             "schema difference",
             "schema differences",
         );
         short.push(n.clone());
-        let detail: Vec<String> = r
-            .schema
+        let detail: Vec<String> = drift
             .iter()
             .map(|d| format!("{}: {}", d.object, super::markdown::drift_words(d.kind)))
             .collect();
         long.push(format!("{n} ({})", detail.join("; ")));
     }
     if short.is_empty() {
-        let what = format!(
+        let mut what = format!(
             "{} match ({})",
             count(r.tables.len() as u64, "table", "tables"),
             count(rows, "row", "rows")
         );
+        if !widened.is_empty() {
+            let cols: Vec<&str> = widened.iter().map(|d| d.object.as_str()).collect();
+            what.push_str(&format!(
+                "; {} on the target ({})",
+                count(widened.len() as u64, "type widened", "types widened"),
+                cols.join(", ")
+            ));
+        }
         if r.verdict == Verdict::Valid {
             return (format!("{who}: {what}"), format!("{who}: {what}"));
         }

@@ -207,6 +207,7 @@ pub(super) fn drift_words(k: DriftKind) -> &'static str {
         DriftKind::ColumnMissing => "column missing on the target",
         DriftKind::ColumnExtra => "column only on the target",
         DriftKind::TypeChanged => "type changed",
+        DriftKind::TypeWidened => "type widened on the target (every value fits: not a failure)",
         DriftKind::PrimaryKeyChanged => "primary key changed",
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::Report;
 use super::text::{count, key_list};
 use crate::util::fmt_duration;
-use crate::verify::{SequenceStatus, TableStatus, VerifyReport};
+use crate::verify::{DriftKind, SequenceStatus, TableStatus, VerifyReport};
 
 /// The end of `pgrehearse run`: verdict, workload, catch-up, each comparison, the ledger, each
 /// expectation with its evidence, findings and the error if any.
@@ -88,11 +88,22 @@ fn verify_line(v: &VerifyReport) -> String {
             differ.join(", ")
         )
     };
-    if !v.schema.is_empty() {
-        let n = v.schema.len();
+    let widened = v
+        .schema
+        .iter()
+        .filter(|d| d.kind == DriftKind::TypeWidened)
+        .count();
+    let n = v.schema.len() - widened;
+    if n > 0 {
         s.push_str(&format!(
             "; {n} schema difference{}",
             if n == 1 { "" } else { "s" }
+        ));
+    }
+    if widened > 0 {
+        s.push_str(&format!(
+            "; {} on the target (not a failure)",
+            count(widened as u64, "type widened", "types widened")
         ));
     }
     let drift = v

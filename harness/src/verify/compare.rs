@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::catalog;
 use super::diff::compare_keyed;
-use super::model::{CompareMethod, KeySample, TableDiff, TableStatus, VerifyReport};
+use super::model::{CompareMethod, DriftKind, KeySample, TableDiff, TableStatus, VerifyReport};
 use super::multiset::compare_multiset;
 use super::options::{Side, VerifyOptions};
 use super::schema::{self, Method, TablePlan};
@@ -53,7 +53,8 @@ pub async fn compare(
     let mut tables = run_tables(reference, target, plans, opts, (r, t)).await;
     tables.sort_by(|a, b| a.table.cmp(&b.table));
 
-    let invalid = !schema.is_empty() || tables.iter().any(|t| t.status == TableStatus::Differ);
+    let invalid = schema.iter().any(|d| d.kind != DriftKind::TypeWidened)
+        || tables.iter().any(|t| t.status == TableStatus::Differ);
     let unknown = tables.iter().any(|t| t.status == TableStatus::Error);
     let verdict = if invalid {
         Verdict::Invalid

@@ -18,6 +18,7 @@ mod schema;
 mod sequences;
 mod session;
 mod sql;
+mod widening;
 
 pub use compare::{baseline_scan, compare};
 pub use model::*;

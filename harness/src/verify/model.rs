@@ -132,6 +132,9 @@ pub enum DriftKind {
     ColumnExtra,
     /// Same column, different type.
     TypeChanged,
+    /// Same column, a type on the target that keeps every value as it is (int → bigint,
+    /// varchar(n) → text): reported, not a failure; the rows are still compared.
+    TypeWidened,
     /// Different primary key.
     PrimaryKeyChanged,
 }

@@ -153,9 +153,14 @@ pub(crate) fn plan(reference: &Catalog, target: &Catalog) -> (Vec<SchemaDrift>, 
                 }),
                 Some(tc) => {
                     if tc.type_name != rc.type_name {
+                        let kind = if super::widening::widens(&rc.type_name, &tc.type_name) {
+                            DriftKind::TypeWidened
+                        } else {
+                            DriftKind::TypeChanged
+                        };
                         drift.push(SchemaDrift {
                             object: format!("{name}.{}", display_ident(&rc.name)),
-                            kind: DriftKind::TypeChanged,
+                            kind,
                             reference: Some(rc.type_name.clone()),
                             target: Some(tc.type_name.clone()),
                         });

@@ -1,5 +1,6 @@
 //! Command-line definitions and dispatch. Each command is a few lines over the library.
 
+mod bench;
 mod commands;
 pub mod ui;
 
@@ -245,7 +246,7 @@ pub async fn dispatch(cli: Cli, ui: ui::Ui) -> i32 {
         Command::Verify(a) => commands::verify(a, &ui).await,
         Command::Down(a) => commands::down(a, &ui).await,
         Command::Pg(c) => commands::pg(c, &ui),
-        Command::Bench(c) => commands::bench(c, &ui).await,
+        Command::Bench(c) => bench::bench(c, &ui).await,
     };
     match res {
         Ok(code) => code,

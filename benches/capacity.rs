@@ -37,8 +37,11 @@ fn main() {
             .await
             .expect("chain-up bench");
         println!(
-            "chain-up: median {} ms (min {}, max {}) over {} runs",
-            up.median_ms, up.min_ms, up.max_ms, runs
+            "chain-up: median {:.0} ms (min {}, max {}) over {} runs",
+            up.median_ms,
+            up.min_ms,
+            up.max_ms,
+            up.runs_ms.len()
         );
         writeln!(
             out,

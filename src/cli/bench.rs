@@ -30,7 +30,7 @@ async fn bench_inner(cmd: BenchCommand, ui: &Ui) -> Result<i32> {
                 ui.out(to_json(&r)?);
             } else {
                 ui.out(format!(
-                    "chain-up on {} (empty database, PostgreSQL {}): median {} ms, min {} ms, max {} ms over {} runs",
+                    "chain-up on {} (empty database, PostgreSQL {}): median {:.0} ms, min {} ms, max {} ms over {} runs",
                     r.backend,
                     r.postgres,
                     r.median_ms,

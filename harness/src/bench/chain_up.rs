@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use super::stats::median;
+use super::stats::{as_f64, median};
 use crate::backend::{Backend, Credentials, LocalBackend};
 use crate::chain::{BuildTimings, Chain, ChainSpec};
 use crate::error::{Result, ResultExt};
@@ -21,8 +21,8 @@ pub struct ChainUpBench {
     pub runs_ms: Vec<u64>,
     /// Phase timings of each build.
     pub phases: Vec<BuildTimings>,
-    /// Median of `runs_ms`.
-    pub median_ms: u64,
+    /// Median of `runs_ms` (for an even count, the mean of the two middle builds).
+    pub median_ms: f64,
     /// Fastest build.
     pub min_ms: u64,
     /// Slowest build.
@@ -76,7 +76,7 @@ pub async fn chain_up(runs: u32, kind: crate::backend::BackendKind) -> Result<Ch
     Ok(ChainUpBench {
         backend: kind.as_str().to_string(),
         postgres,
-        median_ms: median(&runs_ms),
+        median_ms: median(&as_f64(&runs_ms)).unwrap_or_default(),
         min_ms: runs_ms.iter().copied().min().unwrap_or(0),
         max_ms: runs_ms.iter().copied().max().unwrap_or(0),
         runs_ms,

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::stats::median;
+use super::stats::{as_f64, median};
 use super::with_chain;
 use crate::chain::Chain;
 use crate::error::Result;
@@ -74,7 +74,8 @@ pub async fn verify_vs_baseline(rows: u64, runs: u32) -> Result<VerifyBench> {
         Ok((v, b))
     };
     let ((verify_ms, baseline_ms), _, _) = with_chain("bench-verify", &pg, seed, measure).await?;
-    let ratio = median(&verify_ms) as f64 / median(&baseline_ms).max(1) as f64;
+    let ratio = median(&as_f64(&verify_ms)).unwrap_or_default()
+        / median(&as_f64(&baseline_ms)).unwrap_or_default().max(1.0);
     Ok(VerifyBench {
         rows,
         verify_ms,

@@ -54,8 +54,11 @@ fn main() {
             .await
             .expect("verify bench");
         println!(
-            "verify {} rows: ratio {:.2} (verify {:?} ms, baseline {:?} ms)",
-            v.rows, v.ratio, v.verify_ms, v.baseline_ms
+            "verify {} rows: ratio {} (verify {:?} ms, baseline {:?} ms)",
+            v.rows,
+            v.ratio.map_or_else(|| "n/a".into(), |r| format!("{r:.2}")),
+            v.verify_ms,
+            v.baseline_ms
         );
         writeln!(
             out,

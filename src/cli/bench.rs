@@ -57,8 +57,16 @@ async fn bench_inner(cmd: BenchCommand, ui: &Ui) -> Result<i32> {
                 ui.out(to_json(&r)?);
             } else {
                 ui.out(format!(
-                    "verify of {} rows (no differences): {:?} ms; baseline sum(hashtext(t::text)) on both sides: {:?} ms; ratio {:.2} (target ≤ 1.2)",
-                    r.rows, r.verify_ms, r.baseline_ms, r.ratio
+                    "verify of {} rows (no differences): median {:.1} ms (connecting, both catalogs, every table); baseline sum(hashtext(t::text)) on both sides: median {:.1} ms (the two scans only); ratio {} (target ≤ 1.2)",
+                    r.rows,
+                    r.verify_median_ms,
+                    r.baseline_median_ms,
+                    fmt_ratio(r.ratio)
+                ));
+                ui.out(format!(
+                    "  runs: verify {} ms; baseline {} ms",
+                    fmt_list(&r.verify_ms, 1),
+                    fmt_list(&r.baseline_ms, 1)
                 ));
             }
         }
@@ -102,4 +110,18 @@ async fn bench_inner(cmd: BenchCommand, ui: &Ui) -> Result<i32> {
         }
     }
     Ok(0)
+}
+
+/// "0.96", or "n/a" when one side measured nothing.
+fn fmt_ratio(r: Option<f64>) -> String {
+    r.map_or_else(|| "n/a".into(), |r| format!("{r:.2}"))
+}
+
+/// "812.3, 790.1": each value with `decimals` decimals.
+fn fmt_list(values: &[f64], decimals: usize) -> String {
+    values
+        .iter()
+        .map(|v| format!("{v:.decimals$}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

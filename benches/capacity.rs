@@ -13,6 +13,10 @@ fn env_u64(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
+fn ratio(r: Option<f64>) -> String {
+    r.map_or_else(|| "n/a".into(), |r| format!("{r:.2}"))
+}
+
 fn main() {
     // `cargo bench` passes --bench; `cargo test --benches` passes nothing: run only for bench.
     if !std::env::args().any(|a| a == "--bench") {
@@ -56,7 +60,7 @@ fn main() {
         println!(
             "verify {} rows: ratio {} (verify {:?} ms, baseline {:?} ms)",
             v.rows,
-            v.ratio.map_or_else(|| "n/a".into(), |r| format!("{r:.2}")),
+            ratio(v.ratio),
             v.verify_ms,
             v.baseline_ms
         );
@@ -67,12 +71,17 @@ fn main() {
         )
         .unwrap();
 
-        let w = harness::bench::workload_vs_pgbench(4, Duration::from_secs(secs))
+        let w = harness::bench::workload_vs_pgbench(4, Duration::from_secs(secs), 2)
             .await
             .expect("workload bench");
         println!(
-            "workload {:.0} ops/s vs pgbench -N {:.0} tps: ratio {:.2}",
-            w.workload_ops, w.pgbench_tps, w.ratio
+            "workload {:.0} ops/s = rows/s vs pgbench -N {:.0} tps = {:.0} rows/s: ratio per row {} (target ≥ {}), per commit {}",
+            w.workload_ops_per_s,
+            w.pgbench_tps,
+            w.pgbench_rows_per_s,
+            ratio(w.ratio_per_row),
+            w.target_ratio_per_row,
+            ratio(w.ratio_per_commit)
         );
         writeln!(
             out,

@@ -96,20 +96,99 @@ async fn bench_inner(cmd: BenchCommand, ui: &Ui) -> Result<i32> {
         BenchCommand::Workload {
             connections,
             duration,
+            rounds,
             json,
         } => {
-            let r = harness::bench::workload_vs_pgbench(connections, duration).await?;
+            let r = harness::bench::workload_vs_pgbench(connections, duration, rounds).await?;
             if json {
                 ui.out(to_json(&r)?);
             } else {
-                ui.out(format!(
-                    "{} connections, {} s each: built-in workload {:.0} ops/s; pgbench -N {:.0} tps; ratio {:.2} (target ≥ 0.9)",
-                    r.connections, r.seconds, r.workload_ops, r.pgbench_tps, r.ratio
-                ));
+                print_throughput(ui, &r);
             }
         }
     }
     Ok(0)
+}
+
+fn print_throughput(ui: &Ui, r: &harness::bench::ThroughputBench) {
+    let order = r
+        .rounds
+        .iter()
+        .map(|x| {
+            if x.pgbench_first {
+                "pgbench, workload"
+            } else {
+                "workload, pgbench"
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    ui.out(format!(
+        "built-in workload vs pgbench -N on a, {} connections, {} s per run, {} ({order}); medians:",
+        r.connections,
+        r.seconds_per_run,
+        count(r.rounds.len(), "round", "rounds"),
+    ));
+    ui.out(format!(
+        "  pgbench -N: {:.0} tps (commits/s; 5 round trips and 2 rows each), {:.0} rows/s, WAL {}",
+        r.pgbench_tps,
+        r.pgbench_rows_per_s,
+        wal(r.pgbench_wal_bytes_per_s, r.pgbench_rows_per_s)
+    ));
+    ui.out(format!(
+        "  workload:   {:.0} ops/s (commits/s; 1 statement and 1 row each), {:.0} rows/s, WAL {}",
+        r.workload_ops_per_s,
+        r.workload_rows_per_s,
+        wal(r.workload_wal_bytes_per_s, r.workload_rows_per_s)
+    ));
+    let verdict = match (r.ratio_per_row, r.meets_target) {
+        (None, _) => "not measured",
+        (Some(_), true) => "met",
+        (Some(_), false) => "NOT met",
+    };
+    ui.out(format!(
+        "  workload/pgbench: {} per commit, {} per row written; target ≥ {} per row: {verdict}",
+        fmt_ratio3(r.ratio_per_commit),
+        fmt_ratio3(r.ratio_per_row),
+        r.target_ratio_per_row
+    ));
+    for x in &r.rounds {
+        ui.out(format!(
+            "  round {} ({} first): pgbench {:.0} tps, {:.0} rows/s, WAL {}/s; workload {:.0} ops/s, {:.0} rows/s, WAL {}/s",
+            x.round,
+            if x.pgbench_first { "pgbench" } else { "workload" },
+            x.pgbench_tps,
+            x.pgbench_rows_per_s,
+            harness::util::fmt_bytes(x.pgbench_wal_bytes_per_s.max(0.0) as u64),
+            x.workload_ops_per_s,
+            x.workload_rows_per_s,
+            harness::util::fmt_bytes(x.workload_wal_bytes_per_s.max(0.0) as u64),
+        ));
+    }
+}
+
+/// "3.1 MiB/s (650 B per row)".
+fn wal(bytes_per_s: f64, rows_per_s: f64) -> String {
+    let rate = format!(
+        "{}/s",
+        harness::util::fmt_bytes(bytes_per_s.max(0.0) as u64)
+    );
+    if rows_per_s > 0.0 {
+        let per_row = (bytes_per_s / rows_per_s).max(0.0) as u64;
+        format!("{rate} ({} per row)", harness::util::fmt_bytes(per_row))
+    } else {
+        rate
+    }
+}
+
+/// "1 round", "2 rounds".
+fn count(n: usize, singular: &str, plural: &str) -> String {
+    format!("{n} {}", if n == 1 { singular } else { plural })
+}
+
+/// "0.898": three decimals where two would print 0.90 for a ratio below a 0.9 target.
+fn fmt_ratio3(r: Option<f64>) -> String {
+    r.map_or_else(|| "n/a".into(), |r| format!("{r:.3}"))
 }
 
 /// "0.96", or "n/a" when one side measured nothing.

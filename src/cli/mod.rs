@@ -203,14 +203,19 @@ pub enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Built-in workload throughput against pgbench's simple-update on the same chain.
+    /// Built-in workload throughput against pgbench's simple-update on the same chain: commits,
+    /// rows written and WAL per second of each; the target applies per row.
     Workload {
         /// Client connections, for the workload and for pgbench alike.
         #[arg(long, default_value_t = 4)]
         connections: u32,
-        /// How long each of the two runs writes.
+        /// How long each run writes (whole seconds: pgbench -T).
         #[arg(long, default_value = "20s", value_parser = humantime_parse)]
         duration: std::time::Duration,
+        /// Runs of each, alternating which goes first (pgbench, workload, workload, pgbench,
+        /// …); the result is their medians.
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
+        rounds: u32,
         /// Print the result as JSON.
         #[arg(long)]
         json: bool,

@@ -13,7 +13,7 @@ use std::time::Instant;
 
 pub use chain_up::{ChainUpBench, chain_up};
 pub use sampler_cost::{SamplerBench, sampler_overhead};
-pub use throughput::workload_vs_pgbench;
+pub use throughput::{TARGET_RATIO_PER_ROW, ThroughputBench, ThroughputRound, workload_vs_pgbench};
 pub use verify_cost::{VerifyBench, verify_vs_baseline};
 
 use crate::backend::{Backend, Credentials, LocalBackend};

@@ -38,17 +38,17 @@ async fn bench_inner(cmd: BenchCommand, ui: &Ui) -> Result<i32> {
                     r.max_ms,
                     r.runs_ms.len()
                 ));
-                for (i, p) in r.phases.iter().enumerate() {
+                for (i, (ms, p)) in r.runs_ms.iter().zip(&r.phases).enumerate() {
                     ui.out(format!(
-                        "  run {}: {} ms (a+c {} ms, b {} ms, schema {} ms, subscription {} ms)",
+                        "  run {}: {ms} ms (a+c {} ms, b {} ms, schema {} ms, subscription {} ms)",
                         i + 1,
-                        r.runs_ms[i],
                         p.primary_ms,
                         p.standby_ms,
                         p.schema_ms,
                         p.replicate_ms
                     ));
                 }
+                print_context(ui, &r.context);
             }
         }
         BenchCommand::Verify { rows, runs, json } => {
@@ -68,6 +68,7 @@ async fn bench_inner(cmd: BenchCommand, ui: &Ui) -> Result<i32> {
                     fmt_list(&r.verify_ms, 1),
                     fmt_list(&r.baseline_ms, 1)
                 ));
+                print_context(ui, &r.context);
             }
         }
         BenchCommand::Sampler {
@@ -91,6 +92,7 @@ async fn bench_inner(cmd: BenchCommand, ui: &Ui) -> Result<i32> {
                     r.e2e_p99_s,
                     r.e2e_max_s
                 ));
+                print_context(ui, &r.context);
             }
         }
         BenchCommand::Workload {
@@ -104,10 +106,35 @@ async fn bench_inner(cmd: BenchCommand, ui: &Ui) -> Result<i32> {
                 ui.out(to_json(&r)?);
             } else {
                 print_throughput(ui, &r);
+                print_context(ui, &r.context);
             }
         }
     }
     Ok(0)
+}
+
+/// One line of what the figures above depend on (JSON has it all, as `context`).
+fn print_context(ui: &Ui, c: &harness::bench::BenchContext) {
+    let m = &c.machine;
+    let s = &c.a_settings;
+    let cpus = m
+        .logical_cpus
+        .map_or_else(|| "? CPUs".into(), |n| count(n as usize, "CPU", "CPUs"));
+    let mem = m
+        .memory_total_bytes
+        .map_or_else(|| "? memory".into(), harness::util::fmt_bytes);
+    ui.out(format!(
+        "  context: {} · pgrehearse {} · PostgreSQL {} · {cpus}, {mem}, {} · a: shared_buffers {}, synchronous_commit {}, wal_level {}, max_wal_size {}, fsync {}",
+        c.timestamp,
+        c.pgrehearse_version,
+        c.postgres_version,
+        m.kernel.as_deref().unwrap_or("unknown kernel"),
+        s.shared_buffers,
+        s.synchronous_commit,
+        s.wal_level,
+        s.max_wal_size,
+        s.fsync
+    ));
 }
 
 fn print_throughput(ui: &Ui, r: &harness::bench::ThroughputBench) {

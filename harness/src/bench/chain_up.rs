@@ -2,10 +2,11 @@
 
 use std::time::Instant;
 
+use super::BenchContext;
 use super::stats::{as_f64, median};
 use crate::backend::{Backend, Credentials, LocalBackend};
 use crate::chain::{BuildTimings, Chain, ChainSpec};
-use crate::error::{Result, ResultExt};
+use crate::error::{Error, Result, ResultExt};
 use crate::os::ServerUser;
 use crate::pg::Locate;
 use crate::run::RunDir;
@@ -27,6 +28,8 @@ pub struct ChainUpBench {
     pub min_ms: u64,
     /// Slowest build.
     pub max_ms: u64,
+    /// When, with what and where it was measured (read from the first chain).
+    pub context: BenchContext,
 }
 
 /// Build an empty chain `runs` times on `kind` (containers: images must exist already; the
@@ -38,6 +41,7 @@ pub async fn chain_up(runs: u32, kind: crate::backend::BackendKind) -> Result<Ch
     let mut runs_ms = Vec::new();
     let mut phases = Vec::new();
     let mut postgres = String::new();
+    let mut context = None;
     for i in 0..runs.max(1) {
         let user = ServerUser::resolve()?;
         let run = RunDir::create(None, "bench-chain-up", &user)?;
@@ -66,14 +70,24 @@ pub async fn chain_up(runs: u32, kind: crate::backend::BackendKind) -> Result<Ch
         let t = Instant::now();
         let res = Chain::build(backend.as_ref(), spec, creds, |_| async { Ok(()) }).await;
         let up = t.elapsed().as_millis() as u64;
+        // From the first chain, once its time is taken.
+        let read = match (&res, &context) {
+            (Ok(chain), None) => Some(BenchContext::collect(&chain.a).await),
+            _ => None,
+        };
         let down = backend.teardown(false).await;
         let chain = res.step_with(|| format!("chain-up run {}", i + 1))?;
         down?;
+        if let Some(c) = read {
+            context = Some(c?);
+        }
         tracing::info!("chain-up run {}: {up} ms", i + 1);
         runs_ms.push(up);
         phases.push(chain.timings.clone());
     }
+    let context = context.ok_or_else(|| Error::internal("chain-up bench: no chain was built"))?;
     Ok(ChainUpBench {
+        context,
         backend: kind.as_str().to_string(),
         postgres,
         median_ms: median(&as_f64(&runs_ms)).unwrap_or_default(),

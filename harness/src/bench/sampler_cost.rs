@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::with_chain;
+use super::{BenchContext, with_chain};
 use crate::chain::Chain;
 use crate::error::Result;
 use crate::pg::Locate;
@@ -31,6 +31,8 @@ pub struct SamplerBench {
     pub e2e_p99_s: f64,
     /// Maximum.
     pub e2e_max_s: f64,
+    /// When, with what and where it was measured.
+    pub context: BenchContext,
 }
 
 /// CPU ticks (user + system, including reaped children) of a process tree.
@@ -135,7 +137,7 @@ pub async fn sampler_overhead(window: Duration, every: Duration) -> Result<Sampl
         )
         .await
     };
-    let ((idle, sampling, gap, p50, p99, max), _, _) =
+    let ((idle, sampling, gap, p50, p99, max), context) =
         with_chain("bench-sampler", &pg, seed, measure).await?;
     Ok(SamplerBench {
         window_s: window.as_secs(),
@@ -148,5 +150,6 @@ pub async fn sampler_overhead(window: Duration, every: Duration) -> Result<Sampl
         e2e_p50_s: p50,
         e2e_p99_s: p99,
         e2e_max_s: max,
+        context,
     })
 }

@@ -8,6 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::BenchContext;
 use super::stats::{median, ratio};
 use super::with_chain;
 use crate::chain::Chain;
@@ -72,6 +73,8 @@ pub struct ThroughputBench {
     pub target_ratio_per_row: f64,
     /// Whether `ratio_per_row` reaches the target.
     pub meets_target: bool,
+    /// When, with what and where it was measured.
+    pub context: BenchContext,
 }
 
 /// Rates of one run.
@@ -141,6 +144,7 @@ fn summarize(
     connections: u32,
     seconds_per_run: u64,
     rounds: Vec<ThroughputRound>,
+    context: BenchContext,
 ) -> ThroughputBench {
     let med = |f: fn(&ThroughputRound) -> f64| median(&rounds.iter().map(f).collect::<Vec<_>>());
     let pgbench_tps = med(|r| r.pgbench_tps);
@@ -162,6 +166,7 @@ fn summarize(
         target_ratio_per_row: TARGET_RATIO_PER_ROW,
         meets_target: ratio_per_row.is_some_and(|r| r >= TARGET_RATIO_PER_ROW),
         rounds,
+        context,
     }
 }
 
@@ -204,8 +209,8 @@ pub async fn workload_vs_pgbench(
     };
     let res = with_chain("bench-workload", &pg, |_| async { Ok(()) }, measure).await;
     let _ = std::fs::remove_file(&ledger);
-    let (rounds, _, _) = res?;
-    Ok(summarize(connections, secs, rounds))
+    let (rounds, context) = res?;
+    Ok(summarize(connections, secs, rounds, context))
 }
 
 #[cfg(test)]
@@ -257,7 +262,8 @@ mod tests {
             round_of(1, &pgbench(2402.0, 48_040, 1), workload(96_960, 20_000, 1)),
         ];
         assert!(!rounds[1].pgbench_first);
-        let b = summarize(4, 20, rounds);
+        let sum = |rounds| summarize(4, 20, rounds, BenchContext::for_tests());
+        let b = sum(rounds);
         assert_eq!(b.pgbench_tps, 2452.0);
         assert_eq!(b.workload_ops_per_s, 4948.0);
         let per_commit = b.ratio_per_commit.unwrap();
@@ -265,25 +271,21 @@ mod tests {
         assert!((per_commit - 2.018).abs() < 0.001, "{per_commit}");
         assert!((per_row - 1.009).abs() < 0.001, "{per_row}");
         assert!(b.meets_target);
-        let slow = summarize(
-            4,
-            20,
-            vec![round_of(
-                0,
-                &pgbench(2500.0, 50_000, 1),
-                workload(80_000, 20_000, 1),
-            )],
-        );
+        let slow = sum(vec![round_of(
+            0,
+            &pgbench(2500.0, 50_000, 1),
+            workload(80_000, 20_000, 1),
+        )]);
         assert_eq!(slow.ratio_per_row, Some(0.8));
         assert!(
             !slow.meets_target,
             "1.6× per commit, 0.8× per row: below target"
         );
-        let none = summarize(
-            4,
-            20,
-            vec![round_of(0, &pgbench(0.0, 0, 0), workload(10, 1000, 1))],
-        );
+        let none = sum(vec![round_of(
+            0,
+            &pgbench(0.0, 0, 0),
+            workload(10, 1000, 1),
+        )]);
         assert_eq!((none.ratio_per_row, none.meets_target), (None, false));
     }
 }

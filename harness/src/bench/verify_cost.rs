@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::BenchContext;
 use super::stats::{median, ms, ratio};
 use super::with_chain;
 use crate::chain::Chain;
@@ -18,8 +19,8 @@ pub struct VerifyBench {
     pub rows: u64,
     /// Each timed `verify::compare` of C against A: everything `pgrehearse verify` does once the
     /// chain has caught up — connecting to both, reading both catalogs, planning, comparing
-    /// every table of the database (the loaded one; the harness's own are a few rows) and the
-    /// sequences.
+    /// every table of the database (here only the loaded one: the harness's schema is
+    /// excluded) and the sequences.
     pub verify_ms: Vec<f64>,
     /// Each timed `SELECT sum(hashtext(t::text)) FROM t` on A and C concurrently: the two
     /// queries only, on sessions already open (connecting is not counted).
@@ -31,6 +32,8 @@ pub struct VerifyBench {
     /// verify_median_ms / baseline_median_ms; the target is ≤ 1.2. None when the baseline took
     /// no measurable time.
     pub ratio: Option<f64>,
+    /// When, with what and where it was measured.
+    pub context: BenchContext,
 }
 
 /// Load `rows` rows into A, let the initial copy carry them to C, then time verification of
@@ -80,7 +83,8 @@ pub async fn verify_vs_baseline(rows: u64, runs: u32) -> Result<VerifyBench> {
         }
         Ok((v, b))
     };
-    let ((verify_ms, baseline_ms), _, _) = with_chain("bench-verify", &pg, seed, measure).await?;
+    let ((verify_ms, baseline_ms), context) =
+        with_chain("bench-verify", &pg, seed, measure).await?;
     let (vm, bm) = (median(&verify_ms), median(&baseline_ms));
     Ok(VerifyBench {
         rows,
@@ -89,5 +93,6 @@ pub async fn verify_vs_baseline(rows: u64, runs: u32) -> Result<VerifyBench> {
         ratio: ratio(vm, bm),
         verify_ms,
         baseline_ms,
+        context,
     })
 }

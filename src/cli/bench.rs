@@ -80,18 +80,7 @@ async fn bench_inner(cmd: BenchCommand, ui: &Ui) -> Result<i32> {
             if json {
                 ui.out(to_json(&r)?);
             } else {
-                ui.out(format!(
-                    "sampler every {} ms: a uses {:.2}% of a core idle, {:.2}% while sampled (+{:.2}); heartbeat every {:.0} ms achieved (asked {}); e2e lag at 200 ops/s: p50 {:.3}s p99 {:.3}s max {:.3}s",
-                    r.sample_every_ms,
-                    r.a_cpu_idle_pct,
-                    r.a_cpu_sampling_pct,
-                    r.overhead_pct_of_core,
-                    r.heartbeat_gap_mean_ms,
-                    r.heartbeat_every_ms,
-                    r.e2e_p50_s,
-                    r.e2e_p99_s,
-                    r.e2e_max_s
-                ));
+                print_sampler(ui, &r);
                 print_context(ui, &r.context);
             }
         }
@@ -111,6 +100,38 @@ async fn bench_inner(cmd: BenchCommand, ui: &Ui) -> Result<i32> {
         }
     }
     Ok(0)
+}
+
+fn print_sampler(ui: &Ui, r: &harness::bench::SamplerBench) {
+    let pct = |v: Option<f64>| v.map_or_else(|| "n/a".into(), |v| format!("{v:+.2}"));
+    ui.out(format!(
+        "observing (sampler every {} ms + heartbeat every {} ms, as a rehearsal does), {} idle/observed pairs of {:.1} s: a's CPU {}% of a core on average (min {}, max {}; one clock tick is {:.2}% in a window)",
+        r.sample_every_ms,
+        r.heartbeat_every_ms,
+        r.pairs,
+        r.window_s / f64::from(r.pairs.max(1)),
+        pct(r.overhead_mean_pct_of_core),
+        pct(r.overhead_min_pct_of_core),
+        pct(r.overhead_max_pct_of_core),
+        r.cpu_tick_pct_of_core
+    ));
+    ui.out(format!(
+        "  a's CPU, % of a core: idle {}; observed {}",
+        fmt_list(&r.a_cpu_idle_pct, 2),
+        fmt_list(&r.a_cpu_observed_pct, 2)
+    ));
+    let secs = |v: Option<f64>| v.map_or_else(|| "n/a".into(), |v| format!("{v:.3}s"));
+    ui.out(format!(
+        "  under {:.0} inserts/s on a ({:.0} asked): heartbeat every {:.0} ms achieved (asked {}); e2e lag p50 {}, p99 {} (n={}), max {}",
+        r.load_achieved_ops_per_s,
+        r.load_target_ops_per_s,
+        r.heartbeat_gap_mean_ms,
+        r.heartbeat_every_ms,
+        secs(r.e2e_p50_s),
+        secs(r.e2e_p99_s),
+        r.e2e_samples,
+        secs(r.e2e_max_s)
+    ));
 }
 
 /// One line of what the figures above depend on (JSON has it all, as `context`).

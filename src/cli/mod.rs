@@ -190,10 +190,11 @@ pub enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
-    /// What the sampler costs A (CPU with and without sampling) and the end-to-end lag
-    /// resolution achieved.
+    /// What observing costs A (its CPU with and without the sampler and heartbeat a rehearsal
+    /// runs) and the end-to-end lag resolution achieved under a steady load.
     Sampler {
-        /// How long each measurement (with and without sampling) lasts.
+        /// Time without observing, and time with it, each in all: split into 3 interleaved
+        /// idle/observed pairs. Also how long the load runs for the lag readings.
         #[arg(long, default_value = "20s", value_parser = humantime_parse)]
         window: std::time::Duration,
         /// The sampling period measured.

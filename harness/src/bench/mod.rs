@@ -5,6 +5,7 @@
 
 mod chain_up;
 mod context;
+mod cpu;
 mod sampler_cost;
 mod stats;
 mod throughput;

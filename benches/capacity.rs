@@ -13,6 +13,10 @@ fn env_u64(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
+fn ratio(r: Option<f64>) -> String {
+    r.map_or_else(|| "n/a".into(), |r| format!("{r:.2}"))
+}
+
 fn main() {
     // `cargo bench` passes --bench; `cargo test --benches` passes nothing: run only for bench.
     if !std::env::args().any(|a| a == "--bench") {
@@ -37,8 +41,11 @@ fn main() {
             .await
             .expect("chain-up bench");
         println!(
-            "chain-up: median {} ms (min {}, max {}) over {} runs",
-            up.median_ms, up.min_ms, up.max_ms, runs
+            "chain-up: median {:.0} ms (min {}, max {}) over {} runs",
+            up.median_ms,
+            up.min_ms,
+            up.max_ms,
+            up.runs_ms.len()
         );
         writeln!(
             out,
@@ -51,8 +58,11 @@ fn main() {
             .await
             .expect("verify bench");
         println!(
-            "verify {} rows: ratio {:.2} (verify {:?} ms, baseline {:?} ms)",
-            v.rows, v.ratio, v.verify_ms, v.baseline_ms
+            "verify {} rows: ratio {} (verify {:?} ms, baseline {:?} ms)",
+            v.rows,
+            ratio(v.ratio),
+            v.verify_ms,
+            v.baseline_ms
         );
         writeln!(
             out,
@@ -61,12 +71,17 @@ fn main() {
         )
         .unwrap();
 
-        let w = harness::bench::workload_vs_pgbench(4, Duration::from_secs(secs))
+        let w = harness::bench::workload_vs_pgbench(4, Duration::from_secs(secs), 2)
             .await
             .expect("workload bench");
         println!(
-            "workload {:.0} ops/s vs pgbench -N {:.0} tps: ratio {:.2}",
-            w.workload_ops, w.pgbench_tps, w.ratio
+            "workload {:.0} ops/s = rows/s vs pgbench -N {:.0} tps = {:.0} rows/s: ratio per row {} (target ≥ {}), per commit {}",
+            w.workload_ops_per_s,
+            w.pgbench_tps,
+            w.pgbench_rows_per_s,
+            ratio(w.ratio_per_row),
+            w.target_ratio_per_row,
+            ratio(w.ratio_per_commit)
         );
         writeln!(
             out,

@@ -20,11 +20,18 @@ async fn each_benchmark_measures_a_real_chain() {
 
     let v = harness::bench::verify_vs_baseline(20_000, 1).await.unwrap();
     assert_eq!((v.verify_ms.len(), v.baseline_ms.len()), (1, 1));
-    assert!(v.ratio.is_finite() && v.ratio > 0.0, "{v:?}");
+    assert!(v.ratio.is_some_and(|r| r.is_finite() && r > 0.0), "{v:?}");
 
-    let w = harness::bench::workload_vs_pgbench(2, Duration::from_secs(2))
+    let w = harness::bench::workload_vs_pgbench(2, Duration::from_secs(2), 2)
         .await
         .unwrap();
-    assert!(w.pgbench_tps > 0.0 && w.workload_ops > 0.0, "{w:?}");
-    assert_eq!(w.workload.connections, 2);
+    assert!(w.pgbench_tps > 0.0 && w.workload_ops_per_s > 0.0, "{w:?}");
+    assert!(
+        w.pgbench_wal_bytes_per_s > 0.0 && w.workload_wal_bytes_per_s > 0.0,
+        "{w:?}"
+    );
+    assert_eq!(w.pgbench_rows_per_s, 2.0 * w.pgbench_tps);
+    assert_eq!(w.rounds.len(), 2);
+    assert!(w.rounds[0].pgbench_first && !w.rounds[1].pgbench_first);
+    assert_eq!(w.rounds[0].workload.connections, 2);
 }

@@ -2,10 +2,13 @@
 
 use std::time::Duration;
 
-/// "1.25s", "250ms", "2m03s": short and unambiguous.
+/// "1.25s", "250ms", "<1ms", "2m03s": short and unambiguous.
 pub fn fmt_duration(d: Duration) -> String {
     let ms = d.as_millis();
-    if ms < 1000 {
+    // "0ms" would read as "none at all": a lag peak of 0.4 ms is small, not absent.
+    if ms == 0 && !d.is_zero() {
+        "<1ms".to_string()
+    } else if ms < 1000 {
         format!("{ms}ms")
     } else if ms < 60_000 {
         format!("{:.2}s", d.as_secs_f64())
@@ -114,6 +117,10 @@ mod tests {
     #[test]
     fn formats() {
         assert_eq!(fmt_duration(Duration::from_millis(250)), "250ms");
+        assert_eq!(fmt_duration(Duration::ZERO), "0ms");
+        assert_eq!(fmt_duration(Duration::from_micros(1)), "<1ms");
+        assert_eq!(fmt_duration(Duration::from_micros(999)), "<1ms");
+        assert_eq!(fmt_duration(Duration::from_micros(1000)), "1ms");
         assert_eq!(fmt_duration(Duration::from_millis(1250)), "1.25s");
         assert_eq!(fmt_duration(Duration::from_secs(123)), "2m03s");
         assert_eq!(fmt_bytes(512), "512 B");

@@ -1,5 +1,6 @@
 //! Command-line definitions and dispatch. Each command is a few lines over the library.
 
+mod bench;
 mod commands;
 pub mod ui;
 
@@ -189,10 +190,11 @@ pub enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
-    /// What the sampler costs A (CPU with and without sampling) and the end-to-end lag
-    /// resolution achieved.
+    /// What observing costs A (its CPU with and without the sampler and heartbeat a rehearsal
+    /// runs) and the end-to-end lag resolution achieved under a steady load.
     Sampler {
-        /// How long each measurement (with and without sampling) lasts.
+        /// Time without observing, and time with it, each in all: split into 3 interleaved
+        /// idle/observed pairs. Also how long the load runs for the lag readings.
         #[arg(long, default_value = "20s", value_parser = humantime_parse)]
         window: std::time::Duration,
         /// The sampling period measured.
@@ -202,14 +204,19 @@ pub enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Built-in workload throughput against pgbench's simple-update on the same chain.
+    /// Built-in workload throughput against pgbench's simple-update on the same chain: commits,
+    /// rows written and WAL per second of each; the target applies per row.
     Workload {
         /// Client connections, for the workload and for pgbench alike.
         #[arg(long, default_value_t = 4)]
         connections: u32,
-        /// How long each of the two runs writes.
+        /// How long each run writes (whole seconds: pgbench -T).
         #[arg(long, default_value = "20s", value_parser = humantime_parse)]
         duration: std::time::Duration,
+        /// Runs of each, alternating which goes first (pgbench, workload, workload, pgbench,
+        /// …); the result is their medians.
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
+        rounds: u32,
         /// Print the result as JSON.
         #[arg(long)]
         json: bool,
@@ -245,7 +252,7 @@ pub async fn dispatch(cli: Cli, ui: ui::Ui) -> i32 {
         Command::Verify(a) => commands::verify(a, &ui).await,
         Command::Down(a) => commands::down(a, &ui).await,
         Command::Pg(c) => commands::pg(c, &ui),
-        Command::Bench(c) => commands::bench(c, &ui).await,
+        Command::Bench(c) => bench::bench(c, &ui).await,
     };
     match res {
         Ok(code) => code,

@@ -83,8 +83,8 @@ pub(super) fn at_u(ms: u64) -> String {
     at(i64::try_from(ms).unwrap_or(i64::MAX))
 }
 
-/// A lag in seconds, formatted like the harness's durations ("850ms", "2.35s"); negative
-/// values (clock skew between sampler and server) show as 0.
+/// A lag in seconds, formatted like the harness's durations ("850ms", "<1ms", "2.35s");
+/// negative values (clock skew between sampler and server) show as 0.
 pub(super) fn secs(s: f64) -> String {
     match std::time::Duration::try_from_secs_f64(s.max(0.0)) {
         Ok(d) => crate::util::fmt_duration(d),
@@ -190,6 +190,8 @@ mod tests {
         assert_eq!(at(-40), "t=0.0s");
         assert_eq!(secs(0.52), "520ms");
         assert_eq!(secs(-0.1), "0ms");
+        assert_eq!(secs(0.0), "0ms");
+        assert_eq!(secs(0.0004), "<1ms");
         assert_eq!(secs(4.2), "4.20s");
         assert_eq!(bytes(1_572_864.0), "1.5 MiB");
     }

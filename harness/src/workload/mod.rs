@@ -21,7 +21,9 @@ mod session;
 mod stats;
 mod table;
 
-pub use bench::{BenchComparison, pgbench_compare};
+pub use bench::{
+    PGBENCH_ROWS_PER_TRANSACTION, PgbenchRun, WorkloadRun, pgbench_init, pgbench_run, workload_run,
+};
 pub use check::{PinnedRows, RowSnapshot, check_ledger, judge_ledger, judge_rows};
 pub use config::{Mix, Progress, Target, WorkloadConfig};
 pub use ledger::{append_ledger, read_ledger};

@@ -88,6 +88,7 @@ pub(super) fn validate(
         out.push(spec);
     }
     after_failover(src, &out, &kind_spans, workload)?;
+    super::clashes::check(src, &out, &kind_spans, workload)?;
     Ok(out)
 }
 

@@ -52,6 +52,7 @@
 //! `[seed]` table, and the run seed keeps the short name because `--seed` replays it.
 
 mod chain;
+mod clashes;
 mod data;
 mod expect;
 mod faults;

@@ -24,7 +24,8 @@
 //! latency = "500ms"           # replay_delay, replicator_stop, primary_failure (once),
 //! jitter = "50ms"             # catalog_churn, checkpoint
 //! at = "10s"                  # from the start of the workload; before it ends
-//! heal_at = "40s"             # optional, after at; not for primary_failure, checkpoint
+//! heal_at = "40s"             # optional, after at, at most catchup_timeout after the
+//!                             # workload; not for primary_failure, checkpoint
 //! # kind-specific keys: latency/jitter (latency), rate = "1MB/s"|"1MiB/s"|bytes (bandwidth),
 //! # loss = "5%" (loss), hop = "a-b"|"b-c" (link kinds),
 //! # mode = "smart"|"fast"|"immediate" (stop), delay (replay_delay), every (catalog_churn)
@@ -171,11 +172,11 @@ impl Scenario {
             Some(v) => Some(values::seed(&src, v, "seed")?),
         };
         // Later sections are checked against earlier ones: fault times against the workload's
-        // duration, expectations against the chain.
+        // duration and the catch-up time, expectations against the chain.
         let chain = chain::validate(&src, &base, raw.chain)?;
         let data = data::validate(&src, &base, raw.data)?;
         let workload = workload::validate(&src, raw.workload, &chain)?;
-        let faults = faults::validate(&src, raw.faults, &workload)?;
+        let faults = faults::validate(&src, raw.faults, &workload, &chain)?;
         let observe = observe::validate(&src, raw.observe)?;
         let expect = expect::validate(&src, raw.expect, &chain)?;
         Ok(Scenario {

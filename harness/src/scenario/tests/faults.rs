@@ -404,6 +404,27 @@ fn heal_at_must_be_after_at() {
 }
 
 #[test]
+fn heal_at_is_at_most_the_catch_up_time_after_the_workload() {
+    // The default workload lasts 30 s and the default catchup_timeout is 2 min.
+    let hint = assert_at(
+        "version = 1\n[[faults]]\nkind = \"replicator_stop\"\nat = \"5s\"\nheal_at = \"300days\"\n",
+        "5:11",
+        "heal_at = \"300days\" is past the limit of 2m 30s, the end of the workload (30s) plus catchup_timeout (2m)",
+    );
+    assert!(hint.is_some_and(|h| h.contains("heal it by 2m 30s")));
+    // After the workload, up to the limit: the catch-up measured counts the wait.
+    let s = parse(
+        "version = 1\n[[faults]]\nkind = \"replicator_stop\"\nat = \"5s\"\nheal_at = \"2m30s\"\n",
+    );
+    assert_eq!(s.faults[0].heal_at, Some(secs(150)));
+    let s = parse(
+        "version = 1\n[chain]\ncatchup_timeout = \"10m\"\n\
+         [[faults]]\nkind = \"partition\"\nhop = \"b-c\"\nat = \"5s\"\nheal_at = \"10m\"\n",
+    );
+    assert_eq!(s.faults[0].heal_at, Some(secs(600)));
+}
+
+#[test]
 fn one_shot_kinds_take_no_heal_at() {
     let hint = assert_at(
         &with_faults("[[faults]]\nkind = \"checkpoint\"\nat = \"10s\"\nheal_at = \"20s\"\n"),

@@ -35,8 +35,9 @@
 //! [expect]                    # consistent, max_catchup, sequences_match, max_e2e_lag,
 //! slot_survives = true        # slot_survives, or slot_invalidated = "wal_removed" |
 //! rpo_max_writes = 0          #   "rows_removed" | "wal_level_insufficient" | "idle_timeout" |
-//! converges_within = "30s"    #   "any"; rpo_max_writes, consistent_after_heal,
-//!                             # converges_within, slot_waits_for_nudge (needs idle_primary)
+//! converges_within = "30s"    #   "any"; rpo_max_writes (needs the workload),
+//!                             # consistent_after_heal, converges_within (needs a fault that
+//!                             # heals), slot_waits_for_nudge (needs idle_primary)
 //! ```
 //!
 //! Every mistake found here is reported as `file:line:column: message` pointing at the
@@ -172,13 +173,14 @@ impl Scenario {
             Some(v) => Some(values::seed(&src, v, "seed")?),
         };
         // Later sections are checked against earlier ones: fault times against the workload's
-        // duration and the catch-up time, expectations against the chain.
+        // duration and the catch-up time, expectations against the chain, the workload and the
+        // faults (an expectation nothing in the run can judge is refused).
         let chain = chain::validate(&src, &base, raw.chain)?;
         let data = data::validate(&src, &base, raw.data)?;
         let workload = workload::validate(&src, raw.workload, &chain)?;
         let faults = faults::validate(&src, raw.faults, &workload, &chain)?;
         let observe = observe::validate(&src, raw.observe)?;
-        let expect = expect::validate(&src, raw.expect, &chain)?;
+        let expect = expect::validate(&src, raw.expect, &chain, &workload, &faults)?;
         Ok(Scenario {
             name,
             description: raw.description.filter(|d| !d.trim().is_empty()),

@@ -99,6 +99,11 @@ seed = 7
 [workload.mix]
 insert = 1
 
+[[faults]]
+kind = "replay_pause"
+at = "10s"
+heal_at = "20s"
+
 [observe]
 sample_every = "1s"
 heartbeat_every = "50ms"
@@ -652,6 +657,39 @@ fn slot_waits_for_nudge_needs_an_idle_primary() {
     );
     let s = parse("version = 1\n[expect]\nslot_waits_for_nudge = false\n");
     assert!(!s.expect.slot_waits_for_nudge);
+}
+
+#[test]
+fn expectations_the_run_can_never_judge_are_refused() {
+    // Timed from the last heal: without a fault that heals there is none.
+    let hint = assert_at(
+        "version = 1\n[expect]\nconverges_within = \"30s\"\n",
+        "3:20",
+        "converges_within is timed from the last heal, and this scenario has no faults: it would always end unknown",
+    );
+    assert!(hint.is_some_and(|h| h.contains("max_catchup")));
+    assert_at(
+        "version = 1\n[[faults]]\nkind = \"checkpoint\"\nat = \"5s\"\n\
+         [[faults]]\nkind = \"primary_failure\"\nat = \"10s\"\n\
+         [expect]\nconverges_within = \"30s\"\n",
+        "9:20",
+        "converges_within is timed from the last heal, and no fault here heals",
+    );
+    // A fault without heal_at heals when the workload ends.
+    let s = parse(
+        "version = 1\n[[faults]]\nkind = \"replicator_stop\"\nat = \"5s\"\n\
+         [expect]\nconverges_within = \"30s\"\n",
+    );
+    assert_eq!(s.expect.converges_within, Some(Duration::from_secs(30)));
+    // The RPO is counted from the workload's ledger.
+    let hint = assert_at(
+        "version = 1\n[workload]\nenabled = false\n[expect]\nrpo_max_writes = 0\n",
+        "5:18",
+        "rpo_max_writes counts the acknowledged writes lost, and with [workload] enabled = false nothing is written",
+    );
+    assert!(hint.is_some());
+    let s = parse("version = 1\n[expect]\nrpo_max_writes = 0\n");
+    assert_eq!(s.expect.rpo_max_writes, Some(0));
 }
 
 #[test]

@@ -88,57 +88,8 @@ pub(super) fn validate(
         kind_spans.push(raw.kind.as_ref().map_or(entry_span, Spanned::span));
         out.push(spec);
     }
-    after_failover(src, &out, &kind_spans, workload)?;
     super::clashes::check(src, &out, &kind_spans, workload)?;
     Ok(out)
-}
-
-/// After a primary failure A is dead and stays down (it is rebuilt, never restarted into the
-/// chain): a fault on A in force at that moment or later would either act on a dead server or,
-/// healing a kill or stop, start A again as a second primary beside the promoted B.
-fn after_failover(
-    src: &Source,
-    faults: &[FaultSpec],
-    kind_spans: &[Range<usize>],
-    workload: &WorkloadPlan,
-) -> Result<()> {
-    let Some(failover) = faults.iter().find(|f| f.kind == FaultKind::PrimaryFailure) else {
-        return Ok(());
-    };
-    let fail_at = failover.at;
-    let line = failover.line.unwrap_or(0);
-    for (f, span) in faults.iter().zip(kind_spans) {
-        let on_a = match &f.kind {
-            FaultKind::Kill { node } | FaultKind::Stop { node, .. } | FaultKind::Pause { node } => {
-                node == "a"
-            }
-            FaultKind::CatalogChurn { .. } => true,
-            _ => false,
-        };
-        let ends = f.heal_at.unwrap_or(workload.duration);
-        if !on_a || (f.at < fail_at && ends <= fail_at) {
-            continue;
-        }
-        let when = humantime::format_duration(fail_at);
-        let why = match &f.kind {
-            FaultKind::Kill { .. } | FaultKind::Stop { .. } => {
-                "healing it would start A again as a second primary beside the promoted B"
-            }
-            _ => "A is dead by then",
-        };
-        return Err(src
-            .error(
-                span.clone(),
-                format!(
-                    "this {} acts on A, which the primary_failure on line {line} kills at {when} for good: {why}",
-                    f.kind.name()
-                ),
-            )
-            .with_hint(format!(
-                "give it heal_at = \"{when}\" or earlier (it heals at the end of the workload without one), or aim it at b (the primary after the failover) or c"
-            )));
-    }
-    Ok(())
 }
 
 /// One `[[faults]]` entry whose kind is known.

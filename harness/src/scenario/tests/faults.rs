@@ -579,6 +579,60 @@ fn nothing_acts_on_a_after_its_primary_failure() {
 }
 
 #[test]
+fn b_is_up_to_be_promoted_and_replays_nothing_after() {
+    // Promoting a killed b fails, and the run goes on without a primary.
+    let hint = assert_at(
+        &with_faults(
+            "[[faults]]\nkind = \"kill\"\nnode = \"b\"\nat = \"5s\"\nheal_at = \"20s\"\n\n\
+             [[faults]]\nkind = \"primary_failure\"\nat = \"10s\"\n",
+        ),
+        "5:8",
+        "this kill of b is in force at 10s, when the primary_failure on line 11 promotes b: a b that is killed, stopped or paused cannot be promoted",
+    );
+    assert!(hint.is_some_and(|h| h.contains("heal_at = \"10s\" or earlier")));
+    // Without heal_at, a pause lasts until the workload ends; at the same instant counts too.
+    assert_at(
+        &with_faults(
+            "[[faults]]\nkind = \"primary_failure\"\nat = \"10s\"\n\n\
+             [[faults]]\nkind = \"pause\"\nnode = \"b\"\nat = \"10s\"\n",
+        ),
+        "9:8",
+        "this pause of b is in force at 10s",
+    );
+    // Promoted, b is a primary: pg_wal_replay_pause() fails there.
+    let hint = assert_at(
+        &with_faults(
+            "[[faults]]\nkind = \"primary_failure\"\nat = \"10s\"\n\n\
+             [[faults]]\nkind = \"replay_pause\"\nat = \"12s\"\nheal_at = \"20s\"\n",
+        ),
+        "9:8",
+        "this replay_pause acts on b's WAL replay from 12s, but the primary_failure on line 5 promotes b at 10s",
+    );
+    assert!(hint.is_some_and(|h| h.contains("earlier than 10s")));
+    assert_at(
+        &with_faults(
+            "[[faults]]\nkind = \"replay_delay\"\ndelay = \"1s\"\nat = \"10s\"\n\n\
+             [[faults]]\nkind = \"primary_failure\"\nat = \"10s\"\n",
+        ),
+        "5:8",
+        "this replay_delay acts on b's WAL replay from 10s",
+    );
+    // Healed by the failover (heals come first at an instant), b the primary after it, or
+    // replay held back across it (promotion ends the pause or the delay): fine.
+    let s = parse(&with_faults(
+        "[[faults]]\nkind = \"stop\"\nnode = \"b\"\nat = \"2s\"\nheal_at = \"10s\"\n\n\
+         [[faults]]\nkind = \"primary_failure\"\nat = \"10s\"\n\n\
+         [[faults]]\nkind = \"kill\"\nnode = \"b\"\nat = \"12s\"\nheal_at = \"15s\"\n",
+    ));
+    assert_eq!(s.faults.len(), 3);
+    let s = parse(&with_faults(
+        "[[faults]]\nkind = \"replay_pause\"\nat = \"1s\"\nheal_at = \"20s\"\n\n\
+         [[faults]]\nkind = \"primary_failure\"\nat = \"10s\"\n",
+    ));
+    assert_eq!(s.faults.len(), 2);
+}
+
+#[test]
 fn faults_on_one_node_take_turns() {
     // The second heal would resume c at 4 s while the first says paused until 10 s.
     let hint = assert_at(

@@ -374,6 +374,44 @@ fn missing_data_file_names_the_absolute_path() {
 }
 
 #[test]
+fn data_paths_name_what_the_loading_tool_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = |key: &str, path: &std::path::Path| {
+        format!(
+            "version = 1\n[data]\n{key} = {:?}\n",
+            path.display().to_string()
+        )
+    };
+    // psql would fail on it only once the chain is up.
+    let hint = assert_at(
+        &data("sql", dir.path()),
+        "3:7",
+        &format!(
+            "sql: {} is a directory, not a psql script",
+            dir.path().display()
+        ),
+    );
+    assert!(hint.is_some_and(|h| h.contains("dump")));
+    assert_at(
+        &data("sql", Path::new("/dev/null")),
+        "3:7",
+        "sql: /dev/null is not a regular file",
+    );
+    // A directory is a dump only as pg_dump -Fd writes one, with its table of contents.
+    assert_at(
+        &data("dump", dir.path()),
+        "3:8",
+        "is a directory without toc.dat, so not a pg_dump directory-format archive",
+    );
+    std::fs::write(dir.path().join("toc.dat"), "PGDMP").unwrap();
+    let s = parse(&data("dump", dir.path()));
+    assert_eq!(s.data, Some(DataSeed::Dump(dir.path().to_path_buf())));
+    let sql = dir.path().join("seed.sql");
+    std::fs::write(&sql, "select 1;").unwrap();
+    assert_eq!(parse(&data("sql", &sql)).data, Some(DataSeed::Sql(sql)));
+}
+
+#[test]
 fn seed_table_is_explained() {
     let hint = assert_at(
         "version = 1\n[seed]\nsql = \"x.sql\"\n",

@@ -3,7 +3,7 @@
 //! ```toml
 //! version = 1                 # required
 //! name = "smoke"              # default: the file's stem
-//! seed = 42                   # absent: random, chosen at load and printed
+//! seed = 42                   # absent: random, chosen at load and printed; below 2^53
 //!
 //! [chain]                     # backend, pg_version (16-18), pg_bin, database,
 //! pg_version = 17             # physical_slot, hot_standby_feedback,
@@ -74,7 +74,7 @@ pub use chain::{BackendKind, ChainPlan, NodePlan, SUPPORTED_MAJORS};
 pub use data::DataSeed;
 pub use expect::{Expectations, SLOT_INVALIDATION_REASONS};
 pub use observe::ObservePlan;
-pub use seed::derive_seed;
+pub use seed::{MAX_SEED, derive_seed, seed_too_large};
 pub use workload::{BuiltinTable, Mix, WorkloadPlan};
 
 use crate::chain::ChainSpec;

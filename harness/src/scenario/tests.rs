@@ -211,8 +211,33 @@ fn workload_seed_is_derived_from_the_run_seed_unless_given() {
     let s = parse("version = 1\n");
     assert_eq!(s.workload_seed(42), derive_seed(42, "workload"));
     assert_ne!(s.workload_seed(42), s.workload_seed(43));
-    let big = parse("version = 1\nseed = \"18446744073709551615\"\n");
-    assert_eq!(big.seed, Some(u64::MAX));
+}
+
+#[test]
+fn seeds_stay_exact_in_json_reports() {
+    let too_large = "at most 9007199254740991 (2^53 - 1): report.json records the seed as a number";
+    let hint = assert_at(
+        "version = 1\nseed = \"18446744073709551615\"\n",
+        "2:8",
+        &format!("seed = 18446744073709551615: {too_large}"),
+    );
+    assert_eq!(hint, None);
+    assert_at(
+        "version = 1\nseed = 9007199254740993\n",
+        "2:8",
+        "seed = 9007199254740993: at most 9007199254740991",
+    );
+    assert_at(
+        "version = 1\n[workload]\nseed = 9007199254740992\n",
+        "3:8",
+        &format!("workload.seed = 9007199254740992: {too_large}"),
+    );
+    assert_eq!(
+        parse("version = 1\nseed = 9007199254740991\n").seed,
+        Some(MAX_SEED)
+    );
+    let s = parse("version = 1\nseed = \"42\"\n[workload]\nseed = \"9007199254740991\"\n");
+    assert_eq!((s.seed, s.workload.seed), (Some(42), Some(MAX_SEED)));
 }
 
 #[test]

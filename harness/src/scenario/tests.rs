@@ -487,6 +487,21 @@ fn bad_duration_points_at_the_value() {
 }
 
 #[test]
+fn an_enabled_workload_runs_for_some_time() {
+    let hint = assert_at(
+        "version = 1\n[workload]\nduration = \"0s\"\n",
+        "3:12",
+        "duration = \"0s\": the workload must run for some time",
+    );
+    assert_eq!(
+        hint.as_deref(),
+        Some("set enabled = false to run without a workload")
+    );
+    let s = parse("version = 1\n[workload]\nenabled = false\nduration = \"0s\"\n");
+    assert!(!s.workload.enabled && s.workload.duration.is_zero());
+}
+
+#[test]
 fn absurd_sizes_are_rejected_at_the_value() {
     // Each would overflow a clock, a pause or the memory of the ledger check far into the run.
     assert_at(

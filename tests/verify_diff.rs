@@ -498,7 +498,11 @@ async fn dotted_and_mixed_case_names_are_two_tables() {
     let xa = table(&r, r#""x.a".b"#);
     assert_eq!(xa.status, TableStatus::Differ, "{xa:#?}");
     assert_eq!(keys(&xa.changed), vec!["7"], "{xa:#?}");
-    let drift: Vec<_> = r.schema.iter().map(|d| (d.object.as_str(), d.kind)).collect();
+    let drift: Vec<_> = r
+        .schema
+        .iter()
+        .map(|d| (d.object.as_str(), d.kind))
+        .collect();
     assert_eq!(
         drift,
         vec![(r#"x."Mixed"."New""#, DriftKind::ColumnExtra)],

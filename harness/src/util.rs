@@ -39,9 +39,11 @@ pub fn quote_ident(s: &str) -> String {
 /// digits, `_`, `$`, not starting with a digit), quoted otherwise. Quoting only when needed
 /// keeps `public.accounts` readable while `x."a.b"` and `"x.a".b` stay two names.
 pub fn display_ident(s: &str) -> String {
-    let plain = s.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
-        && s
-            .chars()
+    let plain = s
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && s.chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '$');
     if plain { s.to_string() } else { quote_ident(s) }
 }
@@ -87,7 +89,10 @@ mod tests {
 
     #[test]
     fn qualified_names_stay_unambiguous() {
-        assert_eq!(display_qualified("public", "accounts_2"), "public.accounts_2");
+        assert_eq!(
+            display_qualified("public", "accounts_2"),
+            "public.accounts_2"
+        );
         assert_eq!(display_qualified("x", "a.b"), "x.\"a.b\"");
         assert_eq!(display_qualified("x.a", "b"), "\"x.a\".b");
         assert_eq!(display_qualified("s", "Mixed"), "s.\"Mixed\"");

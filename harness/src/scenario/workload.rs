@@ -250,12 +250,10 @@ fn mix(src: &Source, m: Spanned<RawMix>) -> Result<Mix> {
     }
     // Checked here too, not only by the workload: there it would fail after the chain is built.
     if mix.insert == 0 {
-        return Err(src
-            .error(span, "[workload.mix]: insert = 0")
-            .with_hint(
-                "updates and deletes need rows to work on, and each connection's seeded rows run \
+        return Err(src.error(span, "[workload.mix]: insert = 0").with_hint(
+            "updates and deletes need rows to work on, and each connection's seeded rows run \
                  out: give insert a positive weight (e.g. insert = 1, update = 50)",
-            ));
+        ));
     }
     Ok(mix)
 }

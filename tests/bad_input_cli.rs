@@ -74,6 +74,23 @@ fn a_fault_the_local_backend_cannot_do_is_refused_with_its_line_before_anything_
 }
 
 #[test]
+fn a_run_seed_json_cannot_carry_exactly_is_refused_before_anything_starts() {
+    let (_d, path) = cli::scenario("big-seed", "version = 1\n");
+    let out = cli::run(&["run", path.to_str().unwrap(), "--seed", "9007199254740992"]);
+    let err = cli::stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("--seed"), "{err}");
+    assert!(
+        err.contains("at most 9007199254740991 (2^53 - 1): report.json records the seed"),
+        "{err}"
+    );
+    assert!(
+        cli::run_dir(&err).is_none(),
+        "nothing may be started: {err}"
+    );
+}
+
+#[test]
 fn a_missing_seed_file_is_named_with_the_scenario_line() {
     let (d, path) = cli::scenario("byo", "version = 1\n\n[data]\nsql = \"data/nope.sql\"\n");
     let out = cli::run(&["run", path.to_str().unwrap()]);

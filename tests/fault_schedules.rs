@@ -142,7 +142,12 @@ fn c_equals_a_after_any_healed_schedule_of_link_faults() {
         .enable_all()
         .build()
         .unwrap();
-    let strategy = (any::<u64>(), prop::collection::vec(fault(), 1..4));
+    // Run seeds stop at 2^53 - 1 (exact in report.json); shifting keeps the cases a given
+    // PGREHEARSE_PROPTEST_SEED draws.
+    let strategy = (
+        any::<u64>().prop_map(|s| s >> 11),
+        prop::collection::vec(fault(), 1..4),
+    );
     let result = runner.run(&strategy, |(seed, faults)| {
         let text = scenario_text(seed, &faults);
         // What each case ran, shrinking steps included: a replay can be checked against it.

@@ -51,8 +51,8 @@ pub struct ChainArgs {
     /// Scenario file (TOML), e.g. scenarios/smoke.toml.
     pub scenario: PathBuf,
     /// Seed for every random choice (overrides the scenario's); printed first so a run can be
-    /// replayed.
-    #[arg(long)]
+    /// replayed. At most 2^53 - 1.
+    #[arg(long, value_parser = parse_seed)]
     pub seed: Option<u64>,
     /// Directory with PostgreSQL binaries (postgres, initdb, pg_basebackup, ...); local
     /// backend only (the docker backend uses the image's binaries).
@@ -228,6 +228,17 @@ fn parse_backend(s: &str) -> Result<harness::backend::BackendKind, String> {
         "local" => Ok(harness::backend::BackendKind::Local),
         "docker" => Ok(harness::backend::BackendKind::Docker),
         _ => Err(format!("unknown backend {s:?}: use local or docker")),
+    }
+}
+
+/// A run seed: what the scenario file takes, so that report.json records it exactly.
+fn parse_seed(s: &str) -> Result<u64, String> {
+    let seed: u64 = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a non-negative integer"))?;
+    match harness::scenario::seed_too_large(seed) {
+        Some(why) => Err(why),
+        None => Ok(seed),
     }
 }
 

@@ -34,13 +34,43 @@ pub(super) fn validate(
     }
 }
 
-/// The file must exist now: finding out after A, B and C are up wastes the user's minute.
+/// The file must exist now, and open: finding out after A, B and C are up wastes the user's
+/// minute. psql reads a script from a regular file; pg_restore also reads a directory-format
+/// archive (`pg_dump -Fd`) in place, so `dump` may name one of those.
 fn existing(src: &Source, base: &Path, v: &Spanned<String>, key: &str) -> Result<PathBuf> {
     let p = values::path(base, &values::non_empty(src, v, key)?);
-    if !p.exists() {
-        return Err(src
-            .error(v.span(), format!("{key}: {} does not exist", p.display()))
-            .with_hint("paths in [data] are relative to the scenario file's folder"));
+    let shown = p.display();
+    let err = |msg: String| src.error(v.span(), format!("{key}: {msg}"));
+    let meta = match std::fs::metadata(&p) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(err(format!("{shown} does not exist"))
+                .with_hint("paths in [data] are relative to the scenario file's folder"));
+        }
+        Err(e) => return Err(err(format!("cannot read {shown}: {e}"))),
+    };
+    if meta.is_dir() && key == "dump" {
+        // pg_dump -Fd writes its table of contents there; pg_restore cannot start without it.
+        let toc = p.join("toc.dat");
+        if !toc.is_file() {
+            return Err(err(format!(
+                "{shown} is a directory without toc.dat, so not a pg_dump directory-format archive"
+            ))
+            .with_hint("name the archive file, or a directory pg_dump -Fd wrote"));
+        }
+        return std::fs::File::open(&toc)
+            .map(|_| p.clone())
+            .map_err(|e| err(format!("cannot open {}: {e}", toc.display())));
     }
-    Ok(p)
+    if meta.is_dir() {
+        return Err(err(format!("{shown} is a directory, not a psql script"))
+            .with_hint("name the .sql file itself; a pg_dump directory archive goes in dump"));
+    }
+    if !meta.is_file() {
+        return Err(err(format!("{shown} is not a regular file"))
+            .with_hint("the file is streamed to the loading tool: copy it to a regular file"));
+    }
+    std::fs::File::open(&p)
+        .map(|_| p.clone())
+        .map_err(|e| err(format!("cannot open {shown}: {e}")))
 }

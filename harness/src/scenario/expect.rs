@@ -4,11 +4,12 @@ use std::time::Duration;
 
 use serde_spanned::Spanned;
 
-use super::ChainPlan;
 use super::raw::RawExpect;
 use super::source::Source;
 use super::values;
+use super::{ChainPlan, WorkloadPlan};
 use crate::error::Result;
+use crate::faults::FaultSpec;
 
 /// The validated `[expect]` section. Each field is one expectation, evaluated by
 /// [`crate::report::evaluate`]; new expectations are new fields here and a new arm there.
@@ -70,6 +71,8 @@ pub(super) fn validate(
     src: &Source,
     raw: Option<RawExpect>,
     chain: &ChainPlan,
+    workload: &WorkloadPlan,
+    faults: &[FaultSpec],
 ) -> Result<Expectations> {
     let Some(raw) = raw else {
         return Ok(Expectations::default());
@@ -111,6 +114,37 @@ pub(super) fn validate(
             "the number of lost writes cannot be negative",
         )?),
     };
+    if let Some(v) = &raw.rpo_max_writes
+        && !workload.enabled
+    {
+        // The RPO is counted from the workload's ledger; nothing else writes one.
+        return Err(src
+            .error(
+                v.span(),
+                "rpo_max_writes counts the acknowledged writes lost, and with [workload] enabled = false nothing is written: it would always end unknown",
+            )
+            .with_hint("enable the workload, or remove rpo_max_writes"));
+    }
+    let converges_within = duration(&raw.converges_within, "converges_within")?;
+    if let Some(v) = &raw.converges_within
+        && !faults.iter().any(|f| !f.kind.one_shot())
+    {
+        let why = if faults.is_empty() {
+            "this scenario has no faults"
+        } else {
+            "no fault here heals (checkpoint and primary_failure happen once)"
+        };
+        return Err(src
+            .error(
+                v.span(),
+                format!(
+                    "converges_within is timed from the last heal, and {why}: it would always end unknown"
+                ),
+            )
+            .with_hint(
+                "add a fault that heals, or use max_catchup (timed from the end of the workload)",
+            ));
+    }
     let slot_waits_for_nudge = match &raw.slot_waits_for_nudge {
         Some(v) if *v.get_ref() && !chain.idle_primary => {
             return Err(src
@@ -134,7 +168,7 @@ pub(super) fn validate(
         consistent_after_heal: raw
             .consistent_after_heal
             .unwrap_or(defaults.consistent_after_heal),
-        converges_within: duration(&raw.converges_within, "converges_within")?,
+        converges_within,
         slot_waits_for_nudge,
     })
 }

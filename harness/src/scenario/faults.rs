@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use serde_spanned::Spanned;
 
-use super::WorkloadPlan;
 use super::raw::RawFault;
 use super::source::Source;
 use super::values;
+use super::{ChainPlan, WorkloadPlan};
 use crate::error::{Error, Result};
 use crate::faults::{FaultKind, FaultSpec, Hop};
 use crate::node::StopMode;
@@ -61,6 +61,7 @@ pub(super) fn validate(
     src: &Source,
     raw: Option<Vec<Spanned<RawFault>>>,
     workload: &WorkloadPlan,
+    chain: &ChainPlan,
 ) -> Result<Vec<FaultSpec>> {
     let mut out = Vec::new();
     let mut kind_spans = Vec::new();
@@ -68,7 +69,7 @@ pub(super) fn validate(
     for entry in raw.unwrap_or_default() {
         let entry_span = entry.span();
         let raw = entry.into_inner();
-        let spec = Entry::new(src, entry_span.clone(), &raw)?.fault(workload)?;
+        let spec = Entry::new(src, entry_span.clone(), &raw)?.fault(workload, chain)?;
         if spec.kind == FaultKind::PrimaryFailure {
             // The entry passed validation, so its `kind` is there.
             let at = raw.kind.as_ref().map_or(0..0, Spanned::span);
@@ -87,56 +88,8 @@ pub(super) fn validate(
         kind_spans.push(raw.kind.as_ref().map_or(entry_span, Spanned::span));
         out.push(spec);
     }
-    after_failover(src, &out, &kind_spans, workload)?;
+    super::clashes::check(src, &out, &kind_spans, workload)?;
     Ok(out)
-}
-
-/// After a primary failure A is dead and stays down (it is rebuilt, never restarted into the
-/// chain): a fault on A in force at that moment or later would either act on a dead server or,
-/// healing a kill or stop, start A again as a second primary beside the promoted B.
-fn after_failover(
-    src: &Source,
-    faults: &[FaultSpec],
-    kind_spans: &[Range<usize>],
-    workload: &WorkloadPlan,
-) -> Result<()> {
-    let Some(failover) = faults.iter().find(|f| f.kind == FaultKind::PrimaryFailure) else {
-        return Ok(());
-    };
-    let fail_at = failover.at;
-    let line = failover.line.unwrap_or(0);
-    for (f, span) in faults.iter().zip(kind_spans) {
-        let on_a = match &f.kind {
-            FaultKind::Kill { node } | FaultKind::Stop { node, .. } | FaultKind::Pause { node } => {
-                node == "a"
-            }
-            FaultKind::CatalogChurn { .. } => true,
-            _ => false,
-        };
-        let ends = f.heal_at.unwrap_or(workload.duration);
-        if !on_a || (f.at < fail_at && ends <= fail_at) {
-            continue;
-        }
-        let when = humantime::format_duration(fail_at);
-        let why = match &f.kind {
-            FaultKind::Kill { .. } | FaultKind::Stop { .. } => {
-                "healing it would start A again as a second primary beside the promoted B"
-            }
-            _ => "A is dead by then",
-        };
-        return Err(src
-            .error(
-                span.clone(),
-                format!(
-                    "this {} acts on A, which the primary_failure on line {line} kills at {when} for good: {why}",
-                    f.kind.name()
-                ),
-            )
-            .with_hint(format!(
-                "give it heal_at = \"{when}\" or earlier (it heals at the end of the workload without one), or aim it at b (the primary after the failover) or c"
-            )));
-    }
-    Ok(())
 }
 
 /// One `[[faults]]` entry whose kind is known.
@@ -187,7 +140,7 @@ impl<'a> Entry<'a> {
     }
 
     /// The validated fault.
-    fn fault(&self, workload: &WorkloadPlan) -> Result<FaultSpec> {
+    fn fault(&self, workload: &WorkloadPlan, chain: &ChainPlan) -> Result<FaultSpec> {
         let (src, raw) = (self.src, self.raw);
         let kind = match self.keys.name {
             "latency" => FaultKind::Latency {
@@ -251,7 +204,7 @@ impl<'a> Entry<'a> {
                 )));
             }
         };
-        let (at, heal_at) = self.timing(workload, kind.one_shot())?;
+        let (at, heal_at) = self.timing(workload, chain, kind.one_shot())?;
         Ok(FaultSpec {
             kind,
             at,
@@ -260,10 +213,14 @@ impl<'a> Entry<'a> {
         })
     }
 
-    /// `at` within the workload, and `heal_at` after it.
+    /// `at` within the workload, and `heal_at` after it but no later than the end of the
+    /// workload plus `catchup_timeout`: the run waits for every heal before it waits for C, and
+    /// C cannot catch up past a fault still in force, so a later heal only makes the run wait
+    /// longer than the scenario allows C to catch up.
     fn timing(
         &self,
         workload: &WorkloadPlan,
+        chain: &ChainPlan,
         one_shot: bool,
     ) -> Result<(Duration, Option<Duration>)> {
         let src = self.src;
@@ -311,6 +268,25 @@ impl<'a> Entry<'a> {
                 .with_hint(
                     "heal_at is timed from the start of the workload, like at, not from the fault",
                 ));
+        }
+        let limit = workload.duration + chain.catchup_timeout;
+        if heal_at > limit {
+            let fmt = humantime::format_duration;
+            return Err(src
+                .error(
+                    heal_raw.span(),
+                    format!(
+                        "heal_at = {:?} is past the limit of {}, the end of the workload ({}) plus catchup_timeout ({}): the run waits for every heal before it gives C up to catchup_timeout to catch up, which C cannot do past a fault in force",
+                        heal_raw.get_ref(),
+                        fmt(limit),
+                        fmt(workload.duration),
+                        fmt(chain.catchup_timeout)
+                    ),
+                )
+                .with_hint(format!(
+                    "heal it by {}, or lengthen [workload] duration or [chain] catchup_timeout",
+                    fmt(limit)
+                )));
         }
         Ok((at, Some(heal_at)))
     }

@@ -3,7 +3,7 @@
 //! ```toml
 //! version = 1                 # required
 //! name = "smoke"              # default: the file's stem
-//! seed = 42                   # absent: random, chosen at load and printed
+//! seed = 42                   # absent: random, chosen at load and printed; below 2^53
 //!
 //! [chain]                     # backend, pg_version (16-18), pg_bin, database,
 //! pg_version = 17             # physical_slot, hot_standby_feedback,
@@ -24,18 +24,23 @@
 //! latency = "500ms"           # replay_delay, replicator_stop, primary_failure (once),
 //! jitter = "50ms"             # catalog_churn, checkpoint
 //! at = "10s"                  # from the start of the workload; before it ends
-//! heal_at = "40s"             # optional, after at; not for primary_failure, checkpoint
+//! heal_at = "40s"             # optional, after at, at most catchup_timeout after the
+//!                             # workload; not for primary_failure, checkpoint
 //! # kind-specific keys: latency/jitter (latency), rate = "1MB/s"|"1MiB/s"|bytes (bandwidth),
 //! # loss = "5%" (loss), hop = "a-b"|"b-c" (link kinds),
 //! # mode = "smart"|"fast"|"immediate" (stop), delay (replay_delay), every (catalog_churn)
+//! # Link faults on a hop may overlap; other faults with a heal may not on one node (replay_*
+//! # act on b, replicator_stop on c, catalog_churn on a). Around a primary_failure: nothing on
+//! # a then or after, b up at that moment, no replay_* on b from then on.
 //!
 //! [observe]                   # sample_every (250ms), heartbeat_every (100ms); up to 10s
 //!
 //! [expect]                    # consistent, max_catchup, sequences_match, max_e2e_lag,
 //! slot_survives = true        # slot_survives, or slot_invalidated = "wal_removed" |
 //! rpo_max_writes = 0          #   "rows_removed" | "wal_level_insufficient" | "idle_timeout" |
-//! converges_within = "30s"    #   "any"; rpo_max_writes, consistent_after_heal,
-//!                             # converges_within, slot_waits_for_nudge (needs idle_primary)
+//! converges_within = "30s"    #   "any"; rpo_max_writes (needs the workload),
+//!                             # consistent_after_heal, converges_within (needs a fault that
+//!                             # heals), slot_waits_for_nudge (needs idle_primary)
 //! ```
 //!
 //! Every mistake found here is reported as `file:line:column: message` pointing at the
@@ -52,6 +57,7 @@
 //! `[seed]` table, and the run seed keeps the short name because `--seed` replays it.
 
 mod chain;
+mod clashes;
 mod data;
 mod expect;
 mod faults;
@@ -71,7 +77,7 @@ pub use chain::{BackendKind, ChainPlan, NodePlan, SUPPORTED_MAJORS};
 pub use data::DataSeed;
 pub use expect::{Expectations, SLOT_INVALIDATION_REASONS};
 pub use observe::ObservePlan;
-pub use seed::derive_seed;
+pub use seed::{MAX_SEED, derive_seed, seed_too_large};
 pub use workload::{BuiltinTable, Mix, WorkloadPlan};
 
 use crate::chain::ChainSpec;
@@ -170,13 +176,14 @@ impl Scenario {
             Some(v) => Some(values::seed(&src, v, "seed")?),
         };
         // Later sections are checked against earlier ones: fault times against the workload's
-        // duration, expectations against the chain.
+        // duration and the catch-up time, expectations against the chain, the workload and the
+        // faults (an expectation nothing in the run can judge is refused).
         let chain = chain::validate(&src, &base, raw.chain)?;
         let data = data::validate(&src, &base, raw.data)?;
         let workload = workload::validate(&src, raw.workload, &chain)?;
-        let faults = faults::validate(&src, raw.faults, &workload)?;
+        let faults = faults::validate(&src, raw.faults, &workload, &chain)?;
         let observe = observe::validate(&src, raw.observe)?;
-        let expect = expect::validate(&src, raw.expect, &chain)?;
+        let expect = expect::validate(&src, raw.expect, &chain, &workload, &faults)?;
         Ok(Scenario {
             name,
             description: raw.description.filter(|d| !d.trim().is_empty()),

@@ -1,5 +1,21 @@
 //! Seeds: one run seed, and per-purpose seeds derived from it.
 
+/// The largest seed a run takes, from the scenario file or `--seed`: report.json records the
+/// seed as a JSON number, which jq and JavaScript read as a double, exact only up to 2^53 - 1;
+/// a larger seed would read back as another run's. Seeds the harness draws or derives stay
+/// below it too.
+pub const MAX_SEED: u64 = (1 << 53) - 1;
+
+/// Why `seed` cannot be a run's seed, if it cannot: the words for the file and the CLI alike.
+pub fn seed_too_large(seed: u64) -> Option<String> {
+    (seed > MAX_SEED).then(|| {
+        format!(
+            "at most {MAX_SEED} (2^53 - 1): report.json records the seed as a number, which JSON \
+             tools such as jq and JavaScript read as a double, exact only up to there"
+        )
+    })
+}
+
 /// A seed for one purpose ("workload", later "faults") derived from the run seed, so a single
 /// `--seed` replays every random choice while each purpose gets its own independent stream.
 /// Stable across releases: changing it would break replays of recorded runs. Below 2^53 like

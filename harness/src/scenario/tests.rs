@@ -99,6 +99,11 @@ seed = 7
 [workload.mix]
 insert = 1
 
+[[faults]]
+kind = "replay_pause"
+at = "10s"
+heal_at = "20s"
+
 [observe]
 sample_every = "1s"
 heartbeat_every = "50ms"
@@ -206,8 +211,33 @@ fn workload_seed_is_derived_from_the_run_seed_unless_given() {
     let s = parse("version = 1\n");
     assert_eq!(s.workload_seed(42), derive_seed(42, "workload"));
     assert_ne!(s.workload_seed(42), s.workload_seed(43));
-    let big = parse("version = 1\nseed = \"18446744073709551615\"\n");
-    assert_eq!(big.seed, Some(u64::MAX));
+}
+
+#[test]
+fn seeds_stay_exact_in_json_reports() {
+    let too_large = "at most 9007199254740991 (2^53 - 1): report.json records the seed as a number";
+    let hint = assert_at(
+        "version = 1\nseed = \"18446744073709551615\"\n",
+        "2:8",
+        &format!("seed = 18446744073709551615: {too_large}"),
+    );
+    assert_eq!(hint, None);
+    assert_at(
+        "version = 1\nseed = 9007199254740993\n",
+        "2:8",
+        "seed = 9007199254740993: at most 9007199254740991",
+    );
+    assert_at(
+        "version = 1\n[workload]\nseed = 9007199254740992\n",
+        "3:8",
+        &format!("workload.seed = 9007199254740992: {too_large}"),
+    );
+    assert_eq!(
+        parse("version = 1\nseed = 9007199254740991\n").seed,
+        Some(MAX_SEED)
+    );
+    let s = parse("version = 1\nseed = \"42\"\n[workload]\nseed = \"9007199254740991\"\n");
+    assert_eq!((s.seed, s.workload.seed), (Some(42), Some(MAX_SEED)));
 }
 
 #[test]
@@ -369,6 +399,44 @@ fn missing_data_file_names_the_absolute_path() {
 }
 
 #[test]
+fn data_paths_name_what_the_loading_tool_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = |key: &str, path: &std::path::Path| {
+        format!(
+            "version = 1\n[data]\n{key} = {:?}\n",
+            path.display().to_string()
+        )
+    };
+    // psql would fail on it only once the chain is up.
+    let hint = assert_at(
+        &data("sql", dir.path()),
+        "3:7",
+        &format!(
+            "sql: {} is a directory, not a psql script",
+            dir.path().display()
+        ),
+    );
+    assert!(hint.is_some_and(|h| h.contains("dump")));
+    assert_at(
+        &data("sql", Path::new("/dev/null")),
+        "3:7",
+        "sql: /dev/null is not a regular file",
+    );
+    // A directory is a dump only as pg_dump -Fd writes one, with its table of contents.
+    assert_at(
+        &data("dump", dir.path()),
+        "3:8",
+        "is a directory without toc.dat, so not a pg_dump directory-format archive",
+    );
+    std::fs::write(dir.path().join("toc.dat"), "PGDMP").unwrap();
+    let s = parse(&data("dump", dir.path()));
+    assert_eq!(s.data, Some(DataSeed::Dump(dir.path().to_path_buf())));
+    let sql = dir.path().join("seed.sql");
+    std::fs::write(&sql, "select 1;").unwrap();
+    assert_eq!(parse(&data("sql", &sql)).data, Some(DataSeed::Sql(sql)));
+}
+
+#[test]
 fn seed_table_is_explained() {
     let hint = assert_at(
         "version = 1\n[seed]\nsql = \"x.sql\"\n",
@@ -416,6 +484,21 @@ fn bad_duration_points_at_the_value() {
         "3:15",
         "invalid type: integer `30`, expected a string",
     );
+}
+
+#[test]
+fn an_enabled_workload_runs_for_some_time() {
+    let hint = assert_at(
+        "version = 1\n[workload]\nduration = \"0s\"\n",
+        "3:12",
+        "duration = \"0s\": the workload must run for some time",
+    );
+    assert_eq!(
+        hint.as_deref(),
+        Some("set enabled = false to run without a workload")
+    );
+    let s = parse("version = 1\n[workload]\nenabled = false\nduration = \"0s\"\n");
+    assert!(!s.workload.enabled && s.workload.duration.is_zero());
 }
 
 #[test]
@@ -657,6 +740,39 @@ fn slot_waits_for_nudge_needs_an_idle_primary() {
     );
     let s = parse("version = 1\n[expect]\nslot_waits_for_nudge = false\n");
     assert!(!s.expect.slot_waits_for_nudge);
+}
+
+#[test]
+fn expectations_the_run_can_never_judge_are_refused() {
+    // Timed from the last heal: without a fault that heals there is none.
+    let hint = assert_at(
+        "version = 1\n[expect]\nconverges_within = \"30s\"\n",
+        "3:20",
+        "converges_within is timed from the last heal, and this scenario has no faults: it would always end unknown",
+    );
+    assert!(hint.is_some_and(|h| h.contains("max_catchup")));
+    assert_at(
+        "version = 1\n[[faults]]\nkind = \"checkpoint\"\nat = \"5s\"\n\
+         [[faults]]\nkind = \"primary_failure\"\nat = \"10s\"\n\
+         [expect]\nconverges_within = \"30s\"\n",
+        "9:20",
+        "converges_within is timed from the last heal, and no fault here heals",
+    );
+    // A fault without heal_at heals when the workload ends.
+    let s = parse(
+        "version = 1\n[[faults]]\nkind = \"replicator_stop\"\nat = \"5s\"\n\
+         [expect]\nconverges_within = \"30s\"\n",
+    );
+    assert_eq!(s.expect.converges_within, Some(Duration::from_secs(30)));
+    // The RPO is counted from the workload's ledger.
+    let hint = assert_at(
+        "version = 1\n[workload]\nenabled = false\n[expect]\nrpo_max_writes = 0\n",
+        "5:18",
+        "rpo_max_writes counts the acknowledged writes lost, and with [workload] enabled = false nothing is written",
+    );
+    assert!(hint.is_some());
+    let s = parse("version = 1\n[expect]\nrpo_max_writes = 0\n");
+    assert_eq!(s.expect.rpo_max_writes, Some(0));
 }
 
 #[test]

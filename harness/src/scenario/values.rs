@@ -55,8 +55,8 @@ pub(super) fn positive_duration(
     duration_in(src, v, key, Duration::from_nanos(1)..=Duration::MAX, why)
 }
 
-/// A seed: a non-negative integer, or a string of digits for seeds above TOML's integer range
-/// (random seeds are drawn from the full u64 range and printed for replay).
+/// A seed: an integer from 0 to [`super::MAX_SEED`], also as a string of digits, which files
+/// written when seeds could exceed TOML's integer range still hold.
 pub(super) fn seed(src: &Source, v: &Spanned<toml::Value>, key: &str) -> Result<u64> {
     let bad = |what: &str| {
         src.error(
@@ -64,10 +64,14 @@ pub(super) fn seed(src: &Source, v: &Spanned<toml::Value>, key: &str) -> Result<
             format!("{key} must be a non-negative integer, found {what}"),
         )
     };
-    match v.get_ref() {
-        toml::Value::Integer(i) => u64::try_from(*i).map_err(|_| bad(&i.to_string())),
-        toml::Value::String(s) => s.parse::<u64>().map_err(|_| bad(&format!("{s:?}"))),
-        other => Err(bad(other.type_str())),
+    let seed = match v.get_ref() {
+        toml::Value::Integer(i) => u64::try_from(*i).map_err(|_| bad(&i.to_string()))?,
+        toml::Value::String(s) => s.parse::<u64>().map_err(|_| bad(&format!("{s:?}")))?,
+        other => return Err(bad(other.type_str())),
+    };
+    match super::seed_too_large(seed) {
+        Some(why) => Err(src.error(v.span(), format!("{key} = {seed}: {why}"))),
+        None => Ok(seed),
     }
 }
 

@@ -104,6 +104,22 @@ pub(super) fn validate(
         None => d.duration,
         Some(v) => values::duration(src, v, "duration")?,
     };
+    if let Some(v) = &raw.duration
+        && duration.is_zero()
+        && raw.enabled.unwrap_or(true)
+    {
+        // It would write nothing and leave no time for any fault, while the report still
+        // showed a workload that ran.
+        return Err(src
+            .error(
+                v.span(),
+                format!(
+                    "duration = {:?}: the workload must run for some time",
+                    v.get_ref()
+                ),
+            )
+            .with_hint("set enabled = false to run without a workload"));
+    }
     let seed = match &raw.seed {
         None => None,
         Some(v) => Some(values::seed(src, v, "workload.seed")?),

@@ -82,17 +82,20 @@ at = "30s"
 kind = "kill"
 node = "c"
 at = "31s"
+heal_at = "32s"
 
 [[faults]]
 kind = "stop"
 node = "b"
 at = "32s"
+heal_at = "33s"
 mode = "immediate"
 
 [[faults]]
 kind = "stop"
 node = "c"
 at = "33s"
+heal_at = "34s"
 
 [[faults]]
 kind = "pause"
@@ -103,6 +106,7 @@ heal_at = "36s"
 [[faults]]
 kind = "replay_pause"
 at = "40s"
+heal_at = "41s"
 
 [[faults]]
 kind = "replay_delay"
@@ -121,8 +125,8 @@ heal_at = "50s"
 
 [[faults]]
 kind = "catalog_churn"
-at = "44s"
-heal_at = "50s"
+at = "50s"
+heal_at = "55s"
 every = "1s"
 
 [[faults]]
@@ -212,14 +216,18 @@ at = "1m50s"
             Some(secs(25)),
         ),
         spec(FaultKind::LinkDown { hop: Hop::BC }, secs(30), None),
-        spec(FaultKind::Kill { node: "c".into() }, secs(31), None),
+        spec(
+            FaultKind::Kill { node: "c".into() },
+            secs(31),
+            Some(secs(32)),
+        ),
         spec(
             FaultKind::Stop {
                 node: "b".into(),
                 mode: StopMode::Immediate,
             },
             secs(32),
-            None,
+            Some(secs(33)),
         ),
         spec(
             FaultKind::Stop {
@@ -227,14 +235,14 @@ at = "1m50s"
                 mode: StopMode::Fast,
             },
             secs(33),
-            None,
+            Some(secs(34)),
         ),
         spec(
             FaultKind::Pause { node: "b".into() },
             secs(34),
             Some(secs(36)),
         ),
-        spec(FaultKind::ReplayPause, secs(40), None),
+        spec(FaultKind::ReplayPause, secs(40), Some(secs(41))),
         spec(FaultKind::ReplayDelay { delay: secs(2) }, secs(41), None),
         spec(FaultKind::ReplicatorStop, secs(42), Some(secs(60))),
         spec(
@@ -244,8 +252,8 @@ at = "1m50s"
         ),
         spec(
             FaultKind::CatalogChurn { every: secs(1) },
-            secs(44),
-            Some(secs(50)),
+            secs(50),
+            Some(secs(55)),
         ),
         spec(FaultKind::Checkpoint, secs(45), None),
         spec(FaultKind::PrimaryFailure, secs(110), None),
@@ -393,6 +401,27 @@ fn heal_at_must_be_after_at() {
         "6:11",
         "heal_at = \"5s\" is not after at = \"10s\"",
     );
+}
+
+#[test]
+fn heal_at_is_at_most_the_catch_up_time_after_the_workload() {
+    // The default workload lasts 30 s and the default catchup_timeout is 2 min.
+    let hint = assert_at(
+        "version = 1\n[[faults]]\nkind = \"replicator_stop\"\nat = \"5s\"\nheal_at = \"300days\"\n",
+        "5:11",
+        "heal_at = \"300days\" is past the limit of 2m 30s, the end of the workload (30s) plus catchup_timeout (2m)",
+    );
+    assert!(hint.is_some_and(|h| h.contains("heal it by 2m 30s")));
+    // After the workload, up to the limit: the catch-up measured counts the wait.
+    let s = parse(
+        "version = 1\n[[faults]]\nkind = \"replicator_stop\"\nat = \"5s\"\nheal_at = \"2m30s\"\n",
+    );
+    assert_eq!(s.faults[0].heal_at, Some(secs(150)));
+    let s = parse(
+        "version = 1\n[chain]\ncatchup_timeout = \"10m\"\n\
+         [[faults]]\nkind = \"partition\"\nhop = \"b-c\"\nat = \"5s\"\nheal_at = \"10m\"\n",
+    );
+    assert_eq!(s.faults[0].heal_at, Some(secs(600)));
 }
 
 #[test]
@@ -547,6 +576,127 @@ fn nothing_acts_on_a_after_its_primary_failure() {
          [[faults]]\nkind = \"primary_failure\"\nat = \"10s\"\n",
     ));
     assert_eq!(s.faults.len(), 3);
+}
+
+#[test]
+fn b_is_up_to_be_promoted_and_replays_nothing_after() {
+    // Promoting a killed b fails, and the run goes on without a primary.
+    let hint = assert_at(
+        &with_faults(
+            "[[faults]]\nkind = \"kill\"\nnode = \"b\"\nat = \"5s\"\nheal_at = \"20s\"\n\n\
+             [[faults]]\nkind = \"primary_failure\"\nat = \"10s\"\n",
+        ),
+        "5:8",
+        "this kill of b is in force at 10s, when the primary_failure on line 11 promotes b: a b that is killed, stopped or paused cannot be promoted",
+    );
+    assert!(hint.is_some_and(|h| h.contains("heal_at = \"10s\" or earlier")));
+    // Without heal_at, a pause lasts until the workload ends; at the same instant counts too.
+    assert_at(
+        &with_faults(
+            "[[faults]]\nkind = \"primary_failure\"\nat = \"10s\"\n\n\
+             [[faults]]\nkind = \"pause\"\nnode = \"b\"\nat = \"10s\"\n",
+        ),
+        "9:8",
+        "this pause of b is in force at 10s",
+    );
+    // Promoted, b is a primary: pg_wal_replay_pause() fails there.
+    let hint = assert_at(
+        &with_faults(
+            "[[faults]]\nkind = \"primary_failure\"\nat = \"10s\"\n\n\
+             [[faults]]\nkind = \"replay_pause\"\nat = \"12s\"\nheal_at = \"20s\"\n",
+        ),
+        "9:8",
+        "this replay_pause acts on b's WAL replay from 12s, but the primary_failure on line 5 promotes b at 10s",
+    );
+    assert!(hint.is_some_and(|h| h.contains("earlier than 10s")));
+    assert_at(
+        &with_faults(
+            "[[faults]]\nkind = \"replay_delay\"\ndelay = \"1s\"\nat = \"10s\"\n\n\
+             [[faults]]\nkind = \"primary_failure\"\nat = \"10s\"\n",
+        ),
+        "5:8",
+        "this replay_delay acts on b's WAL replay from 10s",
+    );
+    // Healed by the failover (heals come first at an instant), b the primary after it, or
+    // replay held back across it (promotion ends the pause or the delay): fine.
+    let s = parse(&with_faults(
+        "[[faults]]\nkind = \"stop\"\nnode = \"b\"\nat = \"2s\"\nheal_at = \"10s\"\n\n\
+         [[faults]]\nkind = \"primary_failure\"\nat = \"10s\"\n\n\
+         [[faults]]\nkind = \"kill\"\nnode = \"b\"\nat = \"12s\"\nheal_at = \"15s\"\n",
+    ));
+    assert_eq!(s.faults.len(), 3);
+    let s = parse(&with_faults(
+        "[[faults]]\nkind = \"replay_pause\"\nat = \"1s\"\nheal_at = \"20s\"\n\n\
+         [[faults]]\nkind = \"primary_failure\"\nat = \"10s\"\n",
+    ));
+    assert_eq!(s.faults.len(), 2);
+}
+
+#[test]
+fn faults_on_one_node_take_turns() {
+    // The second heal would resume c at 4 s while the first says paused until 10 s.
+    let hint = assert_at(
+        &with_faults(
+            "[[faults]]\nkind = \"pause\"\nnode = \"c\"\nat = \"1s\"\nheal_at = \"10s\"\n\n\
+             [[faults]]\nkind = \"pause\"\nnode = \"c\"\nat = \"2s\"\nheal_at = \"4s\"\n",
+        ),
+        "11:8",
+        "this pause acts on c from 2s to 4s, while the pause on line 5 acts on it from 1s to 10s: one fault per node at a time",
+    );
+    assert!(hint.is_some_and(|h| h.contains("one after the other")));
+    assert_at(
+        &with_faults(
+            "[[faults]]\nkind = \"kill\"\nnode = \"c\"\nat = \"5s\"\nheal_at = \"20s\"\n\n\
+             [[faults]]\nkind = \"stop\"\nnode = \"c\"\nat = \"8s\"\nheal_at = \"10s\"\n",
+        ),
+        "11:8",
+        "this stop acts on c from 8s to 10s, while the kill on line 5 acts on it from 5s to 20s",
+    );
+    // Without heal_at a fault holds its node until the workload ends; replay faults act on b.
+    assert_at(
+        &with_faults(
+            "[[faults]]\nkind = \"replay_pause\"\nat = \"5s\"\n\n\
+             [[faults]]\nkind = \"kill\"\nnode = \"b\"\nat = \"30s\"\nheal_at = \"40s\"\n",
+        ),
+        "9:8",
+        "this kill acts on b from 30s to 40s, while the replay_pause on line 5 acts on it from 5s to the end of the workload (2m)",
+    );
+    assert_at(
+        &with_faults(
+            "[[faults]]\nkind = \"replay_delay\"\ndelay = \"1s\"\nat = \"5s\"\nheal_at = \"9s\"\n\n\
+             [[faults]]\nkind = \"replay_delay\"\ndelay = \"2s\"\nat = \"8s\"\nheal_at = \"20s\"\n",
+        ),
+        "11:8",
+        "this replay_delay acts on b",
+    );
+    // The subscription the replicator_stop disables is on c.
+    assert_at(
+        &with_faults(
+            "[[faults]]\nkind = \"replicator_stop\"\nat = \"5s\"\nheal_at = \"20s\"\n\n\
+             [[faults]]\nkind = \"replicator_stop\"\nat = \"10s\"\nheal_at = \"15s\"\n",
+        ),
+        "10:8",
+        "this replicator_stop acts on c from 10s to 15s, while the replicator_stop on line 5",
+    );
+    assert_at(
+        &with_faults(
+            "[[faults]]\nkind = \"catalog_churn\"\nat = \"5s\"\nheal_at = \"20s\"\n\n\
+             [[faults]]\nkind = \"stop\"\nnode = \"a\"\nat = \"10s\"\nheal_at = \"15s\"\n",
+        ),
+        "10:8",
+        "this stop acts on a from 10s to 15s, while the catalog_churn on line 5",
+    );
+    // One after the other on a node, other nodes at the same time, and link faults layered on
+    // a hop whose ends are down: all fine.
+    let s = parse(&with_faults(
+        "[[faults]]\nkind = \"pause\"\nnode = \"c\"\nat = \"1s\"\nheal_at = \"10s\"\n\n\
+         [[faults]]\nkind = \"kill\"\nnode = \"c\"\nat = \"10s\"\nheal_at = \"20s\"\n\n\
+         [[faults]]\nkind = \"stop\"\nnode = \"b\"\nat = \"2s\"\nheal_at = \"8s\"\n\n\
+         [[faults]]\nkind = \"replicator_stop\"\nat = \"20s\"\n\n\
+         [[faults]]\nkind = \"partition\"\nhop = \"b-c\"\nat = \"3s\"\nheal_at = \"6s\"\n\n\
+         [[faults]]\nkind = \"latency\"\nhop = \"b-c\"\nlatency = \"1s\"\nat = \"1s\"\n",
+    ));
+    assert_eq!(s.faults.len(), 6);
 }
 
 #[test]

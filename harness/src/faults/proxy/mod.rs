@@ -1,0 +1,340 @@
+//! A TCP proxy the harness puts on a replication hop (A→B, B→C) so that link faults can be
+//! injected without privileges: latency with jitter, a bandwidth cap, a blackhole (connections
+//! stay open, no bytes pass — what a partition looks like to the endpoints), and down
+//! (connections reset, new ones refused). With no fault set it forwards bytes untouched.
+//!
+//! Faults act on the data direction of the hop (upstream server → downstream client: WAL from
+//! A to B, changes from B to C); the feedback direction only stops under blackhole/down.
+
+mod pump;
+mod state;
+#[cfg(test)]
+mod tests;
+
+pub use state::{LinkCounters, LinkMode, LinkState, describe};
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio_util::task::AbortOnDropHandle;
+
+use crate::error::{Error, Result};
+use crate::node::Endpoint;
+use pump::pump;
+
+/// A running proxy for one hop.
+pub struct LinkProxy {
+    name: String,
+    listen: SocketAddr,
+    state: watch::Sender<LinkState>,
+    shared: Arc<Shared>,
+    /// Whether new connections are taken; changed by [`LinkProxy::set`], one change at a time.
+    door: tokio::sync::Mutex<Door>,
+}
+
+/// What the accept loop needs, kept by the proxy across the listeners a down replaces.
+struct Shared {
+    name: String,
+    upstream: Endpoint,
+    seed: u64,
+    state: watch::Receiver<LinkState>,
+    counters: Arc<LinkCounters>,
+    /// The connections being served. They outlive a listener (a down resets them itself), so
+    /// the proxy owns them, and they end when it is dropped.
+    conns: std::sync::Mutex<JoinSet<()>>,
+}
+
+/// How the proxy meets a new connection.
+enum Door {
+    /// The accept loop takes it; dropping the handle stops the loop and closes its listener.
+    Open(AbortOnDropHandle<()>),
+    /// Nothing listens: the kernel refuses it, as it does for a host whose service is down.
+    /// The socket, when there is one, holds the proxy's address without listening, so that
+    /// the port is not handed to an outgoing connection meanwhile and the proxy can listen
+    /// there again at heal: the downstream node keeps pointing at that address.
+    Shut { _held: Option<TcpSocket> },
+}
+
+impl LinkProxy {
+    /// Listen on `ip` (a free port) and forward to `upstream`. `seed` drives jitter.
+    ///
+    /// # Errors
+    /// Environment error when no port can be bound.
+    pub async fn start(
+        name: &str,
+        ip: std::net::IpAddr,
+        upstream: Endpoint,
+        seed: u64,
+    ) -> Result<LinkProxy> {
+        let cannot =
+            |e| Error::environment(format!("link {name}: cannot listen on {ip}")).with_source(e);
+        let listener = listen((ip, 0).into()).map_err(cannot)?;
+        let listen = listener.local_addr().map_err(cannot)?;
+        let (tx, rx) = watch::channel(LinkState::default());
+        let shared = Arc::new(Shared {
+            name: name.to_string(),
+            upstream,
+            seed,
+            state: rx,
+            counters: Arc::new(LinkCounters::default()),
+            conns: std::sync::Mutex::new(JoinSet::new()),
+        });
+        let door = Door::Open(open(listener, &shared));
+        tracing::debug!("link {name}: proxy on {listen}");
+        Ok(LinkProxy {
+            name: name.to_string(),
+            listen,
+            state: tx,
+            shared,
+            door: tokio::sync::Mutex::new(door),
+        })
+    }
+
+    /// Where the downstream node should connect (the same address for the proxy's life, down
+    /// or not).
+    pub fn endpoint(&self) -> Endpoint {
+        Endpoint {
+            host: self.listen.ip().to_string(),
+            port: self.listen.port(),
+        }
+    }
+
+    /// The hop's name ("a-b").
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Change the link's behaviour; existing connections follow at once. Going down resets
+    /// them and stops listening, so that a new connection is refused; leaving down listens on
+    /// the same address again.
+    ///
+    /// # Errors
+    /// Environment error when the proxy cannot listen on its address again (another program
+    /// took the port while the link was down); the link stays down then, and a later change
+    /// tries again.
+    pub async fn set(&self, state: LinkState) -> Result<()> {
+        let mut door = self.door.lock().await;
+        if state.mode == LinkMode::Down {
+            self.announce(state);
+            door.shut(&self.name, self.listen).await;
+            return Ok(());
+        }
+        let reopened = match &*door {
+            Door::Shut { .. } => Some(self.listen_again()?),
+            Door::Open(_) => None,
+        };
+        // The state before the listener: a connection taken while still down would be reset.
+        self.announce(state);
+        if let Some(listener) = reopened {
+            *door = Door::Open(open(listener, &self.shared));
+        }
+        Ok(())
+    }
+
+    /// Back to a transparent link.
+    ///
+    /// # Errors
+    /// As [`LinkProxy::set`].
+    pub async fn heal(&self) -> Result<()> {
+        self.set(LinkState::default()).await
+    }
+
+    /// Current behaviour.
+    pub fn current(&self) -> LinkState {
+        self.state.borrow().clone()
+    }
+
+    /// Traffic counters.
+    pub fn counters(&self) -> &LinkCounters {
+        &self.shared.counters
+    }
+
+    fn announce(&self, state: LinkState) {
+        tracing::info!("link {}: {}", self.name, describe(&state));
+        self.state.send_replace(state);
+    }
+
+    fn listen_again(&self) -> Result<TcpListener> {
+        listen(self.listen).map_err(|e| {
+            Error::environment(format!(
+                "link {}: cannot listen on {} again to bring the link back up",
+                self.name, self.listen
+            ))
+            .with_source(e)
+            .with_hint("another program took the proxy's port while the link was down; the downstream node still connects there, so the link stays down")
+        })
+    }
+}
+
+impl Drop for LinkProxy {
+    fn drop(&mut self) {
+        // The accept loop stops with the door; the connections are the proxy's to end.
+        lock(&self.shared.conns).abort_all();
+    }
+}
+
+impl Door {
+    /// Stop listening (connections not yet accepted are reset by the kernel) and hold `addr`.
+    async fn shut(&mut self, name: &str, addr: SocketAddr) {
+        if let Door::Open(acceptor) = self {
+            acceptor.abort();
+            // An aborted task has dropped its future, and with it the listener, once its
+            // handle resolves: from then on the kernel refuses new connections.
+            let _ = acceptor.await;
+            *self = Door::Shut {
+                _held: hold(name, addr),
+            };
+        }
+    }
+}
+
+/// A listening socket on `addr`. SO_REUSEADDR so that the proxy can listen on its address
+/// again after a down while the connections it reset or closed there linger in the kernel.
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let s = reusable_socket(addr)?;
+    s.bind(addr)?;
+    s.listen(1024)
+}
+
+/// A socket bound to `addr` that does not listen: connections to it are refused, and the
+/// kernel gives its port to no outgoing connection while it is held. None (logged) when the
+/// port cannot be held; the proxy still tries to listen there again at heal.
+fn hold(name: &str, addr: SocketAddr) -> Option<TcpSocket> {
+    let held = reusable_socket(addr).and_then(|s| s.bind(addr).map(|()| s));
+    held.inspect_err(|e| tracing::debug!("link {name}: cannot hold {addr} while down: {e}"))
+        .ok()
+}
+
+fn reusable_socket(addr: SocketAddr) -> std::io::Result<TcpSocket> {
+    let s = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    s.set_reuseaddr(true)?;
+    Ok(s)
+}
+
+/// The connection set, even if a task panicked while holding it (it only spawns and reaps).
+fn lock(conns: &std::sync::Mutex<JoinSet<()>>) -> std::sync::MutexGuard<'_, JoinSet<()>> {
+    conns
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Take connections on `listener` until the returned handle is dropped.
+fn open(listener: TcpListener, shared: &Arc<Shared>) -> AbortOnDropHandle<()> {
+    AbortOnDropHandle::new(tokio::spawn(accept_loop(listener, shared.clone())))
+}
+
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    loop {
+        let Ok((client, _)) = listener.accept().await else {
+            continue;
+        };
+        if shared.state.borrow().mode == LinkMode::Down {
+            // Taken just before the listener closes for a down.
+            reset(client);
+            continue;
+        }
+        // Numbered across listeners, so that a seed replays the same delays after a down.
+        let n = shared.counters.connections.fetch_add(1, Ordering::Relaxed) + 1;
+        let st = shared.state.clone();
+        let ctr = shared.counters.clone();
+        let up = shared.upstream.clone();
+        let name = shared.name.clone();
+        let conn_seed = shared.seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let mut conns = lock(&shared.conns);
+        conns.spawn(async move {
+            if let Err(e) = serve(client, up, st, ctr, conn_seed).await {
+                tracing::trace!("link {name}: connection ended: {e}");
+            }
+        });
+        // Reap finished connections so the set does not grow without bound.
+        while conns.try_join_next().is_some() {}
+    }
+}
+
+/// Close with RST rather than FIN, as a network that drops the connection would look.
+fn reset(s: TcpStream) {
+    let _ = s.set_zero_linger();
+    drop(s);
+}
+
+async fn wait_while_blackholed(state: &mut watch::Receiver<LinkState>) -> bool {
+    loop {
+        let mode = state.borrow_and_update().mode;
+        match mode {
+            LinkMode::Up => return true,
+            LinkMode::Down => return false,
+            LinkMode::Blackhole => {
+                if state.changed().await.is_err() {
+                    return false;
+                }
+            }
+        }
+    }
+}
+
+async fn serve(
+    mut client: TcpStream,
+    upstream: Endpoint,
+    mut state: watch::Receiver<LinkState>,
+    counters: Arc<LinkCounters>,
+    seed: u64,
+) -> std::io::Result<()> {
+    // A connection opened during a blackhole hangs until the link comes back, as a SYN to an
+    // unreachable host would.
+    if !wait_while_blackholed(&mut state).await {
+        reset(client);
+        return Ok(());
+    }
+    let mut server = match TcpStream::connect((upstream.host.as_str(), upstream.port)).await {
+        Ok(s) => s,
+        Err(e) => {
+            reset(client);
+            return Err(e);
+        }
+    };
+    let _ = client.set_nodelay(true);
+    let _ = server.set_nodelay(true);
+    // The pumps borrow the streams rather than own halves of them: an owned write half sends a
+    // FIN when dropped, and the streams must outlive the pumps to be reset when the link goes
+    // down.
+    let ended = {
+        let (cr, cw) = client.split();
+        let (sr, sw) = server.split();
+        tokio::select! {
+            // Down first: it ends the connection, not a pump that sees the same change.
+            biased;
+            () = went_down(state.clone()) => None,
+            r = pump(sr, cw, state.clone(), counters.clone(), true, seed) => Some(r),
+            r = pump(cr, sw, state, counters, false, seed) => Some(r),
+        }
+    };
+    match ended {
+        Some(r) => r,
+        None => {
+            // Both ends see a reset, as when a link between them goes down.
+            reset(client);
+            reset(server);
+            Ok(())
+        }
+    }
+}
+
+/// Resolves when the link goes down; never once the proxy is gone (its tasks end with it).
+async fn went_down(mut state: watch::Receiver<LinkState>) {
+    loop {
+        if state.borrow_and_update().mode == LinkMode::Down {
+            return;
+        }
+        if state.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}

@@ -1,0 +1,230 @@
+//! One direction of a proxied connection: chunks read from one end, held for their delay and
+//! the bandwidth cap, and written to the other end in order.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use rand::{RngExt, SeedableRng};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::state::{LinkCounters, LinkMode, LinkState};
+
+/// The delay of one chunk on the data direction: uniform in [latency − jitter, latency +
+/// jitter], clamped at 0, drawn from the connection's seeded `rng` (a seed replays the same
+/// delays).
+///
+/// Why ± and not "latency plus 0..jitter": a latency fault means the same on every backend and
+/// in the report. The fault's description reads "latency ± jitter", and the docker backend
+/// gives tc netem `delay <latency> <jitter>`, whose delay is uniform around the latency (a
+/// draw below zero means no delay at all: hence the clamp). With 0..jitter on
+/// top, the proxy's mean delay was latency + jitter/2 and never below the latency, so the same
+/// scenario lagged more on the local backend than in containers.
+///
+/// The draw is the delay a chunk would get on its own; [`pump`] then keeps order: a chunk is
+/// never delivered before an earlier one (on a real link TCP holds back segments behind a
+/// late one until it arrives), so a chunk drawn short right after one drawn long waits for it.
+fn chunk_delay(latency: Duration, jitter: Duration, rng: &mut impl rand::Rng) -> Duration {
+    if jitter.is_zero() {
+        return latency;
+    }
+    let j = u64::try_from(jitter.as_nanos()).unwrap_or(u64::MAX / 2);
+    let offset = rng.random_range(0..=j.saturating_mul(2));
+    let lat = u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX / 2);
+    // latency − jitter + offset, clamped at 0.
+    Duration::from_nanos((lat.saturating_add(offset)).saturating_sub(j))
+}
+
+/// A chunk read from one end, on its way to the other.
+struct Chunk {
+    /// Not to be delivered before: its arrival plus its delay.
+    due: Instant,
+    bytes: Vec<u8>,
+    /// How much of it is written already: a fault can cut a write short.
+    sent: usize,
+    /// Whether it has had its bandwidth slot, so that the rest of a chunk cut short does not
+    /// pay for the link a second time.
+    paid: bool,
+}
+
+/// The chunks one direction holds, oldest first, and when a capped link is free again.
+struct Line {
+    chunks: VecDeque<Chunk>,
+    /// Due time of the newest chunk: a later chunk is never due before it.
+    last_due: Instant,
+    /// When the bandwidth cap has carried the chunks already sent.
+    free_at: Instant,
+}
+
+impl Line {
+    fn new() -> Line {
+        let now = Instant::now();
+        Line {
+            chunks: VecDeque::new(),
+            last_due: now,
+            free_at: now,
+        }
+    }
+
+    /// Queue `bytes`, due after `delay` but never before the chunk ahead of it (TCP delivers in
+    /// order).
+    fn push(&mut self, bytes: Vec<u8>, delay: Duration) {
+        let due = (Instant::now() + delay).max(self.last_due);
+        self.last_due = due;
+        self.chunks.push_back(Chunk {
+            due,
+            bytes,
+            sent: 0,
+            paid: false,
+        });
+    }
+}
+
+/// Write the oldest chunk, or as much of it as `to` takes, once its delay has passed and the
+/// bandwidth cap (when there is one) has a slot for it; returns the bytes written.
+///
+/// Cancel-safe, so that [`pump`] can race every wait here with a change of the link state:
+/// cancelled while waiting it has changed nothing, and a cancelled write has written nothing
+/// (tokio guarantees it for `write`). What a chunk has left stays at the head of the line,
+/// never lost or sent twice.
+async fn deliver(
+    line: &mut Line,
+    to: &mut (impl AsyncWrite + Unpin),
+    bandwidth: Option<u64>,
+) -> std::io::Result<usize> {
+    let Line {
+        chunks, free_at, ..
+    } = line;
+    let Some(head) = chunks.front_mut() else {
+        return std::future::pending().await;
+    };
+    tokio::time::sleep_until(head.due).await;
+    if !head.paid {
+        if let Some(bw) = bandwidth.filter(|b| *b > 0) {
+            // Token bucket with no burst: each chunk occupies the link for len/bw.
+            let start = (*free_at).max(Instant::now());
+            tokio::time::sleep_until(start).await;
+            *free_at = start + Duration::from_secs_f64(head.bytes.len() as f64 / bw as f64);
+        }
+        head.paid = true;
+    }
+    let n = to.write(&head.bytes[head.sent..]).await?;
+    if n == 0 {
+        return Err(std::io::ErrorKind::WriteZero.into());
+    }
+    head.sent += n;
+    if head.sent == head.bytes.len() {
+        chunks.pop_front();
+    }
+    Ok(n)
+}
+
+/// Forward one direction. On the data direction, chunks are delivered no earlier than their
+/// arrival plus their delay ([`chunk_delay`]: latency ± jitter, never reordered) and no faster
+/// than the bandwidth cap.
+///
+/// Every wait (a chunk's delay, its bandwidth slot, a write the other end is slow to take)
+/// races with a change of the link state, so a fault is in force from the moment it is set:
+/// under a blackhole nothing more is read or written until heal, not even a chunk that was
+/// about to go.
+pub(super) async fn pump(
+    mut from: impl AsyncRead + Unpin,
+    mut to: impl AsyncWrite + Unpin,
+    mut state: watch::Receiver<LinkState>,
+    counters: Arc<LinkCounters>,
+    data_direction: bool,
+    seed: u64,
+) -> std::io::Result<()> {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ data_direction as u64);
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut line = Line::new();
+    let mut eof = false;
+    let (read, delivered) = if data_direction {
+        (&counters.bytes_down_read, &counters.bytes_down)
+    } else {
+        (&counters.bytes_up_read, &counters.bytes_up)
+    };
+    loop {
+        let cur = state.borrow_and_update().clone();
+        if cur.mode != LinkMode::Up {
+            // Blackhole: hold every byte until heal. Down: hold too, while `serve` resets the
+            // connection; a last chunk or a FIN sent from here would cross a link that is gone.
+            if state.changed().await.is_err() {
+                return Ok(());
+            }
+            continue;
+        }
+        if eof && line.chunks.is_empty() {
+            let _ = to.shutdown().await;
+            return Ok(());
+        }
+        let bandwidth = cur.bandwidth.filter(|_| data_direction);
+        tokio::select! {
+            biased;
+            // The proxy is gone when the sender is: nothing left to forward for.
+            r = state.changed() => if r.is_err() {
+                return Ok(());
+            },
+            r = deliver(&mut line, &mut to, bandwidth), if !line.chunks.is_empty() => {
+                delivered.fetch_add(r? as u64, Ordering::Relaxed);
+            }
+            r = from.read(&mut buf), if !eof && line.chunks.len() < 1024 => {
+                let n = r?;
+                if n == 0 {
+                    eof = true;
+                } else {
+                    let delay = if data_direction {
+                        chunk_delay(cur.latency, cur.jitter, &mut rng)
+                    } else {
+                        Duration::ZERO
+                    };
+                    line.push(buf[..n].to_vec(), delay);
+                    read.fetch_add(n as u64, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_spreads_the_delay_evenly_around_the_latency_as_netem_does() {
+        let ms = Duration::from_millis;
+        let draw = |latency, jitter, seed, n| {
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+            (0..n)
+                .map(|_| chunk_delay(latency, jitter, &mut rng))
+                .collect::<Vec<_>>()
+        };
+        let d = draw(ms(100), ms(50), 3, 10_000);
+        assert!(d.iter().all(|x| (ms(50)..=ms(150)).contains(x)), "{d:?}");
+        let (min, max) = (*d.iter().min().unwrap(), *d.iter().max().unwrap());
+        assert!(min < ms(52) && max > ms(148), "{min:?} .. {max:?}");
+        let mean = d.iter().sum::<Duration>() / d.len() as u32;
+        assert!((ms(98)..=ms(102)).contains(&mean), "mean {mean:?}");
+        let below = d.iter().filter(|x| **x < ms(100)).count();
+        assert!(
+            (4_700..=5_300).contains(&below),
+            "{below} of 10000 below the latency"
+        );
+        // A seed replays the same delays; another seed draws others.
+        assert_eq!(draw(ms(100), ms(50), 3, 100), d[..100]);
+        assert_ne!(draw(ms(100), ms(50), 4, 100), d[..100]);
+        // Jitter larger than the latency: what would be negative is sent at once.
+        let d = draw(ms(10), ms(50), 3, 1_000);
+        assert!(d.iter().all(|x| *x <= ms(60)), "{d:?}");
+        assert!(d.iter().any(|x| x.is_zero()), "{d:?}");
+        // No jitter: exactly the latency.
+        assert!(
+            draw(ms(100), Duration::ZERO, 3, 10)
+                .iter()
+                .all(|x| *x == ms(100))
+        );
+    }
+}

@@ -52,6 +52,10 @@ struct Shared {
 enum Door {
     /// The accept loop takes it; dropping the handle stops the loop and closes its listener.
     Open(AbortOnDropHandle<()>),
+    /// The accept loop is aborted; its listener is closed once the handle resolves. Kept so
+    /// that a change dropped while waiting for that (the fault timeline aborted) leaves a door
+    /// the next change knows to finish shutting, not one that looks open with no loop behind.
+    Closing(AbortOnDropHandle<()>),
     /// Nothing listens: the kernel refuses it, as it does for a host whose service is down.
     /// The socket, when there is one, holds the proxy's address without listening, so that
     /// the port is not handed to an outgoing connection meanwhile and the proxy can listen
@@ -123,15 +127,17 @@ impl LinkProxy {
             door.shut(&self.name, self.listen).await;
             return Ok(());
         }
-        let reopened = match &*door {
-            Door::Shut { .. } => Some(self.listen_again()?),
-            Door::Open(_) => None,
-        };
+        if door.is_open() {
+            self.announce(state);
+            return Ok(());
+        }
+        // A down cut short left the door closing: its old listener must be gone before one
+        // binds the same address again.
+        door.shut(&self.name, self.listen).await;
+        let listener = self.listen_again()?;
         // The state before the listener: a connection taken while still down would be reset.
         self.announce(state);
-        if let Some(listener) = reopened {
-            *door = Door::Open(open(listener, &self.shared));
-        }
+        *door = Door::Open(open(listener, &self.shared));
         Ok(())
     }
 
@@ -178,10 +184,23 @@ impl Drop for LinkProxy {
 }
 
 impl Door {
+    /// Whether an accept loop takes connections. One that ended by itself does not.
+    fn is_open(&self) -> bool {
+        matches!(self, Door::Open(acceptor) if !acceptor.is_finished())
+    }
+
     /// Stop listening (connections not yet accepted are reset by the kernel) and hold `addr`.
+    /// Cancel-safe: dropped before the listener is gone, the door is left `Closing`, and the
+    /// next call finishes the job.
     async fn shut(&mut self, name: &str, addr: SocketAddr) {
-        if let Door::Open(acceptor) = self {
-            acceptor.abort();
+        *self = match std::mem::replace(self, Door::Shut { _held: None }) {
+            Door::Open(acceptor) => {
+                acceptor.abort();
+                Door::Closing(acceptor)
+            }
+            door => door,
+        };
+        if let Door::Closing(acceptor) = self {
             // An aborted task has dropped its future, and with it the listener, once its
             // handle resolves: from then on the kernel refuses new connections.
             let _ = acceptor.await;

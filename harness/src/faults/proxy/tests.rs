@@ -365,6 +365,38 @@ async fn refused(p: &LinkProxy) -> std::result::Result<(), std::io::ErrorKind> {
 }
 
 #[tokio::test]
+async fn a_heal_after_a_down_cut_short_takes_connections_again() {
+    use futures::FutureExt;
+    let p = echo_proxy().await;
+    let down = LinkState {
+        mode: LinkMode::Down,
+        ..Default::default()
+    };
+    // As when the fault timeline is aborted (a failed workload heals everything) while a down
+    // is being put in force: the change is dropped where it waits for the accept loop to stop.
+    assert!(
+        p.set(down).now_or_never().is_none(),
+        "the down took effect within one poll: nothing was cut short"
+    );
+    p.heal().await.unwrap();
+    let ep = p.endpoint();
+    let echoed = tokio::time::timeout(Duration::from_secs(5), async {
+        let mut s = TcpStream::connect((ep.host.as_str(), ep.port)).await?;
+        s.write_all(b"back").await?;
+        let mut got = [0u8; 4];
+        s.read_exact(&mut got).await?;
+        Ok::<_, std::io::Error>(got)
+    })
+    .await
+    .expect("no answer within 5 s of the heal");
+    assert_eq!(
+        echoed.map_err(|e| e.kind()),
+        Ok(*b"back"),
+        "the healed link does not take connections"
+    );
+}
+
+#[tokio::test]
 async fn down_refuses_new_connections_and_each_heal_takes_them_on_the_same_address() {
     let p = echo_proxy().await;
     let ep = p.endpoint();

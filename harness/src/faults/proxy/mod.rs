@@ -16,10 +16,12 @@ pub use state::{LinkCounters, LinkMode, LinkState, describe};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 use tokio_util::task::AbortOnDropHandle;
 
 use crate::error::{Error, Result};
@@ -252,9 +254,7 @@ fn open(listener: TcpListener, shared: &Arc<Shared>) -> AbortOnDropHandle<()> {
 
 async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     loop {
-        let Ok((client, _)) = listener.accept().await else {
-            continue;
-        };
+        let (client, _) = next_connection(&shared.name, || listener.accept()).await;
         if shared.state.borrow().mode == LinkMode::Down {
             // Taken just before the listener closes for a down.
             reset(client);
@@ -275,6 +275,40 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         });
         // Reap finished connections so the set does not grow without bound.
         while conns.try_join_next().is_some() {}
+    }
+}
+
+/// Pause after a failed accept: retried at once, an accept that keeps failing (the process
+/// out of file descriptors) would spin a core until the condition clears. Short next to the
+/// seconds a replication client waits before it connects again.
+const ACCEPT_RETRY: Duration = Duration::from_millis(100);
+/// While accept keeps failing, at most one log line per this.
+const ACCEPT_LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// The next connection `accept` gives, past any failures (logged, then retried after
+/// [`ACCEPT_RETRY`]).
+async fn next_connection<T, F>(name: &str, mut accept: impl FnMut() -> F) -> T
+where
+    F: Future<Output = std::io::Result<T>>,
+{
+    let mut failures = 0u64;
+    let mut logged: Option<Instant> = None;
+    loop {
+        match accept().await {
+            Ok(conn) => return conn,
+            Err(e) => {
+                failures += 1;
+                if logged.is_none_or(|t| t.elapsed() >= ACCEPT_LOG_EVERY) {
+                    logged = Some(Instant::now());
+                    tracing::warn!(
+                        "link {name}: cannot accept a connection ({failures} failure(s) in a row, retrying every {} ms): {e}",
+                        ACCEPT_RETRY.as_millis()
+                    );
+                }
+                // Backoff, not synchronisation: nothing signals that accept would work again.
+                tokio::time::sleep(ACCEPT_RETRY).await;
+            }
+        }
     }
 }
 

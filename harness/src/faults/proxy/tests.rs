@@ -397,6 +397,34 @@ async fn a_heal_after_a_down_cut_short_takes_connections_again() {
 }
 
 #[tokio::test]
+async fn a_failing_accept_is_retried_after_a_pause_not_at_once() {
+    // As accept fails while the process is out of file descriptors (EMFILE).
+    let tries = std::sync::atomic::AtomicU32::new(0);
+    let accept = || async {
+        tries.fetch_add(1, Ordering::Relaxed);
+        // Yields, so that a loop retrying at once spins without starving this test.
+        tokio::task::yield_now().await;
+        Err::<(), _>(std::io::Error::from_raw_os_error(libc::EMFILE))
+    };
+    let t = Instant::now();
+    let retried = async {
+        wait_for("accept to be tried 3 times", || {
+            tries.load(Ordering::Relaxed) >= 3
+        })
+        .await;
+        t.elapsed()
+    };
+    let elapsed = tokio::select! {
+        () = next_connection("t", accept) => unreachable!("a failing accept gave a connection"),
+        e = retried => e,
+    };
+    assert!(
+        elapsed >= 2 * ACCEPT_RETRY,
+        "3 tries in {elapsed:?}: a failing accept must be retried after {ACCEPT_RETRY:?}"
+    );
+}
+
+#[tokio::test]
 async fn down_refuses_new_connections_and_each_heal_takes_them_on_the_same_address() {
     let p = echo_proxy().await;
     let ep = p.endpoint();

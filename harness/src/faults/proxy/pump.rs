@@ -57,6 +57,8 @@ struct Line {
     last_due: Instant,
     /// When the bandwidth cap has carried the chunks already sent.
     free_at: Instant,
+    /// Bytes read and not yet written.
+    held: usize,
 }
 
 impl Line {
@@ -66,6 +68,7 @@ impl Line {
             chunks: VecDeque::new(),
             last_due: now,
             free_at: now,
+            held: 0,
         }
     }
 
@@ -74,6 +77,7 @@ impl Line {
     fn push(&mut self, bytes: Vec<u8>, delay: Duration) {
         let due = (Instant::now() + delay).max(self.last_due);
         self.last_due = due;
+        self.held += bytes.len();
         self.chunks.push_back(Chunk {
             due,
             bytes,
@@ -96,7 +100,10 @@ async fn deliver(
     bandwidth: Option<u64>,
 ) -> std::io::Result<usize> {
     let Line {
-        chunks, free_at, ..
+        chunks,
+        free_at,
+        held,
+        ..
     } = line;
     let Some(head) = chunks.front_mut() else {
         return std::future::pending().await;
@@ -116,10 +123,27 @@ async fn deliver(
         return Err(std::io::ErrorKind::WriteZero.into());
     }
     head.sent += n;
+    *held = held.saturating_sub(n);
     if head.sent == head.bytes.len() {
         chunks.pop_front();
     }
     Ok(n)
+}
+
+/// What one direction holds at least before it stops reading from its source: about what a
+/// real link's socket buffers let a sender write ahead.
+pub(super) const HELD_FLOOR: usize = 4 << 20;
+
+/// How many bytes one direction may hold (read, not yet written) before it stops reading, so
+/// that the sender feels backpressure as across a real link, whose socket buffers and bytes in
+/// flight bound how far it can write ahead: twice what a capped link carries over the longest
+/// delay, and at least [`HELD_FLOOR`]. Unbounded, a walsender behind a cap would run ahead of
+/// what its standby received (its sent LSN far past the write LSN) and the proxy's memory
+/// grow with the backlog.
+fn held_limit(bandwidth: Option<u64>, longest_delay: Duration) -> usize {
+    let in_flight = bandwidth.map_or(0.0, |bw| 2.0 * bw as f64 * longest_delay.as_secs_f64());
+    // Saturating: a float beyond usize converts to usize::MAX.
+    HELD_FLOOR.max(in_flight as usize)
 }
 
 /// Forward one direction. On the data direction, chunks are delivered no earlier than their
@@ -162,6 +186,14 @@ pub(super) async fn pump(
             return Ok(());
         }
         let bandwidth = cur.bandwidth.filter(|_| data_direction);
+        let longest_delay = if data_direction {
+            cur.latency + cur.jitter
+        } else {
+            Duration::ZERO
+        };
+        let room = held_limit(bandwidth, longest_delay)
+            .saturating_sub(line.held)
+            .min(buf.len());
         tokio::select! {
             biased;
             // The proxy is gone when the sender is: nothing left to forward for.
@@ -171,7 +203,7 @@ pub(super) async fn pump(
             r = deliver(&mut line, &mut to, bandwidth), if !line.chunks.is_empty() => {
                 delivered.fetch_add(r? as u64, Ordering::Relaxed);
             }
-            r = from.read(&mut buf), if !eof && line.chunks.len() < 1024 => {
+            r = from.read(&mut buf[..room]), if !eof && room > 0 => {
                 let n = r?;
                 if n == 0 {
                     eof = true;
@@ -192,6 +224,16 @@ pub(super) async fn pump(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_direction_holds_twice_what_a_capped_link_carries_over_its_longest_delay() {
+        let s = Duration::from_secs;
+        assert_eq!(held_limit(None, s(10)), HELD_FLOOR);
+        assert_eq!(held_limit(Some(1 << 20), Duration::ZERO), HELD_FLOOR);
+        assert_eq!(held_limit(Some(1 << 20), s(1)), HELD_FLOOR);
+        assert_eq!(held_limit(Some(4 << 20), s(3)), 24 << 20);
+        assert_eq!(held_limit(Some(u64::MAX), s(u64::MAX)), usize::MAX);
+    }
 
     #[test]
     fn jitter_spreads_the_delay_evenly_around_the_latency_as_netem_does() {

@@ -532,3 +532,61 @@ async fn bandwidth_cap_slows_the_data_direction() {
         t.elapsed()
     );
 }
+
+/// An upstream that writes as fast as it can to whoever connects, as a walsender with a
+/// backlog does.
+async fn firehose() -> Endpoint {
+    let l = TcpListener::bind(("127.0.0.1", 0)).await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let (mut s, _) = l.accept().await.unwrap();
+            tokio::spawn(async move {
+                let buf = vec![7u8; 64 * 1024];
+                while s.write_all(&buf).await.is_ok() {}
+            });
+        }
+    });
+    Endpoint {
+        host: "127.0.0.1".into(),
+        port,
+    }
+}
+
+#[tokio::test]
+async fn a_capped_link_holds_a_bounded_number_of_bytes_so_the_sender_feels_backpressure() {
+    const BW: u64 = 1 << 20;
+    let local = std::net::Ipv4Addr::LOCALHOST.into();
+    let p = LinkProxy::start("t", local, firehose().await, 1)
+        .await
+        .unwrap();
+    p.set(LinkState {
+        bandwidth: Some(BW),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let mut s = connect(&p).await;
+    let ctr = p.counters();
+    // Read before delivered: a byte delivered in between makes the estimate low, never high.
+    let held = || {
+        let read = ctr.bytes_down_read.load(Ordering::Relaxed);
+        read.saturating_sub(ctr.bytes_down.load(Ordering::Relaxed))
+    };
+    let limit = super::pump::HELD_FLOOR as u64;
+    wait_for("the proxy to fill what it may hold", || {
+        held() >= limit - 64 * 1024
+    })
+    .await;
+    // Half a second through the cap: time enough for an unbounded proxy to read far more.
+    let mut got = vec![0u8; BW as usize / 2];
+    tokio::time::timeout(Duration::from_secs(10), s.read_exact(&mut got))
+        .await
+        .expect("half a second's worth did not arrive within 10 s")
+        .unwrap();
+    let h = held();
+    assert!(
+        h <= limit,
+        "the proxy holds {h} bytes for a link capped at {BW} B/s (at most {limit})"
+    );
+}

@@ -1,11 +1,13 @@
 //! A TCP proxy the harness puts on a replication hop (A→B, B→C) so that link faults can be
-//! injected without privileges: latency with jitter, a bandwidth cap, a blackhole (connections
-//! stay open, no bytes pass — what a partition looks like to the endpoints), and down
-//! (connections reset, new ones refused). With no fault set it forwards bytes untouched.
+//! injected without privileges: latency with jitter, a bandwidth cap (on the hop as a whole,
+//! however many connections share it), a blackhole (connections stay open, no bytes pass —
+//! what a partition looks like to the endpoints), and down (connections reset, new ones
+//! refused). With no fault set it forwards bytes untouched.
 //!
 //! Faults act on the data direction of the hop (upstream server → downstream client: WAL from
 //! A to B, changes from B to C); the feedback direction only stops under blackhole/down.
 
+mod pacing;
 mod pump;
 mod state;
 #[cfg(test)]
@@ -26,6 +28,7 @@ use tokio_util::task::AbortOnDropHandle;
 
 use crate::error::{Error, Result};
 use crate::node::Endpoint;
+use pacing::Pacer;
 use pump::pump;
 
 /// A running proxy for one hop.
@@ -45,6 +48,8 @@ struct Shared {
     seed: u64,
     state: watch::Receiver<LinkState>,
     counters: Arc<LinkCounters>,
+    /// The bandwidth cap of the data direction, shared by every connection on the hop.
+    pacer: Arc<Pacer>,
     /// The connections being served. They outlive a listener (a down resets them itself), so
     /// the proxy owns them, and they end when it is dropped.
     conns: std::sync::Mutex<JoinSet<()>>,
@@ -87,6 +92,7 @@ impl LinkProxy {
             seed,
             state: rx,
             counters: Arc::new(LinkCounters::default()),
+            pacer: Arc::new(Pacer::new()),
             conns: std::sync::Mutex::new(JoinSet::new()),
         });
         let door = Door::Open(open(listener, &shared));
@@ -264,12 +270,13 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         let n = shared.counters.connections.fetch_add(1, Ordering::Relaxed) + 1;
         let st = shared.state.clone();
         let ctr = shared.counters.clone();
+        let pacer = shared.pacer.clone();
         let up = shared.upstream.clone();
         let name = shared.name.clone();
         let conn_seed = shared.seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
         let mut conns = lock(&shared.conns);
         conns.spawn(async move {
-            if let Err(e) = serve(client, up, st, ctr, conn_seed).await {
+            if let Err(e) = serve(client, up, st, ctr, &pacer, conn_seed).await {
                 tracing::trace!("link {name}: connection ended: {e}");
             }
         });
@@ -338,6 +345,7 @@ async fn serve(
     upstream: Endpoint,
     mut state: watch::Receiver<LinkState>,
     counters: Arc<LinkCounters>,
+    pacer: &Pacer,
     seed: u64,
 ) -> std::io::Result<()> {
     // A connection opened during a blackhole hangs until the link comes back, as a SYN to an
@@ -365,8 +373,8 @@ async fn serve(
             // Down first: it ends the connection, not a pump that sees the same change.
             biased;
             () = went_down(state.clone()) => None,
-            r = pump(sr, cw, state.clone(), counters.clone(), true, seed) => Some(r),
-            r = pump(cr, sw, state, counters, false, seed) => Some(r),
+            r = pump(sr, cw, state.clone(), counters.clone(), true, pacer, seed) => Some(r),
+            r = pump(cr, sw, state, counters, false, pacer, seed) => Some(r),
         }
     };
     match ended {

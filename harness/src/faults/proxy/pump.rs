@@ -11,6 +11,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use super::pacing::{Pacer, slice};
 use super::state::{LinkCounters, LinkMode, LinkState};
 
 /// The delay of one chunk on the data direction: uniform in [latency − jitter, latency +
@@ -45,18 +46,18 @@ struct Chunk {
     bytes: Vec<u8>,
     /// How much of it is written already: a fault can cut a write short.
     sent: usize,
-    /// Whether it has had its bandwidth slot, so that the rest of a chunk cut short does not
-    /// pay for the link a second time.
-    paid: bool,
+    /// How much of it has had a slot of the bandwidth cap: a write cut short, or cancelled
+    /// while it waits for its slot, does not pay a second time.
+    paid: usize,
+    /// When the last slot paid for starts.
+    slot: Instant,
 }
 
-/// The chunks one direction holds, oldest first, and when a capped link is free again.
+/// The chunks one direction holds, oldest first.
 struct Line {
     chunks: VecDeque<Chunk>,
     /// Due time of the newest chunk: a later chunk is never due before it.
     last_due: Instant,
-    /// When the bandwidth cap has carried the chunks already sent.
-    free_at: Instant,
     /// Bytes read and not yet written.
     held: usize,
 }
@@ -67,7 +68,6 @@ impl Line {
         Line {
             chunks: VecDeque::new(),
             last_due: now,
-            free_at: now,
             held: 0,
         }
     }
@@ -82,13 +82,14 @@ impl Line {
             due,
             bytes,
             sent: 0,
-            paid: false,
+            paid: 0,
+            slot: due,
         });
     }
 }
 
-/// Write the oldest chunk, or as much of it as `to` takes, once its delay has passed and the
-/// bandwidth cap (when there is one) has a slot for it; returns the bytes written.
+/// Write the oldest chunk, or as much of it as `to` takes, once its delay has passed; under a
+/// bandwidth cap, one slice of it once `pacer` has a slot for it. Returns the bytes written.
 ///
 /// Cancel-safe, so that [`pump`] can race every wait here with a change of the link state:
 /// cancelled while waiting it has changed nothing, and a cancelled write has written nothing
@@ -98,27 +99,26 @@ async fn deliver(
     line: &mut Line,
     to: &mut (impl AsyncWrite + Unpin),
     bandwidth: Option<u64>,
+    pacer: &Pacer,
 ) -> std::io::Result<usize> {
-    let Line {
-        chunks,
-        free_at,
-        held,
-        ..
-    } = line;
+    let Line { chunks, held, .. } = line;
     let Some(head) = chunks.front_mut() else {
         return std::future::pending().await;
     };
     tokio::time::sleep_until(head.due).await;
-    if !head.paid {
-        if let Some(bw) = bandwidth.filter(|b| *b > 0) {
-            // Token bucket with no burst: each chunk occupies the link for len/bw.
-            let start = (*free_at).max(Instant::now());
-            tokio::time::sleep_until(start).await;
-            *free_at = start + Duration::from_secs_f64(head.bytes.len() as f64 / bw as f64);
+    let end = match bandwidth.filter(|b| *b > 0) {
+        Some(bw) => {
+            if head.paid <= head.sent {
+                let len = slice(bw).min(head.bytes.len() - head.sent);
+                head.slot = pacer.reserve(len, bw);
+                head.paid = head.sent + len;
+            }
+            tokio::time::sleep_until(head.slot).await;
+            head.paid
         }
-        head.paid = true;
-    }
-    let n = to.write(&head.bytes[head.sent..]).await?;
+        None => head.bytes.len(),
+    };
+    let n = to.write(&head.bytes[head.sent..end]).await?;
     if n == 0 {
         return Err(std::io::ErrorKind::WriteZero.into());
     }
@@ -148,7 +148,7 @@ fn held_limit(bandwidth: Option<u64>, longest_delay: Duration) -> usize {
 
 /// Forward one direction. On the data direction, chunks are delivered no earlier than their
 /// arrival plus their delay ([`chunk_delay`]: latency ± jitter, never reordered) and no faster
-/// than the bandwidth cap.
+/// than the bandwidth cap, which `pacer` shares with the hop's other connections.
 ///
 /// Every wait (a chunk's delay, its bandwidth slot, a write the other end is slow to take)
 /// races with a change of the link state, so a fault is in force from the moment it is set:
@@ -160,6 +160,7 @@ pub(super) async fn pump(
     mut state: watch::Receiver<LinkState>,
     counters: Arc<LinkCounters>,
     data_direction: bool,
+    pacer: &Pacer,
     seed: u64,
 ) -> std::io::Result<()> {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ data_direction as u64);
@@ -200,7 +201,7 @@ pub(super) async fn pump(
             r = state.changed() => if r.is_err() {
                 return Ok(());
             },
-            r = deliver(&mut line, &mut to, bandwidth), if !line.chunks.is_empty() => {
+            r = deliver(&mut line, &mut to, bandwidth, pacer), if !line.chunks.is_empty() => {
                 delivered.fetch_add(r? as u64, Ordering::Relaxed);
             }
             r = from.read(&mut buf[..room]), if !eof && room > 0 => {

@@ -590,3 +590,60 @@ async fn a_capped_link_holds_a_bounded_number_of_bytes_so_the_sender_feels_backp
         "the proxy holds {h} bytes for a link capped at {BW} B/s (at most {limit})"
     );
 }
+
+#[tokio::test]
+async fn connections_on_a_capped_hop_share_the_cap() {
+    const BW: u64 = 64 * 1024;
+    let p = echo_proxy().await;
+    p.set(LinkState {
+        bandwidth: Some(BW),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let (mut s1, mut s2) = (connect(&p).await, connect(&p).await);
+    let msg = vec![3u8; BW as usize / 2];
+    let t = std::time::Instant::now();
+    let (a, b) = tokio::join!(roundtrip(&mut s1, &msg), roundtrip(&mut s2, &msg));
+    assert!(a == msg && b == msg, "bytes changed on the way");
+    // A second's worth in all: only the first slice may pass at once (lower bound only).
+    let least =
+        Duration::from_secs_f64((BW as usize - super::pacing::slice(BW)) as f64 / BW as f64);
+    assert!(
+        t.elapsed() >= least,
+        "two connections carried {} bytes in {:?} through a hop capped at {BW} B/s",
+        2 * msg.len(),
+        t.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_slow_link_trickles_instead_of_passing_a_whole_chunk_at_once() {
+    const BW: u64 = 32 * 1024;
+    let local = std::net::Ipv4Addr::LOCALHOST.into();
+    let p = LinkProxy::start("t", local, firehose().await, 1)
+        .await
+        .unwrap();
+    p.set(LinkState {
+        bandwidth: Some(BW),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let mut s = connect(&p).await;
+    // The upstream writes 64 KiB at a time, so the proxy reads whole 64 KiB chunks; a second's
+    // worth of them comes out one slice per slot, the first slice at once.
+    let t = std::time::Instant::now();
+    let mut got = vec![0u8; BW as usize];
+    tokio::time::timeout(Duration::from_secs(10), s.read_exact(&mut got))
+        .await
+        .expect("a second's worth did not arrive within 10 s")
+        .unwrap();
+    let least =
+        Duration::from_secs_f64((BW as usize - super::pacing::slice(BW)) as f64 / BW as f64);
+    assert!(
+        t.elapsed() >= least,
+        "{BW} bytes in {:?} through a link capped at {BW} B/s",
+        t.elapsed()
+    );
+}

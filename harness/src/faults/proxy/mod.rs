@@ -6,6 +6,8 @@
 //!
 //! Faults act on the data direction of the hop (upstream server → downstream client: WAL from
 //! A to B, changes from B to C); the feedback direction only stops under blackhole/down.
+//! Only a down cuts both directions at once: an end that closes or resets the connection has
+//! that passed on after the bytes it sent before, as they would arrive across a real link.
 
 mod pacing;
 mod pump;
@@ -29,7 +31,7 @@ use tokio_util::task::AbortOnDropHandle;
 use crate::error::{Error, Result};
 use crate::node::Endpoint;
 use pacing::Pacer;
-use pump::pump;
+use pump::{Ended, pump};
 
 /// A running proxy for one hop.
 pub struct LinkProxy {
@@ -363,29 +365,88 @@ async fn serve(
     };
     let _ = client.set_nodelay(true);
     let _ = server.set_nodelay(true);
-    // The pumps borrow the streams rather than own halves of them: an owned write half sends a
-    // FIN when dropped, and the streams must outlive the pumps to be reset when the link goes
-    // down.
-    let ended = {
-        let (cr, cw) = client.split();
-        let (sr, sw) = server.split();
-        tokio::select! {
-            // Down first: it ends the connection, not a pump that sees the same change.
-            biased;
-            () = went_down(state.clone()) => None,
-            r = pump(sr, cw, state.clone(), counters.clone(), true, pacer, seed) => Some(r),
-            r = pump(cr, sw, state, counters, false, pacer, seed) => Some(r),
-        }
-    };
-    match ended {
-        Some(r) => r,
-        None => {
+    match relay(&mut client, &mut server, state, counters, pacer, seed).await {
+        End::Down => {
             // Both ends see a reset, as when a link between them goes down.
             reset(client);
             reset(server);
             Ok(())
         }
+        End::Reset(Side::Client, e) => {
+            reset(client);
+            Err(e)
+        }
+        End::Reset(Side::Server, e) => {
+            reset(server);
+            Err(e)
+        }
+        End::Closed(e) => e.map_or(Ok(()), Err),
     }
+}
+
+/// Forward both directions between `client` and `server` until the connection ends.
+async fn relay(
+    client: &mut TcpStream,
+    server: &mut TcpStream,
+    state: watch::Receiver<LinkState>,
+    counters: Arc<LinkCounters>,
+    pacer: &Pacer,
+    seed: u64,
+) -> End {
+    // The pumps borrow the streams rather than own halves of them: an owned write half sends a
+    // FIN when dropped, and the streams must outlive the pumps to be reset when the link goes
+    // down or an end resets.
+    let (cr, cw) = client.split();
+    let (sr, sw) = server.split();
+    let down = went_down(state.clone());
+    let data = pump(sr, cw, state.clone(), counters.clone(), true, pacer, seed);
+    let feedback = pump(cr, sw, state, counters, false, pacer, seed);
+    tokio::pin!(down, data, feedback);
+    let (mut data_done, mut feedback_done) = (false, false);
+    let mut lost = None;
+    loop {
+        // Which direction ended, named by the end it writes to.
+        let (to, ended) = tokio::select! {
+            // Down first: it ends the connection, not a pump that sees the same change.
+            biased;
+            () = &mut down => return End::Down,
+            e = &mut data, if !data_done => (Side::Client, e),
+            e = &mut feedback, if !feedback_done => (Side::Server, e),
+        };
+        match ended {
+            // A reset ends both directions once what came before it is delivered: the other
+            // direction only has bytes for the end that reset.
+            Ended::Reset(e) => return End::Reset(to, e),
+            Ended::Stopped => return End::Closed(None),
+            Ended::Lost(e) => {
+                lost.get_or_insert(e);
+            }
+            Ended::Closed => {}
+        }
+        match to {
+            Side::Client => data_done = true,
+            Side::Server => feedback_done = true,
+        }
+        if data_done && feedback_done {
+            return End::Closed(lost);
+        }
+    }
+}
+
+/// How a proxied connection ends.
+enum End {
+    /// The link went down.
+    Down,
+    /// One end reset the connection (or failed): the other one, named here, is reset in turn.
+    Reset(Side, std::io::Error),
+    /// Both directions ended on their own (closed, or their destination gone).
+    Closed(Option<std::io::Error>),
+}
+
+/// An end of a proxied connection.
+enum Side {
+    Client,
+    Server,
 }
 
 /// Resolves when the link goes down; never once the proxy is gone (its tasks end with it).

@@ -154,6 +154,10 @@ fn held_limit(bandwidth: Option<u64>, longest_delay: Duration) -> usize {
 /// races with a change of the link state, so a fault is in force from the moment it is set:
 /// under a blackhole nothing more is read or written until heal, not even a chunk that was
 /// about to go.
+///
+/// When the source closes or fails, what was read from it still goes, each chunk when due, and
+/// only then does the end pass on, as across a real link the FIN or the reset comes after the
+/// last bytes sent before it.
 pub(super) async fn pump(
     mut from: impl AsyncRead + Unpin,
     mut to: impl AsyncWrite + Unpin,
@@ -162,11 +166,12 @@ pub(super) async fn pump(
     data_direction: bool,
     pacer: &Pacer,
     seed: u64,
-) -> std::io::Result<()> {
+) -> Ended {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ data_direction as u64);
     let mut buf = vec![0u8; 64 * 1024];
     let mut line = Line::new();
     let mut eof = false;
+    let mut failed = None;
     let (read, delivered) = if data_direction {
         (&counters.bytes_down_read, &counters.bytes_down)
     } else {
@@ -178,13 +183,18 @@ pub(super) async fn pump(
             // Blackhole: hold every byte until heal. Down: hold too, while `serve` resets the
             // connection; a last chunk or a FIN sent from here would cross a link that is gone.
             if state.changed().await.is_err() {
-                return Ok(());
+                return Ended::Stopped;
             }
             continue;
         }
         if eof && line.chunks.is_empty() {
-            let _ = to.shutdown().await;
-            return Ok(());
+            return match failed {
+                Some(e) => Ended::Reset(e),
+                None => match to.shutdown().await {
+                    Ok(()) => Ended::Closed,
+                    Err(e) => Ended::Lost(e),
+                },
+            };
         }
         let bandwidth = cur.bandwidth.filter(|_| data_direction);
         let longest_delay = if data_direction {
@@ -199,27 +209,48 @@ pub(super) async fn pump(
             biased;
             // The proxy is gone when the sender is: nothing left to forward for.
             r = state.changed() => if r.is_err() {
-                return Ok(());
+                return Ended::Stopped;
             },
             r = deliver(&mut line, &mut to, bandwidth, pacer), if !line.chunks.is_empty() => {
-                delivered.fetch_add(r? as u64, Ordering::Relaxed);
+                match r {
+                    Ok(n) => delivered.fetch_add(n as u64, Ordering::Relaxed),
+                    Err(e) => return Ended::Lost(e),
+                };
             }
             r = from.read(&mut buf[..room]), if !eof && room > 0 => {
-                let n = r?;
-                if n == 0 {
-                    eof = true;
-                } else {
-                    let delay = if data_direction {
-                        chunk_delay(cur.latency, cur.jitter, &mut rng)
-                    } else {
-                        Duration::ZERO
-                    };
-                    line.push(buf[..n].to_vec(), delay);
-                    read.fetch_add(n as u64, Ordering::Relaxed);
+                match r {
+                    Ok(0) => eof = true,
+                    Ok(n) => {
+                        let delay = if data_direction {
+                            chunk_delay(cur.latency, cur.jitter, &mut rng)
+                        } else {
+                            Duration::ZERO
+                        };
+                        line.push(buf[..n].to_vec(), delay);
+                        read.fetch_add(n as u64, Ordering::Relaxed);
+                    }
+                    Err(e) => {
+                        eof = true;
+                        failed = Some(e);
+                    }
                 }
             }
         }
     }
+}
+
+/// How one direction of a connection ended.
+#[derive(Debug)]
+pub(super) enum Ended {
+    /// The source closed: all it sent was delivered, then the destination's write half shut.
+    Closed,
+    /// The source reset the connection (or failed): all it sent before was delivered, and the
+    /// destination is to be reset in turn.
+    Reset(std::io::Error),
+    /// The destination took no more (it reset or went away); what was held for it is lost.
+    Lost(std::io::Error),
+    /// The proxy is gone.
+    Stopped,
 }
 
 #[cfg(test)]

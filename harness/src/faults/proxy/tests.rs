@@ -1,4 +1,5 @@
-//! The proxy end to end: real sockets, an echo server upstream.
+//! The proxy end to end: real sockets, with an echo server, a firehose or a scripted server
+//! upstream.
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -645,5 +646,94 @@ async fn a_slow_link_trickles_instead_of_passing_a_whole_chunk_at_once() {
         t.elapsed() >= least,
         "{BW} bytes in {:?} through a link capped at {BW} B/s",
         t.elapsed()
+    );
+}
+
+/// An upstream for one connection: `script` gets it once the proxy has connected.
+async fn upstream_once<F>(script: impl FnOnce(TcpStream) -> F + Send + 'static) -> Endpoint
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    let l = TcpListener::bind(("127.0.0.1", 0)).await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let (s, _) = l.accept().await.unwrap();
+        script(s).await;
+    });
+    Endpoint {
+        host: "127.0.0.1".into(),
+        port,
+    }
+}
+
+async fn proxy_to(upstream: Endpoint, state: LinkState) -> LinkProxy {
+    let local = std::net::Ipv4Addr::LOCALHOST.into();
+    let p = LinkProxy::start("t", local, upstream, 1).await.unwrap();
+    p.set(state).await.unwrap();
+    p
+}
+
+fn latency(ms: u64) -> LinkState {
+    LinkState {
+        latency: Duration::from_millis(ms),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn bytes_held_for_latency_reach_the_client_before_the_upstream_s_reset() {
+    let (go, reset_now) = tokio::sync::oneshot::channel::<()>();
+    let up = upstream_once(|mut s| async move {
+        // The last thing a server says before it goes (an ErrorResponse, say).
+        s.write_all(b"tail").await.unwrap();
+        let _ = reset_now.await;
+        reset(s);
+    })
+    .await;
+    let p = proxy_to(up, latency(300)).await;
+    let mut s = connect(&p).await;
+    let ctr = p.counters();
+    wait_for("the proxy to hold the tail", || {
+        ctr.bytes_down_read.load(Ordering::Relaxed) == 4
+    })
+    .await;
+    go.send(()).unwrap();
+    let mut got = [0u8; 4];
+    tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut got))
+        .await
+        .expect("the tail did not arrive within 5 s")
+        .expect("the tail was dropped with the upstream's reset");
+    assert_eq!(&got, b"tail");
+    let r = tokio::time::timeout(Duration::from_secs(5), s.read(&mut [0u8; 1]))
+        .await
+        .expect("the connection neither reset nor closed within 5 s after the tail");
+    assert_eq!(
+        r.map_err(|e| e.kind()),
+        Err(std::io::ErrorKind::ConnectionReset),
+        "the upstream's reset must follow the tail"
+    );
+}
+
+#[tokio::test]
+async fn an_answer_still_reaches_a_client_that_half_closed() {
+    let up = upstream_once(|mut s| async move {
+        let mut asked = Vec::new();
+        s.read_to_end(&mut asked).await.unwrap();
+        assert_eq!(asked, b"ping");
+        s.write_all(b"pong").await.unwrap();
+    })
+    .await;
+    let p = proxy_to(up, latency(200)).await;
+    let mut s = connect(&p).await;
+    s.write_all(b"ping").await.unwrap();
+    s.shutdown().await.unwrap();
+    let mut got = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut got))
+        .await
+        .expect("no end of the answer within 5 s")
+        .expect("the answer ended in an error");
+    assert_eq!(
+        got, b"pong",
+        "the answer was dropped when the client half-closed"
     );
 }

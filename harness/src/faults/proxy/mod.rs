@@ -1,8 +1,13 @@
 //! A TCP proxy the harness puts on a replication hop (A→B, B→C) so that link faults can be
 //! injected without privileges: latency with jitter, a bandwidth cap (on the hop as a whole,
 //! however many connections share it), a blackhole (connections stay open, no bytes pass —
-//! what a partition looks like to the endpoints), and down (connections reset, new ones
-//! refused). With no fault set it forwards bytes untouched.
+//! what a partition looks like to the endpoints' applications), and down (connections reset,
+//! new ones refused). With no fault set it forwards bytes untouched.
+//!
+//! A blackhole is not a cut network to the endpoints' TCP stacks: their peer is the proxy,
+//! whose sockets stay up and answer, so keepalives and `tcp_user_timeout` never fire and a new
+//! connection completes its handshake before it hangs. Dropping packets takes privileges the
+//! harness does not ask for here (the docker backend does it with iptables).
 //!
 //! Faults act on the data direction of the hop (upstream server → downstream client: WAL from
 //! A to B, changes from B to C); the feedback direction only stops under blackhole/down.

@@ -525,8 +525,8 @@ async fn a_bandwidth_cap_between_a_and_b_is_byte_lag_that_drains_after_heal() {
         },
     )
     .await;
-    // ... because B receives no more than the cap lets through (a chunk of at most 64 KiB may
-    // start at once; the margin covers WAL written just before the cap).
+    // ... because B receives no more than the cap lets through (the margin covers WAL written
+    // just before the cap).
     let allowed = 128 * 1024 + (CAP as f64 * 1.1 * elapsed.as_secs_f64()) as u64;
     assert!(
         received <= allowed,

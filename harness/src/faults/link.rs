@@ -22,6 +22,45 @@ pub fn proxy_can(hop: Hop, state: &LinkState) -> Result<()> {
     Ok(())
 }
 
+/// Server settings by which a server gives up on a connection whose peer's TCP stack goes
+/// quiet: keepalive probes unanswered, data unacknowledged.
+const TCP_LIVENESS: [&str; 4] = [
+    "tcp_keepalives_idle",
+    "tcp_keepalives_interval",
+    "tcp_keepalives_count",
+    "tcp_user_timeout",
+];
+
+/// How a partition through a proxy differs from a cut network, for reports.
+const PROXY_PARTITION: &str = "a partition stops the bytes in the proxy, whose sockets stay up: the ends' TCP keepalives and tcp_user_timeout do not fire, and new connections complete their handshake before they hang";
+
+/// What a partition through a harness proxy on `hop` does not rehearse, when the hop's upstream
+/// server (A for a-b, B for b-c: the one that accepts the hop's connection) sets one of
+/// [`TCP_LIVENESS`] in `upstream_settings`. None when it sets none.
+///
+/// The proxy stops the bytes but keeps its own sockets up, and an unprivileged process cannot
+/// do otherwise: both ends' TCP stacks keep talking to a live peer (keepalives answered, data
+/// acknowledged), so these settings never fire, and a new connection completes its handshake
+/// before it hangs. Across a cut network (iptables DROP on the docker backend) they do.
+pub fn proxy_partition_caveat(hop: Hop, upstream_settings: &[(String, String)]) -> Option<String> {
+    let set: Vec<&str> = upstream_settings
+        .iter()
+        .map(|(name, _)| name.as_str())
+        .filter(|name| TCP_LIVENESS.iter().any(|l| l.eq_ignore_ascii_case(name)))
+        .collect();
+    if set.is_empty() {
+        return None;
+    }
+    let upstream = match hop {
+        Hop::AB => "a",
+        Hop::BC => "b",
+    };
+    Some(format!(
+        "partition on {hop} on the local backend: {upstream}'s {} will not fire, because the harness proxy that stands for the cut keeps both ends' sockets alive (only wal_sender_timeout and wal_receiver_timeout see it); rehearse it on the docker backend, where the cut drops packets",
+        set.join(", ")
+    ))
+}
+
 /// Controls the network between the two ends of a hop.
 #[async_trait]
 pub trait LinkControl: Send + Sync {
@@ -81,7 +120,8 @@ impl ProxyLink {
     }
 
     /// A proxy for `hop` listening on `ip` (where the downstream node can reach it),
-    /// forwarding to `upstream`; `mechanism` is how reports describe it.
+    /// forwarding to `upstream`; `mechanism` is how reports describe it (followed by what a
+    /// partition through a proxy does not do, whoever started it).
     ///
     /// # Errors
     /// Environment error when no port can be bound on `ip`.
@@ -95,7 +135,7 @@ impl ProxyLink {
         Ok(ProxyLink {
             hop,
             proxy: LinkProxy::start(hop.as_str(), ip, upstream, seed).await?,
-            mechanism,
+            mechanism: format!("{mechanism}; {PROXY_PARTITION}"),
         })
     }
 
@@ -124,5 +164,38 @@ impl LinkControl for ProxyLink {
     }
     fn in_process(&self) -> bool {
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(names: &[&str]) -> Vec<(String, String)> {
+        names
+            .iter()
+            .map(|n| (n.to_string(), "10".to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn a_proxy_partition_warns_of_the_tcp_liveness_settings_it_never_trips() {
+        let why = proxy_partition_caveat(
+            Hop::BC,
+            &settings(&[
+                "wal_sender_timeout",
+                "TCP_user_timeout",
+                "tcp_keepalives_idle",
+            ]),
+        )
+        .expect("tcp_user_timeout and tcp_keepalives_idle are set");
+        assert!(
+            why.contains("b's TCP_user_timeout, tcp_keepalives_idle will not fire"),
+            "{why}"
+        );
+        assert_eq!(
+            proxy_partition_caveat(Hop::AB, &settings(&["wal_sender_timeout"])),
+            None
+        );
     }
 }

@@ -9,7 +9,7 @@ pub mod proxy;
 mod runtime;
 
 pub use kinds::{Fault, build, link_state};
-pub use link::{LinkControl, ProxyLink, proxy_can};
+pub use link::{LinkControl, ProxyLink, proxy_can, proxy_partition_caveat};
 pub use model::{CheckpointRecord, ChurnRecord, FaultKind, FaultRecord, FaultSpec, Hop};
 pub use proxy::{LinkMode, LinkProxy, LinkState};
 pub use runtime::{FailoverEvents, FaultEnv, InForce, Links, Timeline};

@@ -51,6 +51,31 @@ fn link_faults_can(
     Ok(())
 }
 
+/// What the scenario's partitions will not rehearse on the local backend (see
+/// [`crate::faults::proxy_partition_caveat`]), each naming its fault's line.
+fn proxy_partition_caveats(scenario: &Scenario) -> Vec<String> {
+    use crate::faults::{FaultKind, Hop, proxy_partition_caveat};
+    scenario
+        .faults
+        .iter()
+        .filter_map(|f| {
+            let FaultKind::Partition { hop } = f.kind else {
+                return None;
+            };
+            let upstream = match hop {
+                Hop::AB => &scenario.chain.a,
+                Hop::BC => &scenario.chain.b,
+            };
+            let why = proxy_partition_caveat(hop, &upstream.settings)?;
+            let file = scenario.path.display();
+            Some(
+                f.line
+                    .map_or(format!("{file}: {why}"), |l| format!("{file}:{l}: {why}")),
+            )
+        })
+        .collect()
+}
+
 /// Choices made on the command line rather than in the scenario.
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
@@ -120,6 +145,9 @@ impl Rehearsal {
         let kind = opts.backend.unwrap_or(scenario.chain.backend);
         if kind == BackendKind::Local && !opts.build_only {
             link_faults_can(&scenario, kind, crate::faults::proxy_can)?;
+            for caveat in proxy_partition_caveats(&scenario) {
+                tracing::warn!("{caveat}");
+            }
         }
         let user = ServerUser::resolve()?;
         let creds = Credentials::generate();
@@ -1092,7 +1120,38 @@ fn has_settings(scenario: &Scenario) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::convergence;
+    use super::{convergence, proxy_partition_caveats};
+    use crate::scenario::Scenario;
+
+    #[test]
+    fn a_partition_warns_of_tcp_liveness_settings_on_its_hop_s_upstream_only() {
+        let scenario = Scenario::parse(
+            "version = 1
+[chain.a.settings]
+tcp_keepalives_idle = 5
+[chain.c.settings]
+tcp_user_timeout = 5000
+[[faults]]
+kind = \"partition\"
+hop = \"a-b\"
+at = \"1s\"
+[[faults]]
+kind = \"partition\"
+hop = \"b-c\"
+at = \"2s\"
+",
+            std::path::Path::new("/s/cut.toml"),
+        )
+        .unwrap();
+        let caveats = proxy_partition_caveats(&scenario);
+        assert_eq!(caveats.len(), 1, "{caveats:?}");
+        assert!(
+            caveats[0].starts_with(
+                "/s/cut.toml:7: partition on a-b on the local backend: a's tcp_keepalives_idle "
+            ),
+            "{caveats:?}"
+        );
+    }
     use crate::observe::{Observations, SeriesPoint};
 
     fn obs(points: &[(i64, Option<f64>)]) -> Observations {

@@ -143,29 +143,7 @@ impl DockerLink {
             return Ok(());
         }
         let down = self.ip(&self.downstream).await?;
-        // Only traffic to the downstream container is shaped (an htb class chosen by a u32
-        // filter; everything else bypasses htb): A keeps talking to the workload and the harness
-        // at full speed. htb caps bandwidth on kernels without netem; netem, as the class's
-        // leaf, adds the delay.
-        let rate = state.bandwidth.map_or_else(
-            || "10gbit".to_string(),
-            |bw| format!("{}bit", bw.saturating_mul(8)),
-        );
-        let mut script = format!(
-            "tc qdisc add dev eth0 root handle 1: htb && \
-             tc class add dev eth0 parent 1: classid 1:20 htb rate {rate} quantum 60000 && \
-             tc filter add dev eth0 protocol ip parent 1: prio 1 u32 match ip dst {down}/32 flowid 1:20"
-        );
-        if !state.latency.is_zero() {
-            script.push_str(&format!(
-                // Microseconds: a sub-millisecond delay must not round to none.
-                " && tc qdisc add dev eth0 parent 1:20 handle 20: netem delay {}us",
-                state.latency.as_micros()
-            ));
-            if !state.jitter.is_zero() {
-                script.push_str(&format!(" {}us", state.jitter.as_micros()));
-            }
-        }
+        let script = shaping_script(state, &down);
         let out = self.root(&self.upstream, script).await?;
         if out.code != 0 {
             let err = out.stderr_text();
@@ -229,6 +207,53 @@ impl LinkControl for DockerLink {
     }
 }
 
+/// The tc commands that shape the upstream container's traffic to `down` as `state` asks.
+fn shaping_script(state: &LinkState, down: &str) -> String {
+    // Only traffic to the downstream container is shaped (an htb class chosen by a u32
+    // filter; everything else bypasses htb): A keeps talking to the workload and the harness
+    // at full speed. htb caps bandwidth on kernels without netem; netem, as the class's
+    // leaf, adds the delay.
+    let rate = state.bandwidth.map_or_else(
+        || "10gbit".to_string(),
+        |bw| format!("{}bit", bw.saturating_mul(8)),
+    );
+    let mut script = format!(
+        "tc qdisc add dev eth0 root handle 1: htb && \
+         tc class add dev eth0 parent 1: classid 1:20 htb rate {rate} quantum 60000 && \
+         tc filter add dev eth0 protocol ip parent 1: prio 1 u32 match ip dst {down}/32 flowid 1:20"
+    );
+    if !state.latency.is_zero() {
+        script.push_str(&format!(
+            // Microseconds: a sub-millisecond delay must not round to none.
+            " && tc qdisc add dev eth0 parent 1:20 handle 20: netem limit {} delay {}us",
+            netem_limit(
+                state.bandwidth.unwrap_or(UNCAPPED),
+                state.latency + state.jitter
+            ),
+            state.latency.as_micros()
+        ));
+        if !state.jitter.is_zero() {
+            script.push_str(&format!(" {}us", state.jitter.as_micros()));
+        }
+    }
+    script
+}
+
+/// The htb class's rate when the link has no cap (10gbit), in bytes per second.
+const UNCAPPED: u64 = 10_000_000_000 / 8;
+
+/// How many packets netem may hold. Its default, 1000, tail-drops what a long delay keeps in
+/// flight at speed (1000 full-size packets are 1.5 MB: 12 MB/s over 125 ms), a loss the
+/// scenario did not ask for and the local backend's proxy never has. Twice the full-size packets
+/// in flight at `rate` bytes per second over `longest_delay`, at least 100 000: small packets
+/// count as many as full ones, and the endpoints' TCP windows bound what is really queued.
+fn netem_limit(rate: u64, longest_delay: std::time::Duration) -> u64 {
+    const PACKET: f64 = 1500.0;
+    let in_flight = rate as f64 * longest_delay.as_secs_f64() / PACKET;
+    // Saturating: a float beyond u64 converts to u64::MAX; netem's limit is a u32.
+    ((2.0 * in_flight) as u64).clamp(100_000, u64::from(u32::MAX))
+}
+
 /// A hop that goes through a harness proxy on the host because the containers' network cannot
 /// do what the scenario asks. Faults act on the proxied connection; one a proxy cannot do is
 /// refused saying why this hop is proxied and how to have it in the containers' network.
@@ -288,6 +313,44 @@ impl LinkControl for ProxiedHop {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn netem_holds_what_a_long_delay_keeps_in_flight() {
+        let ms = std::time::Duration::from_millis;
+        let slow = LinkState {
+            latency: ms(400),
+            jitter: ms(100),
+            ..Default::default()
+        };
+        // 10 Gbit/s over 500 ms (latency + jitter): 625 MB, 416 666 full-size packets.
+        assert_eq!(
+            shaping_script(&slow, "10.0.0.3"),
+            "tc qdisc add dev eth0 root handle 1: htb && \
+             tc class add dev eth0 parent 1: classid 1:20 htb rate 10gbit quantum 60000 && \
+             tc filter add dev eth0 protocol ip parent 1: prio 1 u32 match ip dst 10.0.0.3/32 flowid 1:20 && \
+             tc qdisc add dev eth0 parent 1:20 handle 20: netem limit 833333 delay 400000us 100000us"
+        );
+        let capped = LinkState {
+            bandwidth: Some(32 * 1024),
+            latency: ms(500),
+            ..Default::default()
+        };
+        let script = shaping_script(&capped, "10.0.0.3");
+        assert!(script.contains(" htb rate 262144bit "), "{script}");
+        assert!(
+            script.ends_with(" netem limit 100000 delay 500000us"),
+            "{script}"
+        );
+        let cap_only = LinkState {
+            bandwidth: Some(32 * 1024),
+            ..Default::default()
+        };
+        assert!(
+            !shaping_script(&cap_only, "10.0.0.3").contains("netem"),
+            "a cap alone needs no netem"
+        );
+        assert_eq!(netem_limit(u64::MAX, ms(10_000_000)), u64::from(u32::MAX));
+    }
 
     #[tokio::test]
     async fn a_proxied_hop_refuses_loss_saying_why_it_is_proxied_and_does_the_rest() {

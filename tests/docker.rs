@@ -548,6 +548,36 @@ fn a_partition_outlives_a_restart_of_the_container_behind_it() {
     );
 }
 
+#[test]
+fn link_faults_go_on_while_one_end_is_down_and_never_keep_a_node_down() {
+    if !docker_ready() {
+        return;
+    }
+    // A is dead from 3 s on (the failover). The loss on a-b starts while it is down, with no
+    // address to name in B's rules; B is killed while the bandwidth cap on A's side is in
+    // force, and its heal puts the hop's faults back — with A still down — before starting
+    // B again, the primary now.
+    let (_d, path) = cli::scenario(
+        "docker-link-end-down",
+        "version = 1\nname = \"docker-link-end-down\"\n\
+         [workload]\ninitial_rows = 200\nrate = 200\nduration = \"14s\"\n\
+         [[faults]]\nkind = \"bandwidth\"\nhop = \"a-b\"\nrate = \"10MiB/s\"\nat = \"1s\"\n\
+         [[faults]]\nkind = \"primary_failure\"\nat = \"3s\"\n\
+         [[faults]]\nkind = \"loss\"\nhop = \"a-b\"\nloss = \"10%\"\nat = \"5s\"\n\
+         [[faults]]\nkind = \"kill\"\nnode = \"b\"\nat = \"7s\"\nheal_at = \"9s\"\n\
+         [expect]\nconsistent = false\nconsistent_after_heal = true\nslot_survives = true\n",
+    );
+    // Exit 0: every fault injected and healed without error (faults_injected), and B back up
+    // to be verified against.
+    let r = run_docker(path.to_str().unwrap());
+    for f in r["observations"]["faults"].as_array().unwrap() {
+        assert!(f["error"].is_null() && f["injected_ms"].is_u64(), "{f:#}");
+        if f["kind"] != "primary_failure" {
+            assert!(f["healed_ms"].is_u64(), "{f:#}");
+        }
+    }
+}
+
 /// Run `scenario` on docker, expecting it to fail before the chain is up: its exit code and
 /// stderr. Whatever it started must be gone.
 fn failing_run(scenario: &str, env: &[(&str, &str)]) -> (Option<i32>, String) {

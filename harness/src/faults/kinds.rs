@@ -165,12 +165,27 @@ impl Fault for NodeFault {
                 // A machine that went down with the node (a container) comes back without
                 // the link faults still in force: put them back before the server starts and
                 // its first replication connection could slip through.
-                if n.control().boot().await? {
-                    env.reassert_links(&self.node).await?;
-                }
-                n.start().await
+                let relinked = match n.control().boot().await? {
+                    true => env.reassert_links(&self.node).await,
+                    false => Ok(()),
+                };
+                // Started all the same when they could not be put back: a node left down is
+                // a worse rehearsal than a link fault missing for a while.
+                let started = n.start().await;
+                both(
+                    started,
+                    relinked.map_err(|e| e.context("putting its link faults back")),
+                )
             }
         }
+    }
+}
+
+/// `first`'s outcome, with `then`'s error added to it (or in its place when `first` went well).
+fn both(first: Result<()>, then: Result<()>) -> Result<()> {
+    match (first, then) {
+        (Err(a), Err(b)) => Err(a.also(&b)),
+        (a, b) => a.and(b),
     }
 }
 

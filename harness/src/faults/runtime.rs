@@ -216,8 +216,10 @@ impl FaultEnv {
     /// without them.
     ///
     /// # Errors
-    /// What the link reports.
+    /// What the links report, every hop tried: one that fails does not keep the other's faults
+    /// out.
     pub async fn reassert_links(&self, name: &str) -> Result<()> {
+        let mut failed = Vec::new();
         for (hop, ends) in [(Hop::AB, ["a", "b"]), (Hop::BC, ["b", "c"])] {
             if !ends.contains(&name) {
                 continue;
@@ -226,12 +228,19 @@ impl FaultEnv {
                 continue;
             };
             let layers = self.layers[hop_index(hop)].lock().await;
-            if !layers.is_empty() {
-                link.reassert(&LinkState::combine(layers.iter().map(|(_, s)| s)))
-                    .await?;
+            if !layers.is_empty()
+                && let Err(e) = link
+                    .reassert(&LinkState::combine(layers.iter().map(|(_, s)| s)))
+                    .await
+            {
+                failed.push(e);
             }
         }
-        Ok(())
+        let mut failed = failed.into_iter();
+        match failed.next() {
+            None => Ok(()),
+            Some(first) => Err(failed.fold(first, |e, next| e.also(&next))),
+        }
     }
 
     /// Refuse destructive faults on servers pgrehearse did not create.

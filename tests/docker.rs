@@ -578,6 +578,33 @@ fn link_faults_go_on_while_one_end_is_down_and_never_keep_a_node_down() {
     }
 }
 
+#[test]
+fn pauses_heal_whatever_else_happened_to_the_container_meanwhile() {
+    if !docker_ready() {
+        return;
+    }
+    // b's server is stopped (before c is paused: a fast shutdown waits for its WAL senders,
+    // and one to a paused c would hold it for wal_sender_timeout), then its container paused,
+    // and the stop heals first: postgres starts in a paused container, whose pause then heals
+    // on a running one. c is killed while paused, which ends the pause, started again, and
+    // then its pause heals.
+    let (_d, path) = cli::scenario(
+        "docker-pause-heals",
+        "version = 1\nname = \"docker-pause-heals\"\n\
+         [workload]\ninitial_rows = 200\nrate = 200\nduration = \"14s\"\n\
+         [[faults]]\nkind = \"stop\"\nnode = \"b\"\nat = \"1s\"\nheal_at = \"6s\"\n\
+         [[faults]]\nkind = \"pause\"\nnode = \"c\"\nat = \"2s\"\nheal_at = \"8s\"\n\
+         [[faults]]\nkind = \"kill\"\nnode = \"c\"\nat = \"3s\"\nheal_at = \"5s\"\n\
+         [[faults]]\nkind = \"pause\"\nnode = \"b\"\nat = \"4s\"\nheal_at = \"9s\"\n\
+         [expect]\nconsistent = true\nconsistent_after_heal = true\nconverges_within = \"60s\"\n",
+    );
+    // Exit 0: every heal went through (faults_injected) and the chain converged.
+    let r = run_docker(path.to_str().unwrap());
+    for f in r["observations"]["faults"].as_array().unwrap() {
+        assert!(f["error"].is_null() && f["healed_ms"].is_u64(), "{f:#}");
+    }
+}
+
 /// Run `scenario` on docker, expecting it to fail before the chain is up: its exit code and
 /// stderr. Whatever it started must be gone.
 fn failing_run(scenario: &str, env: &[(&str, &str)]) -> (Option<i32>, String) {

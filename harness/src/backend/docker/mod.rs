@@ -1010,7 +1010,9 @@ fn remaining(what: &str, containers: &[String], networks: &[String]) -> Option<E
 /// process: neither its owner label names a live harness on this host, nor does `is_live`
 /// (given the run id and the run directory from its label) say so. Runs another host made
 /// (an engine shared between machines) are left alone, with a warning, unless `any_host`:
-/// whether their harness lives cannot be told from here. Returns the run ids cleaned.
+/// whether their harness lives cannot be told from here. Each run's server logs are kept in
+/// its directory when that is a run directory on this machine, which `taken_down` is then
+/// given once nothing of the run is left in Docker. Returns the run ids cleaned.
 ///
 /// # Errors
 /// Environment error when Docker cannot be reached or listed.
@@ -1018,6 +1020,7 @@ pub async fn down_leftovers(
     docker: &Docker,
     any_host: bool,
     is_live: impl Fn(&str, Option<&std::path::Path>) -> bool,
+    taken_down: impl Fn(&RunDir),
 ) -> Result<Vec<String>> {
     let (containers, networks) = labelled(docker, LABEL, "1").await?;
     let mut runs: HashMap<String, HashMap<String, String>> = HashMap::new();
@@ -1059,16 +1062,21 @@ pub async fn down_leftovers(
     let mut removed = Vec::new();
     for r in gone {
         // The server logs live in the containers: kept with the run, when its directory is
-        // on this machine, as `down --run` does.
-        if let Some(dir) = dirs
+        // on this machine, as `down --run` does. A label is only a claim: nothing is written
+        // or removed where it points unless that is the run's directory.
+        let dir = dirs
             .get(&r)
-            .map(std::path::Path::new)
-            .filter(|d| d.is_dir())
-        {
-            save_logs(docker, &RunDir::open(dir)).await;
+            .and_then(|d| RunDir::recognise(std::path::Path::new(d), &r));
+        if let Some(dir) = &dir {
+            save_logs(docker, dir).await;
         }
         match remove_by_label(docker, RUN_LABEL, &r).await {
-            Ok(()) => removed.push(r),
+            Ok(()) => {
+                if let Some(dir) = &dir {
+                    taken_down(dir);
+                }
+                removed.push(r)
+            }
             Err(e) => {
                 tracing::warn!("run {r}: {e:?}");
                 failed.push(e);

@@ -587,7 +587,7 @@ fn pauses_heal_whatever_else_happened_to_the_container_meanwhile() {
     // and one to a paused c would hold it for wal_sender_timeout), then its container paused,
     // and the stop heals first: postgres starts in a paused container, whose pause then heals
     // on a running one. c is killed while paused, which ends the pause, started again, and
-    // then its pause heals.
+    // then its pause heals. a's bandwidth cap heals while a is paused.
     let (_d, path) = cli::scenario(
         "docker-pause-heals",
         "version = 1\nname = \"docker-pause-heals\"\n\
@@ -596,10 +596,17 @@ fn pauses_heal_whatever_else_happened_to_the_container_meanwhile() {
          [[faults]]\nkind = \"pause\"\nnode = \"c\"\nat = \"2s\"\nheal_at = \"8s\"\n\
          [[faults]]\nkind = \"kill\"\nnode = \"c\"\nat = \"3s\"\nheal_at = \"5s\"\n\
          [[faults]]\nkind = \"pause\"\nnode = \"b\"\nat = \"4s\"\nheal_at = \"9s\"\n\
+         [[faults]]\nkind = \"bandwidth\"\nhop = \"a-b\"\nrate = \"32KiB/s\"\nat = \"2s\"\nheal_at = \"5s\"\n\
+         [[faults]]\nkind = \"pause\"\nnode = \"a\"\nat = \"3s\"\nheal_at = \"7s\"\n\
          [expect]\nconsistent = true\nconsistent_after_heal = true\nconverges_within = \"60s\"\n",
     );
-    // Exit 0: every heal went through (faults_injected) and the chain converged.
-    let r = run_docker(path.to_str().unwrap());
+    // Exit 0: every heal went through (faults_injected) and the chain converged — also the
+    // bandwidth cap healed while a was paused, with no helper container to reach a's
+    // namespace meanwhile: lifted once a resumes.
+    let r = run_docker_with_env(
+        path.to_str().unwrap(),
+        &[("PGREHEARSE_NET_TOOLS_IMAGE", "none")],
+    );
     for f in r["observations"]["faults"].as_array().unwrap() {
         assert!(f["error"].is_null() && f["healed_ms"].is_u64(), "{f:#}");
     }

@@ -22,17 +22,28 @@ enum End {
     /// holds no rules.
     Down,
     /// Running since `started` (a restart gives it a fresh network namespace), at `ip` on the
-    /// run network when it has an address there.
-    Up { started: String, ip: Option<String> },
+    /// run network when it has an address there; `frozen` when it is paused and nothing can
+    /// run commands in its namespace meanwhile (no helper image to join it).
+    Up {
+        started: String,
+        ip: Option<String>,
+        frozen: bool,
+    },
 }
 
 impl End {
-    /// How the engine sees `container` on `network`.
+    /// How the engine sees `container` on `network`; `reach_paused` says whether commands can
+    /// reach a paused container's namespace.
     ///
     /// # Errors
     /// Environment error when the engine cannot say (a container that no longer exists is
     /// Down).
-    async fn of(docker: &Docker, container: &str, network: &str) -> Result<End> {
+    async fn of(
+        docker: &Docker,
+        container: &str,
+        network: &str,
+        reach_paused: bool,
+    ) -> Result<End> {
         let c = match docker.inspect_container(container, None).await {
             Ok(c) => c,
             Err(e) if super::already_gone(&e) => return Ok(End::Down),
@@ -54,6 +65,7 @@ impl End {
         Ok(End::Up {
             started: state.started_at.unwrap_or_default(),
             ip,
+            frozen: state.paused.unwrap_or(false) && !reach_paused,
         })
     }
 
@@ -105,7 +117,10 @@ fn step<T: Clone + PartialEq + Default>(
     peer: Option<&str>,
     want: &T,
 ) -> Step<T> {
-    let End::Up { started, .. } = end else {
+    let End::Up {
+        started, frozen, ..
+    } = end
+    else {
         // Nothing to run commands in, and nothing to undo: the container boots with a fresh
         // namespace, and the next change (the heal that boots it puts the hop's faults back)
         // sets what is wanted then.
@@ -121,8 +136,19 @@ fn step<T: Clone + PartialEq + Default>(
         Some(l) if *l == now => Step::Keep(Some(now)),
         // No rules then and none wanted: a fresh namespace holds none either.
         Some(l) if l.rules == none && *want == none => Step::Keep(Some(now)),
+        // Until it resumes: its pause's heal puts the hop's state in force then, this change
+        // included. Meanwhile the container exchanges nothing anyway.
+        _ if *frozen => Step::Keep(None),
         _ => Step::Set(now),
     }
+}
+
+/// Whether iptables failed to flush only because there is nothing to flush: the chain or its
+/// table does not exist. Not when iptables itself is missing (the shell's "not found", 127).
+fn no_chain(code: i64, stderr: &str) -> bool {
+    code != 127
+        && (stderr.contains("No chain/target/match by that name")
+            || stderr.contains("Table does not exist"))
 }
 
 /// What both sides of a hop hold.
@@ -190,7 +216,17 @@ impl DockerLink {
     }
 
     async fn end(&self, container: &str) -> Result<End> {
-        End::of(&self.docker, container, &self.network).await
+        let reach_paused = self.net.reaches_paused();
+        End::of(&self.docker, container, &self.network, reach_paused).await
+    }
+
+    fn note_deferred<T>(&self, kept: &Option<Setting<T>>, container: &str) {
+        if kept.is_none() {
+            tracing::info!(
+                "{}: {container} is paused and no helper container can reach its network namespace: the change is made when it resumes",
+                self.hop
+            );
+        }
     }
 
     async fn root(&self, container: &str, script: String) -> Result<exec::ExecOutput> {
@@ -210,7 +246,7 @@ impl DockerLink {
             Some(up) if !healed => up,
             _ => {
                 let out = self.root(&self.downstream, flush).await?;
-                return if out.code == 0 || out.stderr_text().contains("not found") {
+                return if out.code == 0 || no_chain(out.code, &out.stderr_text()) {
                     Ok(())
                 } else {
                     Err(Error::environment(format!(
@@ -325,6 +361,7 @@ impl LinkControl for DockerLink {
         // of the other from changing.
         let shaped = match step(applied.shaping.as_ref(), &up, down.ip(), &shaping(state)) {
             Step::Keep(s) => {
+                self.note_deferred(&s, &self.upstream);
                 applied.shaping = s;
                 Ok(())
             }
@@ -336,6 +373,7 @@ impl LinkControl for DockerLink {
         };
         let filtered = match step(applied.filter.as_ref(), &down, up.ip(), &filter(state)) {
             Step::Keep(s) => {
+                self.note_deferred(&s, &self.downstream);
                 applied.filter = s;
                 Ok(())
             }
@@ -423,6 +461,7 @@ mod tests {
         End::Up {
             started: started.into(),
             ip: Some("10.0.0.2".into()),
+            frozen: false,
         }
     }
 
@@ -466,6 +505,49 @@ mod tests {
         assert!(matches!(
             step(None, &up("t1"), Some("10.0.0.3"), &none),
             Step::Set(_)
+        ));
+    }
+
+    #[test]
+    fn a_paused_container_nothing_can_reach_gets_the_change_when_it_resumes() {
+        let cut = Setting {
+            started: Some("t1".into()),
+            peer: Some("10.0.0.3".into()),
+            rules: CUT,
+        };
+        let frozen = End::Up {
+            started: "t1".into(),
+            ip: Some("10.0.0.2".into()),
+            frozen: true,
+        };
+        // Healed while paused: nothing runs now, and the side is unknown from then on ...
+        assert_eq!(
+            step(Some(&cut), &frozen, Some("10.0.0.3"), &Filter::default()),
+            Step::Keep(None)
+        );
+        // ... so that the heal is done once it resumes, though nothing is wanted any more.
+        assert!(matches!(
+            step(None, &up("t1"), Some("10.0.0.3"), &Filter::default()),
+            Step::Set(_)
+        ));
+        // Nothing to change: nothing deferred either.
+        assert_eq!(
+            step(Some(&cut), &frozen, Some("10.0.0.3"), &CUT),
+            Step::Keep(Some(cut.clone()))
+        );
+    }
+
+    #[test]
+    fn only_a_missing_chain_or_table_counts_as_nothing_to_flush() {
+        assert!(no_chain(1, "iptables: No chain/target/match by that name."));
+        assert!(no_chain(
+            3,
+            "iptables: Table does not exist (do you need to insmod?)"
+        ));
+        assert!(!no_chain(127, "sh: 1: iptables: not found"));
+        assert!(!no_chain(
+            4,
+            "iptables v1.8.11 (nf_tables): Could not fetch rule set generation id: Permission denied (you must be root)"
         ));
     }
 

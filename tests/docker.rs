@@ -711,6 +711,50 @@ fn a_misspelt_setting_is_refused_before_any_container_starts() {
         "a real setting refused: {err}"
     );
     assert!(cli::run_dir(&err).is_none(), "nothing should start: {err}");
+    a_settings_probe_cut_short_leaves_no_container();
+}
+
+/// The settings probe's container, dropped half way (as an interrupt drops the run), is removed
+/// at once: Docker's auto-remove would wait for the probe's minute to run out, or forever for a
+/// container created but not started.
+fn a_settings_probe_cut_short_leaves_no_container() {
+    use harness::backend::docker::{connect, known_settings, pick_image};
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let docker = connect().await.unwrap();
+        let image = pick_image(&docker, 17).await.unwrap();
+        let probe = known_settings(&docker, &image, &["shared_buffers"]);
+        tokio::pin!(probe);
+        let created = async {
+            while probes().await == 0 {
+                tokio::task::yield_now().await;
+            }
+        };
+        tokio::select! {
+            _ = &mut probe => panic!("the probe ended before its container was seen"),
+            _ = tokio::time::timeout(Duration::from_secs(60), created) => {}
+        }
+        assert!(probes().await > 0, "no probe container seen within 60 s");
+    });
+    // The probe future is dropped with the runtime's task: its container must be gone by now.
+    drop(rt);
+    let left = tokio::runtime::Runtime::new().unwrap().block_on(probes());
+    assert_eq!(left, 0, "the probe's container outlived the probe");
+}
+
+/// Settings-probe containers of this process (their run label names its pid).
+async fn probes() -> usize {
+    let mine = format!("settings-probe-{}-", std::process::id());
+    let out = tokio::process::Command::new("docker")
+        .args(["ps", "-a", "--filter", "label=org.pgrehearse.run"])
+        .args(["--format", "{{.Label \"org.pgrehearse.run\"}}"])
+        .output()
+        .await
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.starts_with(&mine))
+        .count()
 }
 
 #[test]

@@ -643,31 +643,36 @@ impl Drop for Sweep {
         if self.done() {
             return;
         }
-        // Teardown was never reached (panic, interrupt): remove everything of this run from a
-        // thread with its own runtime, so it works whatever context Drop runs in.
+        // Teardown was never reached (panic, interrupt): remove everything of this run.
         let run = self.run.clone();
-        let _ = std::thread::spawn(move || {
-            if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                rt.block_on(async {
-                    let res = match Docker::connect_with_local_defaults() {
-                        Ok(d) => remove_by_label(&d, RUN_LABEL, &run).await,
-                        Err(e) => Err(Error::environment(format!(
-                            "cannot reach the Docker engine to remove run {run}'s containers: {e}"
-                        ))
-                        .with_hint("once Docker answers: pgrehearse down --all")),
-                    };
-                    // Nobody is left to return this to: say it where the user will see it.
-                    if let Err(e) = res {
-                        tracing::warn!("{e:?}");
-                    }
-                });
+        on_own_runtime(async move {
+            let res = match Docker::connect_with_local_defaults() {
+                Ok(d) => remove_by_label(&d, RUN_LABEL, &run).await,
+                Err(e) => Err(Error::environment(format!(
+                    "cannot reach the Docker engine to remove run {run}'s containers: {e}"
+                ))
+                .with_hint("once Docker answers: pgrehearse down --all")),
+            };
+            // Nobody is left to return this to: say it where the user will see it.
+            if let Err(e) = res {
+                tracing::warn!("{e:?}");
             }
-        })
-        .join();
+        });
     }
+}
+
+/// Run `work` to its end from a `Drop`, whatever context that runs in (a runtime's worker, a
+/// runtime shutting down, none): on a thread of its own with a runtime of its own, waited for.
+fn on_own_runtime(work: impl std::future::Future<Output = ()> + Send + 'static) {
+    let _ = std::thread::spawn(move || {
+        if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            rt.block_on(work);
+        }
+    })
+    .join();
 }
 
 /// The containers `run` recorded in `containers.json`.

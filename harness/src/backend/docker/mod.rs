@@ -382,7 +382,7 @@ impl DockerBackend {
         const TRIES: usize = 5;
         let mut taken = Vec::new();
         loop {
-            let p = crate::backend::local::free_port(&taken)?;
+            let p = crate::backend::ports::free_port(&taken)?;
             let msg = match self.start_container(cname, p).await {
                 Ok(c) => return Ok((c, p)),
                 Err(msg) => msg,

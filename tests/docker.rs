@@ -548,6 +548,70 @@ fn a_partition_outlives_a_restart_of_the_container_behind_it() {
     );
 }
 
+#[test]
+fn link_faults_go_on_while_one_end_is_down_and_never_keep_a_node_down() {
+    if !docker_ready() {
+        return;
+    }
+    // A is dead from 3 s on (the failover). The loss on a-b starts while it is down, with no
+    // address to name in B's rules; B is killed while the bandwidth cap on A's side is in
+    // force, and its heal puts the hop's faults back — with A still down — before starting
+    // B again, the primary now.
+    let (_d, path) = cli::scenario(
+        "docker-link-end-down",
+        "version = 1\nname = \"docker-link-end-down\"\n\
+         [workload]\ninitial_rows = 200\nrate = 200\nduration = \"14s\"\n\
+         [[faults]]\nkind = \"bandwidth\"\nhop = \"a-b\"\nrate = \"10MiB/s\"\nat = \"1s\"\n\
+         [[faults]]\nkind = \"primary_failure\"\nat = \"3s\"\n\
+         [[faults]]\nkind = \"loss\"\nhop = \"a-b\"\nloss = \"10%\"\nat = \"5s\"\n\
+         [[faults]]\nkind = \"kill\"\nnode = \"b\"\nat = \"7s\"\nheal_at = \"9s\"\n\
+         [expect]\nconsistent = false\nconsistent_after_heal = true\nslot_survives = true\n",
+    );
+    // Exit 0: every fault injected and healed without error (faults_injected), and B back up
+    // to be verified against.
+    let r = run_docker(path.to_str().unwrap());
+    for f in r["observations"]["faults"].as_array().unwrap() {
+        assert!(f["error"].is_null() && f["injected_ms"].is_u64(), "{f:#}");
+        if f["kind"] != "primary_failure" {
+            assert!(f["healed_ms"].is_u64(), "{f:#}");
+        }
+    }
+}
+
+#[test]
+fn pauses_heal_whatever_else_happened_to_the_container_meanwhile() {
+    if !docker_ready() {
+        return;
+    }
+    // b's server is stopped (before c is paused: a fast shutdown waits for its WAL senders,
+    // and one to a paused c would hold it for wal_sender_timeout), then its container paused,
+    // and the stop heals first: postgres starts in a paused container, whose pause then heals
+    // on a running one. c is killed while paused, which ends the pause, started again, and
+    // then its pause heals. a's bandwidth cap heals while a is paused.
+    let (_d, path) = cli::scenario(
+        "docker-pause-heals",
+        "version = 1\nname = \"docker-pause-heals\"\n\
+         [workload]\ninitial_rows = 200\nrate = 200\nduration = \"14s\"\n\
+         [[faults]]\nkind = \"stop\"\nnode = \"b\"\nat = \"1s\"\nheal_at = \"6s\"\n\
+         [[faults]]\nkind = \"pause\"\nnode = \"c\"\nat = \"2s\"\nheal_at = \"8s\"\n\
+         [[faults]]\nkind = \"kill\"\nnode = \"c\"\nat = \"3s\"\nheal_at = \"5s\"\n\
+         [[faults]]\nkind = \"pause\"\nnode = \"b\"\nat = \"4s\"\nheal_at = \"9s\"\n\
+         [[faults]]\nkind = \"bandwidth\"\nhop = \"a-b\"\nrate = \"32KiB/s\"\nat = \"2s\"\nheal_at = \"5s\"\n\
+         [[faults]]\nkind = \"pause\"\nnode = \"a\"\nat = \"3s\"\nheal_at = \"7s\"\n\
+         [expect]\nconsistent = true\nconsistent_after_heal = true\nconverges_within = \"60s\"\n",
+    );
+    // Exit 0: every heal went through (faults_injected) and the chain converged — also the
+    // bandwidth cap healed while a was paused, with no helper container to reach a's
+    // namespace meanwhile: lifted once a resumes.
+    let r = run_docker_with_env(
+        path.to_str().unwrap(),
+        &[("PGREHEARSE_NET_TOOLS_IMAGE", "none")],
+    );
+    for f in r["observations"]["faults"].as_array().unwrap() {
+        assert!(f["error"].is_null() && f["healed_ms"].is_u64(), "{f:#}");
+    }
+}
+
 /// Run `scenario` on docker, expecting it to fail before the chain is up: its exit code and
 /// stderr. Whatever it started must be gone.
 fn failing_run(scenario: &str, env: &[(&str, &str)]) -> (Option<i32>, String) {
@@ -647,6 +711,50 @@ fn a_misspelt_setting_is_refused_before_any_container_starts() {
         "a real setting refused: {err}"
     );
     assert!(cli::run_dir(&err).is_none(), "nothing should start: {err}");
+    a_settings_probe_cut_short_leaves_no_container();
+}
+
+/// The settings probe's container, dropped half way (as an interrupt drops the run), is removed
+/// at once: Docker's auto-remove would wait for the probe's minute to run out, or forever for a
+/// container created but not started.
+fn a_settings_probe_cut_short_leaves_no_container() {
+    use harness::backend::docker::{connect, known_settings, pick_image};
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let docker = connect().await.unwrap();
+        let image = pick_image(&docker, 17).await.unwrap();
+        let probe = known_settings(&docker, &image, &["shared_buffers"]);
+        tokio::pin!(probe);
+        let created = async {
+            while probes().await == 0 {
+                tokio::task::yield_now().await;
+            }
+        };
+        tokio::select! {
+            _ = &mut probe => panic!("the probe ended before its container was seen"),
+            _ = tokio::time::timeout(Duration::from_secs(60), created) => {}
+        }
+        assert!(probes().await > 0, "no probe container seen within 60 s");
+    });
+    // The probe future is dropped with the runtime's task: its container must be gone by now.
+    drop(rt);
+    let left = tokio::runtime::Runtime::new().unwrap().block_on(probes());
+    assert_eq!(left, 0, "the probe's container outlived the probe");
+}
+
+/// Settings-probe containers of this process (their run label names its pid).
+async fn probes() -> usize {
+    let mine = format!("settings-probe-{}-", std::process::id());
+    let out = tokio::process::Command::new("docker")
+        .args(["ps", "-a", "--filter", "label=org.pgrehearse.run"])
+        .args(["--format", "{{.Label \"org.pgrehearse.run\"}}"])
+        .output()
+        .await
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.starts_with(&mine))
+        .count()
 }
 
 #[test]

@@ -125,6 +125,20 @@ impl Error {
         self
     }
 
+    /// This error with `other`, which happened as well, told after it wherever the message
+    /// shows; kind, node, hint and detail stay this one's.
+    pub fn also(mut self, other: &Error) -> Self {
+        if let Some(src) = self.inner.source.take() {
+            self.inner.msg = format!(
+                "{}: {}",
+                self.inner.msg,
+                crate::secret::redact(&render_source(src.as_ref()))
+            );
+        }
+        self.inner.msg = format!("{}; also {other}", self.inner.msg);
+        self
+    }
+
     /// The broad class of the failure.
     pub fn kind(&self) -> ErrorKind {
         self.inner.kind
@@ -266,4 +280,24 @@ impl<T, E: Into<Error>> ResultExt<T> for std::result::Result<T, E> {
 pub fn io_error(what: &str, path: impl Into<PathBuf>, e: std::io::Error) -> Error {
     let path = path.into();
     Error::environment(format!("{what} {}", path.display())).with_source(e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_that_came_with_another_tells_both_and_keeps_its_own_kind_and_hint() {
+        let first = Error::database("b: postgres exited during startup")
+            .with_source(std::io::Error::other("exit 1"))
+            .with_hint("read b's log");
+        let also = Error::environment("putting its link faults back: tc failed").with_node("b");
+        let e = first.also(&also);
+        assert_eq!(
+            e.to_string(),
+            "b: postgres exited during startup: exit 1; also b: putting its link faults back: tc failed"
+        );
+        assert_eq!(e.kind(), ErrorKind::Database);
+        assert_eq!(e.hint(), Some("read b's log"));
+    }
 }

@@ -5,6 +5,7 @@
 
 pub mod docker;
 pub mod local;
+mod ports;
 
 use async_trait::async_trait;
 

@@ -157,20 +157,35 @@ impl Fault for NodeFault {
     }
     async fn heal(&self, env: &FaultEnv) -> Result<()> {
         let n = env.node(&self.node)?;
+        let relink = |res: Result<()>| res.map_err(|e| e.context("putting its link state back"));
         match self.action {
-            NodeAction::Pause => n.resume().await,
+            // A link change that could not reach the paused node's namespace is made now.
+            NodeAction::Pause => {
+                let resumed = n.resume().await;
+                both(resumed, relink(env.reassert_links(&self.node).await))
+            }
             // A node that is running again (or was never stopped) needs nothing.
             _ if n.control().is_running().await => Ok(()),
             _ => {
                 // A machine that went down with the node (a container) comes back without
                 // the link faults still in force: put them back before the server starts and
                 // its first replication connection could slip through.
-                if n.control().boot().await? {
-                    env.reassert_links(&self.node).await?;
-                }
-                n.start().await
+                n.control().boot().await?;
+                let relinked = relink(env.reassert_links(&self.node).await);
+                // Started all the same when they could not be put back: a node left down is
+                // a worse rehearsal than a link fault missing for a while.
+                let started = n.start().await;
+                both(started, relinked)
             }
         }
+    }
+}
+
+/// `first`'s outcome, with `then`'s error added to it (or in its place when `first` went well).
+fn both(first: Result<()>, then: Result<()>) -> Result<()> {
+    match (first, then) {
+        (Err(a), Err(b)) => Err(a.also(&b)),
+        (a, b) => a.and(b),
     }
 }
 

@@ -79,7 +79,8 @@ pub trait LinkControl: Send + Sync {
     }
     /// Make the link behave as `state` (the default state heals it).
     async fn apply(&self, state: &LinkState) -> Result<()>;
-    /// Make sure `state` is in force even if an end lost it (its machine restarted).
+    /// Make sure `state` is in force even if an end lost it (its machine restarted) or missed
+    /// a change (it was paused); cheap when nothing was lost.
     async fn reassert(&self, state: &LinkState) -> Result<()> {
         self.apply(state).await
     }
@@ -158,6 +159,13 @@ impl LinkControl for ProxyLink {
     }
     async fn apply(&self, state: &LinkState) -> Result<()> {
         self.proxy.set(state.clone()).await
+    }
+    async fn reassert(&self, state: &LinkState) -> Result<()> {
+        // The proxy lives in this process: no node's restart or pause takes its state away.
+        if self.proxy.current() == *state {
+            return Ok(());
+        }
+        self.apply(state).await
     }
     async fn mechanism(&self) -> String {
         self.mechanism.clone()

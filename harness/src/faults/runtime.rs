@@ -211,13 +211,16 @@ impl FaultEnv {
             .await
     }
 
-    /// Put the link faults in force back on the hops that touch node `name`: a node whose
-    /// machine restarted (a container after SIGKILL) comes back with a fresh network namespace,
-    /// without them.
+    /// Put the link state in force back on the hops that touch node `name` — also when no link
+    /// fault is in force any more: a node whose machine restarted (a container after SIGKILL)
+    /// comes back with a fresh network namespace, without them, and one that was paused may
+    /// have missed a change (a heal) that nothing could bring into its namespace meanwhile.
     ///
     /// # Errors
-    /// What the link reports.
+    /// What the links report, every hop tried: one that fails does not keep the other's faults
+    /// out.
     pub async fn reassert_links(&self, name: &str) -> Result<()> {
+        let mut failed = Vec::new();
         for (hop, ends) in [(Hop::AB, ["a", "b"]), (Hop::BC, ["b", "c"])] {
             if !ends.contains(&name) {
                 continue;
@@ -226,12 +229,18 @@ impl FaultEnv {
                 continue;
             };
             let layers = self.layers[hop_index(hop)].lock().await;
-            if !layers.is_empty() {
-                link.reassert(&LinkState::combine(layers.iter().map(|(_, s)| s)))
-                    .await?;
+            if let Err(e) = link
+                .reassert(&LinkState::combine(layers.iter().map(|(_, s)| s)))
+                .await
+            {
+                failed.push(e);
             }
         }
-        Ok(())
+        let mut failed = failed.into_iter();
+        match failed.next() {
+            None => Ok(()),
+            Some(first) => Err(failed.fold(first, |e, next| e.also(&next))),
+        }
     }
 
     /// Refuse destructive faults on servers pgrehearse did not create.

@@ -142,6 +142,13 @@ fn scrub_and_forget(run: &RunDir) {
     forget_secrets(run);
 }
 
+/// Once nothing of container run `run` is left in Docker (its server logs saved): its password
+/// file goes, its passwords are scrubbed from those logs, and its secrets go.
+fn forget_container_run(run: &RunDir) {
+    let _ = std::fs::remove_file(run.passfile());
+    scrub_and_forget(run);
+}
+
 fn is_docker(run: &RunDir) -> bool {
     RunState::load_state(run).is_ok_and(|s| s.backend == BackendKind::Docker)
 }
@@ -214,7 +221,7 @@ pub async fn down_all(base: Option<&Path>, any_host: bool) -> Result<Vec<String>
             });
         }
     };
-    let runs = crate::backend::docker::down_leftovers(&docker, any_host, |run_id, dir| {
+    let is_live = |run_id: &str, dir: Option<&Path>| {
         // Left alone: runs of another runs folder than the one asked for.
         if base.is_some_and(|b| !in_folder(b, run_id, dir)) {
             return true;
@@ -222,16 +229,19 @@ pub async fn down_all(base: Option<&Path>, any_host: bool) -> Result<Vec<String>
         dir.map(std::path::Path::to_path_buf)
             .or_else(|| dirs.iter().find(|d| d.ends_with(run_id)).cloned())
             .is_some_and(|d| owned_elsewhere(&RunDir::open(&d)))
-    })
-    .await;
+    };
+    // Wherever its directory is (a run made with another --runs-dir is found by label too),
+    // a run whose containers are gone keeps no password behind.
+    let runs =
+        crate::backend::docker::down_leftovers(&docker, any_host, is_live, forget_container_run)
+            .await;
     match runs {
         Ok(runs) => {
             // Container runs: their logs are saved now (or the containers were gone already).
             for dir in &dirs {
                 let run = RunDir::open(dir);
                 if is_docker(&run) && left_behind(&run) && !owned_elsewhere(&run) {
-                    let _ = std::fs::remove_file(run.passfile());
-                    scrub_and_forget(&run);
+                    forget_container_run(&run);
                     if !runs.iter().any(|r| r == run.id()) {
                         done.push(run.id().to_string());
                     }
@@ -268,6 +278,52 @@ fn in_folder(base: &Path, run_id: &str, dir: Option<&Path>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_container_run_outside_the_runs_folder_keeps_no_password_once_taken_down() {
+        // A run made with another --runs-dir, found by its containers' label alone.
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("elsewhere/r1");
+        std::fs::create_dir_all(path.join("logs")).unwrap();
+        std::fs::write(path.join("containers.json"), "{}").unwrap();
+        let run = RunDir::recognise(&path, "r1").unwrap();
+        let creds = crate::backend::Credentials::generate();
+        let state = RunState {
+            run_id: "r1".into(),
+            scenario: "s".into(),
+            owner_pid: 1,
+            owner_start: None,
+            detached: false,
+            backend: BackendKind::Docker,
+            pg: None,
+            database: "app".into(),
+            subscription: "sub".into(),
+            physical_slot: None,
+            started_at: String::new(),
+            catchup_timeout_ms: None,
+            initial_copy_timeout_ms: None,
+        };
+        let me = ServerUser {
+            switch: false,
+            ..ServerUser::resolve().unwrap()
+        };
+        state.save(&run, Some(&creds), &me).unwrap();
+        std::fs::write(run.passfile(), creds.pgpass()).unwrap();
+        let pw = creds.superuser.password.expose().to_string();
+        std::fs::write(
+            run.log("c"),
+            format!("LOG:  statement: CREATE SUBSCRIPTION s CONNECTION 'password={pw}'\n"),
+        )
+        .unwrap();
+
+        forget_container_run(&run);
+        let log = std::fs::read_to_string(run.log("c")).unwrap();
+        assert!(
+            !log.contains(&pw) && log.contains("CREATE SUBSCRIPTION"),
+            "{log}"
+        );
+        assert!(!run.passfile().exists() && !run.file("secrets.json").exists());
+    }
 
     #[test]
     fn containers_belong_to_the_runs_folder_their_directory_is_in() {

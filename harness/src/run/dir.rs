@@ -144,6 +144,22 @@ impl RunDir {
         }
     }
 
+    /// The run directory of run `id` at `path`, when it really is one: an absolute path to a
+    /// real directory (no symlink) named after the run, whose state names the run or which
+    /// holds the docker backend's record of its containers. For a path that only a label says
+    /// is the run's, before anything in it is changed or removed.
+    pub fn recognise(path: &Path, id: &str) -> Option<RunDir> {
+        let is_dir = std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir());
+        if !path.is_absolute() || !is_dir || path.file_name()? != id {
+            return None;
+        }
+        let named = std::fs::read_to_string(path.join("state.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .is_some_and(|v| v["run_id"] == id);
+        (named || path.join("containers.json").is_file()).then(|| RunDir::open(path))
+    }
+
     /// The run id (the directory name).
     pub fn id(&self) -> &str {
         &self.id
@@ -177,5 +193,41 @@ impl RunDir {
     /// Any file in the run directory.
     pub fn file(&self, name: &str) -> PathBuf {
         self.root.join(name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_directory_that_is_the_run_s_is_recognised_as_its_run_directory() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = |name: &str, files: &[(&str, &str)]| {
+            let d = tmp.path().join(name);
+            std::fs::create_dir_all(&d).unwrap();
+            for (f, text) in files {
+                std::fs::write(d.join(f), text).unwrap();
+            }
+            d
+        };
+        let state = dir("r1", &[("state.json", r#"{"run_id": "r1"}"#)]);
+        assert_eq!(RunDir::recognise(&state, "r1").unwrap().path(), state);
+        // Killed before its state was written: the containers' record marks it.
+        let record = dir("r2", &[("containers.json", "{}")]);
+        assert!(RunDir::recognise(&record, "r2").is_some());
+        // Named after another run, a state of another run, or nothing of pgrehearse at all.
+        assert!(RunDir::recognise(&state, "r9").is_none());
+        let other = dir("r3", &[("state.json", r#"{"run_id": "r1"}"#)]);
+        assert!(RunDir::recognise(&other, "r3").is_none());
+        let plain = dir("r4", &[("notes.txt", "")]);
+        assert!(RunDir::recognise(&plain, "r4").is_none());
+        // Not a real directory there, or not said where.
+        let link = tmp.path().join("elsewhere").join("r1");
+        std::fs::create_dir_all(link.parent().unwrap()).unwrap();
+        std::os::unix::fs::symlink(&state, &link).unwrap();
+        assert!(RunDir::recognise(&link, "r1").is_none());
+        assert!(RunDir::recognise(Path::new("r1"), "r1").is_none());
+        assert!(RunDir::recognise(&tmp.path().join("gone/r5"), "r5").is_none());
     }
 }

@@ -156,10 +156,6 @@ pub async fn run_reading(
     Ok(out)
 }
 
-/// Start `cmd` in the background (detached) in `container` as `user`.
-///
-/// # Errors
-/// Environment error when Docker refuses the exec.
 /// Run `cmd` as `user` in a short-lived container made from `body` (called `name`, else one
 /// Docker picks), then remove it whatever happened. Errors read "`what`: ...". The body's
 /// labels should name the run, so teardown and `down --all` find the container should removing
@@ -185,6 +181,7 @@ pub async fn run_throwaway(
         .await
         .map_err(|e| fail(&e))?
         .id;
+    let discard = Discard(Some(id.clone()));
     let res = async {
         docker
             .start_container(&id, None)
@@ -193,12 +190,45 @@ pub async fn run_throwaway(
         run(docker, &id, user, cmd, &[], None).await
     }
     .await;
+    discard.defuse();
     if let Err(e) = super::force_remove(docker, &id).await {
         tracing::warn!("{what}: cannot remove container {id}: {e}");
     }
     res
 }
 
+/// Removes a throwaway container when the future running it is dropped before it could (an
+/// interrupt): Docker's auto-remove only fires once a started container exits, and never for
+/// one created but not started yet.
+struct Discard(Option<String>);
+
+impl Discard {
+    /// The container is removed the ordinary way from here on.
+    fn defuse(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for Discard {
+    fn drop(&mut self) {
+        if let Some(id) = self.0.take() {
+            super::on_own_runtime(async move {
+                let res = match Docker::connect_with_local_defaults() {
+                    Ok(d) => super::force_remove(&d, &id).await,
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = res {
+                    tracing::warn!("cannot remove short-lived container {id}: {e}");
+                }
+            });
+        }
+    }
+}
+
+/// Start `cmd` in the background (detached) in `container` as `user`.
+///
+/// # Errors
+/// Environment error when Docker refuses the exec.
 pub async fn spawn(docker: &Docker, container: &str, user: &str, cmd: &[String]) -> Result<()> {
     let exec = docker
         .create_exec(

@@ -15,22 +15,158 @@ use crate::error::{Error, Result};
 use crate::faults::{Hop, LinkControl, LinkMode, LinkState, ProxyLink};
 use crate::node::Endpoint;
 
-/// The address of `container` on `network`.
-///
-/// # Errors
-/// Environment error when it cannot be inspected or has no address there.
-pub async fn container_ip(docker: &Docker, container: &str, network: &str) -> Result<String> {
-    let c = docker
-        .inspect_container(container, None)
-        .await
-        .map_err(|e| Error::environment(format!("cannot inspect container {container}: {e}")))?;
-    c.network_settings
-        .and_then(|n| n.networks)
-        .and_then(|n| n.get(network).and_then(|e| e.ip_address.clone()))
-        .filter(|ip| !ip.is_empty())
-        .ok_or_else(|| {
-            Error::environment(format!("container {container} has no address on {network}"))
+/// One end of a hop as the engine sees it now.
+#[derive(Debug, Clone, PartialEq)]
+enum End {
+    /// Not running (or gone): its network namespace went with it, and the one it boots with
+    /// holds no rules.
+    Down,
+    /// Running since `started` (a restart gives it a fresh network namespace), at `ip` on the
+    /// run network when it has an address there; `frozen` when it is paused and nothing can
+    /// run commands in its namespace meanwhile (no helper image to join it).
+    Up {
+        started: String,
+        ip: Option<String>,
+        frozen: bool,
+    },
+}
+
+impl End {
+    /// How the engine sees `container` on `network`; `reach_paused` says whether commands can
+    /// reach a paused container's namespace.
+    ///
+    /// # Errors
+    /// Environment error when the engine cannot say (a container that no longer exists is
+    /// Down).
+    async fn of(
+        docker: &Docker,
+        container: &str,
+        network: &str,
+        reach_paused: bool,
+    ) -> Result<End> {
+        let c = match docker.inspect_container(container, None).await {
+            Ok(c) => c,
+            Err(e) if super::already_gone(&e) => return Ok(End::Down),
+            Err(e) => {
+                return Err(Error::environment(format!(
+                    "cannot inspect container {container}: {e}"
+                )));
+            }
+        };
+        let state = c.state.unwrap_or_default();
+        if !state.running.unwrap_or(false) {
+            return Ok(End::Down);
+        }
+        let ip = c
+            .network_settings
+            .and_then(|n| n.networks)
+            .and_then(|n| n.get(network).and_then(|e| e.ip_address.clone()))
+            .filter(|ip| !ip.is_empty());
+        Ok(End::Up {
+            started: state.started_at.unwrap_or_default(),
+            ip,
+            frozen: state.paused.unwrap_or(false) && !reach_paused,
         })
+    }
+
+    fn ip(&self) -> Option<&str> {
+        match self {
+            End::Up { ip, .. } => ip.as_deref(),
+            End::Down => None,
+        }
+    }
+}
+
+/// What one side's network namespace holds: `rules`, set in the container started at
+/// `started` (None: no namespace, so none), naming the other end at `peer` (None: it had no
+/// address, so only the old rules were cleared).
+#[derive(Debug, Clone, PartialEq, Default)]
+struct Setting<T> {
+    started: Option<String>,
+    peer: Option<String>,
+    rules: T,
+}
+
+/// tc's part of a link state: latency, jitter, bandwidth.
+type Shaping = (std::time::Duration, std::time::Duration, Option<u64>);
+/// iptables' part: connectivity and loss.
+type Filter = (LinkMode, f64);
+
+fn shaping(s: &LinkState) -> Shaping {
+    (s.latency, s.jitter, s.bandwidth)
+}
+
+fn filter(s: &LinkState) -> Filter {
+    (s.mode, s.loss)
+}
+
+/// What to do on one side of a hop.
+#[derive(Debug, PartialEq)]
+enum Step<T> {
+    /// Nothing to run; the side holds this now (None: unknown, set it next time).
+    Keep(Option<Setting<T>>),
+    /// Set the side to this.
+    Set(Setting<T>),
+}
+
+/// What one side needs so that it holds `want`, given what was last set there (`last`, None
+/// when unknown), its container (`end`) and the other end's address (`peer`).
+fn step<T: Clone + PartialEq + Default>(
+    last: Option<&Setting<T>>,
+    end: &End,
+    peer: Option<&str>,
+    want: &T,
+) -> Step<T> {
+    let End::Up {
+        started, frozen, ..
+    } = end
+    else {
+        // Nothing to run commands in, and nothing to undo: the container boots with a fresh
+        // namespace, and the next change (the heal that boots it puts the hop's faults back)
+        // sets what is wanted then.
+        return Step::Keep(Some(Setting::default()));
+    };
+    let now = Setting {
+        started: Some(started.clone()),
+        peer: peer.map(str::to_string),
+        rules: want.clone(),
+    };
+    let none = T::default();
+    match last {
+        Some(l) if *l == now => Step::Keep(Some(now)),
+        // No rules then and none wanted: a fresh namespace holds none either.
+        Some(l) if l.rules == none && *want == none => Step::Keep(Some(now)),
+        // Until it resumes: its pause's heal puts the hop's state in force then, this change
+        // included. Meanwhile the container exchanges nothing anyway.
+        _ if *frozen => Step::Keep(None),
+        _ => Step::Set(now),
+    }
+}
+
+/// Whether iptables failed to flush only because there is nothing to flush: the chain or its
+/// table does not exist. Not when iptables itself is missing (the shell's "not found", 127).
+fn no_chain(code: i64, stderr: &str) -> bool {
+    code != 127
+        && (stderr.contains("No chain/target/match by that name")
+            || stderr.contains("Table does not exist"))
+}
+
+/// What both sides of a hop hold.
+#[derive(Debug, Default)]
+struct Applied {
+    /// tc in the upstream container.
+    shaping: Option<Setting<Shaping>>,
+    /// iptables in the downstream container.
+    filter: Option<Setting<Filter>>,
+}
+
+impl Applied {
+    fn fresh() -> Applied {
+        Applied {
+            shaping: Some(Setting::default()),
+            filter: Some(Setting::default()),
+        }
+    }
 }
 
 /// Whether `container`'s kernel can delay packets (tc netem), tried on its loopback. No tc at
@@ -53,9 +189,9 @@ pub struct DockerLink {
     upstream: String,
     downstream: String,
     network: String,
-    /// What is in force now: only the part that changes is touched (each command may cost a
+    /// What each side holds now: only a side that changes is touched (each command may cost a
     /// helper container).
-    applied: tokio::sync::Mutex<LinkState>,
+    applied: tokio::sync::Mutex<Applied>,
 }
 
 impl DockerLink {
@@ -75,16 +211,22 @@ impl DockerLink {
             upstream: upstream.into(),
             downstream: downstream.into(),
             network: network.into(),
-            applied: tokio::sync::Mutex::default(),
+            applied: tokio::sync::Mutex::new(Applied::fresh()),
         }
     }
 
-    async fn ip(&self, container: &str) -> Result<String> {
-        container_ip(&self.docker, container, &self.network).await
+    async fn end(&self, container: &str) -> Result<End> {
+        let reach_paused = self.net.reaches_paused();
+        End::of(&self.docker, container, &self.network, reach_paused).await
     }
 
-    async fn running(&self, container: &str) -> bool {
-        exec::running_paused(&self.docker, container).await.0
+    fn note_deferred<T>(&self, kept: &Option<Setting<T>>, container: &str) {
+        if kept.is_none() {
+            tracing::info!(
+                "{}: {container} is paused and no helper container can reach its network namespace: the change is made when it resumes",
+                self.hop
+            );
+        }
     }
 
     async fn root(&self, container: &str, script: String) -> Result<exec::ExecOutput> {
@@ -92,23 +234,30 @@ impl DockerLink {
         self.net.run(container, &script, &why).await
     }
 
-    async fn set_filter(&self, state: &LinkState) -> Result<()> {
+    /// Set the downstream side's iptables rules against the upstream container at `up` (None:
+    /// it has no address, being down: only the old rules go, and the rules are set again
+    /// when it is back).
+    async fn set_filter(&self, state: &LinkState, up: Option<&str>) -> Result<()> {
         // Only the harness touches these chains in a container's own network namespace.
         let flush = "iptables -F INPUT && iptables -F OUTPUT".to_string();
         let mode = state.mode;
-        if mode == LinkMode::Up && state.loss <= 0.0 {
-            let out = self.root(&self.downstream, flush).await?;
-            return if out.code == 0 || out.stderr_text().contains("not found") {
-                Ok(())
-            } else {
-                Err(Error::environment(format!(
-                    "healing {}: {}",
-                    self.hop,
-                    out.stderr_text()
-                )))
-            };
-        }
-        let up = self.ip(&self.upstream).await?;
+        let healed = mode == LinkMode::Up && state.loss <= 0.0;
+        let up = match up {
+            Some(up) if !healed => up,
+            _ => {
+                let out = self.root(&self.downstream, flush).await?;
+                return if out.code == 0 || no_chain(out.code, &out.stderr_text()) {
+                    Ok(())
+                } else {
+                    Err(Error::environment(format!(
+                        "{} in {}: clearing the iptables rules failed: {}",
+                        self.hop,
+                        self.downstream,
+                        out.stderr_text()
+                    )))
+                };
+            }
+        };
         let rule = match mode {
             LinkMode::Up => format!(
                 "-m statistic --mode random --probability {:.4} -j DROP",
@@ -132,18 +281,21 @@ impl DockerLink {
         Ok(())
     }
 
-    async fn set_shaping(&self, state: &LinkState) -> Result<()> {
+    /// Set the upstream side's tc shaping of traffic to the downstream container at `down`
+    /// (None: it has no address, being down: only the old shaping goes, and it is set again
+    /// when it is back).
+    async fn set_shaping(&self, state: &LinkState, down: Option<&str>) -> Result<()> {
         let _ = self
             .root(
                 &self.upstream,
                 "tc qdisc del dev eth0 root 2>/dev/null; true".into(),
             )
             .await?;
-        if state.latency.is_zero() && state.bandwidth.is_none() {
+        let Some(down) = down.filter(|_| !state.latency.is_zero() || state.bandwidth.is_some())
+        else {
             return Ok(());
-        }
-        let down = self.ip(&self.downstream).await?;
-        let script = shaping_script(state, &down);
+        };
+        let script = shaping_script(state, down);
         let out = self.root(&self.upstream, script).await?;
         if out.code != 0 {
             let err = out.stderr_text();
@@ -179,24 +331,40 @@ impl LinkControl for DockerLink {
     }
     async fn apply(&self, state: &LinkState) -> Result<()> {
         let mut applied = self.applied.lock().await;
-        let shaping = |s: &LinkState| (s.latency, s.jitter, s.bandwidth);
-        let filter = |s: &LinkState| (s.mode, s.loss);
-        // Healing a container that is not running (killed by a primary failure): there are no
-        // rules left to remove.
-        let healing = *state == LinkState::default();
-        if shaping(&applied) != shaping(state) && (!healing || self.running(&self.upstream).await) {
-            self.set_shaping(state).await?;
+        let (up, down) = (
+            self.end(&self.upstream).await?,
+            self.end(&self.downstream).await?,
+        );
+        // Each side on its own: a container that is down at one end must not keep the rules
+        // of the other from changing.
+        let shaped = match step(applied.shaping.as_ref(), &up, down.ip(), &shaping(state)) {
+            Step::Keep(s) => {
+                self.note_deferred(&s, &self.upstream);
+                applied.shaping = s;
+                Ok(())
+            }
+            Step::Set(s) => {
+                let res = self.set_shaping(state, s.peer.as_deref()).await;
+                applied.shaping = res.is_ok().then_some(s);
+                res
+            }
+        };
+        let filtered = match step(applied.filter.as_ref(), &down, up.ip(), &filter(state)) {
+            Step::Keep(s) => {
+                self.note_deferred(&s, &self.downstream);
+                applied.filter = s;
+                Ok(())
+            }
+            Step::Set(s) => {
+                let res = self.set_filter(state, s.peer.as_deref()).await;
+                applied.filter = res.is_ok().then_some(s);
+                res
+            }
+        };
+        match (shaped, filtered) {
+            (Err(a), Err(b)) => Err(a.also(&b)),
+            (a, b) => a.and(b),
         }
-        if filter(&applied) != filter(state) && (!healing || self.running(&self.downstream).await) {
-            self.set_filter(state).await?;
-        }
-        *applied = state.clone();
-        Ok(())
-    }
-    async fn reassert(&self, state: &LinkState) -> Result<()> {
-        // A restarted container has a fresh network namespace: nothing of `applied` is there.
-        *self.applied.lock().await = LinkState::default();
-        self.apply(state).await
     }
     async fn mechanism(&self) -> String {
         format!(
@@ -350,6 +518,126 @@ mod tests {
             "a cap alone needs no netem"
         );
         assert_eq!(netem_limit(u64::MAX, ms(10_000_000)), u64::from(u32::MAX));
+    }
+
+    fn up(started: &str) -> End {
+        End::Up {
+            started: started.into(),
+            ip: Some("10.0.0.2".into()),
+            frozen: false,
+        }
+    }
+
+    const CUT: Filter = (LinkMode::Blackhole, 0.0);
+
+    #[test]
+    fn a_side_is_set_again_only_when_its_container_the_peer_or_the_rules_changed() {
+        let fresh = Setting::default();
+        let none = Filter::default();
+        assert!(matches!(
+            step(Some(&fresh), &up("t1"), Some("10.0.0.3"), &none),
+            Step::Keep(Some(_))
+        ));
+        let Step::Set(cut) = step(Some(&fresh), &up("t1"), Some("10.0.0.3"), &CUT) else {
+            panic!("a partition must be set");
+        };
+        assert_eq!(cut.peer.as_deref(), Some("10.0.0.3"));
+        assert_eq!(
+            step(Some(&cut), &up("t1"), Some("10.0.0.3"), &CUT),
+            Step::Keep(Some(cut.clone()))
+        );
+        // Restarted: a fresh namespace without the rules.
+        assert!(matches!(
+            step(Some(&cut), &up("t2"), Some("10.0.0.3"), &CUT),
+            Step::Set(_)
+        ));
+        // The peer came back at another address, which the rules name.
+        assert!(matches!(
+            step(Some(&cut), &up("t1"), Some("10.0.0.9"), &CUT),
+            Step::Set(_)
+        ));
+        // The peer has no address (it is down): set without it, and again once it has one.
+        let Step::Set(waiting) = step(Some(&cut), &up("t1"), None, &CUT) else {
+            panic!("the old rules must go");
+        };
+        assert!(matches!(
+            step(Some(&waiting), &up("t1"), Some("10.0.0.3"), &CUT),
+            Step::Set(_)
+        ));
+        // Unknown (a command failed): set, even to no rules.
+        assert!(matches!(
+            step(None, &up("t1"), Some("10.0.0.3"), &none),
+            Step::Set(_)
+        ));
+    }
+
+    #[test]
+    fn a_paused_container_nothing_can_reach_gets_the_change_when_it_resumes() {
+        let cut = Setting {
+            started: Some("t1".into()),
+            peer: Some("10.0.0.3".into()),
+            rules: CUT,
+        };
+        let frozen = End::Up {
+            started: "t1".into(),
+            ip: Some("10.0.0.2".into()),
+            frozen: true,
+        };
+        // Healed while paused: nothing runs now, and the side is unknown from then on ...
+        assert_eq!(
+            step(Some(&cut), &frozen, Some("10.0.0.3"), &Filter::default()),
+            Step::Keep(None)
+        );
+        // ... so that the heal is done once it resumes, though nothing is wanted any more.
+        assert!(matches!(
+            step(None, &up("t1"), Some("10.0.0.3"), &Filter::default()),
+            Step::Set(_)
+        ));
+        // Nothing to change: nothing deferred either.
+        assert_eq!(
+            step(Some(&cut), &frozen, Some("10.0.0.3"), &CUT),
+            Step::Keep(Some(cut.clone()))
+        );
+    }
+
+    #[test]
+    fn only_a_missing_chain_or_table_counts_as_nothing_to_flush() {
+        assert!(no_chain(1, "iptables: No chain/target/match by that name."));
+        assert!(no_chain(
+            3,
+            "iptables: Table does not exist (do you need to insmod?)"
+        ));
+        assert!(!no_chain(127, "sh: 1: iptables: not found"));
+        assert!(!no_chain(
+            4,
+            "iptables v1.8.11 (nf_tables): Could not fetch rule set generation id: Permission denied (you must be root)"
+        ));
+    }
+
+    #[test]
+    fn a_container_that_is_down_needs_nothing_and_gets_the_rules_in_force_when_back() {
+        let cut = Setting {
+            started: Some("t1".into()),
+            peer: Some("10.0.0.3".into()),
+            rules: CUT,
+        };
+        // Injected or healed while it is down: no namespace to run anything in.
+        for want in [CUT, Filter::default()] {
+            assert_eq!(
+                step(Some(&cut), &End::Down, Some("10.0.0.3"), &want),
+                Step::Keep(Some(Setting::default()))
+            );
+        }
+        let gone = Setting::default();
+        // Booted again: what is in force then is set; nothing when nothing is.
+        assert!(matches!(
+            step(Some(&gone), &up("t2"), Some("10.0.0.3"), &CUT),
+            Step::Set(_)
+        ));
+        assert!(matches!(
+            step(Some(&gone), &up("t2"), Some("10.0.0.3"), &Filter::default()),
+            Step::Keep(Some(_))
+        ));
     }
 
     #[tokio::test]

@@ -382,7 +382,7 @@ impl DockerBackend {
         const TRIES: usize = 5;
         let mut taken = Vec::new();
         loop {
-            let p = crate::backend::local::free_port(&taken)?;
+            let p = crate::backend::ports::free_port(&taken)?;
             let msg = match self.start_container(cname, p).await {
                 Ok(c) => return Ok((c, p)),
                 Err(msg) => msg,
@@ -643,31 +643,36 @@ impl Drop for Sweep {
         if self.done() {
             return;
         }
-        // Teardown was never reached (panic, interrupt): remove everything of this run from a
-        // thread with its own runtime, so it works whatever context Drop runs in.
+        // Teardown was never reached (panic, interrupt): remove everything of this run.
         let run = self.run.clone();
-        let _ = std::thread::spawn(move || {
-            if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                rt.block_on(async {
-                    let res = match Docker::connect_with_local_defaults() {
-                        Ok(d) => remove_by_label(&d, RUN_LABEL, &run).await,
-                        Err(e) => Err(Error::environment(format!(
-                            "cannot reach the Docker engine to remove run {run}'s containers: {e}"
-                        ))
-                        .with_hint("once Docker answers: pgrehearse down --all")),
-                    };
-                    // Nobody is left to return this to: say it where the user will see it.
-                    if let Err(e) = res {
-                        tracing::warn!("{e:?}");
-                    }
-                });
+        on_own_runtime(async move {
+            let res = match Docker::connect_with_local_defaults() {
+                Ok(d) => remove_by_label(&d, RUN_LABEL, &run).await,
+                Err(e) => Err(Error::environment(format!(
+                    "cannot reach the Docker engine to remove run {run}'s containers: {e}"
+                ))
+                .with_hint("once Docker answers: pgrehearse down --all")),
+            };
+            // Nobody is left to return this to: say it where the user will see it.
+            if let Err(e) = res {
+                tracing::warn!("{e:?}");
             }
-        })
-        .join();
+        });
     }
+}
+
+/// Run `work` to its end from a `Drop`, whatever context that runs in (a runtime's worker, a
+/// runtime shutting down, none): on a thread of its own with a runtime of its own, waited for.
+fn on_own_runtime(work: impl std::future::Future<Output = ()> + Send + 'static) {
+    let _ = std::thread::spawn(move || {
+        if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            rt.block_on(work);
+        }
+    })
+    .join();
 }
 
 /// The containers `run` recorded in `containers.json`.
@@ -1010,7 +1015,9 @@ fn remaining(what: &str, containers: &[String], networks: &[String]) -> Option<E
 /// process: neither its owner label names a live harness on this host, nor does `is_live`
 /// (given the run id and the run directory from its label) say so. Runs another host made
 /// (an engine shared between machines) are left alone, with a warning, unless `any_host`:
-/// whether their harness lives cannot be told from here. Returns the run ids cleaned.
+/// whether their harness lives cannot be told from here. Each run's server logs are kept in
+/// its directory when that is a run directory on this machine, which `taken_down` is then
+/// given once nothing of the run is left in Docker. Returns the run ids cleaned.
 ///
 /// # Errors
 /// Environment error when Docker cannot be reached or listed.
@@ -1018,6 +1025,7 @@ pub async fn down_leftovers(
     docker: &Docker,
     any_host: bool,
     is_live: impl Fn(&str, Option<&std::path::Path>) -> bool,
+    taken_down: impl Fn(&RunDir),
 ) -> Result<Vec<String>> {
     let (containers, networks) = labelled(docker, LABEL, "1").await?;
     let mut runs: HashMap<String, HashMap<String, String>> = HashMap::new();
@@ -1059,16 +1067,21 @@ pub async fn down_leftovers(
     let mut removed = Vec::new();
     for r in gone {
         // The server logs live in the containers: kept with the run, when its directory is
-        // on this machine, as `down --run` does.
-        if let Some(dir) = dirs
+        // on this machine, as `down --run` does. A label is only a claim: nothing is written
+        // or removed where it points unless that is the run's directory.
+        let dir = dirs
             .get(&r)
-            .map(std::path::Path::new)
-            .filter(|d| d.is_dir())
-        {
-            save_logs(docker, &RunDir::open(dir)).await;
+            .and_then(|d| RunDir::recognise(std::path::Path::new(d), &r));
+        if let Some(dir) = &dir {
+            save_logs(docker, dir).await;
         }
         match remove_by_label(docker, RUN_LABEL, &r).await {
-            Ok(()) => removed.push(r),
+            Ok(()) => {
+                if let Some(dir) = &dir {
+                    taken_down(dir);
+                }
+                removed.push(r)
+            }
             Err(e) => {
                 tracing::warn!("run {r}: {e:?}");
                 failed.push(e);

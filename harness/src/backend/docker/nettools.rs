@@ -90,6 +90,12 @@ impl NetTools {
         self.helper_image.is_some() || self.container_has_tools(container).await.unwrap_or(false)
     }
 
+    /// Whether commands reach a paused container's namespace (through a helper container:
+    /// Docker refuses exec in a paused one).
+    pub fn reaches_paused(&self) -> bool {
+        self.helper_image.is_some()
+    }
+
     /// Where commands for `container` run, for the report.
     pub async fn place(&self, container: &str) -> String {
         match (

@@ -37,7 +37,6 @@ pub struct DockerNode {
     pub(crate) host_port: u16,
     docker: Docker,
     login: Login,
-    paused: AtomicBool,
     /// [`NodeControl::boot`] started the container again since postgres last started in it.
     rebooted: AtomicBool,
 }
@@ -56,7 +55,6 @@ impl DockerNode {
             host_port,
             docker,
             login,
-            paused: AtomicBool::new(false),
             rebooted: AtomicBool::new(false),
         }
     }
@@ -120,6 +118,47 @@ impl DockerNode {
         exec::running_paused(&self.docker, &self.container).await.0
     }
 
+    async fn container_paused(&self) -> bool {
+        exec::running_paused(&self.docker, &self.container).await.1
+    }
+
+    /// Unpause the container if it is paused, as SIGCONT thaws a local server: one that is not
+    /// paused (a kill or stop since thawed it, or it never was) needs nothing — Docker would
+    /// refuse with 409 "is not paused".
+    async fn thaw(&self) -> Result<()> {
+        if !self.container_paused().await {
+            return Ok(());
+        }
+        match self.docker.unpause_container(&self.container).await {
+            Err(e) if self.container_paused().await => Err(Error::environment(format!(
+                "cannot unpause container {}: {e}",
+                self.container
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether the postmaster is among the container's processes. Docker lists them for a
+    /// paused container too, where it refuses exec.
+    async fn postmaster_listed(&self) -> bool {
+        let Ok(top) = self.docker.top_processes(&self.container, None).await else {
+            return false;
+        };
+        let Some(cmd) = top
+            .titles
+            .unwrap_or_default()
+            .iter()
+            .position(|t| t == "CMD")
+        else {
+            return false;
+        };
+        let postmaster = format!("postgres -D {DATA}");
+        top.processes
+            .unwrap_or_default()
+            .iter()
+            .any(|p| p.get(cmd).is_some_and(|c| c.trim() == postmaster))
+    }
+
     /// The exit status of the postgres [`NodeControl::start`] started, once it has exited.
     async fn exit_status(&self) -> Result<Option<i32>> {
         let out = self
@@ -133,8 +172,11 @@ impl DockerNode {
     }
 
     async fn postgres_running(&self) -> bool {
-        if !self.container_running().await {
-            return false;
+        match exec::running_paused(&self.docker, &self.container).await {
+            (false, _) => return false,
+            // Frozen, not down: as a local server stopped with SIGSTOP still counts as running.
+            (true, true) => return self.postmaster_listed().await,
+            (true, false) => {}
         }
         self.run(
             "postgres",
@@ -196,6 +238,9 @@ impl NodeControl for DockerNode {
         // postgres would refuse to start beside "another postmaster". Nothing of the old
         // container runs any more: the file is only stale.
         self.boot().await?;
+        // A paused container refuses exec: a stop's heal can come while a later pause is
+        // still in force.
+        self.thaw().await?;
         if self.rebooted.load(Ordering::SeqCst) {
             self.run("postgres", sh(format!("rm -f {DATA}/postmaster.pid")), None)
                 .await?;
@@ -253,9 +298,7 @@ impl NodeControl for DockerNode {
     }
 
     async fn stop(&self, mode: StopMode) -> Result<()> {
-        if self.paused.swap(false, Ordering::SeqCst) {
-            let _ = self.docker.unpause_container(&self.container).await;
-        }
+        self.thaw().await?;
         let m = match mode {
             StopMode::Smart => "smart",
             StopMode::Fast => "fast",
@@ -282,7 +325,6 @@ impl NodeControl for DockerNode {
 
     async fn kill(&self) -> Result<()> {
         // A crash of the whole machine: every process of the container dies at once.
-        self.paused.store(false, Ordering::SeqCst);
         match self
             .docker
             .kill_container(
@@ -311,20 +353,11 @@ impl NodeControl for DockerNode {
             .await
             .map_err(|e| {
                 Error::environment(format!("cannot pause container {}: {e}", self.container))
-            })?;
-        self.paused.store(true, Ordering::SeqCst);
-        Ok(())
+            })
     }
 
     async fn resume(&self) -> Result<()> {
-        self.docker
-            .unpause_container(&self.container)
-            .await
-            .map_err(|e| {
-                Error::environment(format!("cannot unpause container {}: {e}", self.container))
-            })?;
-        self.paused.store(false, Ordering::SeqCst);
-        Ok(())
+        self.thaw().await
     }
 
     async fn is_running(&self) -> bool {

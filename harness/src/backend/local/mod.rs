@@ -19,8 +19,8 @@ use crate::os::ServerUser;
 use crate::pg::PgInstall;
 use crate::run::RunDir;
 
+pub(crate) use process::PORT_HINT;
 pub use process::{LocalProc, ProcState};
-pub(crate) use process::{PORT_HINT, free_port};
 pub(crate) use template::INITDB_ARGS;
 
 /// File in the run directory listing the nodes this backend created.
@@ -238,7 +238,7 @@ impl LocalBackend {
         for _ in 0..attempts {
             let port = match spec.port {
                 Some(port) => port,
-                None => process::free_port(&self.used_ports())?,
+                None => crate::backend::ports::free_port(&self.used_ports())?,
             };
             p.set_port(port);
             conf::write_node_conf(

@@ -504,23 +504,6 @@ impl NodeControl for LocalProc {
     }
 }
 
-/// A free TCP port on 127.0.0.1, not in `avoid`.
-pub(crate) fn free_port(avoid: &[u16]) -> Result<u16> {
-    for _ in 0..20 {
-        let l = std::net::TcpListener::bind(("127.0.0.1", 0)).map_err(|e| {
-            Error::environment("cannot find a free port on 127.0.0.1").with_source(e)
-        })?;
-        let p = l
-            .local_addr()
-            .map_err(|e| Error::environment("cannot read local port").with_source(e))?
-            .port();
-        if !avoid.contains(&p) {
-            return Ok(p);
-        }
-    }
-    Err(Error::environment("cannot find a free port on 127.0.0.1"))
-}
-
 /// Wait until process `pid` is gone; false if it is still there after `timeout`.
 async fn wait_gone(pid: i32, timeout: Duration) -> bool {
     wait_for(format!("process {pid} to exit"), timeout, || async {

@@ -72,6 +72,14 @@ fn keys(s: &KeySample) -> Vec<&str> {
     s.keys.iter().map(String::as_str).collect()
 }
 
+/// The schema drift found: which object, what kind.
+fn drift(r: &VerifyReport) -> Vec<(&str, DriftKind)> {
+    r.schema
+        .iter()
+        .map(|d| (d.object.as_str(), d.kind))
+        .collect()
+}
+
 fn table<'r>(r: &'r VerifyReport, name: &str) -> &'r TableDiff {
     r.tables
         .iter()
@@ -328,11 +336,7 @@ async fn verifier_reports_exactly_the_injected_differences() {
     .unwrap();
     let r = run(&x, &y, &VerifyOptions::default()).await;
     assert_eq!(r.verdict, Verdict::Invalid);
-    let drift: Vec<(&str, DriftKind)> = r
-        .schema
-        .iter()
-        .map(|d| (d.object.as_str(), d.kind))
-        .collect();
+    let drift = drift(&r);
     assert_eq!(
         drift,
         vec![
@@ -498,11 +502,7 @@ async fn dotted_and_mixed_case_names_are_two_tables() {
     let xa = table(&r, r#""x.a".b"#);
     assert_eq!(xa.status, TableStatus::Differ, "{xa:#?}");
     assert_eq!(keys(&xa.changed), vec!["7"], "{xa:#?}");
-    let drift: Vec<_> = r
-        .schema
-        .iter()
-        .map(|d| (d.object.as_str(), d.kind))
-        .collect();
+    let drift = drift(&r);
     assert_eq!(
         drift,
         vec![(r#"x."Mixed"."New""#, DriftKind::ColumnExtra)],
@@ -530,11 +530,7 @@ async fn a_widened_type_is_reported_without_failing_a_narrowed_one_fails() {
     .await
     .unwrap();
     let r = run(&x, &y, &VerifyOptions::default()).await;
-    let drift: Vec<_> = r
-        .schema
-        .iter()
-        .map(|d| (d.object.as_str(), d.kind))
-        .collect();
+    let drift = drift(&r);
     assert_eq!(
         drift,
         vec![

@@ -101,27 +101,35 @@ fn blackhole_with(s: &LinkState) -> LinkState {
     }
 }
 
+/// An echo link capped at `bw` bytes/s, and a connection whose first chunk of `first` bytes
+/// has just crossed it both ways: the link, the connection, the cap, and when the chunk's
+/// bandwidth slot ends (what is sent next waits for it).
+async fn capped_and_busy(bw: u64, first: usize) -> (LinkProxy, TcpStream, LinkState, Instant) {
+    let p = echo_proxy().await;
+    let mut s = connect(&p).await;
+    let cap = LinkState {
+        bandwidth: Some(bw),
+        ..Default::default()
+    };
+    p.set(cap.clone()).await.unwrap();
+    let chunk = vec![1u8; first];
+    assert_eq!(roundtrip(&mut s, &chunk).await, chunk);
+    let slot = Instant::now() + Duration::from_secs_f64(first as f64 / bw as f64);
+    (p, s, cap, slot)
+}
+
 /// Slack for a timer firing late and a task running late on a busy machine.
 const BUSY_SLACK: Duration = Duration::from_millis(500);
 
 #[tokio::test]
 async fn a_chunk_waiting_for_its_bandwidth_slot_stays_behind_a_blackhole_until_heal() {
-    const BW: u64 = 4096;
-    let p = echo_proxy().await;
-    let mut s = connect(&p).await;
-    let cap = LinkState {
-        bandwidth: Some(BW),
-        ..Default::default()
-    };
-    p.set(cap.clone()).await.unwrap();
     // The first chunk finds the link free and takes it for half a second.
-    let first = vec![1u8; 2048];
-    assert_eq!(roundtrip(&mut s, &first).await, first);
-    let slot = Instant::now() + Duration::from_secs_f64(first.len() as f64 / BW as f64);
+    const FIRST: usize = 2048;
+    let (p, mut s, cap, slot) = capped_and_busy(4096, FIRST).await;
     // The rest comes back from the echo server and waits in the proxy for that slot.
     let rest: Vec<u8> = (0u16..2048).flat_map(u16::to_be_bytes).collect();
     s.write_all(&rest).await.unwrap();
-    let total = (first.len() + rest.len()) as u64;
+    let total = (FIRST + rest.len()) as u64;
     let ctr = p.counters();
     wait_for("the proxy holds the rest", || {
         ctr.bytes_down_read.load(Ordering::Relaxed) == total
@@ -478,18 +486,8 @@ async fn a_heal_that_cannot_listen_again_is_an_error_and_the_link_stays_down() {
 
 #[tokio::test]
 async fn down_resets_at_once_a_connection_with_a_chunk_waiting_for_its_slot() {
-    const BW: u64 = 1024;
-    let p = echo_proxy().await;
-    let mut s = connect(&p).await;
-    let cap = LinkState {
-        bandwidth: Some(BW),
-        ..Default::default()
-    };
-    p.set(cap.clone()).await.unwrap();
     // The first chunk takes the link for a second; the next one waits for it.
-    let first = vec![1u8; 1024];
-    assert_eq!(roundtrip(&mut s, &first).await, first);
-    let slot = Instant::now() + Duration::from_secs_f64(first.len() as f64 / BW as f64);
+    let (p, mut s, cap, slot) = capped_and_busy(1024, 1024).await;
     s.write_all(b"held").await.unwrap();
     let ctr = p.counters();
     wait_for("the proxy holds the next chunk", || {

@@ -76,9 +76,9 @@ fn main() {
             .expect("workload bench");
         println!(
             "workload {:.0} ops/s = rows/s vs pgbench -N {:.0} tps = {:.0} rows/s: ratio per row {} (target ≥ {}), per commit {}",
-            w.workload_ops_per_s,
-            w.pgbench_tps,
-            w.pgbench_rows_per_s,
+            w.median.workload_ops_per_s,
+            w.median.pgbench_tps,
+            w.median.pgbench_rows_per_s,
             ratio(w.ratio_per_row),
             w.target_ratio_per_row,
             ratio(w.ratio_per_commit)

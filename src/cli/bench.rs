@@ -179,15 +179,21 @@ fn print_throughput(ui: &Ui, r: &harness::bench::ThroughputBench) {
     ));
     ui.out(format!(
         "  pgbench -N: {:.0} tps (commits/s; 5 round trips and 2 rows each), {:.0} rows/s, WAL {}",
-        r.pgbench_tps,
-        r.pgbench_rows_per_s,
-        wal(r.pgbench_wal_bytes_per_s, r.pgbench_rows_per_s)
+        r.median.pgbench_tps,
+        r.median.pgbench_rows_per_s,
+        wal(
+            r.median.pgbench_wal_bytes_per_s,
+            r.median.pgbench_rows_per_s
+        )
     ));
     ui.out(format!(
         "  workload:   {:.0} ops/s (commits/s; 1 statement and 1 row each), {:.0} rows/s, WAL {}",
-        r.workload_ops_per_s,
-        r.workload_rows_per_s,
-        wal(r.workload_wal_bytes_per_s, r.workload_rows_per_s)
+        r.median.workload_ops_per_s,
+        r.median.workload_rows_per_s,
+        wal(
+            r.median.workload_wal_bytes_per_s,
+            r.median.workload_rows_per_s
+        )
     ));
     let verdict = match (r.ratio_per_row, r.meets_target) {
         (None, _) => "not measured",
@@ -205,12 +211,12 @@ fn print_throughput(ui: &Ui, r: &harness::bench::ThroughputBench) {
             "  round {} ({} first): pgbench {:.0} tps, {:.0} rows/s, WAL {}/s; workload {:.0} ops/s, {:.0} rows/s, WAL {}/s",
             x.round,
             if x.pgbench_first { "pgbench" } else { "workload" },
-            x.pgbench_tps,
-            x.pgbench_rows_per_s,
-            harness::util::fmt_bytes(x.pgbench_wal_bytes_per_s.max(0.0) as u64),
-            x.workload_ops_per_s,
-            x.workload_rows_per_s,
-            harness::util::fmt_bytes(x.workload_wal_bytes_per_s.max(0.0) as u64),
+            x.figures.pgbench_tps,
+            x.figures.pgbench_rows_per_s,
+            harness::util::fmt_bytes(x.figures.pgbench_wal_bytes_per_s.max(0.0) as u64),
+            x.figures.workload_ops_per_s,
+            x.figures.workload_rows_per_s,
+            harness::util::fmt_bytes(x.figures.workload_wal_bytes_per_s.max(0.0) as u64),
         ));
     }
 }

@@ -16,7 +16,9 @@ use std::sync::Arc;
 pub use chain_up::{ChainUpBench, chain_up};
 pub use context::{BenchContext, KeySettings, Machine};
 pub use sampler_cost::{SamplerBench, sampler_overhead};
-pub use throughput::{TARGET_RATIO_PER_ROW, ThroughputBench, ThroughputRound, workload_vs_pgbench};
+pub use throughput::{
+    TARGET_RATIO_PER_ROW, ThroughputBench, ThroughputFigures, ThroughputRound, workload_vs_pgbench,
+};
 pub use verify_cost::{VerifyBench, verify_vs_baseline};
 
 use crate::backend::{Backend, Credentials, LocalBackend};

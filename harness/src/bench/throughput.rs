@@ -27,6 +27,16 @@ pub struct ThroughputRound {
     pub round: u32,
     /// Whether pgbench ran first in this round.
     pub pgbench_first: bool,
+    /// This round's rates.
+    #[serde(flatten)]
+    pub figures: ThroughputFigures,
+    /// The workload run's full statistics.
+    pub workload: WorkloadStats,
+}
+
+/// The rates of a round, or their medians over the rounds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct ThroughputFigures {
     /// pgbench -N transactions (commits) per second.
     pub pgbench_tps: f64,
     /// Rows pgbench wrote per second: two per transaction.
@@ -39,8 +49,23 @@ pub struct ThroughputRound {
     pub workload_rows_per_s: f64,
     /// WAL A wrote per second while the workload ran.
     pub workload_wal_bytes_per_s: f64,
-    /// The workload run's full statistics.
-    pub workload: WorkloadStats,
+}
+
+impl ThroughputFigures {
+    /// Each rate's median over `rounds` (None when there are none).
+    fn median_of(rounds: &[ThroughputRound]) -> Option<ThroughputFigures> {
+        let med = |f: fn(&ThroughputFigures) -> f64| {
+            median(&rounds.iter().map(|r| f(&r.figures)).collect::<Vec<_>>())
+        };
+        Some(ThroughputFigures {
+            pgbench_tps: med(|f| f.pgbench_tps)?,
+            pgbench_rows_per_s: med(|f| f.pgbench_rows_per_s)?,
+            pgbench_wal_bytes_per_s: med(|f| f.pgbench_wal_bytes_per_s)?,
+            workload_ops_per_s: med(|f| f.workload_ops_per_s)?,
+            workload_rows_per_s: med(|f| f.workload_rows_per_s)?,
+            workload_wal_bytes_per_s: med(|f| f.workload_wal_bytes_per_s)?,
+        })
+    }
 }
 
 /// pgbench -N and the built-in workload on A of one chain, alternated; figures are medians
@@ -53,18 +78,9 @@ pub struct ThroughputBench {
     pub seconds_per_run: u64,
     /// Each round's figures.
     pub rounds: Vec<ThroughputRound>,
-    /// Median pgbench -N transactions per second.
-    pub pgbench_tps: f64,
-    /// Median rows pgbench wrote per second.
-    pub pgbench_rows_per_s: f64,
-    /// Median WAL bytes per second A wrote for pgbench.
-    pub pgbench_wal_bytes_per_s: f64,
-    /// Median workload operations (commits) per second.
-    pub workload_ops_per_s: f64,
-    /// Median rows the workload wrote per second.
-    pub workload_rows_per_s: f64,
-    /// Median WAL bytes per second A wrote for the workload.
-    pub workload_wal_bytes_per_s: f64,
+    /// The medians over the rounds (all 0 when no round ran).
+    #[serde(flatten)]
+    pub median: ThroughputFigures,
     /// workload_ops_per_s / pgbench_tps (a commit writes 1 row vs 2: not the target's figure).
     pub ratio_per_commit: Option<f64>,
     /// workload_rows_per_s / pgbench_rows_per_s: the figure checked against the target.
@@ -130,12 +146,14 @@ fn round_of(i: u32, pgbench: &PgbenchRun, workload: WorkloadRun) -> ThroughputRo
     ThroughputRound {
         round: i + 1,
         pgbench_first: pgbench_first(i),
-        pgbench_tps: p.commits_per_s,
-        pgbench_rows_per_s: p.rows_per_s,
-        pgbench_wal_bytes_per_s: p.wal_bytes_per_s,
-        workload_ops_per_s: w.commits_per_s,
-        workload_rows_per_s: w.rows_per_s,
-        workload_wal_bytes_per_s: w.wal_bytes_per_s,
+        figures: ThroughputFigures {
+            pgbench_tps: p.commits_per_s,
+            pgbench_rows_per_s: p.rows_per_s,
+            pgbench_wal_bytes_per_s: p.wal_bytes_per_s,
+            workload_ops_per_s: w.commits_per_s,
+            workload_rows_per_s: w.rows_per_s,
+            workload_wal_bytes_per_s: w.wal_bytes_per_s,
+        },
         workload: workload.stats,
     }
 }
@@ -146,22 +164,16 @@ fn summarize(
     rounds: Vec<ThroughputRound>,
     context: BenchContext,
 ) -> ThroughputBench {
-    let med = |f: fn(&ThroughputRound) -> f64| median(&rounds.iter().map(f).collect::<Vec<_>>());
-    let pgbench_tps = med(|r| r.pgbench_tps);
-    let pgbench_rows = med(|r| r.pgbench_rows_per_s);
-    let workload_ops = med(|r| r.workload_ops_per_s);
-    let workload_rows = med(|r| r.workload_rows_per_s);
-    let ratio_per_row = ratio(workload_rows, pgbench_rows);
+    let m = ThroughputFigures::median_of(&rounds);
+    let ratio_per_row = ratio(
+        m.map(|m| m.workload_rows_per_s),
+        m.map(|m| m.pgbench_rows_per_s),
+    );
     ThroughputBench {
         connections,
         seconds_per_run,
-        pgbench_tps: pgbench_tps.unwrap_or_default(),
-        pgbench_rows_per_s: pgbench_rows.unwrap_or_default(),
-        pgbench_wal_bytes_per_s: med(|r| r.pgbench_wal_bytes_per_s).unwrap_or_default(),
-        workload_ops_per_s: workload_ops.unwrap_or_default(),
-        workload_rows_per_s: workload_rows.unwrap_or_default(),
-        workload_wal_bytes_per_s: med(|r| r.workload_wal_bytes_per_s).unwrap_or_default(),
-        ratio_per_commit: ratio(workload_ops, pgbench_tps),
+        median: m.unwrap_or_default(),
+        ratio_per_commit: ratio(m.map(|m| m.workload_ops_per_s), m.map(|m| m.pgbench_tps)),
         ratio_per_row,
         target_ratio_per_row: TARGET_RATIO_PER_ROW,
         meets_target: ratio_per_row.is_some_and(|r| r >= TARGET_RATIO_PER_ROW),
@@ -264,8 +276,8 @@ mod tests {
         assert!(!rounds[1].pgbench_first);
         let sum = |rounds| summarize(4, 20, rounds, BenchContext::for_tests());
         let b = sum(rounds);
-        assert_eq!(b.pgbench_tps, 2452.0);
-        assert_eq!(b.workload_ops_per_s, 4948.0);
+        assert_eq!(b.median.pgbench_tps, 2452.0);
+        assert_eq!(b.median.workload_ops_per_s, 4948.0);
         let per_commit = b.ratio_per_commit.unwrap();
         let per_row = b.ratio_per_row.unwrap();
         assert!((per_commit - 2.018).abs() < 0.001, "{per_commit}");

@@ -187,14 +187,10 @@ impl Rehearsal {
                     crate::backend::docker::pick_image(&docker, scenario.chain.pg_version).await?;
                 // As on the local backend, before anything is created; asking the image costs
                 // a short-lived container, so only when there is something to check.
-                if has_settings(&scenario) {
+                let names = setting_names(&scenario);
+                if !names.is_empty() {
                     check_settings(
-                        &crate::backend::docker::known_settings(
-                            &docker,
-                            &image,
-                            &setting_names(&scenario),
-                        )
-                        .await?,
+                        &crate::backend::docker::known_settings(&docker, &image, &names).await?,
                         &scenario,
                         &format!("PostgreSQL {} (image {})", image.version, image.reference()),
                     )?;
@@ -1102,20 +1098,12 @@ fn refused_setting(e: Error, scenario: &Scenario) -> Error {
     out
 }
 
-/// Whether the scenario sets any server setting (only then is it worth asking the server which
-/// it knows).
 /// Every setting name the scenario gives any node.
 fn setting_names(scenario: &Scenario) -> Vec<&str> {
     [&scenario.chain.a, &scenario.chain.b, &scenario.chain.c]
         .iter()
         .flat_map(|n| n.settings.iter().map(|(name, _)| name.as_str()))
         .collect()
-}
-
-fn has_settings(scenario: &Scenario) -> bool {
-    [&scenario.chain.a, &scenario.chain.b, &scenario.chain.c]
-        .iter()
-        .any(|n| !n.settings.is_empty())
 }
 
 #[cfg(test)]

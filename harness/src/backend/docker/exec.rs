@@ -166,7 +166,7 @@ pub async fn run_reading(
 pub async fn run_throwaway(
     docker: &Docker,
     name: Option<&str>,
-    body: ContainerCreateBody,
+    mut body: ContainerCreateBody,
     user: &str,
     cmd: &[String],
     what: &str,
@@ -176,12 +176,19 @@ pub async fn run_throwaway(
         name: Some(n.to_string()),
         ..Default::default()
     });
+    // Armed before the create: dropped while Docker is creating it, the container is found by
+    // this label, since its id never reached us.
+    let tag = format!("{:016x}", rand::random::<u64>());
+    body.labels
+        .get_or_insert_with(Default::default)
+        .insert(THROWAWAY_LABEL.to_string(), tag.clone());
+    let mut discard = Discard { tag, id: None };
     let id = docker
         .create_container(opts, body)
         .await
         .map_err(|e| fail(&e))?
         .id;
-    let discard = Discard(Some(id.clone()));
+    discard.id = Some(id.clone());
     let res = async {
         docker
             .start_container(&id, None)
@@ -200,28 +207,46 @@ pub async fn run_throwaway(
 /// Removes a throwaway container when the future running it is dropped before it could (an
 /// interrupt): Docker's auto-remove only fires once a started container exits, and never for
 /// one created but not started yet.
-struct Discard(Option<String>);
+struct Discard {
+    /// The value of [`THROWAWAY_LABEL`] on the container; empty once defused.
+    tag: String,
+    /// The container, once Docker has said which it is.
+    id: Option<String>,
+}
+
+/// Marks a throwaway container with a tag of its own.
+const THROWAWAY_LABEL: &str = "org.pgrehearse.throwaway";
 
 impl Discard {
     /// The container is removed the ordinary way from here on.
     fn defuse(mut self) {
-        self.0 = None;
+        self.tag.clear();
     }
 }
 
 impl Drop for Discard {
     fn drop(&mut self) {
-        if let Some(id) = self.0.take() {
-            super::on_own_runtime(async move {
-                let res = match Docker::connect_with_local_defaults() {
-                    Ok(d) => super::force_remove(&d, &id).await,
-                    Err(e) => Err(e),
-                };
-                if let Err(e) = res {
+        if self.tag.is_empty() {
+            return;
+        }
+        let (tag, id) = (std::mem::take(&mut self.tag), self.id.take());
+        super::on_own_runtime(async move {
+            let Ok(d) = Docker::connect_with_local_defaults() else {
+                return;
+            };
+            let ids = match id {
+                Some(id) => vec![id],
+                None => super::labelled(&d, THROWAWAY_LABEL, &tag)
+                    .await
+                    .map(|(c, _)| c.into_iter().filter_map(|c| c.id).collect())
+                    .unwrap_or_default(),
+            };
+            for id in ids {
+                if let Err(e) = super::force_remove(&d, &id).await {
                     tracing::warn!("cannot remove short-lived container {id}: {e}");
                 }
-            });
-        }
+            }
+        });
     }
 }
 

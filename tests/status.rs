@@ -6,7 +6,7 @@ mod common;
 
 use std::io::BufRead;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -127,16 +127,6 @@ fn status_text(run: &str) -> String {
     cli::stdout(&out)
 }
 
-/// A child killed (and reaped) when the test ends, however it ends.
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Run `status --watch` (with `--json` when `json`) until it has printed `refreshes` complete
 /// refreshes, then SIGTERM it; returns each refresh's text. Waits on its output only.
 fn watch(run: &str, refreshes: usize, dir: &Path, json: bool) -> Vec<String> {
@@ -145,7 +135,7 @@ fn watch(run: &str, refreshes: usize, dir: &Path, json: bool) -> Vec<String> {
     if json {
         args.push("--json");
     }
-    let mut child = KillOnDrop(
+    let mut child = cli::ChildGuard(
         Command::new(cli::bin())
             .args(&args)
             .stdin(Stdio::null())
@@ -270,7 +260,7 @@ fn status_shows_every_hop_and_a_heartbeat_only_while_it_is_written() {
     // --- a reader that goes away (`status --watch --json | head -1`): status stops quietly,
     // and the chain it was watching stays up
     let err_path = dir.path().join("head.err");
-    let mut child = KillOnDrop(
+    let mut child = cli::ChildGuard(
         Command::new(cli::bin())
             .args([
                 "status",

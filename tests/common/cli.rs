@@ -48,7 +48,42 @@ pub fn run_with_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     }
 }
 
+/// Stop `child` if it still runs, and reap it: SIGINT first, as Ctrl-C would, so pgrehearse
+/// takes down what it started; SIGKILL if it has not exited within `grace`. For guards that run
+/// when a test ends early: a child left running would load every later test on a small machine.
+pub fn interrupt_and_reap(child: &mut Child, grace: Duration) {
+    if !matches!(child.try_wait(), Ok(None)) {
+        return;
+    }
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT);
+    let deadline = std::time::Instant::now() + grace;
+    while std::time::Instant::now() < deadline {
+        if !matches!(child.try_wait(), Ok(None)) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// A child process stopped and reaped ([`interrupt_and_reap`]) when the test ends, however it
+/// ends.
+pub struct ChildGuard(pub Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        interrupt_and_reap(&mut self.0, Duration::from_secs(10));
+    }
+}
+
+/// How long a pgrehearse left running by a failed test gets to tear down its chain after
+/// SIGINT before it is killed.
+const TEARDOWN_GRACE: Duration = Duration::from_secs(60);
+
 /// `pgrehearse` running in the background, its output in files the test can read meanwhile.
+/// Stopped and reaped when dropped, should the test fail before it exited.
 pub struct Background {
     child: Child,
     out_path: PathBuf,
@@ -152,6 +187,12 @@ impl Background {
     pub fn kill(&mut self) {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        interrupt_and_reap(&mut self.child, TEARDOWN_GRACE);
     }
 }
 

@@ -22,6 +22,11 @@ name = "status"
 [chain]
 catchup_timeout = "3m"
 
+# a's walsender reports b's replay_lag as NULL (idle) only after two replies from b with
+# nothing new: at b's default of one per 10 s that is a wait of 20 s or more.
+[chain.b.settings]
+wal_receiver_status_interval = "1s"
+
 [workload]
 initial_rows = 100
 "#;

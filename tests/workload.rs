@@ -358,13 +358,38 @@ async fn a_target_rate_paces_the_workload() {
         duration: Duration::from_secs(2),
         ..Default::default()
     };
-    let stats = run_on(&x, &cfg, &dir.path().join("ledger.jsonl")).await;
+    let ledger = dir.path().join("ledger.jsonl");
+    let stats = run_on(&x, &cfg, &ledger).await;
+    // Never faster than asked: 400 slots in 2 s (and a few in flight at the end).
     assert!(
-        (250..=450).contains(&stats.ok),
+        stats.ok <= 450,
         "{} ops acknowledged at 200 ops/s for 2 s",
         stats.ok
     );
     assert_eq!(stats.target_rate, Some(200.0));
+    // Paced, not bursts: connection c's k-th operation is sent no earlier than its slot,
+    // (c + 4k) / 200 s after the start, so the four interleave evenly. A stall on a loaded
+    // machine can only make an operation later than its slot, never earlier.
+    let entries = read_ledger(&ledger).unwrap();
+    let rate = cfg.rate.unwrap();
+    for conn in 0..cfg.connections {
+        let mut sent: Vec<u64> = entries
+            .iter()
+            .filter(|e| e.conn == conn)
+            .map(|e| e.sent_us)
+            .collect();
+        sent.sort_unstable();
+        // At least two, so that the spacing between a connection's own sends is judged too.
+        assert!(sent.len() >= 2, "connection {conn} sent at {sent:?} µs");
+        for (k, at) in sent.iter().enumerate() {
+            let slot = (f64::from(conn) + k as f64 * f64::from(cfg.connections)) / rate;
+            // The ledger's microseconds are truncated: a microsecond of rounding.
+            assert!(
+                *at as f64 + 1.0 >= slot * 1e6,
+                "connection {conn}'s operation {k} sent at {at} µs, before its slot at {slot} s: {sent:?}"
+            );
+        }
+    }
     backend.teardown(false).await.unwrap();
 }
 

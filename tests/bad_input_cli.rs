@@ -214,7 +214,9 @@ fn a_setting_value_only_the_server_checks_is_named_with_its_line_and_what_it_tak
 #[test]
 fn a_runs_folder_the_server_user_cannot_reach_is_named_with_the_fix() {
     if !nix::unistd::Uid::effective().is_root() {
-        // Unprivileged, the servers run as the user who made the folder.
+        eprintln!(
+            "SKIPPED: not root: the servers run as the user who made the folder, who can reach it"
+        );
         return;
     }
     let (_d, path) = cli::scenario("private", "version = 1\n");

@@ -113,15 +113,7 @@ fn c_equals_a_after_any_healed_schedule_of_link_faults() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(2);
-    // A seed that does not parse is refused rather than replaced: a "replay" of another run
-    // would pass or fail for reasons unrelated to the one being chased.
-    let seed: u64 = match std::env::var("PGREHEARSE_PROPTEST_SEED") {
-        Ok(v) => v
-            .trim()
-            .parse()
-            .unwrap_or_else(|e| panic!("PGREHEARSE_PROPTEST_SEED={v:?}: {e}")),
-        Err(_) => rand::random(),
-    };
+    let seed = common::proptest_seed();
     println!(
         "fault_schedules: seed {seed} (replay with PGREHEARSE_PROPTEST_SEED={seed}), {cases} cases"
     );

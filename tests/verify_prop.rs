@@ -539,10 +539,7 @@ fn verifier_finds_exactly_the_injected_differences() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(12);
-    let seed: u64 = std::env::var("PGREHEARSE_PROPTEST_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(rand::random);
+    let seed = common::proptest_seed();
     println!(
         "verify_prop: seed {seed} (replay with PGREHEARSE_PROPTEST_SEED={seed}), {cases} cases"
     );

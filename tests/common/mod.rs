@@ -37,6 +37,19 @@ pub fn pg() -> PgInstall {
         .expect("PostgreSQL binaries")
 }
 
+/// The seed of a randomised test: `PGREHEARSE_PROPTEST_SEED` when set (to replay a run), else a
+/// fresh one. A seed that does not parse is refused rather than replaced: a "replay" of another
+/// run would pass or fail for reasons unrelated to the one being chased.
+pub fn proptest_seed() -> u64 {
+    match std::env::var("PGREHEARSE_PROPTEST_SEED") {
+        Ok(v) => v
+            .trim()
+            .parse()
+            .unwrap_or_else(|e| panic!("PGREHEARSE_PROPTEST_SEED={v:?}: {e}")),
+        Err(_) => rand::random(),
+    }
+}
+
 /// A local backend in a fresh run directory named after the test.
 pub fn backend(label: &str) -> (LocalBackend, Credentials) {
     init_logging();

@@ -1,6 +1,7 @@
 //! Where pgrehearse finds PostgreSQL, in order: `--pg-bin`, `PGREHEARSE_PG_BIN`, `pg_config` on
 //! PATH, the usual install folders, its cache. Shown with stand-in installations (a `postgres`
-//! that only reports its version) through `pgrehearse pg which`, which never fetches.
+//! that only reports its version) through `pgrehearse pg which`, which never fetches; the
+//! install folders under a stand-in for `/` (`PGREHEARSE_TEST_INSTALL_ROOT`).
 
 mod common;
 
@@ -9,10 +10,14 @@ use std::path::{Path, PathBuf};
 
 use common::cli;
 
-/// A stand-in bin directory whose `postgres --version` says `version`.
+/// A stand-in bin directory `root/name/bin` whose `postgres --version` says `version`.
 fn fake_install(root: &Path, name: &str, version: &str) -> PathBuf {
-    let bin = root.join(name).join("bin");
-    std::fs::create_dir_all(&bin).unwrap();
+    stand_in(&root.join(name).join("bin"), version)
+}
+
+/// Make `bin` a stand-in bin directory whose `postgres --version` says `version`.
+fn stand_in(bin: &Path, version: &str) -> PathBuf {
+    std::fs::create_dir_all(bin).unwrap();
     for tool in harness::pg::REQUIRED_TOOLS {
         let body = if *tool == "postgres" {
             format!("#!/bin/sh\necho 'postgres (PostgreSQL) {version}'\n")
@@ -21,7 +26,7 @@ fn fake_install(root: &Path, name: &str, version: &str) -> PathBuf {
         };
         executable(&bin.join(tool), &body);
     }
-    bin
+    bin.to_path_buf()
 }
 
 fn executable(path: &Path, body: &str) {
@@ -94,21 +99,103 @@ fn binaries_are_looked_for_in_the_documented_order() {
     assert!(out.contains("(--pg-bin)"), "{out}");
 }
 
+/// The usual install folders of 17, in the order they are tried, relative to `/`.
+const INSTALL_DIRS: [&str; 5] = [
+    "usr/lib/postgresql/17/bin",
+    "usr/pgsql-17/bin",
+    "opt/homebrew/opt/postgresql@17/bin",
+    "usr/local/opt/postgresql@17/bin",
+    "usr/local/pgsql-17/bin",
+];
+
+#[test]
+fn after_pg_config_the_install_folders_then_the_cache_are_tried_in_order() {
+    let Some(pin) = harness::pg::PINS
+        .iter()
+        .find(|p| p.major == 17 && p.arch == std::env::consts::ARCH)
+    else {
+        eprintln!(
+            "SKIPPED: no pinned 17 for {}, so no cache to find it in",
+            std::env::consts::ARCH
+        );
+        return;
+    };
+    let root = tempfile::tempdir().unwrap();
+    // The cache as `pg install 17` leaves it: the pinned build's folder, marked complete.
+    let cache = root.path().join("cache");
+    let pinned = cache
+        .join("pg")
+        .join(format!("{}-{}", pin.version, pin.arch));
+    let cached = stand_in(&pinned.join(pin.root).join("bin"), "17.80");
+    std::fs::write(pinned.join(".complete"), "").unwrap();
+    // Each install folder, under a stand-in for `/`, with a version of its own.
+    let system = root.path().join("system");
+    let installs: Vec<(PathBuf, String)> = INSTALL_DIRS
+        .iter()
+        .enumerate()
+        .map(|(i, dir)| {
+            let version = format!("17.8{}", i + 1);
+            (stand_in(&system.join(dir), &version), version)
+        })
+        .collect();
+    let from_pg_config = fake_install(root.path(), "pg-config", "17.90");
+    let with_pg_config = path_with_pg_config(root.path(), &from_pg_config);
+    // A pg_config that fails, in front of any real one on the machine.
+    let failing = root.path().join("no-pg-config");
+    std::fs::create_dir_all(&failing).unwrap();
+    executable(&failing.join("pg_config"), "#!/bin/sh\nexit 1\n");
+    let without_pg_config = format!("{}:/usr/bin:/bin", failing.display());
+    let which_with = |path: &str| {
+        which(
+            &[
+                ("PATH", path),
+                ("PGREHEARSE_CACHE", cache.to_str().unwrap()),
+                (harness::pg::TEST_INSTALL_ROOT, system.to_str().unwrap()),
+            ],
+            None,
+        )
+    };
+    let found = |out: &str, version: &str, dir: &Path, source: &str| {
+        out.contains(&format!(
+            "PostgreSQL {version} at {} ({source})",
+            dir.display()
+        ))
+    };
+
+    // pg_config before every install folder.
+    let (code, out) = which_with(&with_pg_config);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        found(&out, "17.90", &from_pg_config, "pg_config on PATH"),
+        "{out}"
+    );
+    // Then each install folder, found once those before it are gone.
+    for (dir, version) in &installs {
+        let (code, out) = which_with(&without_pg_config);
+        assert_eq!(code, Some(0), "{out}");
+        assert!(found(&out, version, dir, "system install"), "{out}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+    // Then the cache.
+    let (code, out) = which_with(&without_pg_config);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(found(&out, "17.80", &cached, "pgrehearse cache"), "{out}");
+}
+
 #[test]
 fn an_installation_of_another_major_is_passed_over_and_named() {
-    if Path::new("/usr/lib/postgresql/17/bin/postgres").exists() {
-        eprintln!("SKIPPED: a system PostgreSQL 17 would be found after the stand-in");
-        return;
-    }
     let root = tempfile::tempdir().unwrap();
     let old = fake_install(root.path(), "old", "15.99");
     let path = path_with_pg_config(root.path(), &old);
-    // An empty cache: nothing of 17 anywhere, and `pg which` does not fetch.
+    // An empty cache and empty install folders (whatever this machine has installed): nothing
+    // of 17 anywhere, and `pg which` does not fetch.
     let cache = root.path().join("cache");
+    let system = root.path().join("system");
     let (code, out) = which(
         &[
             ("PATH", &path),
             ("PGREHEARSE_CACHE", cache.to_str().unwrap()),
+            (harness::pg::TEST_INSTALL_ROOT, system.to_str().unwrap()),
         ],
         None,
     );

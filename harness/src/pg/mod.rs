@@ -202,6 +202,10 @@ fn too_old(major: u32) -> Error {
     ))
 }
 
+/// For tests only: a folder that stands for `/` in the usual install directories, so that
+/// stand-in installations there prove the order they are tried in.
+pub const TEST_INSTALL_ROOT: &str = "PGREHEARSE_TEST_INSTALL_ROOT";
+
 /// Directories where distributions and package managers put server binaries, in the order
 /// they are tried. `pg_config` comes first because it names exactly one installation.
 fn candidate_dirs(major: u32) -> Vec<(PathBuf, String)> {
@@ -216,14 +220,17 @@ fn candidate_dirs(major: u32) -> Vec<(PathBuf, String)> {
             dirs.push((PathBuf::from(d), "pg_config on PATH".to_string()));
         }
     }
+    let root = std::env::var_os(TEST_INSTALL_ROOT)
+        .filter(|v| !v.is_empty())
+        .map_or_else(|| PathBuf::from("/"), PathBuf::from);
     for d in [
-        format!("/usr/lib/postgresql/{major}/bin"),
-        format!("/usr/pgsql-{major}/bin"),
-        format!("/opt/homebrew/opt/postgresql@{major}/bin"),
-        format!("/usr/local/opt/postgresql@{major}/bin"),
-        format!("/usr/local/pgsql-{major}/bin"),
+        format!("usr/lib/postgresql/{major}/bin"),
+        format!("usr/pgsql-{major}/bin"),
+        format!("opt/homebrew/opt/postgresql@{major}/bin"),
+        format!("usr/local/opt/postgresql@{major}/bin"),
+        format!("usr/local/pgsql-{major}/bin"),
     ] {
-        dirs.push((PathBuf::from(d), "system install".to_string()));
+        dirs.push((root.join(d), "system install".to_string()));
     }
     dirs
 }

@@ -5,67 +5,6 @@ mod common;
 
 use common::cli;
 
-const SHORT: &str = r#"
-version = 1
-name = "short"
-seed = 7
-
-[workload]
-initial_rows = 300
-connections = 4
-rate = 300
-duration = "10s"
-
-[expect]
-consistent = true
-max_catchup = "30s"
-"#;
-
-#[test]
-fn a_ten_second_rehearsal_ends_consistent_and_leaves_nothing_running() {
-    let (_d, path) = cli::scenario("short", SHORT);
-
-    let out = cli::run(&["run", path.to_str().unwrap()]);
-
-    let err = cli::stderr(&out);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "stderr:\n{err}\nstdout:\n{}",
-        cli::stdout(&out)
-    );
-    // The seed is printed before anything else happens.
-    assert!(err.lines().next().unwrap().contains("seed 7"), "{err}");
-    let run = cli::run_dir(&err).expect("run directory announced");
-    let report = common::report::read(&run);
-    assert_eq!(report["verdict"], "valid", "{report:#}");
-    assert_eq!(report["seed"], 7);
-    // No pg_version in the scenario: 17, the default.
-    assert_eq!(
-        report["postgres"]["version"]["major"], 17,
-        "{:#}",
-        report["postgres"]
-    );
-    let w = &report["workload"];
-    assert!(w["ok"].as_u64().unwrap() > 1000, "{w:#}");
-    // The ledger's times count from a wall-clock instant, to line up with the server logs.
-    let zero = report["timeline_zero"].as_str().expect("timeline_zero");
-    let started = report["started_at"].as_str().unwrap();
-    assert!(
-        zero > started,
-        "timeline zero {zero} before the run started {started}"
-    );
-    let c_vs_a = common::report::verify_of(&report, "c");
-    assert_eq!(c_vs_a["verdict"], "valid");
-    assert_eq!(c_vs_a["tables"].as_array().unwrap().len(), 5);
-    assert!(run.join("report.md").is_file() && run.join("report.junit.xml").is_file());
-    cli::assert_cleaned_up(&run);
-    assert!(
-        !run.join("secrets.json").exists(),
-        "credentials must not outlive the run"
-    );
-}
-
 const UP: &str = r#"
 version = 1
 name = "drift"

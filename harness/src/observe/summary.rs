@@ -255,8 +255,14 @@ impl Rpo {
 pub struct Observations {
     /// Sampling period.
     pub sample_every_ms: u64,
-    /// Heartbeat period: the resolution of the end-to-end lag.
+    /// Heartbeat period asked for.
     pub heartbeat_every_ms: u64,
+    /// Mean time between the heartbeats the primary actually committed (None: not recorded, or
+    /// fewer than two committed). Longer than `heartbeat_every_ms` when each commit waits
+    /// (synchronous replication over a slow link, a paused node): the end-to-end lag is then
+    /// only known to this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat_gap_ms: Option<u64>,
     /// Samples actually taken.
     pub samples: u64,
     /// The time series.
@@ -280,6 +286,14 @@ pub struct Observations {
 }
 
 impl Observations {
+    /// How finely the end-to-end lag is known: the gap between heartbeats achieved, never
+    /// finer than the period asked for.
+    pub fn e2e_resolution_ms(&self) -> u64 {
+        self.heartbeat_gap_ms
+            .unwrap_or(0)
+            .max(self.heartbeat_every_ms)
+    }
+
     /// Worst end-to-end lag seen.
     pub fn max_e2e_lag(&self) -> Option<Duration> {
         self.peaks
@@ -549,6 +563,7 @@ mod tests {
             nodes,
             lags: vec![],
             heartbeat_seq_on_c: None,
+            heartbeat_read_ms: None,
         }
     }
 

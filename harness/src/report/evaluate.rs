@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use super::IdlePrimary;
 use super::evaluate_faults as faults;
-use super::text::{count, key_list, millis};
+use super::text::{against, count, key_list, millis};
 use crate::observe::Observations;
 use crate::scenario::Expectations;
 use crate::util::fmt_duration;
@@ -319,10 +319,10 @@ fn max_catchup(
                     millis(m.waited_ms)
                 )
             } else {
+                let (waited, limit) = against(Duration::from_millis(m.waited_ms), limit);
                 format!(
-                    "c had not caught up {} after the workload ended, over the limit of {} ({})",
-                    millis(m.waited_ms),
-                    fmt_duration(limit),
+                    "c had not caught up {waited} after the workload ended, over the limit of \
+                     {limit} ({})",
                     m.reason
                 )
             },
@@ -336,16 +336,16 @@ fn max_catchup(
         },
         Some(d) => {
             let ok = d <= limit;
+            let (took, limit) = against(d, limit);
             ExpectationResult {
                 name: "max_catchup".into(),
                 verdict: if ok { Verdict::Valid } else { Verdict::Invalid },
                 expected,
-                observed: fmt_duration(d),
+                observed: took.clone(),
                 evidence: format!(
-                    "c applied everything {} after the workload ended ({} the limit of {})",
-                    fmt_duration(d),
+                    "c applied everything {took} after the workload ended ({} the limit of \
+                     {limit})",
                     if ok { "within" } else { "over" },
-                    fmt_duration(limit)
                 ),
             }
         }

@@ -137,13 +137,12 @@ fn peak_cells(p: Option<Peak>, show: fn(f64) -> String) -> [Text; 2] {
 fn lag(obs: &Observations) -> Section {
     let mut s = Section::new("Lag");
     s.para(format!(
-        "{}, one every {}. End-to-end lag comes from a heartbeat written on a every {} and read \
-         on c, so it is known to about {}. A hop with nothing to send reports no lag (NULL, not \
-         0): those samples are gaps in the plots.",
+        "{}, one every {}. End-to-end lag comes from a heartbeat written on a and read on c \
+         ({}). A hop with nothing to send reports no lag (NULL, not 0): those samples are gaps \
+         in the plots.",
         count(obs.samples, "sample", "samples"),
         millis(obs.sample_every_ms),
-        millis(obs.heartbeat_every_ms),
-        millis(obs.heartbeat_every_ms),
+        super::evaluate_faults::heartbeat_resolution(obs),
     ));
     let mut t = Table::new(&["hop", ">peak (bytes)", "at", ">peak (time)", "at"]);
     let p = &obs.peaks;

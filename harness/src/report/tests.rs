@@ -337,6 +337,28 @@ fn unknown_run_never_passes() {
 }
 
 #[test]
+fn the_terminal_lists_a_table_that_could_not_be_compared_apart_from_differing_ones() {
+    let r = unknown_run();
+    let line = verify_summary(&r.verify[0]);
+    assert!(
+        line.contains(
+            "1 of 5 tables could not be compared: rehearse.documents (reading \
+             rehearse.documents on c: connection reset by peer)"
+        ),
+        "{line}"
+    );
+    assert!(!line.contains("differ"), "{line}");
+    // The ledger counts keys, not rows.
+    let summary = run_summary(&consistent_run());
+    assert!(
+        summary.contains(
+            "ledger on c: 0 keys with acknowledged writes lost, 0 keys in an unexplained state"
+        ),
+        "{summary}"
+    );
+}
+
+#[test]
 fn consistency_without_verification_of_c_is_unknown() {
     let b_only = [VerifyReport {
         reference: "a".into(),
@@ -425,6 +447,36 @@ fn the_report_exit_code_is_the_process_exit_code() {
         assert_eq!(r.verdict, Verdict::Unknown);
         assert_eq!(r.exit_code, code, "{e}");
     }
+}
+
+#[test]
+fn a_proven_failure_keeps_exit_1_whatever_error_follows_short_of_an_interrupt() {
+    let env = crate::Error::environment("docker: no such container");
+    let mut r = inconsistent_run();
+    r.record_error(&env);
+    r.conclude(at(12, 5, 0));
+    assert_eq!((r.verdict, r.exit_code), (Verdict::Invalid, 1));
+    let mut r = inconsistent_run();
+    r.record_error(&crate::Error::interrupted());
+    r.conclude(at(12, 5, 0));
+    assert_eq!(r.exit_code, 130);
+    // A teardown failing after the verdict: a pass becomes the teardown's code, a failure
+    // stays 1, and the report says what went wrong.
+    let mut r = consistent_run();
+    r.record_cleanup_error(&env);
+    r.conclude(at(12, 5, 0));
+    assert_eq!((r.verdict, r.exit_code), (Verdict::Valid, 2));
+    assert!(
+        r.notes
+            .iter()
+            .any(|n| n.contains("tearing the chain down failed")),
+        "{:?}",
+        r.notes
+    );
+    let mut r = inconsistent_run();
+    r.record_cleanup_error(&env);
+    r.conclude(at(12, 5, 0));
+    assert_eq!(r.exit_code, 1);
 }
 
 #[test]

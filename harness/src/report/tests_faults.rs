@@ -170,6 +170,7 @@ fn lag_run() -> Report {
     r.observations = Some(Observations {
         sample_every_ms: 1000,
         heartbeat_every_ms: 200,
+        heartbeat_gap_ms: None,
         samples: series.len() as u64,
         peaks: peaks(&series),
         series,
@@ -264,6 +265,7 @@ fn wal_run() -> Report {
     r.observations = Some(Observations {
         sample_every_ms: 2000,
         heartbeat_every_ms: 500,
+        heartbeat_gap_ms: None,
         samples: series.len() as u64,
         peaks: peaks(&series),
         series,
@@ -386,6 +388,7 @@ fn failover_run() -> Report {
     r.observations = Some(Observations {
         sample_every_ms: 1000,
         heartbeat_every_ms: 200,
+        heartbeat_gap_ms: None,
         samples: series.len() as u64,
         peaks: peaks(&series),
         series,
@@ -499,7 +502,7 @@ fn lag_run_passes_with_its_numbers() {
     assert_eq!(r.verdict, Valid);
     assert_eq!(
         evidence(&r, "max_e2e_lag"),
-        "end-to-end lag peaked at 650ms at t=20.0s (within the limit of 1.00s); 31 of 31 \
+        "end-to-end lag peaked at 650ms at t=20.0s (within the limit of 1000ms); 31 of 31 \
          samples measured it, one every 1.00s; heartbeat every 200ms, so lag is known to about \
          200ms"
     );
@@ -511,7 +514,7 @@ fn lag_run_passes_with_its_numbers() {
     assert_eq!(
         evidence(&r, "slot_waits_for_nudge"),
         "slot creation on b was still waiting after 20.00s with a idle; it completed 140ms \
-         after pg_log_standby_snapshot() on a (within the limit of 5.00s)"
+         after pg_log_standby_snapshot() on a (within the limit of 5000ms)"
     );
     assert_eq!(
         evidence(&r, "consistent_after_heal"),
@@ -728,24 +731,71 @@ fn max_e2e_lag_pass_fail_unknown() {
     let mut o = obs();
     o.series = vec![SeriesPoint {
         t_ms: 3_000,
-        e2e_s: Some(2.0),
+        e2e_s: Some(1.8),
         ..SeriesPoint::default()
     }];
-    o.peaks.e2e_s = Some(Peak {
-        value: 2.0,
-        at_ms: 3_000,
-    });
+    let with_peak = |o: &mut Observations, value: f64| {
+        o.peaks.e2e_s = Some(Peak {
+            value,
+            at_ms: 3_000,
+        })
+    };
+    // A heartbeat every 200 ms: 1.8 s measured is at most 2.0 s true.
+    with_peak(&mut o, 1.8);
     assert_eq!(one(&e, Some(&o), None, &[]).verdict, Verdict::Valid);
-    o.peaks.e2e_s = Some(Peak {
-        value: 2.001,
-        at_ms: 3_000,
-    });
+    with_peak(&mut o, 2.001);
     let r = one(&e, Some(&o), None, &[]);
     assert_eq!(r.verdict, Verdict::Invalid);
-    assert_eq!(r.observed, "peak 2.00s at t=3.0s");
+    // Never "2.00s, over the limit of 2.00s".
+    assert_eq!(r.observed, "peak 2001ms at t=3.0s");
+    assert!(
+        r.evidence
+            .starts_with("end-to-end lag peaked at 2001ms at t=3.0s (over the limit of 2000ms)"),
+        "{}",
+        r.evidence
+    );
     o.peaks.e2e_s = None;
     assert_eq!(one(&e, Some(&o), None, &[]).verdict, Verdict::Unknown);
     assert_eq!(one(&e, None, None, &[]).verdict, Verdict::Unknown);
+}
+
+#[test]
+fn an_e2e_lag_within_the_limit_by_less_than_the_heartbeat_gap_is_unknown() {
+    let e = expect_only(|e| e.max_e2e_lag = Some(Duration::from_secs(2)));
+    let mut o = obs();
+    o.peaks.e2e_s = Some(Peak {
+        value: 1.9,
+        at_ms: 3_000,
+    });
+    // 100 ms under the limit, heartbeats 200 ms apart: the true peak may have been 2.1 s.
+    let r = one(&e, Some(&o), None, &[]);
+    assert_eq!(r.verdict, Verdict::Unknown, "{r:?}");
+    assert!(
+        r.evidence.ends_with(
+            "heartbeat every 200ms, so lag is known to about 200ms; within the limit by less \
+             than that, so the true peak may have been over it"
+        ),
+        "{}",
+        r.evidence
+    );
+    // Heartbeats asked every 200 ms but committed every 450 ms (each commit waited on a slow
+    // synchronous standby): 1.6 s is no longer far enough under, and the report says why.
+    o.peaks.e2e_s = Some(Peak {
+        value: 1.6,
+        at_ms: 3_000,
+    });
+    assert_eq!(one(&e, Some(&o), None, &[]).verdict, Verdict::Valid);
+    o.heartbeat_gap_ms = Some(450);
+    let r = one(&e, Some(&o), None, &[]);
+    assert_eq!(r.verdict, Verdict::Unknown, "{r:?}");
+    assert!(
+        r.evidence.contains(
+            "heartbeat every 200ms (committed one every 450ms on average), so lag is known to \
+             about 450ms"
+        ),
+        "{}",
+        r.evidence
+    );
 }
 
 fn slot(survived: Option<bool>, reason: Option<&str>) -> Observations {
@@ -1238,6 +1288,56 @@ fn consistent_after_heal_pass_fail_unknown() {
 }
 
 #[test]
+fn consistent_after_heal_compared_before_c_caught_up_is_unknown_not_failed() {
+    let e = expect_only(|e| e.consistent_after_heal = true);
+    let differs = [c_vs("a", Verdict::Invalid, vec![])];
+    let matches = [c_vs("a", Verdict::Valid, vec![table("t", 3)])];
+    let missed = |never: bool| crate::report::CatchupMissed {
+        waited_ms: 30_000,
+        gave_up_at_ms: 60_000,
+        never,
+        reason: "timed out".into(),
+    };
+    let judge = |verify: &[VerifyReport], o: &Observations, m: &crate::report::CatchupMissed| {
+        let facts = RunFacts {
+            verify,
+            observations: Some(o),
+            catchup_missed: Some(m),
+            ..RunFacts::default()
+        };
+        evaluate(&e, &facts).remove(0)
+    };
+    // The fence timed out with the slot alive: the rows c lacks may still arrive.
+    let alive = slot(Some(true), None);
+    let r = judge(&differs, &alive, &missed(false));
+    assert_eq!(r.verdict, Verdict::Unknown, "{r:?}");
+    assert!(r.observed.ends_with("c had not caught up"), "{r:?}");
+    assert!(
+        r.evidence.ends_with(
+            "c had not caught up when it was compared (fence not reached after 30.00s: timed \
+             out), so what differs may still have been on its way"
+        ),
+        "{}",
+        r.evidence
+    );
+    // Matching rows match, caught up or not.
+    assert_eq!(
+        judge(&matches, &alive, &missed(false)).verdict,
+        Verdict::Valid
+    );
+    // C can never catch up (a dead slot, seen by the fence or by the samples): a failure.
+    assert_eq!(
+        judge(&differs, &alive, &missed(true)).verdict,
+        Verdict::Invalid
+    );
+    let lost = slot(Some(false), Some("wal_removed"));
+    assert_eq!(
+        judge(&differs, &lost, &missed(false)).verdict,
+        Verdict::Invalid
+    );
+}
+
+#[test]
 fn converges_within_pass_fail_unknown() {
     let e = expect_only(|e| e.converges_within = Some(Duration::from_secs(5)));
     let conv = |heal: Option<i64>, ms: Option<u64>| Observations {
@@ -1252,9 +1352,11 @@ fn converges_within_pass_fail_unknown() {
     );
     let r = one(&e, Some(&conv(Some(9_000), Some(5_001))), None, &[]);
     assert_eq!(r.verdict, Invalid);
+    // Never "5.00s, over the limit of 5.00s".
+    assert_eq!(r.observed, "5001ms");
     assert_eq!(
         r.evidence,
-        "c had applied everything 5.00s after the last heal at t=9.0s (over the limit of 5.00s)"
+        "c had applied everything 5001ms after the last heal at t=9.0s (over the limit of 5000ms)"
     );
     assert_eq!(
         one(&e, Some(&conv(Some(9_000), None)), None, &[]).verdict,

@@ -108,6 +108,11 @@ pub struct Report {
     pub expectations: Vec<ExpectationResult>,
     /// Why the run stopped early, if it did (passwords redacted).
     pub error: Option<String>,
+    /// The run was interrupted while the workload or the faults ran (or before its
+    /// observations were condensed): `observations` cover only part of it, so an expectation
+    /// about the whole run that the rest could have broken is not judged a pass.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cut_short: bool,
     /// Plain statements of PostgreSQL behaviour worth telling the user.
     pub notes: Vec<String>,
     /// Slot creation on B with an idle A, if the scenario rehearsed it.
@@ -156,6 +161,7 @@ impl Report {
             verdict: Verdict::Unknown,
             exit_code: 1,
             error: None,
+            cut_short: false,
             notes: Vec::new(),
             idle_primary: None,
             observations: None,

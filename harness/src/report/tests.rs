@@ -394,6 +394,7 @@ fn max_catchup_fails_when_c_had_not_caught_up_by_the_limit() {
         };
         let facts = RunFacts {
             catchup_missed: Some(&missed),
+            workload_ran: true,
             ..RunFacts::default()
         };
         evaluate(&expect, &facts).remove(0)
@@ -412,6 +413,28 @@ fn max_catchup_fails_when_c_had_not_caught_up_by_the_limit() {
     assert!(
         r.evidence
             .starts_with("c can never catch up (fence 01 not on c)")
+    );
+    // Without a workload catch-up is timed from the end of the faults, and says so.
+    let obs = crate::observe::Observations {
+        faults: vec![crate::faults::FaultRecord {
+            kind: "partition".into(),
+            description: "partition a-b".into(),
+            injected_ms: Some(1_000),
+            healed_ms: Some(9_000),
+            error: None,
+            churn: None,
+            checkpoint: None,
+        }],
+        ..Default::default()
+    };
+    let facts = RunFacts {
+        catchup: Some(Duration::from_millis(800)),
+        observations: Some(&obs),
+        ..RunFacts::default()
+    };
+    assert_eq!(
+        evaluate(&expect, &facts)[0].evidence,
+        "c applied everything 800ms after the fault schedule ended (within the limit of 30.00s)"
     );
 }
 

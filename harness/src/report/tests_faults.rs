@@ -1397,6 +1397,70 @@ fn converges_within_pass_fail_unknown() {
 }
 
 #[test]
+fn a_run_cut_short_proves_only_what_the_rest_of_it_could_not_change() {
+    use Verdict::*;
+    let judge = |e: &Expectations, o: &Observations| {
+        let facts = RunFacts {
+            observations: Some(o),
+            cut_short: true,
+            ..RunFacts::default()
+        };
+        let mut out = evaluate(e, &facts);
+        out.retain(|r| r.name != "faults_injected");
+        out.remove(0)
+    };
+    let lag = |value: f64| {
+        let mut o = obs();
+        o.series = vec![SeriesPoint {
+            t_ms: 7_000,
+            e2e_s: Some(value),
+            ..SeriesPoint::default()
+        }];
+        o.peaks.e2e_s = Some(Peak {
+            value,
+            at_ms: 7_000,
+        });
+        o
+    };
+    let max_lag = expect_only(|e| e.max_e2e_lag = Some(Duration::from_secs(2)));
+    // Within the limit so far: the rest of the run could have broken it.
+    let r = judge(&max_lag, &lag(0.3));
+    assert_eq!(r.verdict, Unknown, "{r:?}");
+    assert_eq!(r.observed, "peak 300ms at t=7.0s (run cut short)");
+    assert!(
+        r.evidence.ends_with(
+            "; the run was cut short (samples end at t=7.0s), so what the rest of it would have \
+             shown is not known"
+        ),
+        "{}",
+        r.evidence
+    );
+    // Over it already: failed, whatever followed.
+    assert_eq!(judge(&max_lag, &lag(2.5)).verdict, Invalid);
+    // The slot usable so far settles neither way; invalidated is for good.
+    let survives = |w: bool| expect_only(|e| e.slot_survives = Some(w));
+    let invalidated = |r: &str| expect_only(|e| e.slot_invalidated = Some(r.into()));
+    let usable = slot(Some(true), None);
+    let lost = slot(Some(false), Some("wal_removed"));
+    for (e, o, v) in [
+        (survives(true), &usable, Unknown),
+        (survives(false), &usable, Unknown),
+        (survives(true), &lost, Invalid),
+        (survives(false), &lost, Valid),
+        (invalidated("wal_removed"), &usable, Unknown),
+        (invalidated("wal_removed"), &lost, Valid),
+        (invalidated("rows_removed"), &lost, Invalid),
+    ] {
+        assert_eq!(judge(&e, o).verdict, v, "{e:?} {o:?}");
+    }
+    // Not cut short: the same observations are judged as they stand.
+    assert_eq!(
+        one(&survives(true), Some(&usable), None, &[]).verdict,
+        Valid
+    );
+}
+
+#[test]
 fn slot_waits_for_nudge_pass_fail_unknown() {
     let e = expect_only(|e| e.slot_waits_for_nudge = true);
     let idle = |waiting: bool, after: Option<u64>| IdlePrimary {

@@ -113,7 +113,8 @@ pub struct Rehearsal {
     /// `finish(true)` handed the chain over: it runs on after this process.
     kept: std::sync::atomic::AtomicBool,
     /// Faults in force while the workload runs, to heal before a kept chain is let go of when
-    /// the run was cut short.
+    /// the run was cut short; kept to the end of the run for their records (nothing is in
+    /// force once the schedule has healed).
     in_force: Mutex<Option<(crate::faults::InForce, Arc<FaultEnv>)>>,
     /// How to take the chain off the harness's own link proxies if it is kept (`--keep`).
     bypass: Mutex<Option<Bypass>>,
@@ -445,26 +446,41 @@ impl Rehearsal {
         report::write_all(self.run.path(), &r)
     }
 
-    /// Observations from the samples taken before the run was cut short, without the faults'
-    /// records (the timeline was dropped with the run).
+    /// Observations from the samples taken before the run was cut short, with the faults'
+    /// records as far as the timeline got. Whatever the rest of the run could have changed is
+    /// then left unjudged ([`Report::cut_short`]).
     fn observe_cut_short(&self, r: &mut Report) {
         let live = self.live.lock().expect("live samples");
         let Some(live) = live.as_ref() else {
             return;
         };
         let samples = live.samples.lock().expect("samples").clone();
-        if samples.is_empty() {
+        let records = self
+            .in_force
+            .lock()
+            .expect("faults in force")
+            .as_ref()
+            .map(|(f, _)| f.records())
+            .unwrap_or_default();
+        if samples.is_empty() && records.is_empty() {
             return;
         }
-        r.observations = Some(crate::observe::Observations::from_samples(
+        let mut obs = crate::observe::Observations::from_samples(
             &samples,
             &live.subscription,
             live.physical_slot.as_deref(),
             self.scenario.observe.sample_every,
             self.scenario.observe.heartbeat_every,
-        ));
+        );
+        obs.last_heal_ms = records
+            .iter()
+            .filter_map(|f| f.healed_ms.map(|h| h as i64))
+            .max();
+        obs.faults = records;
+        r.observations = Some(obs);
+        r.cut_short = true;
         r.note(format!(
-            "the run stopped before it finished: the lag and WAL figures come from the {} samples taken until then (samples.jsonl); what the faults did is not recorded",
+            "the run stopped before it finished: the lag and WAL figures come from the {} samples taken until then (samples.jsonl), the faults' records from what the schedule had done by then",
             samples.len()
         ));
     }
@@ -511,7 +527,7 @@ impl Rehearsal {
             ))),
             None => chain.fence().await,
         };
-        let since_workload = drive.workload_ended.elapsed();
+        let since_workload = drive.catchup_from.elapsed();
         let now_ms = drive.clock.elapsed().as_millis() as i64;
         match fence {
             Ok(_) => {
@@ -523,18 +539,23 @@ impl Rehearsal {
                     Some(since_workload.as_millis() as u64);
                 judged.caught_up_ms = Some(now_ms);
             }
-            Err(e) if !self.scenario.faults.is_empty() && e.kind() == crate::ErrorKind::Timeout => {
-                // After a fault, not converging can be the finding itself (a lost slot): record
-                // it and go on to verification, which shows what C is missing.
+            Err(e) if e.kind() == crate::ErrorKind::Timeout => {
+                // Recorded whatever follows: a fence given up on past max_catchup is that
+                // expectation failed, not left unknown.
                 tracing::warn!("c did not catch up: {e}");
                 let mut r = self.report.lock().expect("report");
-                r.note(format!("c did not catch up after the faults: {e}"));
                 r.catchup_missed = Some(crate::report::CatchupMissed {
                     waited_ms: since_workload.as_millis() as u64,
                     gave_up_at_ms: now_ms,
                     never: slot_dead.is_some(),
                     reason: crate::secret::redact(&e.to_string()),
                 });
+                if self.scenario.faults.is_empty() {
+                    return Err(e.context("waiting for c to catch up after the workload"));
+                }
+                // After a fault, not converging can be the finding itself (a lost slot): go on
+                // to verification, which shows what C is missing.
+                r.note(format!("c did not catch up after the faults: {e}"));
             }
             Err(e) => return Err(e.context("waiting for c to catch up after the workload")),
         }
@@ -753,14 +774,19 @@ impl Rehearsal {
             timeline.wait().await;
         }
         let records = timeline.heal_all(&env).await;
-        *self.in_force.lock().expect("faults in force") = None;
+        // With nothing written there is no end of the workload to time catch-up from: it is
+        // timed from the end of the fault schedule, or max_catchup would count the schedule.
+        let catchup_from = match result {
+            Ok(false) => Instant::now(),
+            _ => workload_ended,
+        };
         let events = env.events.lock().expect("events").clone();
         Ok(Drive {
             workload: result,
             records,
             last_heal_ms: timeline.last_heal_ms(),
             clock,
-            workload_ended,
+            catchup_from,
             events,
             heartbeat: Some(heartbeat),
             heartbeat_log,
@@ -865,9 +891,9 @@ struct Drive {
     records: Vec<crate::faults::FaultRecord>,
     last_heal_ms: Option<i64>,
     clock: Instant,
-    /// When the workload stopped writing: catch-up is measured from here, whatever faults
-    /// were still in force after it.
-    workload_ended: Instant,
+    /// When the workload stopped writing (without a workload: when the fault schedule
+    /// ended): catch-up is measured from here, whatever faults were still in force after it.
+    catchup_from: Instant,
     events: crate::faults::FailoverEvents,
     heartbeat: Option<Heartbeat>,
     /// What the heartbeat issued and committed (kept once it stops).

@@ -127,6 +127,14 @@ pub struct Failover {
     pub slot_active_at_ms: Option<i64>,
     /// First write acknowledged by B after promotion.
     pub first_write_on_b_ms: Option<i64>,
+    /// Until when A was handling a write before it was killed, whatever the outcome (µs on the
+    /// ledger's timeline; the kill itself when a commit was still waiting; None: no write, or
+    /// not read): a failover with nothing being written to A could lose nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub a_busy_until_us: Option<u64>,
+    /// The last write A acknowledged before it was killed (None: none, or not read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_write_on_a: Option<WriteRef>,
 }
 
 impl Failover {
@@ -186,6 +194,8 @@ impl Failover {
             slot_carried_on,
             slot_active_at_ms: active_at,
             first_write_on_b_ms,
+            a_busy_until_us: None,
+            last_write_on_a: None,
         }
     }
 }
@@ -201,7 +211,8 @@ pub struct Rpo {
     /// end of the run.
     #[serde(default)]
     pub judged_at_ms: Option<i64>,
-    /// Acknowledged writes lost, counted one by one (exact).
+    /// Acknowledged writes lost, counted one by one: at least this many (see
+    /// [`LedgerJudgement::lost_writes`]).
     pub lost_writes: u64,
     /// Keys with at least one lost write.
     #[serde(default)]

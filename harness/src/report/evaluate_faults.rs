@@ -7,10 +7,10 @@ use std::time::Duration;
 use super::IdlePrimary;
 use super::charts::one_shot;
 use super::evaluate::{ExpectationResult, RunFacts, verify_summary};
-use super::sections::{lost_list, slot_fate, status_timeline};
+use super::sections::{at_us, lost_list, slot_fate, status_timeline, write_line};
 use super::text::{against, at, at_u, count, millis, secs_against};
 use crate::faults::FaultRecord;
-use crate::observe::{Observations, SlotOutcome};
+use crate::observe::{Failover, Observations, SlotOutcome};
 use crate::util::fmt_duration;
 use crate::verdict::Verdict;
 
@@ -364,6 +364,48 @@ fn c_may_catch_up<'a>(
     missed.filter(|m| !m.never && !slot_dead)
 }
 
+/// Whether the workload was writing to A when it was killed: Ok says so, naming the last
+/// write A acknowledged; Err says why a failover then proves nothing about lost writes. A
+/// commit still waiting counts: under synchronous replication cut off from B, A acknowledges
+/// nothing in its last moments, and an RPO of 0 is then the finding.
+fn load_at_kill(f: &Failover, obs: &Observations) -> Result<String, String> {
+    // A second, or a few heartbeats when they came slower.
+    let window_ms = (3 * obs.e2e_resolution_ms()).max(1_000);
+    let killed_us = u64::try_from(f.killed_ms).unwrap_or(0).saturating_mul(1000);
+    let before = |us: u64| millis(killed_us.saturating_sub(us) / 1000);
+    let acknowledged = match &f.last_write_on_a {
+        Some(w) => format!(
+            "the last write a acknowledged was {} at {}, {} before",
+            write_line(w),
+            at_us(w.done_us),
+            before(w.done_us)
+        ),
+        None => "a acknowledged no write".into(),
+    };
+    let killed = at(f.killed_ms);
+    let none_lost = "none could be lost, so the failover says nothing about the RPO";
+    match f.a_busy_until_us {
+        Some(busy) if busy >= killed_us => Ok(format!(
+            "a was killed at {killed} with a write in flight; {acknowledged}"
+        )),
+        Some(busy) if killed_us - busy <= window_ms * 1000 => Ok(format!(
+            "a was written to until {}, {} before it was killed at {killed}; {acknowledged}",
+            at_us(busy),
+            before(busy)
+        )),
+        Some(busy) => Err(format!(
+            "a was last written to at {}, {} before it was killed at {killed} (more than {}; \
+             {acknowledged}): {none_lost}",
+            at_us(busy),
+            before(busy),
+            millis(window_ms)
+        )),
+        None => Err(format!(
+            "no write was sent to a before it was killed at {killed}: {none_lost}"
+        )),
+    }
+}
+
 /// At most `n` acknowledged writes lost.
 pub(super) fn rpo_max_writes(
     n: u64,
@@ -388,8 +430,12 @@ pub(super) fn rpo_max_writes(
     // C only behind: what it lacks counts every write still in flight, so the count is an upper
     // bound. Within the limit it settles the RPO; over it, it proves nothing.
     let behind = c_still_behind(rpo, obs, missed) && rpo.lost_writes > 0;
+    // A failover while a was not writing: nothing could be lost, so within the limit is no
+    // evidence of anything.
+    let load = obs.failover.as_ref().map(|f| load_at_kill(f, obs));
+    let idle = matches!(load, Some(Err(_)));
     // Unexplained keys may hide lost writes: within the limit is then only a lower bound.
-    let verdict = if ok && rpo.unexplained_keys > 0 || !ok && behind {
+    let verdict = if ok && (rpo.unexplained_keys > 0 || idle) || !ok && behind {
         Verdict::Unknown
     } else {
         judged(ok)
@@ -398,13 +444,21 @@ pub(super) fn rpo_max_writes(
         Some(ms) => format!(" at its promotion ({})", at(ms)),
         None => String::new(),
     };
+    // A lower bound: writes whose effects cancel out are not seen missing.
+    let missing = if rpo.lost_writes == 0 {
+        "no write a acknowledged is seen missing".to_string()
+    } else {
+        format!(
+            "at least {} missing",
+            count(
+                rpo.lost_writes,
+                "write a acknowledged is",
+                "writes a acknowledged are"
+            )
+        )
+    };
     let mut evidence = format!(
-        "{} missing on {}{when} ({} the limit of {n})",
-        count(
-            rpo.lost_writes,
-            "write a acknowledged is",
-            "writes a acknowledged are"
-        ),
+        "{missing} on {}{when} ({} the limit of {n})",
         rpo.node,
         within(ok)
     );
@@ -425,6 +479,9 @@ pub(super) fn rpo_max_writes(
             count(rpo.unexplained_keys, "key", "keys")
         ));
     }
+    if let Some(Ok(said) | Err(said)) = &load {
+        evidence.push_str(&format!("; {said}"));
+    }
     if behind {
         evidence.push_str(&format!(
             "; c had not caught up (fence not reached); {} not on c yet may still arrive",
@@ -435,6 +492,11 @@ pub(super) fn rpo_max_writes(
         format!(
             "{} not on c yet (c behind)",
             count(rpo.lost_writes, "acknowledged write", "acknowledged writes")
+        )
+    } else if idle && ok {
+        format!(
+            "nothing written when a was killed; {} lost",
+            rpo.lost_writes
         )
     } else {
         format!(

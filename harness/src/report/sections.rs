@@ -240,6 +240,18 @@ fn failover(f: &Failover) -> Section {
     let mut s = Section::new("Failover");
     let since = |t: i64| millis(u64::try_from(t - f.killed_ms).unwrap_or(0));
     let mut t = Table::new(&["event", "at", ">after a was killed"]);
+    if let Some(w) = &f.last_write_on_a {
+        let killed_us = u64::try_from(f.killed_ms).unwrap_or(0).saturating_mul(1000);
+        t.row(vec![
+            "last write acknowledged by a".into(),
+            at_us(w.done_us).into(),
+            format!(
+                "{} before",
+                millis(killed_us.saturating_sub(w.done_us) / 1000)
+            )
+            .into(),
+        ]);
+    }
     t.row(vec!["a killed".into(), at(f.killed_ms).into(), NONE.into()]);
     t.row(vec![
         "b promoted, accepting writes".into(),
@@ -283,13 +295,13 @@ fn slot_after_promotion(f: &Failover) -> String {
 }
 
 /// "t=9.812s": a ledger time (microseconds since the workload started), to the millisecond.
-fn at_us(us: u64) -> String {
+pub(super) fn at_us(us: u64) -> String {
     let ms = (us + 500) / 1000;
     format!("t={}.{:03}s", ms / 1000, ms % 1000)
 }
 
 /// "rehearse.accounts 17 update op=4411": one ledger write in a line.
-fn write_line(w: &WriteRef) -> String {
+pub(super) fn write_line(w: &WriteRef) -> String {
     format!("{} {} {} op={}", w.table, w.key, kind(w.kind), w.op)
 }
 
@@ -352,7 +364,9 @@ fn rpo_section(rpo: &Rpo) -> Section {
         ));
     } else {
         s.para(format!(
-            "{} on {node} ({}): a acknowledged them, and {node} does not have them.",
+            "At least {} on {node} ({}): a acknowledged them, and {node} does not have them \
+             (writes whose effects cancel out, an insert and the delete of one key, are not \
+             seen missing).",
             count(
                 rpo.lost_writes,
                 "acknowledged write lost",

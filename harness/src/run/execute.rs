@@ -589,11 +589,12 @@ impl Rehearsal {
             };
             let (on_c, on_ref) = tokio::join!(check(&chain.c), check(&reference));
             let (on_c, on_ref) = (on_c?, on_ref?);
-            if drive.events.killed_ms.is_some() {
+            if let Some(killed) = drive.events.killed_ms {
                 // After a failover the RPO is what B had when it was promoted, judged against
                 // every write sent to A: B's final state would hide a lost write that the
                 // workload later overwrote or deleted on B.
                 judged.rpo = self.rpo_at_promotion(&drive.events, &entries, chain.b.name());
+                judged.last_writes_on_a = workload::last_writes(&entries, chain.a.name(), killed);
                 judged.first_write_on_b_ms = entries
                     .iter()
                     .filter(|e| e.node == chain.b.name() && e.outcome == workload::Outcome::Ok)
@@ -648,13 +649,18 @@ impl Rehearsal {
             convergence(samples, drive.last_heal_ms, after_heal, judged.caught_up_ms);
         if let (Some(killed), Some(promoted)) = (drive.events.killed_ms, drive.events.promoted_ms) {
             // Judged from the samples after the promotion, not from the slot's state at the end.
-            obs.failover = Some(crate::observe::Failover::from_samples(
-                samples,
-                &chain.spec.subscription,
-                killed,
-                promoted,
-                judged.first_write_on_b_ms,
-            ));
+            let (a_busy_until_us, last_write_on_a) = judged.last_writes_on_a;
+            obs.failover = Some(crate::observe::Failover {
+                a_busy_until_us,
+                last_write_on_a,
+                ..crate::observe::Failover::from_samples(
+                    samples,
+                    &chain.spec.subscription,
+                    killed,
+                    promoted,
+                    judged.first_write_on_b_ms,
+                )
+            });
         }
         obs.findings = findings(&obs, chain);
         let mut r = self.report.lock().expect("report");
@@ -920,6 +926,8 @@ struct Judged {
     caught_up_ms: Option<i64>,
     rpo: Option<crate::observe::Rpo>,
     first_write_on_b_ms: Option<i64>,
+    /// Until when A was handling a write before it was killed, and the last it acknowledged.
+    last_writes_on_a: (Option<u64>, Option<workload::WriteRef>),
 }
 
 /// Time from the last heal until C had everything again: when C was first read showing the

@@ -271,7 +271,7 @@ pub(super) fn verify_summary(r: &VerifyReport) -> (String, String) {
         short.push(n.clone());
         let detail: Vec<String> = drift
             .iter()
-            .map(|d| format!("{}: {}", d.object, super::markdown::drift_words(d.kind)))
+            .map(|d| format!("{}: {}", d.object, super::sections::drift_words(d.kind)))
             .collect();
         long.push(format!("{n} ({})", detail.join("; ")));
     }

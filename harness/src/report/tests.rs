@@ -359,6 +359,45 @@ fn the_terminal_lists_a_table_that_could_not_be_compared_apart_from_differing_on
 }
 
 #[test]
+fn names_and_notes_from_the_data_are_text_not_markup_in_both_reports() {
+    let mut r = consistent_run();
+    r.verify[0].tables[0].table = "s.<b>t|x</b>".into();
+    r.verify[0].sequences[0].sequence = "s.*seq*".into();
+    r.verify[0].sequences[0].note = "drift <!-- hides the rest".into();
+    r.note("a note with <!-- and | and *stars*");
+    let md = render_markdown(&r);
+    for shown in [
+        "| `s.<b>t\\|x</b>` | match |",
+        "| `s.*seq*` | 2311 | 1000 | drift |",
+        "Sequence drift: drift \\<!-- hides the rest",
+        "- a note with \\<!-- and \\| and \\*stars\\*",
+    ] {
+        assert!(md.contains(shown), "{shown:?} not in:\n{md}");
+    }
+    let html = render_html(&r);
+    for shown in [
+        "<td><code>s.&lt;b&gt;t|x&lt;/b&gt;</code></td>",
+        "<li>a note with &lt;!-- and | and *stars*</li>",
+    ] {
+        assert!(html.contains(shown), "{shown:?} not in:\n{html}");
+    }
+}
+
+#[test]
+fn every_expectation_shows_its_evidence_passing_or_not() {
+    let r = consistent_run();
+    assert_eq!(r.verdict, Verdict::Valid);
+    let md = render_markdown(&r);
+    let html = render_html(&r);
+    for e in &r.expectations {
+        let line = format!("- `{}`: {}", e.name, e.evidence);
+        assert!(md.contains(&line), "{line:?} not in:\n{md}");
+        let item = format!("<li><code>{}</code>: {}</li>", e.name, e.evidence);
+        assert!(html.contains(&item), "{item:?} not in:\n{html}");
+    }
+}
+
+#[test]
 fn consistency_without_verification_of_c_is_unknown() {
     let b_only = [VerifyReport {
         reference: "a".into(),

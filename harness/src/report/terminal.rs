@@ -87,23 +87,12 @@ fn verify_line(v: &VerifyReport) -> String {
             )
         })
         .collect();
-    let mut parts = Vec::new();
-    if !differ.is_empty() {
-        parts.push(format!(
-            "{} of {} differ: {}",
-            differ.len(),
-            count(v.tables.len() as u64, "table", "tables"),
-            differ.join(", ")
-        ));
-    }
-    if !failed.is_empty() {
-        parts.push(format!(
-            "{} of {} could not be compared: {}",
-            failed.len(),
-            count(v.tables.len() as u64, "table", "tables"),
-            failed.join(", ")
-        ));
-    }
+    let of_all = count(v.tables.len() as u64, "table", "tables");
+    let parts: Vec<String> = [(differ, "differ"), (failed, "could not be compared")]
+        .into_iter()
+        .filter(|(tables, _)| !tables.is_empty())
+        .map(|(tables, what)| format!("{} of {of_all} {what}: {}", tables.len(), tables.join(", ")))
+        .collect();
     let mut s = if parts.is_empty() {
         format!("all {} tables match", v.tables.len())
     } else {

@@ -1053,14 +1053,12 @@ fn no_write_lost_in_a_failover_while_nothing_was_written_to_a_is_no_pass() {
         }),
         ..obs()
     };
+    let judge = |busy_us: Option<u64>, acked_us: Option<u64>| {
+        one(&e, Some(&failover(busy_us, acked_us)), None, &[])
+    };
     // Written to up to the kill: nothing lost is a pass, and the evidence names the last
     // write.
-    let r = one(
-        &e,
-        Some(&failover(Some(14_400_000), Some(14_400_000))),
-        None,
-        &[],
-    );
+    let r = judge(Some(14_400_000), Some(14_400_000));
     assert_eq!(r.verdict, Verdict::Valid, "{r:?}");
     assert_eq!(
         r.evidence,
@@ -1071,12 +1069,7 @@ fn no_write_lost_in_a_failover_while_nothing_was_written_to_a_is_no_pass() {
     );
     // Cut off from its synchronous standby, a acknowledged nothing for its last seconds but
     // its commits were waiting when it died: nothing lost is the point.
-    let r = one(
-        &e,
-        Some(&failover(Some(15_000_000), Some(8_800_000))),
-        None,
-        &[],
-    );
+    let r = judge(Some(15_000_000), Some(8_800_000));
     assert_eq!(r.verdict, Verdict::Valid, "{r:?}");
     assert!(
         r.evidence
@@ -1085,12 +1078,7 @@ fn no_write_lost_in_a_failover_while_nothing_was_written_to_a_is_no_pass() {
         r.evidence
     );
     // The workload had stopped long before: nothing could be lost.
-    let r = one(
-        &e,
-        Some(&failover(Some(9_002_000), Some(9_002_000))),
-        None,
-        &[],
-    );
+    let r = judge(Some(9_002_000), Some(9_002_000));
     assert_eq!(r.verdict, Verdict::Unknown, "{r:?}");
     assert_eq!(r.observed, "nothing written when a was killed; 0 lost");
     assert!(
@@ -1103,7 +1091,7 @@ fn no_write_lost_in_a_failover_while_nothing_was_written_to_a_is_no_pass() {
         "{}",
         r.evidence
     );
-    let r = one(&e, Some(&failover(None, None)), None, &[]);
+    let r = judge(None, None);
     assert_eq!(r.verdict, Verdict::Unknown, "{r:?}");
     assert!(
         r.evidence

@@ -243,27 +243,21 @@ mod tests {
     #[test]
     fn a_value_and_its_limit_never_read_the_same_while_they_differ() {
         let ms = Duration::from_millis;
-        assert_eq!(
-            against(ms(1_001), ms(1_000)),
-            ("1001ms".into(), "1000ms".into())
-        );
-        assert_eq!(
-            against(ms(2_000), ms(2_000)),
-            ("2000ms".into(), "2000ms".into())
-        );
-        assert_eq!(
-            against(ms(45_200), ms(30_000)),
-            ("45.20s".into(), "30.00s".into())
-        );
-        // Above 10 s the usual format, unless it hides the difference.
-        assert_eq!(
-            against(ms(30_001), ms(30_000)),
-            ("30001ms".into(), "30000ms".into())
-        );
-        assert_eq!(
-            against(Duration::from_micros(1_000_400), ms(1_000)),
-            ("1000400µs".into(), "1000000µs".into())
-        );
+        for (value, limit, shown) in [
+            (ms(1_001), ms(1_000), ("1001ms", "1000ms")),
+            (ms(2_000), ms(2_000), ("2000ms", "2000ms")),
+            (ms(45_200), ms(30_000), ("45.20s", "30.00s")),
+            // Above 10 s the usual format, unless it hides the difference.
+            (ms(30_001), ms(30_000), ("30001ms", "30000ms")),
+            (
+                Duration::from_micros(1_000_400),
+                ms(1_000),
+                ("1000400µs", "1000000µs"),
+            ),
+        ] {
+            let (v, l) = against(value, limit);
+            assert_eq!((v.as_str(), l.as_str()), shown);
+        }
         assert_eq!(
             secs_against(2.001, ms(2_000)),
             ("2001ms".into(), "2000ms".into())

@@ -103,6 +103,9 @@ at = "1s"
 kind = "pause"
 node = "b"
 at = "1s"
+[expect]
+consistent = false
+max_e2e_lag = "10m"
 "#;
     let (_d, path) = cli::scenario("kept", KEPT);
     let runs = tempfile::tempdir().unwrap();
@@ -137,6 +140,19 @@ at = "1s"
         "{err}"
     );
     assert!(err.contains("--keep: the chain is still running"), "{err}");
+    // The report of the run cut short has the faults as far as they got, and passes nothing
+    // the rest of the run could have broken: a lag within the limit so far is only so far.
+    let report = common::report::read(&run);
+    assert_eq!(report["cut_short"], true, "{report:#}");
+    for kind in ["replicator_stop", "pause"] {
+        assert!(
+            common::report::fault_ms(&report, kind, "injected_ms") >= 1_000,
+            "{report:#}"
+        );
+    }
+    let judged = |name: &str| common::report::expectation(&report, name)["verdict"].clone();
+    assert_eq!(judged("faults_injected"), "valid", "{report:#}");
+    assert_eq!(judged("max_e2e_lag"), "unknown", "{report:#}");
 
     let verify = cli::run(&["verify", "--run", run.to_str().unwrap()]);
     assert_eq!(

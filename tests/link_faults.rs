@@ -63,6 +63,10 @@ converges_within = "60s"
     assert_eq!(verdict("faults_injected"), "valid");
     assert_eq!(verdict("consistent"), "valid");
     assert_eq!(verdict("consistent_after_heal"), "valid");
+    // Converged once c showed a heartbeat issued after the last heal, read after it.
+    assert_eq!(verdict("converges_within"), "valid");
+    let converged = r["observations"]["convergence_ms"].as_u64();
+    assert!(converged.is_some_and(|ms| ms > 0), "{converged:?}");
     assert_eq!(out.status.code(), Some(0), "{err}");
 
     // The latency outlives the partition healed at 6 s: B still replays late afterwards.

@@ -290,6 +290,32 @@ fn an_end_to_end_lag_budget_the_fault_breaks_fails_the_run_with_its_evidence() {
     assert_eq!(consistent["verdict"], "valid", "only the lag budget fails");
 }
 
+/// Without a workload there is no end of writing to time catch-up from: it is timed from the
+/// end of the fault schedule, so an 8 s fault does not count against a 5 s max_catchup.
+#[test]
+fn without_a_workload_catch_up_is_timed_from_the_end_of_the_faults() {
+    let (_d, path) = cli::scenario(
+        "no-writes",
+        "version = 1\nname = \"no-writes\"\n[workload]\nenabled = false\n\
+         [[faults]]\nkind = \"latency\"\nhop = \"b-c\"\nlatency = \"50ms\"\nat = \"0s\"\nheal_at = \"8s\"\n\
+         [expect]\nmax_catchup = \"5s\"\n",
+    );
+    let out = cli::run(&["run", path.to_str().unwrap(), "--seed", "7"]);
+    let err = cli::stderr(&out);
+    let run = cli::run_dir(&err).unwrap_or_else(|| panic!("{err}"));
+    cli::assert_cleaned_up(&run);
+    let r = common::report::read(&run);
+    let e = report::expectation(&r, "max_catchup");
+    assert_eq!(e["verdict"], "valid", "{e:#}\n{err}");
+    assert!(
+        e["evidence"]
+            .as_str()
+            .is_some_and(|s| s.contains("after the fault schedule ended")),
+        "{e:#}"
+    );
+    assert_eq!(out.status.code(), Some(0), "{err}");
+}
+
 #[test]
 fn lag_on_b_to_c_leaves_a_to_b_flat() {
     let r = run_scenario("lag-bc");

@@ -239,6 +239,12 @@ pub async fn run(args: ChainArgs, then: Then, json: bool, ui: &Ui) -> Result<i32
                 "pgrehearse: report (with the error) in {}",
                 r.run.path().display()
             ));
+            // A failure proven before the error keeps exit 1, as report.json says.
+            let code = r.exit_code();
+            if code != e.exit_code() {
+                super::report_error(&e);
+                return Ok(code);
+            }
             return Err(e);
         }
     };
@@ -252,11 +258,13 @@ pub async fn run(args: ChainArgs, then: Then, json: bool, ui: &Ui) -> Result<i32
         ));
     }
     if let Err(f) = fin {
-        // The verdict stands as the reports say it. A failed rehearsal keeps exit 1: CI that
-        // retries environment errors (2) must not retry away a real failure.
-        if report.exit_code == 1 {
+        // The verdict stands as the reports say it; the report's exit code now counts the
+        // teardown too. A failed rehearsal keeps exit 1: CI that retries environment errors (2)
+        // must not retry away a real failure.
+        let code = r.record_cleanup_error(&f);
+        if code != f.exit_code() {
             say(format!("pgrehearse: cleanup also failed: {f}"));
-            return Ok(1);
+            return Ok(code);
         }
         return Err(f);
     }

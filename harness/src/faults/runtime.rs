@@ -367,13 +367,7 @@ impl Timeline {
 
     /// What happened so far, with what each fault saw while in force.
     pub fn records(&self) -> Vec<FaultRecord> {
-        let mut records = self.state.lock().expect("timeline").records.clone();
-        for (r, e) in records.iter_mut().zip(self.entries.iter()) {
-            if r.injected_ms.is_some() {
-                e.fault.annotate(r);
-            }
-        }
-        records
+        self.in_force().records()
     }
 
     /// When the last heal happened (ms since workload start).
@@ -394,6 +388,18 @@ pub struct InForce {
 }
 
 impl InForce {
+    /// What happened so far, with what each fault saw while in force: a run cut short still
+    /// reports its fault windows.
+    pub fn records(&self) -> Vec<FaultRecord> {
+        let mut records = self.state.lock().expect("timeline").records.clone();
+        for (r, e) in records.iter_mut().zip(self.entries.iter()) {
+            if r.injected_ms.is_some() {
+                e.fault.annotate(r);
+            }
+        }
+        records
+    }
+
     /// Heal every fault in force (also one whose injection was cut short). Returns how many
     /// were healed or tried.
     pub async fn heal(&self, env: &FaultEnv) -> usize {

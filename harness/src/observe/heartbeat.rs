@@ -86,6 +86,13 @@ impl HeartbeatLog {
         })
     }
 
+    /// The first heartbeat issued at or after `at_ms`: a node that shows it (or a later one)
+    /// has everything the primary committed before `at_ms`. None when none was issued since.
+    pub fn first_issued_from(&self, at_ms: u64) -> Option<u64> {
+        let log = self.attempts.lock().expect("heartbeat log");
+        log.iter().find(|a| a.issued_ms >= at_ms).map(|a| a.seq)
+    }
+
     /// Mean time between consecutive committed heartbeats: the resolution the end-to-end lag
     /// actually had.
     pub fn mean_gap_ms(&self) -> f64 {
@@ -456,6 +463,17 @@ mod tests {
         log.push(3, 1300); // after failover the writer goes on with later numbers
         assert_eq!(log.lag_at(3, 1350), Some(0.0));
         assert_eq!(log.mean_gap_ms(), 1200.0);
+    }
+
+    #[test]
+    fn the_first_heartbeat_issued_from_a_moment_counts_unacknowledged_ones_too() {
+        let log = HeartbeatLog::default();
+        log.push(1, 100);
+        log.issue(2, 200);
+        log.push(3, 300);
+        assert_eq!(log.first_issued_from(150), Some(2));
+        assert_eq!(log.first_issued_from(200), Some(2));
+        assert_eq!(log.first_issued_from(301), None);
     }
 
     fn row(seq: u64, written_at_s: f64, read_at_s: f64) -> HeartbeatRow {

@@ -25,6 +25,10 @@ pub struct Sample {
     pub lags: Vec<HopLag>,
     /// Latest heartbeat sequence visible on C.
     pub heartbeat_seq_on_c: Option<u64>,
+    /// When C answered with `heartbeat_seq_on_c` (ms, same clock as `t_ms`): C had that
+    /// heartbeat by then, which may be a while after `t_ms`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat_read_ms: Option<u64>,
 }
 
 impl Sample {
@@ -135,6 +139,7 @@ impl Sampler {
                     nodes: vec![sa, sb, sc],
                     lags,
                     heartbeat_seq_on_c: seq,
+                    heartbeat_read_ms: seq.map(|_| read_ms),
                 };
                 if let Ok(line) = serde_json::to_string(&sample) {
                     let _ = writeln!(file, "{line}");

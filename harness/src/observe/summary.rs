@@ -127,6 +127,14 @@ pub struct Failover {
     pub slot_active_at_ms: Option<i64>,
     /// First write acknowledged by B after promotion.
     pub first_write_on_b_ms: Option<i64>,
+    /// Until when A was handling a write before it was killed, whatever the outcome (µs on the
+    /// ledger's timeline; the kill itself when a commit was still waiting; None: no write, or
+    /// not read): a failover with nothing being written to A could lose nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub a_busy_until_us: Option<u64>,
+    /// The last write A acknowledged before it was killed (None: none, or not read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_write_on_a: Option<WriteRef>,
 }
 
 impl Failover {
@@ -186,6 +194,8 @@ impl Failover {
             slot_carried_on,
             slot_active_at_ms: active_at,
             first_write_on_b_ms,
+            a_busy_until_us: None,
+            last_write_on_a: None,
         }
     }
 }
@@ -201,7 +211,8 @@ pub struct Rpo {
     /// end of the run.
     #[serde(default)]
     pub judged_at_ms: Option<i64>,
-    /// Acknowledged writes lost, counted one by one (exact).
+    /// Acknowledged writes lost, counted one by one: at least this many (see
+    /// [`LedgerJudgement::lost_writes`]).
     pub lost_writes: u64,
     /// Keys with at least one lost write.
     #[serde(default)]
@@ -255,8 +266,14 @@ impl Rpo {
 pub struct Observations {
     /// Sampling period.
     pub sample_every_ms: u64,
-    /// Heartbeat period: the resolution of the end-to-end lag.
+    /// Heartbeat period asked for.
     pub heartbeat_every_ms: u64,
+    /// Mean time between the heartbeats the primary actually committed (None: not recorded, or
+    /// fewer than two committed). Longer than `heartbeat_every_ms` when each commit waits
+    /// (synchronous replication over a slow link, a paused node): the end-to-end lag is then
+    /// only known to this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat_gap_ms: Option<u64>,
     /// Samples actually taken.
     pub samples: u64,
     /// The time series.
@@ -280,6 +297,14 @@ pub struct Observations {
 }
 
 impl Observations {
+    /// How finely the end-to-end lag is known: the gap between heartbeats achieved, never
+    /// finer than the period asked for.
+    pub fn e2e_resolution_ms(&self) -> u64 {
+        self.heartbeat_gap_ms
+            .unwrap_or(0)
+            .max(self.heartbeat_every_ms)
+    }
+
     /// Worst end-to-end lag seen.
     pub fn max_e2e_lag(&self) -> Option<Duration> {
         self.peaks
@@ -549,6 +574,7 @@ mod tests {
             nodes,
             lags: vec![],
             heartbeat_seq_on_c: None,
+            heartbeat_read_ms: None,
         }
     }
 

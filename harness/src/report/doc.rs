@@ -129,6 +129,10 @@ pub(super) enum Block {
     List(Vec<Text>),
     /// A table.
     Table(Table),
+    /// Something that went wrong, set apart (HTML: a boxed paragraph).
+    Alert(Text),
+    /// Quoted lines (the scenario's description).
+    Quote(Vec<Text>),
     /// A plot: a file beside report.md, inlined in HTML.
     Plot {
         /// File name.
@@ -141,7 +145,7 @@ pub(super) enum Block {
 /// A titled section.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Section {
-    /// The heading.
+    /// The heading; empty for the lines before the first heading.
     pub title: String,
     /// Its content.
     pub blocks: Vec<Block>,
@@ -171,11 +175,20 @@ impl Section {
 pub(super) fn markdown(sections: &[Section]) -> String {
     let mut out = String::new();
     for s in sections {
-        let _ = writeln!(out, "## {}\n", s.title);
+        if !s.title.is_empty() {
+            let _ = writeln!(out, "## {}\n", s.title);
+        }
         for b in &s.blocks {
             match b {
                 Block::Para(t) => {
                     let _ = writeln!(out, "{}\n", t.markdown());
+                }
+                Block::Alert(t) => {
+                    let _ = writeln!(out, "{}\n", t.markdown());
+                }
+                Block::Quote(lines) => {
+                    let lines: Vec<String> = lines.iter().map(Text::markdown).collect();
+                    let _ = writeln!(out, "> {}\n", lines.join("\n> "));
                 }
                 Block::List(items) => {
                     for i in items {
@@ -210,11 +223,21 @@ pub(super) fn markdown(sections: &[Section]) -> String {
 pub(super) fn html(sections: &[Section], plots: &[(&'static str, String)]) -> String {
     let mut out = String::new();
     for s in sections {
-        let _ = writeln!(out, "<section>\n<h2>{}</h2>", xml(&s.title));
+        out.push_str("<section>\n");
+        if !s.title.is_empty() {
+            let _ = writeln!(out, "<h2>{}</h2>", xml(&s.title));
+        }
         for b in &s.blocks {
             match b {
                 Block::Para(t) => {
                     let _ = writeln!(out, "<p>{}</p>", t.html());
+                }
+                Block::Alert(t) => {
+                    let _ = writeln!(out, "<p class=\"error\">{}</p>", t.html());
+                }
+                Block::Quote(lines) => {
+                    let lines: Vec<String> = lines.iter().map(Text::html).collect();
+                    let _ = writeln!(out, "<blockquote>{}</blockquote>", lines.join("<br>"));
                 }
                 Block::List(items) => {
                     out.push_str("<ul>\n");

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use super::IdlePrimary;
 use super::evaluate_faults as faults;
-use super::text::{count, key_list, millis};
+use super::text::{against, at, count, key_list, millis};
 use crate::observe::Observations;
 use crate::scenario::Expectations;
 use crate::util::fmt_duration;
@@ -44,6 +44,8 @@ pub struct RunFacts<'a> {
     pub observations: Option<&'a Observations>,
     /// Slot creation on B with an idle A, if rehearsed.
     pub idle_primary: Option<&'a IdlePrimary>,
+    /// The run was cut short: `observations` cover only part of it.
+    pub cut_short: bool,
 }
 
 impl<'a> RunFacts<'a> {
@@ -57,6 +59,7 @@ impl<'a> RunFacts<'a> {
             ledger: &report.ledger,
             observations: report.observations.as_ref(),
             idle_primary: report.idle_primary.as_ref(),
+            cut_short: report.cut_short,
         }
     }
 }
@@ -69,19 +72,38 @@ pub fn evaluate(expect: &Expectations, facts: &RunFacts) -> Vec<ExpectationResul
         out.push(consistent(facts));
     }
     if let Some(limit) = expect.max_catchup {
-        out.push(max_catchup(limit, facts.catchup, facts.catchup_missed));
+        out.push(max_catchup(limit, facts));
     }
     if expect.sequences_match {
         out.push(sequences_match(facts));
     }
+    // Over the whole run: a run cut short proves no more than what it saw. A lag peak over the
+    // limit and a slot invalidated are for good; a lag within it and a slot usable so far are
+    // only so far.
     if let Some(limit) = expect.max_e2e_lag {
-        out.push(faults::max_e2e_lag(limit, facts.observations));
+        let r = faults::max_e2e_lag(limit, facts.observations);
+        out.push(so_far(r, Verdict::Valid, facts));
     }
     if let Some(want) = expect.slot_survives {
-        out.push(faults::slot_survives(want, facts.observations));
+        let r = faults::slot_survives(want, facts.observations);
+        let usable_so_far = if want {
+            Verdict::Valid
+        } else {
+            Verdict::Invalid
+        };
+        out.push(so_far(r, usable_so_far, facts));
     }
     if let Some(reason) = &expect.slot_invalidated {
-        out.push(faults::slot_invalidated(reason, facts.observations));
+        let r = faults::slot_invalidated(reason, facts.observations);
+        let invalidated = facts
+            .observations
+            .and_then(|o| o.slot.as_ref())
+            .is_some_and(|s| s.invalidation_reason.is_some());
+        out.push(if invalidated {
+            r
+        } else {
+            so_far(r, Verdict::Invalid, facts)
+        });
     }
     if let Some(n) = expect.rpo_max_writes {
         out.push(faults::rpo_max_writes(
@@ -111,6 +133,26 @@ pub fn evaluate(expect: &Expectations, facts: &RunFacts) -> Vec<ExpectationResul
         out.push(faults::faults_injected(obs));
     }
     out
+}
+
+/// `r` as a run cut short leaves it: `unproven` (what the rest of the run could have changed)
+/// becomes Unknown, and the evidence says why.
+fn so_far(mut r: ExpectationResult, unproven: Verdict, facts: &RunFacts) -> ExpectationResult {
+    if !facts.cut_short || r.verdict != unproven {
+        return r;
+    }
+    r.verdict = Verdict::Unknown;
+    let until = facts
+        .observations
+        .and_then(|o| o.series.last())
+        .map_or(String::new(), |p| {
+            format!(" (samples end at {})", at(p.t_ms))
+        });
+    r.observed.push_str(" (run cut short)");
+    r.evidence.push_str(&format!(
+        "; the run was cut short{until}, so what the rest of it would have shown is not known"
+    ));
+    r
 }
 
 /// C equals the reference, and the ledger finds no acknowledged write missing.
@@ -229,7 +271,7 @@ pub(super) fn verify_summary(r: &VerifyReport) -> (String, String) {
         short.push(n.clone());
         let detail: Vec<String> = drift
             .iter()
-            .map(|d| format!("{}: {}", d.object, super::markdown::drift_words(d.kind)))
+            .map(|d| format!("{}: {}", d.object, super::sections::drift_words(d.kind)))
             .collect();
         long.push(format!("{n} ({})", detail.join("; ")));
     }
@@ -298,14 +340,18 @@ fn ledger_summary(l: &LedgerCheck) -> (String, String) {
     (short, format!("{who}: {}", long.join(", ")))
 }
 
-/// C caught up within the limit once the workload stopped.
-fn max_catchup(
-    limit: Duration,
-    measured: Option<Duration>,
-    missed: Option<&super::CatchupMissed>,
-) -> ExpectationResult {
+/// C caught up within the limit once the workload stopped (without a workload: once the
+/// faults' schedule ended).
+fn max_catchup(limit: Duration, facts: &RunFacts) -> ExpectationResult {
     let expected = format!("c caught up within {}", fmt_duration(limit));
-    match measured {
+    let faults = facts.observations.is_some_and(|o| !o.faults.is_empty());
+    let since = match (facts.workload_ran, faults) {
+        (true, _) => "the workload ended",
+        (false, true) => "the fault schedule ended",
+        (false, false) => "the chain was built",
+    };
+    let missed = facts.catchup_missed;
+    match facts.catchup {
         // Not caught up when the limit had already passed, or never can: over the limit.
         None if let Some(m) = missed.filter(|m| m.over(m.waited_ms, limit)) => ExpectationResult {
             name: "max_catchup".into(),
@@ -314,15 +360,14 @@ fn max_catchup(
             observed: "c did not catch up".into(),
             evidence: if m.never {
                 format!(
-                    "c can never catch up ({}), as seen {} after the workload ended",
+                    "c can never catch up ({}), as seen {} after {since}",
                     m.reason,
                     millis(m.waited_ms)
                 )
             } else {
+                let (waited, limit) = against(Duration::from_millis(m.waited_ms), limit);
                 format!(
-                    "c had not caught up {} after the workload ended, over the limit of {} ({})",
-                    millis(m.waited_ms),
-                    fmt_duration(limit),
+                    "c had not caught up {waited} after {since}, over the limit of {limit} ({})",
                     m.reason
                 )
             },
@@ -336,16 +381,15 @@ fn max_catchup(
         },
         Some(d) => {
             let ok = d <= limit;
+            let (took, limit) = against(d, limit);
             ExpectationResult {
                 name: "max_catchup".into(),
                 verdict: if ok { Verdict::Valid } else { Verdict::Invalid },
                 expected,
-                observed: fmt_duration(d),
+                observed: took.clone(),
                 evidence: format!(
-                    "c applied everything {} after the workload ended ({} the limit of {})",
-                    fmt_duration(d),
+                    "c applied everything {took} after {since} ({} the limit of {limit})",
                     if ok { "within" } else { "over" },
-                    fmt_duration(limit)
                 ),
             }
         }

@@ -65,8 +65,11 @@ pub struct Report {
     pub seed: u64,
     /// The merge of the expectations (and Unknown when the run failed).
     pub verdict: Verdict,
-    /// The process exit code of the run: the verdict's, or the error's when the run stopped
-    /// early (2 usage or environment, 130 interrupted).
+    /// The process exit code of the run: the verdict's (0 pass, 1 fail or unknown), or the
+    /// error's when the run stopped early (2 usage or environment, 130 interrupted) — except
+    /// that a failure the run had already proven keeps 1 whatever error followed, short of an
+    /// interrupt. A teardown that failed after a passing verdict makes it the teardown error's
+    /// code (see [`Report::record_cleanup_error`]). The process exits with this code.
     pub exit_code: i32,
     /// The scenario.
     pub scenario: ScenarioInfo,
@@ -105,6 +108,11 @@ pub struct Report {
     pub expectations: Vec<ExpectationResult>,
     /// Why the run stopped early, if it did (passwords redacted).
     pub error: Option<String>,
+    /// The run was interrupted while the workload or the faults ran (or before its
+    /// observations were condensed): `observations` cover only part of it, so an expectation
+    /// about the whole run that the rest could have broken is not judged a pass.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cut_short: bool,
     /// Plain statements of PostgreSQL behaviour worth telling the user.
     pub notes: Vec<String>,
     /// Slot creation on B with an idle A, if the scenario rehearsed it.
@@ -115,6 +123,9 @@ pub struct Report {
     /// The exit code of the error that stopped the run (not in the JSON: `exit_code` is).
     #[serde(skip)]
     error_exit: Option<i32>,
+    /// The exit code of a teardown that failed after the verdict (not in the JSON either).
+    #[serde(skip)]
+    cleanup_exit: Option<i32>,
 }
 
 impl Report {
@@ -150,10 +161,12 @@ impl Report {
             verdict: Verdict::Unknown,
             exit_code: 1,
             error: None,
+            cut_short: false,
             notes: Vec::new(),
             idle_primary: None,
             observations: None,
             error_exit: None,
+            cleanup_exit: None,
         }
     }
 
@@ -174,6 +187,18 @@ impl Report {
         self.error_exit = Some(e.exit_code());
     }
 
+    /// Record that tearing the chain down failed once the run was over. A run that passed then
+    /// exits with the teardown error's code (2 for an environment error); one that failed or
+    /// ended unknown keeps 1: CI that retries environment errors must not retry away a real
+    /// failure. Conclude the report again to apply it.
+    pub fn record_cleanup_error(&mut self, e: &Error) {
+        self.cleanup_exit = Some(e.exit_code());
+        self.note(format!(
+            "tearing the chain down failed after the run: {}",
+            crate::secret::redact(&e.to_string())
+        ));
+    }
+
     /// Add a note unless it is already there.
     pub fn note(&mut self, note: impl Into<String>) {
         let note = note.into();
@@ -183,10 +208,9 @@ impl Report {
     }
 
     /// Close the report at `finished_at`: the verdict becomes the merge of the expectations
-    /// (Unknown if the run stopped early or judged nothing), the exit code follows it, and
-    /// notes about what was observed (sequence drift, tables without a key, writes with an
-    /// unknown outcome) are added. After an error the exit code is the error's, as the process
-    /// exits with it.
+    /// (Unknown if the run stopped early or judged nothing), the exit code follows it (see
+    /// [`Report::exit_code`]), and notes about what was observed (sequence drift, tables
+    /// without a key, writes with an unknown outcome) are added.
     pub fn conclude(&mut self, finished_at: DateTime<Utc>) {
         self.finished_at = Some(finished_at);
         let mut verdict = Verdict::all(self.expectations.iter().map(|e| e.verdict));
@@ -194,10 +218,28 @@ impl Report {
             verdict = verdict.merge(Verdict::Unknown);
         }
         self.verdict = verdict;
-        self.exit_code = self.error_exit.unwrap_or(verdict.exit_code());
+        self.exit_code = exit_code(verdict, self.error_exit, self.cleanup_exit);
         for n in notes::observed(self) {
             self.note(n);
         }
+    }
+}
+
+/// The exit code of a run with `verdict` that stopped on an error exiting `error` and whose
+/// teardown failed with `cleanup`. An interrupt is always 130 (the shell's convention for a
+/// stopped command); otherwise a failure the run proved stays 1: an environment error after it
+/// (exit 2, which CI may retry) must not hide it. A teardown error only replaces a pass.
+fn exit_code(verdict: Verdict, error: Option<i32>, cleanup: Option<i32>) -> i32 {
+    const INTERRUPTED: i32 = 130;
+    let code = match error {
+        Some(INTERRUPTED) => INTERRUPTED,
+        Some(_) if verdict == Verdict::Invalid => verdict.exit_code(),
+        Some(e) => e,
+        None => verdict.exit_code(),
+    };
+    match cleanup {
+        Some(c) if code == 0 => c,
+        _ => code,
     }
 }
 

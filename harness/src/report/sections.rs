@@ -1,14 +1,310 @@
-//! The report sections both formats share: timings, the workload, and what the chain did while
-//! faults were applied (the faults and their windows, lag, WAL retained and the slot's fate,
-//! failover timings, the RPO and slot creation on an idle primary). Built once, rendered as
-//! Markdown and as HTML.
+//! The report's sections, shared by both formats: the run, timings, the workload, what the
+//! chain did while faults were applied (the faults and their windows, lag, WAL retained and
+//! the slot's fate, failover timings, the RPO and slot creation on an idle primary), each
+//! verification, the ledger, the expectations with their evidence and the notes. Built once,
+//! rendered as Markdown and as HTML, so both say the same thing and escape it the same way.
+
+use chrono::SecondsFormat;
 
 use super::charts::{PLOTS, one_shot};
 use super::doc::{Block, Section, Table, Text};
-use super::text::{at, at_u, bytes, count, micros, millis, secs};
+use super::text::{at, at_u, bytes, count, differing_keys, key_list, micros, millis, secs};
 use super::{IdlePrimary, Report};
 use crate::observe::{Failover, Observations, Peak, Rpo, SlotOutcome};
-use crate::workload::{OpKind, WriteRef};
+use crate::verdict::Verdict;
+use crate::verify::{CompareMethod, DriftKind, SequenceStatus, TableStatus, VerifyReport};
+use crate::workload::{LedgerCheck, OpKind, WriteRef};
+
+/// Every section of `report`, in reading order: what comes before the first heading (replay
+/// command, the error, the description), the run, timings, workload, what was observed, the
+/// verification, the ledger, the expectations and the notes.
+pub(super) fn all(r: &Report) -> Vec<Section> {
+    let mut out = vec![preamble(r), run(r), timings(r), workload(r)];
+    out.extend(observed(r));
+    if r.verify.is_empty() {
+        let mut s = Section::new("Verification");
+        s.para("Not run.");
+        out.push(s);
+    }
+    out.extend(r.verify.iter().map(verification));
+    out.push(ledger(&r.ledger));
+    out.push(expectations(r));
+    out.extend(notes(r));
+    out
+}
+
+/// "FAIL · smoke · seed 42": the report's title.
+pub(super) fn title(r: &Report) -> String {
+    format!(
+        "{} · {} · seed {}",
+        upper(r.verdict),
+        r.scenario.name,
+        r.seed
+    )
+}
+
+/// "PASS", "FAIL", "UNKNOWN".
+fn upper(v: Verdict) -> String {
+    v.word().to_uppercase()
+}
+
+/// A verdict in a table: set apart unless it passed.
+fn verdict_cell(v: Verdict) -> Text {
+    if v == Verdict::Valid {
+        Text::plain(upper(v))
+    } else {
+        Text::strong(upper(v))
+    }
+}
+
+fn timestamp(t: &chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// The lines before the first heading: how to replay the run, why it stopped early, and the
+/// scenario's description (text, line by line: a `<!--` or `|` in it must not hide or break
+/// the report).
+fn preamble(r: &Report) -> Section {
+    let mut s = Section::new("");
+    s.para(Text::plain("Replay: ").then_code(r.replay_command()));
+    if let Some(e) = &r.error {
+        s.push(Block::Alert(
+            Text::strong("The run stopped early:").then(format!(" {}", e.trim())),
+        ));
+    }
+    if let Some(d) = &r.scenario.description {
+        s.push(Block::Quote(d.trim().lines().map(Text::plain).collect()));
+    }
+    s
+}
+
+/// Which run this was: seed, where its files are, when it ran, on what.
+fn run(r: &Report) -> Section {
+    let finished = match r.finished_at {
+        Some(f) => {
+            let ms = (f - r.started_at).num_milliseconds().max(0) as u64;
+            format!("{} ({})", timestamp(&f), millis(ms))
+        }
+        None => "not finished".into(),
+    };
+    let pg = match &r.postgres {
+        Some(p) => Text::plain(format!("PostgreSQL {} from ", p.version))
+            .then_code(p.bin_dir.to_string_lossy())
+            .then(format!(" ({})", p.source)),
+        None => "PostgreSQL not located".into(),
+    };
+    let mut t = Table::new(&["", ""]);
+    let rows: [(&str, Text); 10] = [
+        ("verdict", verdict_cell(r.verdict)),
+        ("seed", r.seed.to_string().into()),
+        ("run", Text::code(&r.run_id)),
+        ("run directory", Text::code(r.run_dir.to_string_lossy())),
+        ("scenario", Text::code(r.scenario.path.to_string_lossy())),
+        ("started", timestamp(&r.started_at).into()),
+        ("finished", finished.into()),
+        ("backend", r.backend.clone().into()),
+        ("postgres", pg),
+        ("pgrehearse", r.tool_version.clone().into()),
+    ];
+    for (k, v) in rows {
+        t.row(vec![k.into(), v]);
+    }
+    let mut s = Section::new("Run");
+    s.push(Block::Table(t));
+    s
+}
+
+/// A table's outcome in a few words.
+fn table_status(status: TableStatus, method: &CompareMethod) -> &'static str {
+    match (status, method) {
+        (TableStatus::Match, CompareMethod::RowMultiset) => "match (no key)",
+        (TableStatus::Match, _) => "match",
+        (TableStatus::Differ, _) => "DIFFER",
+        (TableStatus::Error, _) => "ERROR",
+    }
+}
+
+/// A drift kind in words.
+pub(super) fn drift_words(k: DriftKind) -> &'static str {
+    match k {
+        DriftKind::TableMissing => "table missing on the target",
+        DriftKind::TableExtra => "table only on the target",
+        DriftKind::ColumnMissing => "column missing on the target",
+        DriftKind::ColumnExtra => "column only on the target",
+        DriftKind::TypeChanged => "type changed",
+        DriftKind::TypeWidened => "type widened on the target (every value fits: not a failure)",
+        DriftKind::PrimaryKeyChanged => "primary key changed",
+    }
+}
+
+/// One comparison: each table's counts, the keys that differ, tables not compared, sequences
+/// and schema drift.
+fn verification(v: &VerifyReport) -> Section {
+    let (a, c) = (&v.reference, &v.target);
+    let mut s = Section::new(format!("Verification: {c} vs {a} — {}", upper(v.verdict)));
+    if v.tables.is_empty() {
+        s.para("No tables compared.");
+    } else {
+        let (ra, rc) = (format!(">rows {a}"), format!(">rows {c}"));
+        let mut t = Table::new(&[
+            "table", "status", &ra, &rc, ">missing", ">extra", ">changed",
+        ]);
+        for d in &v.tables {
+            t.row(vec![
+                Text::code(&d.table),
+                table_status(d.status, &d.method).into(),
+                d.rows_reference.to_string().into(),
+                d.rows_target.to_string().into(),
+                d.missing.count.to_string().into(),
+                d.extra.count.to_string().into(),
+                d.changed.count.to_string().into(),
+            ]);
+        }
+        s.push(Block::Table(t));
+    }
+    let mut keys = Vec::new();
+    let mut failed = Vec::new();
+    for d in &v.tables {
+        match d.status {
+            TableStatus::Differ => keys.push(
+                Text::code(&d.table).then(format!(": {}", differing_keys(d, str::to_string))),
+            ),
+            TableStatus::Error => failed.push(Text::code(&d.table).then(format!(
+                ": {}",
+                d.error.as_deref().unwrap_or("no reason recorded")
+            ))),
+            TableStatus::Match => {}
+        }
+    }
+    if !keys.is_empty() {
+        s.para(format!(
+            "Keys that differ (missing: on {a} but not on {c}; extra: on {c} but not on {a}):"
+        ));
+        s.push(Block::List(keys));
+    }
+    if !failed.is_empty() {
+        s.para("Not compared (verdict unknown):");
+        s.push(Block::List(failed));
+    }
+    sequences(&mut s, v);
+    if !v.schema.is_empty() {
+        s.para("Schema drift:");
+        let show = |t: Text, x: &Option<String>| match x {
+            Some(x) => t.then_code(x),
+            None => t.then(NONE),
+        };
+        s.push(Block::List(
+            v.schema
+                .iter()
+                .map(|d| {
+                    let t = Text::code(&d.object).then(format!(": {} ({a}: ", drift_words(d.kind)));
+                    show(show(t, &d.reference).then(format!(", {c}: ")), &d.target).then(")")
+                })
+                .collect(),
+        ));
+    }
+    s.para(format!("Compared in {}.", millis(v.elapsed_ms)));
+    s
+}
+
+/// The sequences of one comparison, then why each kind of drift is expected (once each).
+fn sequences(s: &mut Section, v: &VerifyReport) {
+    if v.sequences.is_empty() {
+        return;
+    }
+    let (a, c) = (&v.reference, &v.target);
+    s.para("Sequences:");
+    let (ra, rc) = (format!(">{a}"), format!(">{c}"));
+    let mut t = Table::new(&["sequence", &ra, &rc, "status"]);
+    let show = |x: Option<i64>| x.map_or(NONE.to_string(), |x| x.to_string());
+    let mut why: Vec<&str> = Vec::new();
+    for q in &v.sequences {
+        let status = match q.status {
+            SequenceStatus::Match => "match",
+            SequenceStatus::Drift => "drift",
+            SequenceStatus::Missing => "missing",
+        };
+        t.row(vec![
+            Text::code(&q.sequence),
+            show(q.reference).into(),
+            show(q.target).into(),
+            status.into(),
+        ]);
+        if q.status != SequenceStatus::Match && !q.note.is_empty() && !why.contains(&&*q.note) {
+            why.push(&q.note);
+        }
+    }
+    s.push(Block::Table(t));
+    for w in why {
+        s.para(format!("Sequence drift: {w}"));
+    }
+}
+
+/// The ledger check of acknowledged writes, node by node.
+fn ledger(checks: &[LedgerCheck]) -> Section {
+    let mut s = Section::new("Ledger check (acknowledged writes)");
+    if checks.is_empty() {
+        s.para("Not run.");
+        return s;
+    }
+    s.push(Block::List(
+        checks
+            .iter()
+            .map(|l| {
+                Text::plain(format!("{}: ", l.node))
+                    .then_strong(upper(l.verdict))
+                    .then(format!(
+                        " — {} keys checked; {}; unknown outcomes: {} applied, {} not applied; {}",
+                        l.keys_checked,
+                        key_list("lost writes", &l.lost),
+                        l.unknown_applied,
+                        l.unknown_not_applied,
+                        key_list("unexplained", &l.unexplained)
+                    ))
+            })
+            .collect(),
+    ));
+    s
+}
+
+/// Each expectation judged, then the evidence of every one of them (numbers and times), the
+/// passing ones too.
+fn expectations(r: &Report) -> Section {
+    let mut s = Section::new("Expectations");
+    if r.expectations.is_empty() {
+        s.para("None judged.");
+        return s;
+    }
+    let mut t = Table::new(&["expectation", "verdict", "expected", "observed"]);
+    for e in &r.expectations {
+        t.row(vec![
+            Text::code(&e.name),
+            verdict_cell(e.verdict),
+            e.expected.clone().into(),
+            e.observed.clone().into(),
+        ]);
+    }
+    s.push(Block::Table(t));
+    s.para("Evidence:");
+    s.push(Block::List(
+        r.expectations
+            .iter()
+            .map(|e| Text::code(&e.name).then(format!(": {}", e.evidence)))
+            .collect(),
+    ));
+    s
+}
+
+/// The report's notes and the observer's findings, when there are any.
+fn notes(r: &Report) -> Option<Section> {
+    let notes = super::notes::shown(r);
+    if notes.is_empty() {
+        return None;
+    }
+    let mut s = Section::new("Notes");
+    s.push(Block::List(notes.into_iter().map(Text::plain).collect()));
+    Some(s)
+}
 
 /// The sections for `report`, in reading order; none when nothing was observed.
 pub(super) fn observed(r: &Report) -> Vec<Section> {
@@ -137,13 +433,12 @@ fn peak_cells(p: Option<Peak>, show: fn(f64) -> String) -> [Text; 2] {
 fn lag(obs: &Observations) -> Section {
     let mut s = Section::new("Lag");
     s.para(format!(
-        "{}, one every {}. End-to-end lag comes from a heartbeat written on a every {} and read \
-         on c, so it is known to about {}. A hop with nothing to send reports no lag (NULL, not \
-         0): those samples are gaps in the plots.",
+        "{}, one every {}. End-to-end lag comes from a heartbeat written on a and read on c \
+         ({}). A hop with nothing to send reports no lag (NULL, not 0): those samples are gaps \
+         in the plots.",
         count(obs.samples, "sample", "samples"),
         millis(obs.sample_every_ms),
-        millis(obs.heartbeat_every_ms),
-        millis(obs.heartbeat_every_ms),
+        super::evaluate_faults::heartbeat_resolution(obs),
     ));
     let mut t = Table::new(&["hop", ">peak (bytes)", "at", ">peak (time)", "at"]);
     let p = &obs.peaks;
@@ -241,6 +536,18 @@ fn failover(f: &Failover) -> Section {
     let mut s = Section::new("Failover");
     let since = |t: i64| millis(u64::try_from(t - f.killed_ms).unwrap_or(0));
     let mut t = Table::new(&["event", "at", ">after a was killed"]);
+    if let Some(w) = &f.last_write_on_a {
+        let killed_us = u64::try_from(f.killed_ms).unwrap_or(0).saturating_mul(1000);
+        t.row(vec![
+            "last write acknowledged by a".into(),
+            at_us(w.done_us).into(),
+            format!(
+                "{} before",
+                millis(killed_us.saturating_sub(w.done_us) / 1000)
+            )
+            .into(),
+        ]);
+    }
     t.row(vec!["a killed".into(), at(f.killed_ms).into(), NONE.into()]);
     t.row(vec![
         "b promoted, accepting writes".into(),
@@ -284,13 +591,13 @@ fn slot_after_promotion(f: &Failover) -> String {
 }
 
 /// "t=9.812s": a ledger time (microseconds since the workload started), to the millisecond.
-fn at_us(us: u64) -> String {
+pub(super) fn at_us(us: u64) -> String {
     let ms = (us + 500) / 1000;
     format!("t={}.{:03}s", ms / 1000, ms % 1000)
 }
 
 /// "rehearse.accounts 17 update op=4411": one ledger write in a line.
-fn write_line(w: &WriteRef) -> String {
+pub(super) fn write_line(w: &WriteRef) -> String {
     format!("{} {} {} op={}", w.table, w.key, kind(w.kind), w.op)
 }
 
@@ -353,7 +660,9 @@ fn rpo_section(rpo: &Rpo) -> Section {
         ));
     } else {
         s.para(format!(
-            "{} on {node} ({}): a acknowledged them, and {node} does not have them.",
+            "At least {} on {node} ({}): a acknowledged them, and {node} does not have them \
+             (writes whose effects cancel out, an insert and the delete of one key, are not \
+             seen missing).",
             count(
                 rpo.lost_writes,
                 "acknowledged write lost",

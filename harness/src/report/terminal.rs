@@ -43,7 +43,8 @@ pub fn run_summary(r: &Report) -> String {
     }
     for l in &r.ledger {
         out.push(format!(
-            "  ledger on {}: {} keys with acknowledged writes lost, {} unexplained rows",
+            "  ledger on {}: {} keys with acknowledged writes lost, {} keys in an unexplained \
+             state",
             l.node, l.lost.count, l.unexplained.count
         ));
     }
@@ -67,10 +68,8 @@ pub fn run_summary(r: &Report) -> String {
 }
 
 fn verify_line(v: &VerifyReport) -> String {
-    let differ: Vec<String> = v
-        .tables
-        .iter()
-        .filter(|t| t.status != TableStatus::Match)
+    let with = |status: TableStatus| v.tables.iter().filter(move |t| t.status == status);
+    let differ: Vec<String> = with(TableStatus::Differ)
         .map(|t| {
             format!(
                 "{} ({} missing, {} extra, {} changed)",
@@ -78,15 +77,26 @@ fn verify_line(v: &VerifyReport) -> String {
             )
         })
         .collect();
-    let mut s = if differ.is_empty() {
+    // A table that could not be compared neither matches nor differs: it says why.
+    let failed: Vec<String> = with(TableStatus::Error)
+        .map(|t| {
+            format!(
+                "{} ({})",
+                t.table,
+                t.error.as_deref().unwrap_or("no reason recorded")
+            )
+        })
+        .collect();
+    let of_all = count(v.tables.len() as u64, "table", "tables");
+    let parts: Vec<String> = [(differ, "differ"), (failed, "could not be compared")]
+        .into_iter()
+        .filter(|(tables, _)| !tables.is_empty())
+        .map(|(tables, what)| format!("{} of {of_all} {what}: {}", tables.len(), tables.join(", ")))
+        .collect();
+    let mut s = if parts.is_empty() {
         format!("all {} tables match", v.tables.len())
     } else {
-        format!(
-            "{} of {} tables differ: {}",
-            differ.len(),
-            v.tables.len(),
-            differ.join(", ")
-        )
+        parts.join("; ")
     };
     let widened = v
         .schema

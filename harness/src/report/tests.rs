@@ -337,6 +337,67 @@ fn unknown_run_never_passes() {
 }
 
 #[test]
+fn the_terminal_lists_a_table_that_could_not_be_compared_apart_from_differing_ones() {
+    let r = unknown_run();
+    let line = verify_summary(&r.verify[0]);
+    assert!(
+        line.contains(
+            "1 of 5 tables could not be compared: rehearse.documents (reading \
+             rehearse.documents on c: connection reset by peer)"
+        ),
+        "{line}"
+    );
+    assert!(!line.contains("differ"), "{line}");
+    // The ledger counts keys, not rows.
+    let summary = run_summary(&consistent_run());
+    assert!(
+        summary.contains(
+            "ledger on c: 0 keys with acknowledged writes lost, 0 keys in an unexplained state"
+        ),
+        "{summary}"
+    );
+}
+
+#[test]
+fn names_and_notes_from_the_data_are_text_not_markup_in_both_reports() {
+    let mut r = consistent_run();
+    r.verify[0].tables[0].table = "s.<b>t|x</b>".into();
+    r.verify[0].sequences[0].sequence = "s.*seq*".into();
+    r.verify[0].sequences[0].note = "drift <!-- hides the rest".into();
+    r.note("a note with <!-- and | and *stars*");
+    let md = render_markdown(&r);
+    for shown in [
+        "| `s.<b>t\\|x</b>` | match |",
+        "| `s.*seq*` | 2311 | 1000 | drift |",
+        "Sequence drift: drift \\<!-- hides the rest",
+        "- a note with \\<!-- and \\| and \\*stars\\*",
+    ] {
+        assert!(md.contains(shown), "{shown:?} not in:\n{md}");
+    }
+    let html = render_html(&r);
+    for shown in [
+        "<td><code>s.&lt;b&gt;t|x&lt;/b&gt;</code></td>",
+        "<li>a note with &lt;!-- and | and *stars*</li>",
+    ] {
+        assert!(html.contains(shown), "{shown:?} not in:\n{html}");
+    }
+}
+
+#[test]
+fn every_expectation_shows_its_evidence_passing_or_not() {
+    let r = consistent_run();
+    assert_eq!(r.verdict, Verdict::Valid);
+    let md = render_markdown(&r);
+    let html = render_html(&r);
+    for e in &r.expectations {
+        let line = format!("- `{}`: {}", e.name, e.evidence);
+        assert!(md.contains(&line), "{line:?} not in:\n{md}");
+        let item = format!("<li><code>{}</code>: {}</li>", e.name, e.evidence);
+        assert!(html.contains(&item), "{item:?} not in:\n{html}");
+    }
+}
+
+#[test]
 fn consistency_without_verification_of_c_is_unknown() {
     let b_only = [VerifyReport {
         reference: "a".into(),
@@ -372,6 +433,7 @@ fn max_catchup_fails_when_c_had_not_caught_up_by_the_limit() {
         };
         let facts = RunFacts {
             catchup_missed: Some(&missed),
+            workload_ran: true,
             ..RunFacts::default()
         };
         evaluate(&expect, &facts).remove(0)
@@ -390,6 +452,28 @@ fn max_catchup_fails_when_c_had_not_caught_up_by_the_limit() {
     assert!(
         r.evidence
             .starts_with("c can never catch up (fence 01 not on c)")
+    );
+    // Without a workload catch-up is timed from the end of the faults, and says so.
+    let obs = crate::observe::Observations {
+        faults: vec![crate::faults::FaultRecord {
+            kind: "partition".into(),
+            description: "partition a-b".into(),
+            injected_ms: Some(1_000),
+            healed_ms: Some(9_000),
+            error: None,
+            churn: None,
+            checkpoint: None,
+        }],
+        ..Default::default()
+    };
+    let facts = RunFacts {
+        catchup: Some(Duration::from_millis(800)),
+        observations: Some(&obs),
+        ..RunFacts::default()
+    };
+    assert_eq!(
+        evaluate(&expect, &facts)[0].evidence,
+        "c applied everything 800ms after the fault schedule ended (within the limit of 30.00s)"
     );
 }
 
@@ -425,6 +509,36 @@ fn the_report_exit_code_is_the_process_exit_code() {
         assert_eq!(r.verdict, Verdict::Unknown);
         assert_eq!(r.exit_code, code, "{e}");
     }
+}
+
+#[test]
+fn a_proven_failure_keeps_exit_1_whatever_error_follows_short_of_an_interrupt() {
+    let env = crate::Error::environment("docker: no such container");
+    let mut r = inconsistent_run();
+    r.record_error(&env);
+    r.conclude(at(12, 5, 0));
+    assert_eq!((r.verdict, r.exit_code), (Verdict::Invalid, 1));
+    let mut r = inconsistent_run();
+    r.record_error(&crate::Error::interrupted());
+    r.conclude(at(12, 5, 0));
+    assert_eq!(r.exit_code, 130);
+    // A teardown failing after the verdict: a pass becomes the teardown's code, a failure
+    // stays 1, and the report says what went wrong.
+    let mut r = consistent_run();
+    r.record_cleanup_error(&env);
+    r.conclude(at(12, 5, 0));
+    assert_eq!((r.verdict, r.exit_code), (Verdict::Valid, 2));
+    assert!(
+        r.notes
+            .iter()
+            .any(|n| n.contains("tearing the chain down failed")),
+        "{:?}",
+        r.notes
+    );
+    let mut r = inconsistent_run();
+    r.record_cleanup_error(&env);
+    r.conclude(at(12, 5, 0));
+    assert_eq!(r.exit_code, 1);
 }
 
 #[test]

@@ -170,6 +170,7 @@ fn lag_run() -> Report {
     r.observations = Some(Observations {
         sample_every_ms: 1000,
         heartbeat_every_ms: 200,
+        heartbeat_gap_ms: None,
         samples: series.len() as u64,
         peaks: peaks(&series),
         series,
@@ -264,6 +265,7 @@ fn wal_run() -> Report {
     r.observations = Some(Observations {
         sample_every_ms: 2000,
         heartbeat_every_ms: 500,
+        heartbeat_gap_ms: None,
         samples: series.len() as u64,
         peaks: peaks(&series),
         series,
@@ -386,6 +388,7 @@ fn failover_run() -> Report {
     r.observations = Some(Observations {
         sample_every_ms: 1000,
         heartbeat_every_ms: 200,
+        heartbeat_gap_ms: None,
         samples: series.len() as u64,
         peaks: peaks(&series),
         series,
@@ -407,6 +410,8 @@ fn failover_run() -> Report {
             slot_carried_on: Some(true),
             slot_active_at_ms: Some(18_000),
             first_write_on_b_ms: Some(17_450),
+            a_busy_until_us: Some(14_995_000),
+            last_write_on_a: Some(write(4419, "8", OpKind::Update, 14_980_000, None, None)),
         }),
         rpo: Some(Rpo {
             node: "b".into(),
@@ -499,7 +504,7 @@ fn lag_run_passes_with_its_numbers() {
     assert_eq!(r.verdict, Valid);
     assert_eq!(
         evidence(&r, "max_e2e_lag"),
-        "end-to-end lag peaked at 650ms at t=20.0s (within the limit of 1.00s); 31 of 31 \
+        "end-to-end lag peaked at 650ms at t=20.0s (within the limit of 1000ms); 31 of 31 \
          samples measured it, one every 1.00s; heartbeat every 200ms, so lag is known to about \
          200ms"
     );
@@ -511,7 +516,7 @@ fn lag_run_passes_with_its_numbers() {
     assert_eq!(
         evidence(&r, "slot_waits_for_nudge"),
         "slot creation on b was still waiting after 20.00s with a idle; it completed 140ms \
-         after pg_log_standby_snapshot() on a (within the limit of 5.00s)"
+         after pg_log_standby_snapshot() on a (within the limit of 5000ms)"
     );
     assert_eq!(
         evidence(&r, "consistent_after_heal"),
@@ -577,9 +582,11 @@ fn failover_run_counts_lost_writes() {
     );
     assert_eq!(
         evidence(&r, "rpo_max_writes"),
-        "3 writes a acknowledged are missing on b at its promotion (t=17.3s) (over the limit of \
-         0): rehearse.accounts 17 update op=4411, rehearse.accounts 42 insert op=4415, \
-         rehearse.accounts 17 delete op=4418; unknown outcomes: 1 applied, 1 not applied"
+        "at least 3 writes a acknowledged are missing on b at its promotion (t=17.3s) (over the \
+         limit of 0): rehearse.accounts 17 update op=4411, rehearse.accounts 42 insert op=4415, \
+         rehearse.accounts 17 delete op=4418; unknown outcomes: 1 applied, 1 not applied; a \
+         was written to until t=14.995s, 5ms before it was killed at t=15.0s; the last write a \
+         acknowledged was rehearse.accounts 8 update op=4419 at t=14.980s, 20ms before"
     );
     // The one-shot failure has no heal: it does not make consistency after healing unknown.
     assert_eq!(
@@ -592,7 +599,7 @@ fn failover_run_counts_lost_writes() {
         "{md}"
     );
     assert!(
-        md.contains("3 acknowledged writes lost on b (2 keys)"),
+        md.contains("At least 3 acknowledged writes lost on b (2 keys)"),
         "{md}"
     );
     assert!(
@@ -728,24 +735,71 @@ fn max_e2e_lag_pass_fail_unknown() {
     let mut o = obs();
     o.series = vec![SeriesPoint {
         t_ms: 3_000,
-        e2e_s: Some(2.0),
+        e2e_s: Some(1.8),
         ..SeriesPoint::default()
     }];
-    o.peaks.e2e_s = Some(Peak {
-        value: 2.0,
-        at_ms: 3_000,
-    });
+    let with_peak = |o: &mut Observations, value: f64| {
+        o.peaks.e2e_s = Some(Peak {
+            value,
+            at_ms: 3_000,
+        })
+    };
+    // A heartbeat every 200 ms: 1.8 s measured is at most 2.0 s true.
+    with_peak(&mut o, 1.8);
     assert_eq!(one(&e, Some(&o), None, &[]).verdict, Verdict::Valid);
-    o.peaks.e2e_s = Some(Peak {
-        value: 2.001,
-        at_ms: 3_000,
-    });
+    with_peak(&mut o, 2.001);
     let r = one(&e, Some(&o), None, &[]);
     assert_eq!(r.verdict, Verdict::Invalid);
-    assert_eq!(r.observed, "peak 2.00s at t=3.0s");
+    // Never "2.00s, over the limit of 2.00s".
+    assert_eq!(r.observed, "peak 2001ms at t=3.0s");
+    assert!(
+        r.evidence
+            .starts_with("end-to-end lag peaked at 2001ms at t=3.0s (over the limit of 2000ms)"),
+        "{}",
+        r.evidence
+    );
     o.peaks.e2e_s = None;
     assert_eq!(one(&e, Some(&o), None, &[]).verdict, Verdict::Unknown);
     assert_eq!(one(&e, None, None, &[]).verdict, Verdict::Unknown);
+}
+
+#[test]
+fn an_e2e_lag_within_the_limit_by_less_than_the_heartbeat_gap_is_unknown() {
+    let e = expect_only(|e| e.max_e2e_lag = Some(Duration::from_secs(2)));
+    let mut o = obs();
+    o.peaks.e2e_s = Some(Peak {
+        value: 1.9,
+        at_ms: 3_000,
+    });
+    // 100 ms under the limit, heartbeats 200 ms apart: the true peak may have been 2.1 s.
+    let r = one(&e, Some(&o), None, &[]);
+    assert_eq!(r.verdict, Verdict::Unknown, "{r:?}");
+    assert!(
+        r.evidence.ends_with(
+            "heartbeat every 200ms, so lag is known to about 200ms; within the limit by less \
+             than that, so the true peak may have been over it"
+        ),
+        "{}",
+        r.evidence
+    );
+    // Heartbeats asked every 200 ms but committed every 450 ms (each commit waited on a slow
+    // synchronous standby): 1.6 s is no longer far enough under, and the report says why.
+    o.peaks.e2e_s = Some(Peak {
+        value: 1.6,
+        at_ms: 3_000,
+    });
+    assert_eq!(one(&e, Some(&o), None, &[]).verdict, Verdict::Valid);
+    o.heartbeat_gap_ms = Some(450);
+    let r = one(&e, Some(&o), None, &[]);
+    assert_eq!(r.verdict, Verdict::Unknown, "{r:?}");
+    assert!(
+        r.evidence.contains(
+            "heartbeat every 200ms (committed one every 450ms on average), so lag is known to \
+             about 450ms"
+        ),
+        "{}",
+        r.evidence
+    );
 }
 
 fn slot(survived: Option<bool>, reason: Option<&str>) -> Observations {
@@ -957,8 +1011,8 @@ fn rpo_max_writes_pass_fail_unknown() {
     // A few lost writes, then how many more; and the unknown outcomes.
     assert_eq!(
         r.evidence,
-        "9 writes a acknowledged are missing on b (over the limit of 2): rehearse.accounts 1 \
-         update op=1, rehearse.accounts 2 update op=2, rehearse.accounts 3 update op=3, \
+        "at least 9 writes a acknowledged are missing on b (over the limit of 2): \
+         rehearse.accounts 1 update op=1, rehearse.accounts 2 update op=2, rehearse.accounts 3 update op=3, \
          rehearse.accounts 4 update op=4, rehearse.accounts 5 update op=5, … and 4 more; unknown \
          outcomes: 0 applied, 3 not applied"
     );
@@ -979,6 +1033,76 @@ fn rpo_max_writes_pass_fail_unknown() {
     let mut over = rpo(9);
     over.rpo.as_mut().unwrap().unexplained_keys = 2;
     assert_eq!(one(&e, Some(&over), None, &[]).verdict, Verdict::Invalid);
+}
+
+#[test]
+fn no_write_lost_in_a_failover_while_nothing_was_written_to_a_is_no_pass() {
+    let e = expect_only(|e| e.rpo_max_writes = Some(0));
+    let failover = |busy_us: Option<u64>, acked_us: Option<u64>| Observations {
+        rpo: Some(Rpo {
+            node: "b".into(),
+            judged_at_ms: Some(17_300),
+            ..Rpo::default()
+        }),
+        failover: Some(Failover {
+            killed_ms: 15_000,
+            promoted_ms: 17_300,
+            a_busy_until_us: busy_us,
+            last_write_on_a: acked_us.map(|us| write(4419, "8", OpKind::Update, us, None, None)),
+            ..Failover::default()
+        }),
+        ..obs()
+    };
+    let judge = |busy_us: Option<u64>, acked_us: Option<u64>| {
+        one(&e, Some(&failover(busy_us, acked_us)), None, &[])
+    };
+    // Written to up to the kill: nothing lost is a pass, and the evidence names the last
+    // write.
+    let r = judge(Some(14_400_000), Some(14_400_000));
+    assert_eq!(r.verdict, Verdict::Valid, "{r:?}");
+    assert_eq!(
+        r.evidence,
+        "no write a acknowledged is seen missing on b at its promotion (t=17.3s) (within the \
+         limit of 0); unknown outcomes: 0 applied, 0 not applied; a was written to until \
+         t=14.400s, 600ms before it was killed at t=15.0s; the last write a acknowledged was \
+         rehearse.accounts 8 update op=4419 at t=14.400s, 600ms before"
+    );
+    // Cut off from its synchronous standby, a acknowledged nothing for its last seconds but
+    // its commits were waiting when it died: nothing lost is the point.
+    let r = judge(Some(15_000_000), Some(8_800_000));
+    assert_eq!(r.verdict, Verdict::Valid, "{r:?}");
+    assert!(
+        r.evidence
+            .contains("a was killed at t=15.0s with a write in flight; the last write a"),
+        "{}",
+        r.evidence
+    );
+    // The workload had stopped long before: nothing could be lost.
+    let r = judge(Some(9_002_000), Some(9_002_000));
+    assert_eq!(r.verdict, Verdict::Unknown, "{r:?}");
+    assert_eq!(r.observed, "nothing written when a was killed; 0 lost");
+    assert!(
+        r.evidence.ends_with(
+            "a was last written to at t=9.002s, 6.00s before it was killed at t=15.0s (more than \
+             1.00s; the last write a acknowledged was rehearse.accounts 8 update op=4419 at \
+             t=9.002s, 6.00s before): none could be lost, so the failover says nothing about the \
+             RPO"
+        ),
+        "{}",
+        r.evidence
+    );
+    let r = judge(None, None);
+    assert_eq!(r.verdict, Verdict::Unknown, "{r:?}");
+    assert!(
+        r.evidence
+            .contains("no write was sent to a before it was killed at t=15.0s"),
+        "{}",
+        r.evidence
+    );
+    // Heartbeats committed only every 500 ms: a few of them is the window.
+    let mut slow = failover(Some(13_600_000), None);
+    slow.heartbeat_gap_ms = Some(500);
+    assert_eq!(one(&e, Some(&slow), None, &[]).verdict, Verdict::Valid);
 }
 
 #[test]
@@ -1238,6 +1362,56 @@ fn consistent_after_heal_pass_fail_unknown() {
 }
 
 #[test]
+fn consistent_after_heal_compared_before_c_caught_up_is_unknown_not_failed() {
+    let e = expect_only(|e| e.consistent_after_heal = true);
+    let differs = [c_vs("a", Verdict::Invalid, vec![])];
+    let matches = [c_vs("a", Verdict::Valid, vec![table("t", 3)])];
+    let missed = |never: bool| crate::report::CatchupMissed {
+        waited_ms: 30_000,
+        gave_up_at_ms: 60_000,
+        never,
+        reason: "timed out".into(),
+    };
+    let judge = |verify: &[VerifyReport], o: &Observations, m: &crate::report::CatchupMissed| {
+        let facts = RunFacts {
+            verify,
+            observations: Some(o),
+            catchup_missed: Some(m),
+            ..RunFacts::default()
+        };
+        evaluate(&e, &facts).remove(0)
+    };
+    // The fence timed out with the slot alive: the rows c lacks may still arrive.
+    let alive = slot(Some(true), None);
+    let r = judge(&differs, &alive, &missed(false));
+    assert_eq!(r.verdict, Verdict::Unknown, "{r:?}");
+    assert!(r.observed.ends_with("c had not caught up"), "{r:?}");
+    assert!(
+        r.evidence.ends_with(
+            "c had not caught up when it was compared (fence not reached after 30.00s: timed \
+             out), so what differs may still have been on its way"
+        ),
+        "{}",
+        r.evidence
+    );
+    // Matching rows match, caught up or not.
+    assert_eq!(
+        judge(&matches, &alive, &missed(false)).verdict,
+        Verdict::Valid
+    );
+    // C can never catch up (a dead slot, seen by the fence or by the samples): a failure.
+    assert_eq!(
+        judge(&differs, &alive, &missed(true)).verdict,
+        Verdict::Invalid
+    );
+    let lost = slot(Some(false), Some("wal_removed"));
+    assert_eq!(
+        judge(&differs, &lost, &missed(false)).verdict,
+        Verdict::Invalid
+    );
+}
+
+#[test]
 fn converges_within_pass_fail_unknown() {
     let e = expect_only(|e| e.converges_within = Some(Duration::from_secs(5)));
     let conv = |heal: Option<i64>, ms: Option<u64>| Observations {
@@ -1252,9 +1426,11 @@ fn converges_within_pass_fail_unknown() {
     );
     let r = one(&e, Some(&conv(Some(9_000), Some(5_001))), None, &[]);
     assert_eq!(r.verdict, Invalid);
+    // Never "5.00s, over the limit of 5.00s".
+    assert_eq!(r.observed, "5001ms");
     assert_eq!(
         r.evidence,
-        "c had applied everything 5.00s after the last heal at t=9.0s (over the limit of 5.00s)"
+        "c had applied everything 5001ms after the last heal at t=9.0s (over the limit of 5000ms)"
     );
     assert_eq!(
         one(&e, Some(&conv(Some(9_000), None)), None, &[]).verdict,
@@ -1292,6 +1468,70 @@ fn converges_within_pass_fail_unknown() {
     let r = judge(&gave_up(9_500, true));
     assert_eq!(r.verdict, Invalid);
     assert!(r.evidence.contains("and never can"), "{}", r.evidence);
+}
+
+#[test]
+fn a_run_cut_short_proves_only_what_the_rest_of_it_could_not_change() {
+    use Verdict::*;
+    let judge = |e: &Expectations, o: &Observations| {
+        let facts = RunFacts {
+            observations: Some(o),
+            cut_short: true,
+            ..RunFacts::default()
+        };
+        let mut out = evaluate(e, &facts);
+        out.retain(|r| r.name != "faults_injected");
+        out.remove(0)
+    };
+    let lag = |value: f64| {
+        let mut o = obs();
+        o.series = vec![SeriesPoint {
+            t_ms: 7_000,
+            e2e_s: Some(value),
+            ..SeriesPoint::default()
+        }];
+        o.peaks.e2e_s = Some(Peak {
+            value,
+            at_ms: 7_000,
+        });
+        o
+    };
+    let max_lag = expect_only(|e| e.max_e2e_lag = Some(Duration::from_secs(2)));
+    // Within the limit so far: the rest of the run could have broken it.
+    let r = judge(&max_lag, &lag(0.3));
+    assert_eq!(r.verdict, Unknown, "{r:?}");
+    assert_eq!(r.observed, "peak 300ms at t=7.0s (run cut short)");
+    assert!(
+        r.evidence.ends_with(
+            "; the run was cut short (samples end at t=7.0s), so what the rest of it would have \
+             shown is not known"
+        ),
+        "{}",
+        r.evidence
+    );
+    // Over it already: failed, whatever followed.
+    assert_eq!(judge(&max_lag, &lag(2.5)).verdict, Invalid);
+    // The slot usable so far settles neither way; invalidated is for good.
+    let survives = |w: bool| expect_only(|e| e.slot_survives = Some(w));
+    let invalidated = |r: &str| expect_only(|e| e.slot_invalidated = Some(r.into()));
+    let usable = slot(Some(true), None);
+    let lost = slot(Some(false), Some("wal_removed"));
+    for (e, o, v) in [
+        (survives(true), &usable, Unknown),
+        (survives(false), &usable, Unknown),
+        (survives(true), &lost, Invalid),
+        (survives(false), &lost, Valid),
+        (invalidated("wal_removed"), &usable, Unknown),
+        (invalidated("wal_removed"), &lost, Valid),
+        (invalidated("rows_removed"), &lost, Invalid),
+    ] {
+        assert_eq!(judge(&e, o).verdict, v, "{e:?} {o:?}");
+    }
+    // Not cut short: the same observations are judged as they stand.
+    assert_eq!(
+        one(&survives(true), Some(&usable), None, &[]).verdict,
+        Valid
+    );
 }
 
 #[test]

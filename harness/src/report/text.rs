@@ -1,5 +1,7 @@
 //! Small text helpers shared by the report writers.
 
+use std::time::Duration;
+
 use crate::verify::KeySample;
 
 /// Quote `s` for a POSIX shell when it needs it, so a replay command can be pasted as is.
@@ -89,6 +91,48 @@ pub(super) fn secs(s: f64) -> String {
     match std::time::Duration::try_from_secs_f64(s.max(0.0)) {
         Ok(d) => crate::util::fmt_duration(d),
         Err(_) => format!("{s}s"),
+    }
+}
+
+/// A measured duration and the limit it is judged against, each precise enough that the two
+/// never read the same while they differ ("peaked at 1.00s, over the limit of 1.00s"): whole
+/// milliseconds when both are under 10 s, the harness's usual format above; then finer until
+/// they read differently (milliseconds, then microseconds).
+pub(super) fn against(value: Duration, limit: Duration) -> (String, String) {
+    let coarse = |d: Duration| {
+        if value.max(limit) < Duration::from_secs(10) {
+            ms(d)
+        } else {
+            crate::util::fmt_duration(d)
+        }
+    };
+    let us = |d: Duration| format!("{}µs", d.as_micros());
+    for show in [&coarse as &dyn Fn(Duration) -> String, &ms] {
+        let pair = (show(value), show(limit));
+        if pair.0 != pair.1 || value == limit {
+            return pair;
+        }
+    }
+    (us(value), us(limit))
+}
+
+/// [`against`] for a value in seconds (a lag), to the microsecond (2.001 is 2001 ms, not the
+/// 2000.999… ms of its nearest double); negative values (clock skew) as 0.
+pub(super) fn secs_against(value_s: f64, limit: Duration) -> (String, String) {
+    let us = (value_s.max(0.0) * 1e6).round();
+    let value = if us < u64::MAX as f64 {
+        Duration::from_micros(us as u64)
+    } else {
+        Duration::MAX
+    };
+    against(value, limit)
+}
+
+/// Whole milliseconds ("1001ms"; "<1ms" for less than one but more than none).
+fn ms(d: Duration) -> String {
+    match d.as_millis() {
+        0 if !d.is_zero() => "<1ms".to_string(),
+        n => format!("{n}ms"),
     }
 }
 
@@ -194,6 +238,31 @@ mod tests {
         assert_eq!(secs(0.0004), "<1ms");
         assert_eq!(secs(4.2), "4.20s");
         assert_eq!(bytes(1_572_864.0), "1.5 MiB");
+    }
+
+    #[test]
+    fn a_value_and_its_limit_never_read_the_same_while_they_differ() {
+        let ms = Duration::from_millis;
+        for (value, limit, shown) in [
+            (ms(1_001), ms(1_000), ("1001ms", "1000ms")),
+            (ms(2_000), ms(2_000), ("2000ms", "2000ms")),
+            (ms(45_200), ms(30_000), ("45.20s", "30.00s")),
+            // Above 10 s the usual format, unless it hides the difference.
+            (ms(30_001), ms(30_000), ("30001ms", "30000ms")),
+            (
+                Duration::from_micros(1_000_400),
+                ms(1_000),
+                ("1000400µs", "1000000µs"),
+            ),
+        ] {
+            let (v, l) = against(value, limit);
+            assert_eq!((v.as_str(), l.as_str()), shown);
+        }
+        assert_eq!(
+            secs_against(2.001, ms(2_000)),
+            ("2001ms".into(), "2000ms".into())
+        );
+        assert_eq!(secs_against(-0.1, ms(5)), ("0ms".into(), "5ms".into()));
     }
 
     #[test]

@@ -113,7 +113,8 @@ pub struct Rehearsal {
     /// `finish(true)` handed the chain over: it runs on after this process.
     kept: std::sync::atomic::AtomicBool,
     /// Faults in force while the workload runs, to heal before a kept chain is let go of when
-    /// the run was cut short.
+    /// the run was cut short; kept to the end of the run for their records (nothing is in
+    /// force once the schedule has healed).
     in_force: Mutex<Option<(crate::faults::InForce, Arc<FaultEnv>)>>,
     /// How to take the chain off the harness's own link proxies if it is kept (`--keep`).
     bypass: Mutex<Option<Bypass>>,
@@ -414,6 +415,22 @@ impl Rehearsal {
         self.report.lock().expect("report").record_error(e);
     }
 
+    /// The exit code the report gives (after [`Rehearsal::write_report`]): the process exits
+    /// with it, so that report.json and the shell agree.
+    pub fn exit_code(&self) -> i32 {
+        self.report.lock().expect("report").exit_code
+    }
+
+    /// Record that tearing the chain down failed after the run, and write the report again so
+    /// that its exit code is the one the process exits with. Returns that code.
+    pub fn record_cleanup_error(&self, e: &Error) -> i32 {
+        self.report.lock().expect("report").record_cleanup_error(e);
+        if let Err(w) = self.write_report() {
+            tracing::warn!("could not write the report again after the failed teardown: {w}");
+        }
+        self.exit_code()
+    }
+
     /// Write the report as it stands (also used after an interrupt).
     ///
     /// # Errors
@@ -429,26 +446,41 @@ impl Rehearsal {
         report::write_all(self.run.path(), &r)
     }
 
-    /// Observations from the samples taken before the run was cut short, without the faults'
-    /// records (the timeline was dropped with the run).
+    /// Observations from the samples taken before the run was cut short, with the faults'
+    /// records as far as the timeline got. Whatever the rest of the run could have changed is
+    /// then left unjudged ([`Report::cut_short`]).
     fn observe_cut_short(&self, r: &mut Report) {
         let live = self.live.lock().expect("live samples");
         let Some(live) = live.as_ref() else {
             return;
         };
         let samples = live.samples.lock().expect("samples").clone();
-        if samples.is_empty() {
+        let records = self
+            .in_force
+            .lock()
+            .expect("faults in force")
+            .as_ref()
+            .map(|(f, _)| f.records())
+            .unwrap_or_default();
+        if samples.is_empty() && records.is_empty() {
             return;
         }
-        r.observations = Some(crate::observe::Observations::from_samples(
+        let mut obs = crate::observe::Observations::from_samples(
             &samples,
             &live.subscription,
             live.physical_slot.as_deref(),
             self.scenario.observe.sample_every,
             self.scenario.observe.heartbeat_every,
-        ));
+        );
+        obs.last_heal_ms = records
+            .iter()
+            .filter_map(|f| f.healed_ms.map(|h| h as i64))
+            .max();
+        obs.faults = records;
+        r.observations = Some(obs);
+        r.cut_short = true;
         r.note(format!(
-            "the run stopped before it finished: the lag and WAL figures come from the {} samples taken until then (samples.jsonl); what the faults did is not recorded",
+            "the run stopped before it finished: the lag and WAL figures come from the {} samples taken until then (samples.jsonl), the faults' records from what the schedule had done by then",
             samples.len()
         ));
     }
@@ -495,7 +527,7 @@ impl Rehearsal {
             ))),
             None => chain.fence().await,
         };
-        let since_workload = drive.workload_ended.elapsed();
+        let since_workload = drive.catchup_from.elapsed();
         let now_ms = drive.clock.elapsed().as_millis() as i64;
         match fence {
             Ok(_) => {
@@ -507,18 +539,23 @@ impl Rehearsal {
                     Some(since_workload.as_millis() as u64);
                 judged.caught_up_ms = Some(now_ms);
             }
-            Err(e) if !self.scenario.faults.is_empty() && e.kind() == crate::ErrorKind::Timeout => {
-                // After a fault, not converging can be the finding itself (a lost slot): record
-                // it and go on to verification, which shows what C is missing.
+            Err(e) if e.kind() == crate::ErrorKind::Timeout => {
+                // Recorded whatever follows: a fence given up on past max_catchup is that
+                // expectation failed, not left unknown.
                 tracing::warn!("c did not catch up: {e}");
                 let mut r = self.report.lock().expect("report");
-                r.note(format!("c did not catch up after the faults: {e}"));
                 r.catchup_missed = Some(crate::report::CatchupMissed {
                     waited_ms: since_workload.as_millis() as u64,
                     gave_up_at_ms: now_ms,
                     never: slot_dead.is_some(),
                     reason: crate::secret::redact(&e.to_string()),
                 });
+                if self.scenario.faults.is_empty() {
+                    return Err(e.context("waiting for c to catch up after the workload"));
+                }
+                // After a fault, not converging can be the finding itself (a lost slot): go on
+                // to verification, which shows what C is missing.
+                r.note(format!("c did not catch up after the faults: {e}"));
             }
             Err(e) => return Err(e.context("waiting for c to catch up after the workload")),
         }
@@ -552,11 +589,12 @@ impl Rehearsal {
             };
             let (on_c, on_ref) = tokio::join!(check(&chain.c), check(&reference));
             let (on_c, on_ref) = (on_c?, on_ref?);
-            if drive.events.killed_ms.is_some() {
+            if let Some(killed) = drive.events.killed_ms {
                 // After a failover the RPO is what B had when it was promoted, judged against
                 // every write sent to A: B's final state would hide a lost write that the
                 // workload later overwrote or deleted on B.
                 judged.rpo = self.rpo_at_promotion(&drive.events, &entries, chain.b.name());
+                judged.last_writes_on_a = workload::last_writes(&entries, chain.a.name(), killed);
                 judged.first_write_on_b_ms = entries
                     .iter()
                     .filter(|e| e.node == chain.b.name() && e.outcome == workload::Outcome::Ok)
@@ -601,16 +639,28 @@ impl Rehearsal {
         obs.faults = drive.records;
         obs.rpo = judged.rpo;
         obs.last_heal_ms = drive.last_heal_ms;
-        obs.convergence_ms = convergence(&obs, drive.last_heal_ms, judged.caught_up_ms);
+        obs.heartbeat_gap_ms = heartbeat_gap_ms(&drive.heartbeat_log);
+        // The first heartbeat issued once every fault was healed: C showing it has everything
+        // committed before the heal.
+        let after_heal = drive
+            .last_heal_ms
+            .and_then(|h| drive.heartbeat_log.first_issued_from(h.max(0) as u64));
+        obs.convergence_ms =
+            convergence(samples, drive.last_heal_ms, after_heal, judged.caught_up_ms);
         if let (Some(killed), Some(promoted)) = (drive.events.killed_ms, drive.events.promoted_ms) {
             // Judged from the samples after the promotion, not from the slot's state at the end.
-            obs.failover = Some(crate::observe::Failover::from_samples(
-                samples,
-                &chain.spec.subscription,
-                killed,
-                promoted,
-                judged.first_write_on_b_ms,
-            ));
+            let (a_busy_until_us, last_write_on_a) = judged.last_writes_on_a;
+            obs.failover = Some(crate::observe::Failover {
+                a_busy_until_us,
+                last_write_on_a,
+                ..crate::observe::Failover::from_samples(
+                    samples,
+                    &chain.spec.subscription,
+                    killed,
+                    promoted,
+                    judged.first_write_on_b_ms,
+                )
+            });
         }
         obs.findings = findings(&obs, chain);
         let mut r = self.report.lock().expect("report");
@@ -657,6 +707,7 @@ impl Rehearsal {
         self.report.lock().expect("report").timeline_zero = Some(chrono::Utc::now());
         let (primary_tx, primary_rx) = watch::channel(chain.a.clone());
         let heartbeat = Heartbeat::start(primary_rx, &db, obs.heartbeat_every, clock);
+        let heartbeat_log = heartbeat.log();
         let sampler = Sampler::start(
             SamplerConfig {
                 nodes: [chain.a.clone(), chain.b.clone(), chain.c.clone()],
@@ -729,16 +780,22 @@ impl Rehearsal {
             timeline.wait().await;
         }
         let records = timeline.heal_all(&env).await;
-        *self.in_force.lock().expect("faults in force") = None;
+        // With nothing written there is no end of the workload to time catch-up from: it is
+        // timed from the end of the fault schedule, or max_catchup would count the schedule.
+        let catchup_from = match result {
+            Ok(false) => Instant::now(),
+            _ => workload_ended,
+        };
         let events = env.events.lock().expect("events").clone();
         Ok(Drive {
             workload: result,
             records,
             last_heal_ms: timeline.last_heal_ms(),
             clock,
-            workload_ended,
+            catchup_from,
             events,
             heartbeat: Some(heartbeat),
+            heartbeat_log,
             sampler: Some(sampler),
             samples: Vec::new(),
         })
@@ -840,11 +897,13 @@ struct Drive {
     records: Vec<crate::faults::FaultRecord>,
     last_heal_ms: Option<i64>,
     clock: Instant,
-    /// When the workload stopped writing: catch-up is measured from here, whatever faults
-    /// were still in force after it.
-    workload_ended: Instant,
+    /// When the workload stopped writing (without a workload: when the fault schedule
+    /// ended): catch-up is measured from here, whatever faults were still in force after it.
+    catchup_from: Instant,
     events: crate::faults::FailoverEvents,
     heartbeat: Option<Heartbeat>,
+    /// What the heartbeat issued and committed (kept once it stops).
+    heartbeat_log: Arc<crate::observe::HeartbeatLog>,
     sampler: Option<Sampler>,
     /// What the sampler recorded, once stopped.
     samples: Vec<Sample>,
@@ -867,27 +926,35 @@ struct Judged {
     caught_up_ms: Option<i64>,
     rpo: Option<crate::observe::Rpo>,
     first_write_on_b_ms: Option<i64>,
+    /// Until when A was handling a write before it was killed, and the last it acknowledged.
+    last_writes_on_a: (Option<u64>, Option<workload::WriteRef>),
 }
 
-/// Time from the last heal until C had everything again: the first sample after the heal in
-/// which C has every heartbeat issued up to the heal (the oldest one it lacks is younger than
-/// the time since the heal); failing that (no sample caught it), the fence.
+/// Time from the last heal until C had everything again: when C was first read showing the
+/// first heartbeat issued at or after the heal (`after_heal`), or a later one; failing that (no
+/// sample saw it), the fence. A heartbeat issued before the heal proves nothing, however new:
+/// writes committed after it and before the heal may still be missing on C.
 fn convergence(
-    obs: &crate::observe::Observations,
+    samples: &[Sample],
     last_heal: Option<i64>,
+    after_heal: Option<u64>,
     fence_done: Option<i64>,
 ) -> Option<u64> {
     let heal = last_heal?;
-    let from_samples = obs
-        .series
-        .iter()
-        .find(|p| {
-            p.t_ms >= heal
-                && p.e2e_s
-                    .is_some_and(|lag| p.t_ms as f64 - lag * 1000.0 >= heal as f64)
-        })
-        .map(|p| (p.t_ms - heal).max(0) as u64);
+    let from_samples = after_heal.and_then(|first| {
+        samples
+            .iter()
+            .filter(|s| s.heartbeat_seq_on_c.is_some_and(|seq| seq >= first))
+            .find_map(|s| s.heartbeat_read_ms)
+            .map(|read| (read as i64 - heal).max(0) as u64)
+    });
     from_samples.or_else(|| fence_done.map(|d| (d - heal).max(0) as u64))
+}
+
+/// The mean gap between the heartbeats the primary committed, when there were two or more.
+fn heartbeat_gap_ms(log: &crate::observe::HeartbeatLog) -> Option<u64> {
+    let gap = log.mean_gap_ms();
+    (gap > 0.0).then(|| gap.round() as u64)
 }
 
 /// Plain statements of what PostgreSQL did, for the report.
@@ -1140,36 +1207,45 @@ at = \"2s\"
             "{caveats:?}"
         );
     }
-    use crate::observe::{Observations, SeriesPoint};
+    use crate::observe::Sample;
 
-    fn obs(points: &[(i64, Option<f64>)]) -> Observations {
-        Observations {
-            series: points
-                .iter()
-                .map(|&(t_ms, e2e_s)| SeriesPoint {
-                    t_ms,
-                    e2e_s,
-                    ..Default::default()
-                })
-                .collect(),
-            ..Default::default()
+    /// A sample at `t_ms` in which c, read at `read_ms`, showed heartbeat `seq`.
+    fn seen(t_ms: u64, seq: Option<u64>, read_ms: u64) -> Sample {
+        Sample {
+            t_ms,
+            nodes: vec![],
+            lags: vec![],
+            heartbeat_seq_on_c: seq,
+            heartbeat_read_ms: seq.map(|_| read_ms),
         }
     }
 
     #[test]
-    fn converged_once_c_has_every_heartbeat_issued_before_the_heal() {
-        // Healed at 10 s. Under a workload C rarely shows the very newest heartbeat, but at
-        // 10.5 s the oldest one it lacks is 0.2 s old: issued after the heal.
-        let o = obs(&[
-            (10_000, Some(3.0)),
-            (10_250, Some(1.0)),
-            (10_500, Some(0.2)),
-            (10_750, Some(0.05)),
-        ]);
-        assert_eq!(convergence(&o, Some(10_000), Some(40_000)), Some(500));
-        // Never within the samples: the fence says when.
-        let o = obs(&[(10_000, Some(3.0)), (10_250, None)]);
-        assert_eq!(convergence(&o, Some(10_000), Some(12_000)), Some(2_000));
-        assert_eq!(convergence(&o, None, Some(12_000)), None);
+    fn converged_once_c_shows_a_heartbeat_issued_after_the_heal() {
+        // Healed at 10 s; heartbeat 41 was the first issued from then on. At 10.25 s c shows
+        // 40, the newest issued before the heal, with no newer one issued yet: that is no
+        // proof, writes committed between 40 and the heal may still be missing. c shows 41
+        // when read at 10.62 s (the sample was taken at 10.5 s).
+        let samples = [
+            seen(10_000, Some(38), 10_010),
+            seen(10_250, Some(40), 10_260),
+            seen(10_500, Some(41), 10_620),
+            seen(10_750, Some(43), 10_760),
+        ];
+        assert_eq!(
+            convergence(&samples, Some(10_000), Some(41), Some(40_000)),
+            Some(620)
+        );
+        // Never within the samples (or no heartbeat since the heal): the fence says when.
+        let samples = [seen(10_000, Some(40), 10_010), seen(10_250, None, 0)];
+        assert_eq!(
+            convergence(&samples, Some(10_000), Some(41), Some(12_000)),
+            Some(2_000)
+        );
+        assert_eq!(
+            convergence(&samples, Some(10_000), None, Some(12_000)),
+            Some(2_000)
+        );
+        assert_eq!(convergence(&samples, None, Some(41), Some(12_000)), None);
     }
 }

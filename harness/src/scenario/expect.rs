@@ -7,7 +7,7 @@ use serde_spanned::Spanned;
 use super::raw::RawExpect;
 use super::source::Source;
 use super::values;
-use super::{ChainPlan, WorkloadPlan};
+use super::{ChainPlan, ObservePlan, WorkloadPlan};
 use crate::error::Result;
 use crate::faults::FaultSpec;
 
@@ -73,6 +73,7 @@ pub(super) fn validate(
     chain: &ChainPlan,
     workload: &WorkloadPlan,
     faults: &[FaultSpec],
+    observe: &ObservePlan,
 ) -> Result<Expectations> {
     let Some(raw) = raw else {
         return Ok(Expectations::default());
@@ -145,6 +146,28 @@ pub(super) fn validate(
                 "add a fault that heals, or use max_catchup (timed from the end of the workload)",
             ));
     }
+    let max_e2e_lag = duration(&raw.max_e2e_lag, "max_e2e_lag")?;
+    if let (Some(v), Some(limit)) = (&raw.max_e2e_lag, max_e2e_lag)
+        && limit <= observe.heartbeat_every
+    {
+        // The heartbeat shows lag in steps of its period: a limit within one step can never be
+        // shown to hold.
+        return Err(src
+            .error(
+                v.span(),
+                format!(
+                    "max_e2e_lag = {:?} is not above heartbeat_every ({}): end-to-end lag is \
+                     measured in steps of one heartbeat, so it could never be shown to stay \
+                     within this limit",
+                    v.get_ref(),
+                    crate::util::fmt_duration(observe.heartbeat_every)
+                ),
+            )
+            .with_hint(
+                "raise max_e2e_lag, or lower heartbeat_every under [observe] (a few heartbeats \
+                 within the limit)",
+            ));
+    }
     let slot_waits_for_nudge = match &raw.slot_waits_for_nudge {
         Some(v) if *v.get_ref() && !chain.idle_primary => {
             return Err(src
@@ -161,7 +184,7 @@ pub(super) fn validate(
         consistent: raw.consistent.unwrap_or(defaults.consistent),
         max_catchup: duration(&raw.max_catchup, "max_catchup")?,
         sequences_match: raw.sequences_match.unwrap_or(defaults.sequences_match),
-        max_e2e_lag: duration(&raw.max_e2e_lag, "max_e2e_lag")?,
+        max_e2e_lag,
         slot_survives: raw.slot_survives.map(Spanned::into_inner),
         slot_invalidated,
         rpo_max_writes,

@@ -183,7 +183,7 @@ impl Scenario {
         let workload = workload::validate(&src, raw.workload, &chain)?;
         let faults = faults::validate(&src, raw.faults, &workload, &chain)?;
         let observe = observe::validate(&src, raw.observe)?;
-        let expect = expect::validate(&src, raw.expect, &chain, &workload, &faults)?;
+        let expect = expect::validate(&src, raw.expect, &chain, &workload, &faults, &observe)?;
         Ok(Scenario {
             name,
             description: raw.description.filter(|d| !d.trim().is_empty()),

@@ -790,6 +790,24 @@ fn new_expectation_durations_are_checked() {
 }
 
 #[test]
+fn a_lag_limit_the_heartbeat_cannot_resolve_is_refused() {
+    let hint = assert_at(
+        "version = 1\n[observe]\nheartbeat_every = \"500ms\"\n[expect]\nmax_e2e_lag = \"500ms\"\n",
+        "5:15",
+        "max_e2e_lag = \"500ms\" is not above heartbeat_every (500ms)",
+    );
+    assert!(hint.is_some_and(|h| h.contains("heartbeat_every")));
+    // The default heartbeat is every 100 ms.
+    assert_at(
+        "version = 1\n[expect]\nmax_e2e_lag = \"100ms\"\n",
+        "3:15",
+        "is not above heartbeat_every (100ms)",
+    );
+    let s = parse("version = 1\n[expect]\nmax_e2e_lag = \"101ms\"\n");
+    assert_eq!(s.expect.max_e2e_lag, Some(Duration::from_millis(101)));
+}
+
+#[test]
 fn every_shipped_scenario_parses() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
     let mut seen = 0;

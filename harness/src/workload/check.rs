@@ -11,6 +11,10 @@
 //! state no prefix explains is unexplained. Failed operations change nothing. One scan of
 //! `(key, op_id)` per table classifies every key.
 //!
+//! The count of lost writes is a lower bound: the longest prefix is taken, so writes whose
+//! effects cancel out are not seen missing (an insert and the delete of the same key, both
+//! lost, leave the key absent, as if both had arrived).
+//!
 //! The per-key summary ([`LedgerCheck`]) names each key that lacks a write once, with its
 //! last acknowledged op; [`LedgerJudgement`] lists the lost writes themselves.
 
@@ -314,6 +318,30 @@ fn sample(mut v: Vec<(BuiltinTable, u64, String)>, cap: usize) -> KeySample {
         s.push(k, cap);
     }
     s
+}
+
+/// What was written to `node` up to `until_ms` (on the ledger's timeline): until when it was
+/// handling a write, whatever the outcome (`until_ms` itself when a write was still in flight
+/// then), and the last write it acknowledged (whether or not any node has it).
+pub fn last_writes(
+    entries: &[LedgerEntry],
+    node: &str,
+    until_ms: i64,
+) -> (Option<u64>, Option<WriteRef>) {
+    let Ok(until_ms) = u64::try_from(until_ms) else {
+        return (None, None);
+    };
+    let until_us = until_ms.saturating_mul(1000);
+    let to_node = || entries.iter().filter(|e| e.node == node);
+    let busy = to_node()
+        .filter(|e| e.sent_us <= until_us)
+        .map(|e| e.done_us.min(until_us))
+        .max();
+    let acknowledged = to_node()
+        .filter(|e| e.outcome == Outcome::Ok && e.done_us <= until_us)
+        .max_by_key(|e| e.done_us)
+        .map(|e| write_ref(e, None, None));
+    (busy, acknowledged)
 }
 
 fn write_ref(e: &LedgerEntry, applied: Option<bool>, found_op: Option<u64>) -> WriteRef {
@@ -776,6 +804,25 @@ mod tests {
             node: node.into(),
             error: None,
         }
+    }
+
+    #[test]
+    fn the_last_writes_to_a_node_count_sent_and_acknowledged_apart() {
+        // Op n is sent at n*10 µs and answered 5 µs later; the kill is at 1 ms.
+        let mut entries = vec![
+            entry(10, "1", OpKind::Update, Outcome::Ok, "a"),
+            entry(40, "2", OpKind::Update, Outcome::Ok, "a"),
+            entry(90, "3", OpKind::Update, Outcome::Unknown, "a"),
+            entry(95, "4", OpKind::Update, Outcome::Ok, "b"),
+            entry(200, "5", OpKind::Update, Outcome::Ok, "a"),
+        ];
+        let (busy, acked) = last_writes(&entries, "a", 1);
+        assert_eq!(busy, Some(905));
+        assert_eq!(acked.map(|w| (w.op, w.done_us)), Some((40, 405)));
+        // A commit still waiting when the node died: busy until the end.
+        entries[2].done_us = 1_300;
+        assert_eq!(last_writes(&entries, "a", 1).0, Some(1_000));
+        assert_eq!(last_writes(&entries, "c", 1), (None, None));
     }
 
     fn rows(node: &str, accounts: &[(&str, u64)]) -> RowSnapshot {

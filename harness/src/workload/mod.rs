@@ -24,7 +24,7 @@ mod table;
 pub use bench::{
     PGBENCH_ROWS_PER_TRANSACTION, PgbenchRun, WorkloadRun, pgbench_init, pgbench_run, workload_run,
 };
-pub use check::{PinnedRows, RowSnapshot, check_ledger, judge_ledger, judge_rows};
+pub use check::{PinnedRows, RowSnapshot, check_ledger, judge_ledger, judge_rows, last_writes};
 pub use config::{Mix, Progress, Target, WorkloadConfig};
 pub use ledger::{append_ledger, read_ledger};
 pub use model::*;

@@ -155,7 +155,8 @@ pub struct WriteRef {
 pub struct LedgerJudgement {
     /// The per-key summary.
     pub check: LedgerCheck,
-    /// Acknowledged writes the node lacks, counted one by one (exact).
+    /// Acknowledged writes the node lacks, counted one by one: at least this many (writes
+    /// whose effects cancel out, an insert and the delete of one key, are not seen missing).
     pub lost_writes: u64,
     /// The first of them (capped), in the order they were acknowledged.
     pub lost: Vec<WriteRef>,

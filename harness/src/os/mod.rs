@@ -175,6 +175,9 @@ impl ServerUser {
             .create(true)
             .truncate(true)
             .mode(0o600)
+            // Some of these files go into the server user's folders (a password file for
+            // initdb): a link planted there is refused, not written through.
+            .custom_flags(libc::O_NOFOLLOW)
             .open(path)
             .map_err(|e| io_error("cannot create", path, e))?;
         f.write_all(contents)
@@ -189,9 +192,10 @@ fn lookup(name: &str) -> Result<Option<User>> {
 }
 
 fn chown_tree(path: &Path, uid: Uid, gid: Gid) -> Result<()> {
-    nix::unistd::chown(path, Some(uid), Some(gid)).map_err(|e| {
-        Error::environment(format!("cannot chown {}", path.display())).with_source(e)
-    })?;
+    // lchown: a symbolic link in the tree (one the server user planted in its own folders)
+    // changes owner itself, never its target.
+    std::os::unix::fs::lchown(path, Some(uid.as_raw()), Some(gid.as_raw()))
+        .map_err(|e| io_error("cannot chown", path, e))?;
     let meta = std::fs::symlink_metadata(path).map_err(|e| io_error("cannot stat", path, e))?;
     if meta.is_dir() {
         for entry in std::fs::read_dir(path).map_err(|e| io_error("cannot read", path, e))? {

@@ -7,15 +7,6 @@ use std::time::Duration;
 
 use common::cli;
 
-const LONG: &str = r#"
-version = 1
-name = "interrupted"
-[workload]
-initial_rows = 100
-rate = 100
-duration = "10m"
-"#;
-
 #[test]
 fn sigint_during_the_workload_stops_and_removes_everything() {
     interrupt_during_the_workload(nix::sys::signal::Signal::SIGINT);
@@ -29,7 +20,7 @@ fn a_hangup_during_the_workload_stops_and_removes_everything() {
 }
 
 fn interrupt_during_the_workload(signal: nix::sys::signal::Signal) {
-    let (_d, path) = cli::scenario("long", LONG);
+    let (_d, path) = cli::scenario("long", cli::LONG);
     // Its own runs folder, so that a plain `down` below can only find this run.
     let runs = tempfile::tempdir().unwrap();
     let runs_dir = runs.path().to_str().unwrap();
@@ -37,10 +28,7 @@ fn interrupt_during_the_workload(signal: nix::sys::signal::Signal) {
 
     // --- wait until the chain is up and the workload is writing (the ledger grows)
     let run = bg.wait_for_workload(Duration::from_secs(120), |run| {
-        let up = harness::backend::local::recorded_nodes(&harness::run::RunDir::open(run))
-            .iter()
-            .filter(|n| n.pid > 0)
-            .count();
+        let up = cli::servers_up(run);
         let ledger = std::fs::metadata(run.join("ledger.jsonl"))
             .map(|m| m.len())
             .unwrap_or(0);
@@ -56,10 +44,7 @@ fn interrupt_during_the_workload(signal: nix::sys::signal::Signal) {
         "{err}"
     );
     assert_eq!(
-        harness::backend::local::recorded_nodes(&harness::run::RunDir::open(&run))
-            .iter()
-            .filter(|n| n.pid > 0)
-            .count(),
+        cli::servers_up(&run),
         3,
         "the refused `down` stopped servers"
     );
@@ -287,12 +272,7 @@ fn ctrl_c_during_a_benchmark_removes_its_servers() {
         || {
             let up: usize = harness::run::list_runs(Some(&runs))
                 .iter()
-                .map(|r| {
-                    harness::backend::local::recorded_nodes(&harness::run::RunDir::open(r))
-                        .iter()
-                        .filter(|n| n.pid > 0)
-                        .count()
-                })
+                .map(|r| cli::servers_up(r))
                 .sum();
             Ok(if up > 0 {
                 harness::wait::Check::Done(())
@@ -328,4 +308,35 @@ fn ctrl_c_during_a_benchmark_removes_its_servers() {
     for r in harness::run::list_runs(Some(&runs)) {
         cli::assert_cleaned_up(&r);
     }
+}
+
+/// A harness killed while it seeds A leaves A and C running and no B: `status` and `verify` say
+/// the chain was never whole and how to remove it, and a plain `down` removes what it started.
+#[test]
+fn a_chain_whose_harness_was_killed_before_b_is_taken_down() {
+    let (_d, path, _release) = cli::held_seed_scenario("killed-building");
+    let runs = tempfile::tempdir().unwrap();
+    let runs_dir = runs.path().to_str().unwrap();
+    let mut bg = cli::Background::spawn(&["run", path.to_str().unwrap(), "--runs-dir", runs_dir]);
+    bg.wait_for_stderr("seeding a from", Duration::from_secs(120));
+    let run = cli::run_dir(&bg.stderr()).unwrap();
+    let _down = cli::DownOnDrop(run.clone());
+    // --- kill -9 the harness while A is being seeded: a and c are up, b was never made
+    bg.kill();
+    assert_eq!(cli::servers_up(&run), 2);
+
+    for cmd in ["status", "verify"] {
+        let out = cli::run(&[cmd, "--runs-dir", runs_dir]);
+        let err = cli::stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{cmd}: {err}");
+        assert!(
+            err.contains("has no node b") && err.contains("pgrehearse down --run"),
+            "{cmd}: {err}"
+        );
+    }
+
+    let out = cli::run(&["down", "--runs-dir", runs_dir]);
+    assert_eq!(out.status.code(), Some(0), "{}", cli::stderr(&out));
+    cli::assert_cleaned_up(&run);
+    assert!(!run.join("secrets.json").exists(), "the secrets stayed");
 }

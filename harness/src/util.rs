@@ -142,6 +142,20 @@ pub(crate) fn write_in_server_dir(path: &Path, contents: &[u8]) -> std::io::Resu
     open_in_server_dir(path, WriteMode::Replace, 0o600)?.write_all(contents)
 }
 
+/// Write `contents` to `path` through a temporary file beside it and a rename, so that a reader
+/// (another pgrehearse process, or this one after a crash) sees the old contents or the new,
+/// never half of them.
+///
+/// # Errors
+/// The write or the rename failing.
+pub(crate) fn write_atomic(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = std::path::PathBuf::from(tmp);
+    std::fs::write(&tmp, contents)?;
+    std::fs::rename(&tmp, path)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

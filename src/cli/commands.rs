@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use harness::error::ResultExt;
-use harness::run::{Attached, Rehearsal, RunOptions, pick_run};
+use harness::run::{Attached, Purpose, Rehearsal, RunOptions, pick_run, pick_run_for};
 use harness::scenario::Scenario;
 use harness::util::fmt_duration;
 use harness::verify::{self, VerifyOptions};
@@ -87,10 +87,12 @@ pub async fn down(args: DownArgs, ui: &Ui) -> Result<i32> {
         }
         return Ok(0);
     }
-    let run = pick_run(args.run.as_deref(), args.runs_dir.as_deref()).await?;
-    if args.run.is_none() {
-        harness::run::refuse_if_driven(&run)?;
-    }
+    let run = pick_run_for(
+        Purpose::TakeDown,
+        args.run.as_deref(),
+        args.runs_dir.as_deref(),
+    )
+    .await?;
     let path = run.path().to_path_buf();
     harness::run::down_run(run).await?;
     ui.out(format!(
@@ -316,7 +318,13 @@ fn print_up(
 
 /// A few lines for the terminal; the report files carry everything.
 pub async fn verify(args: VerifyArgs, ui: &Ui) -> Result<i32> {
-    let run = pick_run(args.run.as_deref(), args.runs_dir.as_deref()).await?;
+    let run = pick_run_for(
+        Purpose::Verify,
+        args.run.as_deref(),
+        args.runs_dir.as_deref(),
+    )
+    .await?;
+    tracing::info!("verifying run {} ({})", run.id(), run.path().display());
     let attached = Attached::open(run).await?;
     let chain = &attached.chain;
     let res = async {

@@ -742,7 +742,8 @@ impl Chain {
     /// Re-attach to a chain left running by another harness process (from its state file).
     ///
     /// # Errors
-    /// Internal error when the state lacks a node.
+    /// Usage error when the run never got as far as making every node (its harness stopped
+    /// while building the chain).
     pub fn attach(
         nodes: Vec<Node>,
         state: &crate::run::RunState,
@@ -753,7 +754,11 @@ impl Chain {
                 .iter()
                 .find(|x| x.name() == n)
                 .cloned()
-                .ok_or_else(|| Error::internal(format!("run state has no node {n}")))
+                .ok_or_else(|| {
+                    Error::usage(format!(
+                        "the chain has no node {n}: its harness stopped before making it"
+                    ))
+                })
         };
         let d = ChainSpec::default();
         let ms = |v: Option<u64>, default: Duration| v.map_or(default, Duration::from_millis);

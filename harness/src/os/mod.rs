@@ -235,9 +235,10 @@ pub fn pid_running(pid: i32) -> bool {
 }
 
 /// Whether process `pid`, which started at `start` (None: not known), still runs: a pid that
-/// exists with another start time was reused by an unrelated process after ours died.
+/// exists with another start time was reused by an unrelated process after ours died, and a
+/// zombie (a killed harness its parent has not reaped yet) runs nothing any more.
 pub fn same_process_alive(pid: i32, start: Option<u64>) -> bool {
-    same_process(pid, start, pid_alive, pid_start)
+    same_process(pid, start, pid_running, pid_start)
 }
 
 /// [`same_process_alive`] with how to ask whether a pid exists and when it started.

@@ -397,7 +397,12 @@ impl LocalProc {
             return Ok(());
         }
         let pid = self.pid.load(Ordering::SeqCst);
-        quit_tree(pid).await;
+        if !quit_tree(pid).await {
+            return Err(Error::environment(format!(
+                "{} (pid {pid}) is still running after SIGKILL",
+                self.name
+            )));
+        }
         // Reap our child, if it is ours.
         if let Some(mut c) = self.child.lock().await.take() {
             let _ = c.wait().await;
@@ -431,20 +436,29 @@ impl LocalProc {
     }
 
     pub(crate) fn remove_data(&self) -> Result<()> {
-        let dir = self.data_dir.parent().unwrap_or(&self.data_dir);
-        // A process killed a moment ago may finish the file it was writing while the folder is
-        // being emptied ("directory not empty"): go again.
-        let mut attempts = 0;
-        loop {
-            attempts += 1;
-            match std::fs::remove_dir_all(dir) {
-                Ok(()) => return Ok(()),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-                Err(e) if e.kind() == std::io::ErrorKind::DirectoryNotEmpty && attempts < 5 => {
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                Err(e) => return Err(io_error("cannot remove", dir, e)),
+        remove_node_folder(node_folder(&self.data_dir))
+    }
+}
+
+/// The node's folder in the run (its data directory and what sits beside it).
+pub(crate) fn node_folder(data_dir: &Path) -> &Path {
+    data_dir.parent().unwrap_or(data_dir)
+}
+
+/// Remove a node's folder (gone already is fine).
+pub(crate) fn remove_node_folder(dir: &Path) -> Result<()> {
+    // A process killed a moment ago may finish the file it was writing while the folder is
+    // being emptied ("directory not empty"): go again.
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        match std::fs::remove_dir_all(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::DirectoryNotEmpty && attempts < 5 => {
+                std::thread::sleep(Duration::from_millis(20));
             }
+            Err(e) => return Err(io_error("cannot remove", dir, e)),
         }
     }
 }
@@ -537,20 +551,25 @@ async fn wait_gone(pid: i32, timeout: Duration) -> bool {
 
 /// Stop a server for good, whoever started it: SIGQUIT (immediate shutdown) to the postmaster,
 /// SIGKILL after 10 s, then SIGKILL to any backend left behind. The tree is listed first:
-/// children are orphaned once the postmaster exits.
-pub(crate) async fn quit_tree(pid: i32) {
+/// children are orphaned once the postmaster exits. Returns whether the postmaster is gone.
+pub(crate) async fn quit_tree(pid: i32) -> bool {
     if pid <= 0 {
-        return;
+        return true;
     }
     let tree = crate::os::process_tree(pid);
     signal_tree(pid, Signal::SIGCONT);
     let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGQUIT);
-    if !wait_gone(pid, Duration::from_secs(10)).await {
+    let mut gone = wait_gone(pid, Duration::from_secs(10)).await;
+    if !gone {
         signal_tree(pid, Signal::SIGKILL);
     }
     for p in tree.into_iter().filter(|p| pid_alive(*p)) {
         let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), Signal::SIGKILL);
     }
+    if !gone {
+        gone = wait_gone(pid, Duration::from_secs(10)).await;
+    }
+    gone
 }
 
 /// The pid of the postmaster running on `data_dir`, from its postmaster.pid, if alive.

@@ -328,6 +328,11 @@ pub async fn verify(args: VerifyArgs, ui: &Ui) -> Result<i32> {
     let attached = Attached::open(run).await?;
     let chain = &attached.chain;
     let res = async {
+        let mut compared = vec![chain.primary(), &chain.c];
+        if args.with_standby {
+            compared.push(&chain.b);
+        }
+        attached.require_answering(&compared).await?;
         if !args.no_fence {
             let d = chain
                 .fence()

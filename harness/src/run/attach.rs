@@ -7,6 +7,7 @@ use crate::backend::local::LocalBackend;
 use crate::backend::{Backend, BackendKind};
 use crate::chain::Chain;
 use crate::error::{Error, Result};
+use crate::node::Node;
 use crate::os::ServerUser;
 use crate::pg::PgInstall;
 
@@ -68,7 +69,7 @@ impl Attached {
             );
             (nodes, Adopted::Local(Box::new(backend)))
         };
-        let chain = Chain::attach(nodes, &state, creds).map_err(|e| {
+        let chain = Chain::attach(nodes, &state, creds).await.map_err(|e| {
             e.context(format!("run {}", run.id())).with_hint(format!(
                 "`pgrehearse down --run {}` stops what it started and removes its data",
                 run.path().display()
@@ -80,6 +81,29 @@ impl Attached {
             run,
             backend,
         })
+    }
+
+    /// Fail unless each of `nodes` answers: against servers that are down, `verify` could
+    /// only fail, which would read as a difference found.
+    ///
+    /// # Errors
+    /// Environment error naming the first node that does not answer, with what to do.
+    pub async fn require_answering(&self, nodes: &[&Node]) -> Result<()> {
+        for n in nodes {
+            if let Err(e) = n.connect("postgres").await {
+                let id = self.run.path().display();
+                return Err(Error::environment(format!(
+                    "{} of run {} does not answer",
+                    n.name(),
+                    self.run.id()
+                ))
+                .with_source(e)
+                .with_hint(format!(
+                    "`pgrehearse status --run {id}` shows which nodes are up; `pgrehearse down --run {id}` removes the chain"
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// Stop the servers and remove their data; the run directory keeps logs and reports.

@@ -340,3 +340,38 @@ fn a_chain_whose_harness_was_killed_before_b_is_taken_down() {
     cli::assert_cleaned_up(&run);
     assert!(!run.join("secrets.json").exists(), "the secrets stayed");
 }
+
+/// `nohup pgrehearse run ... &` is meant to outlive the terminal: a hangup does not stop it (a
+/// Ctrl-C still does).
+#[test]
+fn a_rehearsal_started_under_nohup_runs_on_through_a_hangup() {
+    let (_d, path) = cli::scenario("nohup", cli::LONG);
+    let runs = tempfile::tempdir().unwrap();
+    let runs_dir = runs.path().to_str().unwrap();
+    let mut bg =
+        cli::Background::spawn_nohup(&["run", path.to_str().unwrap(), "--runs-dir", runs_dir]);
+    let ledger_len = |run: &Path| {
+        std::fs::metadata(run.join("ledger.jsonl"))
+            .map(|m| m.len())
+            .unwrap_or(0)
+    };
+    let run = bg.wait_for_workload(Duration::from_secs(120), |run| {
+        cli::servers_up(run) == 3 && ledger_len(run) > 0
+    });
+
+    // --- the terminal closes
+    bg.signal(nix::sys::signal::Signal::SIGHUP);
+    // The workload keeps writing: 100 ops/s add far more than this in a few seconds, and a
+    // harness that took the hangup would have stopped it at once.
+    let hung_up_at = ledger_len(&run);
+    bg.wait_for_workload(Duration::from_secs(60), |run| {
+        ledger_len(run) > hung_up_at + 50_000
+    });
+    assert!(
+        !bg.stderr().contains("pgrehearse: interrupted"),
+        "{}",
+        bg.stderr()
+    );
+    assert_eq!(cli::servers_up(&run), 3);
+    bg.interrupt(&run);
+}

@@ -13,23 +13,49 @@ use harness::{Error, Result};
 use super::ui::{BarProgress, Ui, say};
 use super::{ChainArgs, DownArgs, PgCommand, StatusArgs, VerifyArgs};
 
-/// Wait for Ctrl-C or SIGTERM.
+/// Wait for Ctrl-C, SIGTERM or a hangup: those of them this process was not started ignoring.
 pub async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
+    let ignored = inherited_ignored();
     // SIGHUP too: a closed terminal or a dropped SSH session must not leave servers running
-    // (they run in their own process group and would not get it).
-    let (Ok(mut term), Ok(mut hup)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::hangup()),
-    ) else {
-        let _ = tokio::signal::ctrl_c().await;
-        return;
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-        _ = hup.recv() => {}
+    // (they run in their own process group and would not get it) — unless pgrehearse was
+    // started under `nohup`, which asks for the very opposite. Likewise Ctrl-C, which a shell
+    // without job control has its background jobs ignore.
+    let listen = |kind: SignalKind, ignore: bool| (!ignore).then(|| signal(kind).ok()).flatten();
+    let mut int = listen(SignalKind::interrupt(), ignored.interrupt);
+    let mut hup = listen(SignalKind::hangup(), ignored.hangup);
+    let mut term = listen(SignalKind::terminate(), false);
+    async fn recv(s: &mut Option<tokio::signal::unix::Signal>) {
+        match s {
+            Some(s) => {
+                s.recv().await;
+            }
+            None => std::future::pending().await,
+        }
     }
+    tokio::select! {
+        _ = recv(&mut int) => {}
+        _ = recv(&mut term) => {}
+        _ = recv(&mut hup) => {}
+    }
+}
+
+/// Which of Ctrl-C and a hangup this process was started ignoring.
+#[derive(Clone, Copy)]
+struct Ignored {
+    interrupt: bool,
+    hangup: bool,
+}
+
+/// Read once, before the first listener is installed: a listener replaces the disposition, and
+/// what the process was started with could not be told any more.
+fn inherited_ignored() -> Ignored {
+    use nix::sys::signal::Signal;
+    static IGNORED: std::sync::OnceLock<Ignored> = std::sync::OnceLock::new();
+    *IGNORED.get_or_init(|| Ignored {
+        interrupt: harness::os::ignores_signal(Signal::SIGINT),
+        hangup: harness::os::ignores_signal(Signal::SIGHUP),
+    })
 }
 
 pub async fn status(args: StatusArgs, ui: &Ui) -> Result<i32> {

@@ -75,9 +75,19 @@ impl Background {
     /// Start `pgrehearse args...` with extra environment variables; an empty value removes the
     /// variable, so the test does not depend on what the caller's environment holds.
     pub fn spawn_with_env(args: &[&str], env: &[(&str, &str)]) -> Background {
+        Background::spawn_command(Command::new(bin()), args, env)
+    }
+
+    /// Start `nohup pgrehearse args...`: as from a terminal the user means to close.
+    pub fn spawn_nohup(args: &[&str]) -> Background {
+        let mut nohup = Command::new("nohup");
+        nohup.arg(bin());
+        Background::spawn_command(nohup, args, &[])
+    }
+
+    fn spawn_command(mut command: Command, args: &[&str], env: &[(&str, &str)]) -> Background {
         let dir = tempfile::tempdir().unwrap();
         let (out_path, err_path) = (dir.path().join("out"), dir.path().join("err"));
-        let mut command = Command::new(bin());
         command.args(args).env("RUST_LOG", "info");
         for (name, value) in env {
             if value.is_empty() {

@@ -272,6 +272,21 @@ fn start_in_stat(stat: &str) -> Option<u64> {
     rest.split_whitespace().nth(22 - 3)?.parse().ok()
 }
 
+/// Whether this process ignores signal `sig` (its disposition is SIG_IGN), from the SigIgn mask
+/// in /proc/self/status: `nohup` starts a program ignoring SIGHUP, a shell without job control
+/// starts a background job ignoring SIGINT. False when /proc does not say.
+pub fn ignores_signal(sig: nix::sys::signal::Signal) -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| ignored_mask(&status))
+        .is_some_and(|mask| mask & (1u64 << (sig as i32 - 1)) != 0)
+}
+
+fn ignored_mask(status: &str) -> Option<u64> {
+    let hex = status.lines().find_map(|l| l.strip_prefix("SigIgn:"))?;
+    u64::from_str_radix(hex.trim(), 16).ok()
+}
+
 /// `root` and all its descendants, found through /proc. PostgreSQL makes every child of the
 /// postmaster its own process-group leader, so signalling the postmaster's group reaches only
 /// the postmaster: a crash or a freeze has to address each process.
@@ -337,6 +352,17 @@ mod tests {
         assert!(!signal0_says_alive(Err(Errno::ESRCH)));
         assert!(pid_alive(std::process::id() as i32));
         assert!(!pid_alive(0));
+    }
+
+    #[test]
+    fn ignored_signals_are_read_from_the_process_status() {
+        let status = "Name:\tpgrehearse\nSigBlk:\t0000000000000000\nSigIgn:\t0000000000001001\nSigCgt:\t0000000000000000\n";
+        assert_eq!(ignored_mask(status), Some(0x1001));
+        assert_eq!(ignored_mask("Name:\tx\n"), None);
+        // The Rust runtime starts every program ignoring SIGPIPE; nothing here ignores SIGTERM.
+        use nix::sys::signal::Signal;
+        assert!(ignores_signal(Signal::SIGPIPE));
+        assert!(!ignores_signal(Signal::SIGTERM));
     }
 
     #[test]

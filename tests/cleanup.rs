@@ -375,3 +375,63 @@ fn a_rehearsal_started_under_nohup_runs_on_through_a_hangup() {
     assert_eq!(cli::servers_up(&run), 3);
     bg.interrupt(&run);
 }
+
+/// A cleanup that takes long (held here by a failpoint) hears the signals sent meanwhile: the
+/// first says it is still cleaning up, the next forces it — the servers are killed and their
+/// data removed all the same.
+#[test]
+fn a_signal_during_a_long_cleanup_is_heard_and_the_next_one_forces_it() {
+    use nix::sys::signal::Signal;
+    let (_d, path) = cli::scenario("long-cleanup", cli::LONG);
+    let runs = tempfile::tempdir().unwrap();
+    let mut bg = cli::Background::spawn_with_env(
+        &[
+            "run",
+            path.to_str().unwrap(),
+            "--runs-dir",
+            runs.path().to_str().unwrap(),
+        ],
+        &[("PGREHEARSE_FAILPOINT", "hold-cleanup")],
+    );
+    let run = bg.wait_for_workload(Duration::from_secs(120), |run| cli::servers_up(run) == 3);
+    bg.signal(Signal::SIGINT);
+    bg.wait_for_stderr(
+        "interrupted; stopping servers and removing their data",
+        Duration::from_secs(60),
+    );
+    // The cleanup listens from when it starts, a moment after that line: a signal sent before
+    // is not for it, so send until it is heard.
+    let still = "still cleaning up (stopping the servers and removing their data); press Ctrl-C again to force";
+    common::wait_until(
+        "the cleanup to hear a signal",
+        Duration::from_secs(60),
+        || {
+            let err = bg.stderr();
+            if err.contains(still) {
+                return Ok(harness::wait::Check::Done(()));
+            }
+            if bg.exited() {
+                return Err(format!("pgrehearse exited without saying so:\n{err}"));
+            }
+            bg.signal(Signal::SIGINT);
+            Ok(harness::wait::Check::NotYet(harness::node::tail(&err, 5)))
+        },
+    );
+    common::wait_until("the cleanup to be forced", Duration::from_secs(60), || {
+        if bg.exited() {
+            return Ok(harness::wait::Check::Done(()));
+        }
+        bg.signal(Signal::SIGINT);
+        Ok(harness::wait::Check::NotYet(harness::node::tail(
+            &bg.stderr(),
+            5,
+        )))
+    });
+    let status = bg.wait_exit(Duration::from_secs(5));
+    let err = bg.stderr();
+    assert_eq!(status.code(), Some(130), "{err}");
+    assert!(err.contains("forced: killing what still runs"), "{err}");
+    assert!(!err.contains("left behind"), "{err}");
+    cli::assert_cleaned_up(&run);
+    assert!(!run.join("secrets.json").exists(), "the secrets stayed");
+}

@@ -224,10 +224,10 @@ pub async fn run(args: ChainArgs, then: Then, json: bool, ui: &Ui) -> Result<i32
                 print_up(ui, &r, &chain, &runs_dir_flag, json)?;
                 Ok(0)
             }
-            Err(e) => {
-                let _ = r.finish(false).await;
-                Err(e)
-            }
+            Err(e) => match finish_listening(&r, false).await {
+                Some(_) => Err(e),
+                None => Err(forced(r).also(&e)),
+            },
         };
     }
 
@@ -250,7 +250,9 @@ pub async fn run(args: ChainArgs, then: Then, json: bool, ui: &Ui) -> Result<i32
         });
         let _ = r.write_report();
     }
-    let fin = r.finish(keep).await;
+    let Some(fin) = finish_listening(&r, keep).await else {
+        return Err(forced(r));
+    };
     if r.kept() {
         say(format!(
             "pgrehearse: --keep: the chain is still running; `pgrehearse status{runs_dir_flag}` / `pgrehearse down --run {}{runs_dir_flag}`",
@@ -289,6 +291,55 @@ pub async fn run(args: ChainArgs, then: Then, json: bool, ui: &Ui) -> Result<i32
         return Err(f);
     }
     Ok(report.exit_code)
+}
+
+/// `r.finish(keep)`, listening for signals meanwhile: a teardown can take a while, and a Ctrl-C
+/// then must not go unheard. The first says what is going on; at the second this stops waiting
+/// for the teardown (None), and the caller forces it ([`forced`]).
+async fn finish_listening(r: &Rehearsal, keep: bool) -> Option<Result<()>> {
+    let what = if keep && r.chain_built() {
+        "healing the faults in force before keeping the chain"
+    } else {
+        "stopping the servers and removing their data"
+    };
+    let fin = r.finish(keep);
+    tokio::pin!(fin);
+    tokio::select! {
+        res = &mut fin => return Some(res),
+        _ = shutdown_signal() => {}
+    }
+    say(format!(
+        "pgrehearse: still cleaning up ({what}); press Ctrl-C again to force"
+    ));
+    tokio::select! {
+        res = &mut fin => Some(res),
+        _ = shutdown_signal() => None,
+    }
+}
+
+/// A cleanup cut short by a second signal: dropping the rehearsal kills whatever of it still
+/// runs (SIGKILL: no graceful stop, no healing, nothing kept) and removes what it can. Says
+/// what is left, if anything.
+fn forced(r: Rehearsal) -> Error {
+    say("pgrehearse: forced: killing what still runs and removing what can be removed");
+    let run = r.run.clone();
+    drop(r);
+    // Containers are removed by the drop itself, or said there to be left; local servers and
+    // folders are looked for.
+    let nodes = harness::backend::local::recorded_nodes(&run);
+    let left = nodes
+        .as_ref()
+        .map_or(true, |n| n.iter().any(|n| n.pid > 0 || n.data_dir.exists()));
+    if left {
+        say(format!(
+            "pgrehearse: some of run {} is left behind; `pgrehearse down --run {}` removes it",
+            run.id(),
+            run.path().display()
+        ));
+    } else if nodes.is_ok_and(|n| !n.is_empty()) {
+        harness::run::forget_secrets(&run);
+    }
+    Error::interrupted()
 }
 
 /// `runs_dir_flag`: ` --runs-dir DIR` when the run is not in the default runs folder, else empty.

@@ -120,6 +120,11 @@ impl Background {
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), sig).unwrap();
     }
 
+    /// Whether pgrehearse has exited (reaping it if so).
+    pub fn exited(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_some()
+    }
+
     /// Wait until stderr says `what`; fail if pgrehearse exits first or it does not within
     /// `timeout`.
     pub fn wait_for_stderr(&mut self, what: &str, timeout: Duration) {

@@ -778,6 +778,11 @@ impl Rehearsal {
     /// The first failure while stopping or removing; with `keep`, a hop that does not stream
     /// again once off the harness's proxy (the chain is kept all the same).
     pub async fn finish(&self, keep: bool) -> Result<()> {
+        // For the test that proves a signal during a long cleanup is heard: this one lasts
+        // until it is forced.
+        if std::env::var("PGREHEARSE_FAILPOINT").as_deref() == Ok("hold-cleanup") {
+            std::future::pending::<()>().await;
+        }
         if keep && self.chain_built() {
             let in_force = self.in_force.lock().expect("faults in force").take();
             if let Some((faults, env)) = in_force {

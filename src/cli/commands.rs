@@ -265,10 +265,12 @@ pub async fn run(args: ChainArgs, then: Then, json: bool, ui: &Ui) -> Result<i32
             if let Err(f) = fin {
                 say(format!("pgrehearse: cleanup also failed: {f}"));
             }
-            say(format!(
-                "pgrehearse: report (with the error) in {}",
-                r.run.path().display()
-            ));
+            if r.report_written() {
+                say(format!(
+                    "pgrehearse: report (with the error) in {}",
+                    r.run.path().display()
+                ));
+            }
             return Err(e);
         }
     };
@@ -323,7 +325,11 @@ async fn finish_listening(r: &Rehearsal, keep: bool) -> Option<Result<()>> {
 fn forced(r: Rehearsal) -> Error {
     say("pgrehearse: forced: killing what still runs and removing what can be removed");
     let run = r.run.clone();
+    let report = r.report_written();
     drop(r);
+    if report {
+        say(format!("pgrehearse: report in {}", run.path().display()));
+    }
     // Containers are removed by the drop itself, or said there to be left; local servers and
     // folders are looked for.
     let nodes = harness::backend::local::recorded_nodes(&run);

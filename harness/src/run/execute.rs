@@ -117,6 +117,8 @@ pub struct Rehearsal {
     in_force: Mutex<Option<(crate::faults::InForce, Arc<FaultEnv>)>>,
     /// How to take the chain off the harness's own link proxies if it is kept (`--keep`).
     bypass: Mutex<Option<Bypass>>,
+    /// A report was written to the run directory.
+    report_written: std::sync::atomic::AtomicBool,
     /// The sampler's samples while it runs: a run cut short (Ctrl-C) still reports what was
     /// observed up to then.
     live: Mutex<Option<LiveSamples>>,
@@ -235,6 +237,7 @@ impl Rehearsal {
             kept: Default::default(),
             in_force: Mutex::new(None),
             bypass: Mutex::new(None),
+            report_written: std::sync::atomic::AtomicBool::new(false),
             live: Mutex::new(None),
         })
     }
@@ -393,10 +396,22 @@ impl Rehearsal {
             self.report.lock().expect("report").record_error(e);
         }
         self.progress.done();
-        let paths = self.write_report()?;
-        res?;
+        let written = self.write_report();
+        let paths = match (res, written) {
+            (Ok(()), written) => written?,
+            // What stopped the run comes first; that its report is missing too is told after.
+            (Err(e), Err(w)) => return Err(e.also(&w)),
+            (Err(e), Ok(_)) => return Err(e),
+        };
         let report = self.report.lock().expect("report").clone();
         Ok((report, paths))
+    }
+
+    /// Whether a report is in the run directory (a run that failed may not have got to write
+    /// one).
+    pub fn report_written(&self) -> bool {
+        self.report_written
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Whether the whole chain was built, so that `finish(true)` keeps it.
@@ -426,7 +441,10 @@ impl Rehearsal {
         let expectations = report::evaluate(&self.scenario.expect, &RunFacts::of(&r));
         r.expectations = expectations;
         r.conclude(chrono::Utc::now());
-        report::write_all(self.run.path(), &r)
+        let paths = report::write_all(self.run.path(), &r)?;
+        self.report_written
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        Ok(paths)
     }
 
     /// Observations from the samples taken before the run was cut short, without the faults'

@@ -266,16 +266,17 @@ pub async fn down_all(base: Option<&Path>, any_host: bool) -> Result<Vec<String>
             Err(e) => failed.push(format!("{}: {e}", run.id())),
         }
     }
-    let containers = down_container_runs(base, any_host, &dirs, &owned_elsewhere).await;
-    let (taken, err) = match containers {
-        Ok(runs) => (runs, None),
-        Err((runs, e)) => (runs, Some(e)),
-    };
-    for r in taken {
-        if !done.contains(&r) {
-            done.push(r);
+    let err = match down_container_runs(base, any_host, &dirs, &owned_elsewhere).await {
+        Ok(taken) => {
+            for r in taken {
+                if !done.contains(&r) {
+                    done.push(r);
+                }
+            }
+            None
         }
-    }
+        Err(e) => Some(e),
+    };
     let err = match (err, failed.is_empty()) {
         (None, true) => return Ok(done),
         (Some(e), true) => e,
@@ -302,14 +303,16 @@ pub async fn down_all(base: Option<&Path>, any_host: bool) -> Result<Vec<String>
 }
 
 /// The container runs of `dirs` (and, by label, of any runs folder unless `base` names one)
-/// that nobody owns any more, taken down. Returns the run ids taken down, also with the error
-/// when some could not be.
+/// that nobody owns any more, taken down. Returns the run ids taken down.
+///
+/// # Errors
+/// As [`down_all`], for containers.
 async fn down_container_runs(
     base: Option<&Path>,
     any_host: bool,
     dirs: &[std::path::PathBuf],
     owned_elsewhere: &impl Fn(&RunDir) -> bool,
-) -> std::result::Result<Vec<String>, (Vec<String>, Error)> {
+) -> Result<Vec<String>> {
     // Containers of runs that are gone (or detached): found by label, whatever the state files say.
     let docker = match crate::backend::docker::connect().await {
         Ok(d) => d,
@@ -319,11 +322,9 @@ async fn down_container_runs(
             return Ok(Vec::new());
         }
         Err(e) => {
-            return Err((
-                Vec::new(),
-                e.context("looking for containers of runs left behind")
-                    .with_hint("start Docker and run `pgrehearse down --all` again"),
-            ));
+            return Err(e
+                .context("looking for containers of runs left behind")
+                .with_hint("start Docker and run `pgrehearse down --all` again"));
         }
     };
     let is_live = |run_id: &str, dir: Option<&Path>| {
@@ -339,8 +340,7 @@ async fn down_container_runs(
     // a run whose containers are gone keeps no password behind.
     let runs =
         crate::backend::docker::down_leftovers(&docker, any_host, is_live, forget_container_run)
-            .await
-            .map_err(|e| (Vec::new(), e))?;
+            .await?;
     // Container runs: their logs are saved now (or the containers were gone already).
     let mut done = Vec::new();
     for dir in dirs {

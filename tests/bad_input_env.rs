@@ -3,6 +3,8 @@
 
 mod common;
 
+use common::cli;
+
 use harness::ErrorKind;
 use harness::backend::Backend;
 use harness::node::NodeSpec;
@@ -128,4 +130,26 @@ async fn a_fixed_port_where_another_postgres_lets_anyone_in_is_refused() {
         "the other server is left running"
     );
     other.teardown(false).await.unwrap();
+}
+
+/// A run that fails, and whose report cannot be written either, says what made it fail — with
+/// the report's failure after it — and does not point at a report that is not there.
+#[test]
+fn a_failed_run_whose_report_cannot_be_written_still_says_why_it_failed() {
+    let (_d, path, release) = cli::held_seed_scenario("no-report");
+    let mut bg = cli::Background::spawn(&["run", path.to_str().unwrap()]);
+    bg.wait_for_stderr("seeding a from", std::time::Duration::from_secs(120));
+    let run = cli::run_dir(&bg.stderr()).unwrap();
+    // A folder stands where report.json goes.
+    std::fs::create_dir(run.join("report.json")).unwrap();
+    std::fs::write(&release, "").unwrap();
+    let status = bg.wait_exit(std::time::Duration::from_secs(120));
+    let err = bg.stderr();
+    assert_eq!(status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("division by zero") && err.contains("also cannot write report"),
+        "{err}"
+    );
+    assert!(!err.contains("report (with the error) in"), "{err}");
+    cli::assert_cleaned_up(&run);
 }

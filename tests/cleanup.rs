@@ -7,15 +7,6 @@ use std::time::Duration;
 
 use common::cli;
 
-const LONG: &str = r#"
-version = 1
-name = "interrupted"
-[workload]
-initial_rows = 100
-rate = 100
-duration = "10m"
-"#;
-
 #[test]
 fn sigint_during_the_workload_stops_and_removes_everything() {
     interrupt_during_the_workload(nix::sys::signal::Signal::SIGINT);
@@ -29,7 +20,7 @@ fn a_hangup_during_the_workload_stops_and_removes_everything() {
 }
 
 fn interrupt_during_the_workload(signal: nix::sys::signal::Signal) {
-    let (_d, path) = cli::scenario("long", LONG);
+    let (_d, path) = cli::scenario("long", cli::LONG);
     // Its own runs folder, so that a plain `down` below can only find this run.
     let runs = tempfile::tempdir().unwrap();
     let runs_dir = runs.path().to_str().unwrap();
@@ -37,10 +28,7 @@ fn interrupt_during_the_workload(signal: nix::sys::signal::Signal) {
 
     // --- wait until the chain is up and the workload is writing (the ledger grows)
     let run = bg.wait_for_workload(Duration::from_secs(120), |run| {
-        let up = harness::backend::local::recorded_nodes(&harness::run::RunDir::open(run))
-            .iter()
-            .filter(|n| n.pid > 0)
-            .count();
+        let up = cli::servers_up(run);
         let ledger = std::fs::metadata(run.join("ledger.jsonl"))
             .map(|m| m.len())
             .unwrap_or(0);
@@ -56,10 +44,7 @@ fn interrupt_during_the_workload(signal: nix::sys::signal::Signal) {
         "{err}"
     );
     assert_eq!(
-        harness::backend::local::recorded_nodes(&harness::run::RunDir::open(&run))
-            .iter()
-            .filter(|n| n.pid > 0)
-            .count(),
+        cli::servers_up(&run),
         3,
         "the refused `down` stopped servers"
     );
@@ -303,12 +288,7 @@ fn ctrl_c_during_a_benchmark_removes_its_servers() {
         || {
             let up: usize = harness::run::list_runs(Some(&runs))
                 .iter()
-                .map(|r| {
-                    harness::backend::local::recorded_nodes(&harness::run::RunDir::open(r))
-                        .iter()
-                        .filter(|n| n.pid > 0)
-                        .count()
-                })
+                .map(|r| cli::servers_up(r))
                 .sum();
             Ok(if up > 0 {
                 harness::wait::Check::Done(())
@@ -344,4 +324,130 @@ fn ctrl_c_during_a_benchmark_removes_its_servers() {
     for r in harness::run::list_runs(Some(&runs)) {
         cli::assert_cleaned_up(&r);
     }
+}
+
+/// A harness killed while it seeds A leaves A and C running and no B: `status` and `verify` say
+/// the chain was never whole and how to remove it, and a plain `down` removes what it started.
+#[test]
+fn a_chain_whose_harness_was_killed_before_b_is_taken_down() {
+    let (_d, path, _release) = cli::held_seed_scenario("killed-building");
+    let runs = tempfile::tempdir().unwrap();
+    let runs_dir = runs.path().to_str().unwrap();
+    let mut bg = cli::Background::spawn(&["run", path.to_str().unwrap(), "--runs-dir", runs_dir]);
+    bg.wait_for_stderr("seeding a from", Duration::from_secs(120));
+    let run = cli::run_dir(&bg.stderr()).unwrap();
+    let _down = cli::DownOnDrop(run.clone());
+    // --- kill -9 the harness while A is being seeded: a and c are up, b was never made
+    bg.kill();
+    assert_eq!(cli::servers_up(&run), 2);
+
+    for cmd in ["status", "verify"] {
+        let out = cli::run(&[cmd, "--runs-dir", runs_dir]);
+        let err = cli::stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{cmd}: {err}");
+        assert!(
+            err.contains("has no node b") && err.contains("pgrehearse down --run"),
+            "{cmd}: {err}"
+        );
+    }
+
+    let out = cli::run(&["down", "--runs-dir", runs_dir]);
+    assert_eq!(out.status.code(), Some(0), "{}", cli::stderr(&out));
+    cli::assert_cleaned_up(&run);
+    assert!(!run.join("secrets.json").exists(), "the secrets stayed");
+}
+
+/// `nohup pgrehearse run ... &` is meant to outlive the terminal: a hangup does not stop it (a
+/// Ctrl-C still does).
+#[test]
+fn a_rehearsal_started_under_nohup_runs_on_through_a_hangup() {
+    let (_d, path) = cli::scenario("nohup", cli::LONG);
+    let runs = tempfile::tempdir().unwrap();
+    let runs_dir = runs.path().to_str().unwrap();
+    let mut bg =
+        cli::Background::spawn_nohup(&["run", path.to_str().unwrap(), "--runs-dir", runs_dir]);
+    let ledger_len = |run: &Path| {
+        std::fs::metadata(run.join("ledger.jsonl"))
+            .map(|m| m.len())
+            .unwrap_or(0)
+    };
+    let run = bg.wait_for_workload(Duration::from_secs(120), |run| {
+        cli::servers_up(run) == 3 && ledger_len(run) > 0
+    });
+
+    // --- the terminal closes
+    bg.signal(nix::sys::signal::Signal::SIGHUP);
+    // The workload keeps writing: 100 ops/s add far more than this in a few seconds, and a
+    // harness that took the hangup would have stopped it at once.
+    let hung_up_at = ledger_len(&run);
+    bg.wait_for_workload(Duration::from_secs(60), |run| {
+        ledger_len(run) > hung_up_at + 50_000
+    });
+    assert!(
+        !bg.stderr().contains("pgrehearse: interrupted"),
+        "{}",
+        bg.stderr()
+    );
+    assert_eq!(cli::servers_up(&run), 3);
+    bg.interrupt(&run);
+}
+
+/// A cleanup that takes long (held here by a failpoint) hears the signals sent meanwhile: the
+/// first says it is still cleaning up, the next forces it — the servers are killed and their
+/// data removed all the same.
+#[test]
+fn a_signal_during_a_long_cleanup_is_heard_and_the_next_one_forces_it() {
+    use nix::sys::signal::Signal;
+    let (_d, path) = cli::scenario("long-cleanup", cli::LONG);
+    let runs = tempfile::tempdir().unwrap();
+    let mut bg = cli::Background::spawn_with_env(
+        &[
+            "run",
+            path.to_str().unwrap(),
+            "--runs-dir",
+            runs.path().to_str().unwrap(),
+        ],
+        &[("PGREHEARSE_FAILPOINT", "hold-cleanup")],
+    );
+    let run = bg.wait_for_workload(Duration::from_secs(120), |run| cli::servers_up(run) == 3);
+    bg.signal(Signal::SIGINT);
+    bg.wait_for_stderr(
+        "interrupted; stopping servers and removing their data",
+        Duration::from_secs(60),
+    );
+    // The cleanup listens from when it starts, a moment after that line: a signal sent before
+    // is not for it, so send until it is heard.
+    let still = "still cleaning up (stopping the servers and removing their data); press Ctrl-C again to force";
+    common::wait_until(
+        "the cleanup to hear a signal",
+        Duration::from_secs(60),
+        || {
+            let err = bg.stderr();
+            if err.contains(still) {
+                return Ok(harness::wait::Check::Done(()));
+            }
+            if bg.exited() {
+                return Err(format!("pgrehearse exited without saying so:\n{err}"));
+            }
+            bg.signal(Signal::SIGINT);
+            Ok(harness::wait::Check::NotYet(harness::node::tail(&err, 5)))
+        },
+    );
+    common::wait_until("the cleanup to be forced", Duration::from_secs(60), || {
+        if bg.exited() {
+            return Ok(harness::wait::Check::Done(()));
+        }
+        bg.signal(Signal::SIGINT);
+        Ok(harness::wait::Check::NotYet(harness::node::tail(
+            &bg.stderr(),
+            5,
+        )))
+    });
+    let status = bg.wait_exit(Duration::from_secs(5));
+    let err = bg.stderr();
+    assert_eq!(status.code(), Some(130), "{err}");
+    assert!(err.contains("forced: killing what still runs"), "{err}");
+    assert!(!err.contains("left behind"), "{err}");
+    cli::assert_cleaned_up(&run);
+    assert!(!run.join("secrets.json").exists(), "the secrets stayed");
 }

@@ -135,3 +135,70 @@ fn run_keep_with_link_faults_leaves_direct_hops_that_outlive_it() {
     cli::assert_cleaned_up(&run);
     eprintln!("total: {:?}", t0.elapsed());
 }
+
+/// A short primary failure: A killed and B promoted a second into the workload.
+const FAILOVER: &str = r#"
+version = 1
+name = "kept-failover"
+
+[workload]
+initial_rows = 50
+rate = 50
+duration = "3s"
+
+[[faults]]
+kind = "primary_failure"
+at = "1s"
+
+[expect]
+consistent = false
+slot_survives = true
+"#;
+
+/// The chain `run --keep` leaves after a primary failure has B as its primary: `verify` fences
+/// and compares against B, not the dead A. Servers that are down make `verify` an environment
+/// error (exit 2) with what to do, not a difference found (exit 1).
+#[test]
+fn verify_on_a_chain_kept_after_a_failover_compares_with_the_promoted_b() {
+    let (_dir, path) = cli::scenario("kept-failover", FAILOVER);
+    let out = cli::run(&["run", path.to_str().unwrap(), "--keep"]);
+    let err = cli::stderr(&out);
+    let run = cli::run_dir(&err).unwrap_or_else(|| panic!("no run directory:\n{err}"));
+    let _down = cli::DownOnDrop(run.clone());
+    assert!(err.contains("--keep: the chain is still running"), "{err}");
+    let run_arg = run.to_str().unwrap();
+
+    // --- verify: fenced on b, c compared with b
+    let out = cli::run(&["verify", "--run", run_arg, "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", cli::stderr(&out));
+    let reports: serde_json::Value = serde_json::from_str(&cli::stdout(&out)).unwrap();
+    assert_eq!(reports[0]["target"], "c", "{reports:#}");
+    assert_eq!(reports[0]["reference"], "b", "{reports:#}");
+    assert_eq!(reports[0]["verdict"], "valid", "{reports:#}");
+
+    // --- c goes down: nothing can be compared, and that is not a difference
+    let nodes = harness::backend::local::recorded_nodes(&harness::run::RunDir::open(&run))
+        .expect("the run's record of nodes");
+    let c = nodes.iter().find(|n| n.name == "c").unwrap();
+    assert!(c.pid > 0, "c is not running: {nodes:?}");
+    harness::os::signal_tree(c.pid, nix::sys::signal::Signal::SIGKILL);
+    common::wait_until("c to be gone", Duration::from_secs(30), || {
+        Ok(if harness::os::pid_running(c.pid) {
+            Check::NotYet(format!("pid {} running", c.pid))
+        } else {
+            Check::Done(())
+        })
+    });
+    let out = cli::run(&["verify", "--run", run_arg]);
+    let err = cli::stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("c of run") && err.contains("does not answer"),
+        "{err}"
+    );
+    assert!(err.contains("pgrehearse status --run"), "{err}");
+
+    let down = cli::run(&["down", "--run", run_arg]);
+    assert_eq!(down.status.code(), Some(0), "{}", cli::stderr(&down));
+    cli::assert_cleaned_up(&run);
+}

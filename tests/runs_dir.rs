@@ -5,7 +5,7 @@
 mod common;
 
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use common::cli;
 
@@ -211,4 +211,173 @@ fn down_all_removes_what_a_run_left_behind_when_its_servers_died_with_its_harnes
     down_all_takes_down(runs.path(), &run);
     assert!(!run.join("pgpass").exists(), "the password file stayed");
     assert!(!run.join("secrets.json").exists(), "the secrets stayed");
+}
+
+/// `verify` and `down` without `--run` act on the newest chain left up, not on a newer
+/// rehearsal still in progress; `verify` refuses that rehearsal even when named (its fence would
+/// disturb it), and `status`, which may watch it, writes nothing of it.
+#[test]
+fn a_rehearsal_in_progress_is_passed_over_by_down_and_verify() {
+    let (_scenario, path) = cli::scenario("left-up", UP);
+    let runs = runs_folder();
+    let (_, kept, _down) = cli::up(&[arg(&path), "--runs-dir", arg(runs.path())]);
+    let kept_id = kept.file_name().unwrap().to_str().unwrap().to_string();
+
+    // --- a rehearsal starts in the same folder: the newest run there
+    let (_long, long) = cli::scenario("in-progress", cli::LONG);
+    let mut bg = cli::Background::spawn(&["run", arg(&long), "--runs-dir", arg(runs.path())]);
+    let driven = bg.wait_for_workload(Duration::from_secs(120), |run| cli::servers_up(run) == 3);
+    let _down_driven = cli::DownOnDrop(driven.clone());
+    let written = |f: &str| {
+        std::fs::metadata(driven.join(f))
+            .unwrap()
+            .modified()
+            .unwrap()
+    };
+    let before = (written("pgpass"), written("nodes.json"));
+
+    // --- status may look at it, and changes nothing of it
+    let out = cli::run(&["status", "--run", arg(&driven)]);
+    assert_eq!(out.status.code(), Some(0), "{}", cli::stderr(&out));
+    assert_eq!(
+        (written("pgpass"), written("nodes.json")),
+        before,
+        "status rewrote files of the rehearsal it looked at"
+    );
+
+    // --- verify: the chain left up; the rehearsal, named, is refused
+    let out = cli::run(&["verify", "--runs-dir", arg(runs.path())]);
+    let err = cli::stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains(&format!("verifying run {kept_id}")), "{err}");
+    let out = cli::run(&["verify", "--run", arg(&driven)]);
+    let err = cli::stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("a rehearsal still in progress"), "{err}");
+
+    // --- down: the chain left up, not the rehearsal
+    let out = cli::run(&["down", "--runs-dir", arg(runs.path())]);
+    assert_eq!(out.status.code(), Some(0), "{}", cli::stderr(&out));
+    assert!(
+        cli::stdout(&out).contains(&kept.display().to_string()),
+        "{}",
+        cli::stdout(&out)
+    );
+    cli::assert_cleaned_up(&kept);
+    assert_eq!(
+        cli::servers_up(&driven),
+        3,
+        "down took the rehearsal's servers"
+    );
+    // ... and nothing else there is its to take
+    let out = cli::run(&["down", "--runs-dir", arg(runs.path())]);
+    let err = cli::stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("still running") && err.contains("--run"),
+        "{err}"
+    );
+
+    bg.interrupt(&driven);
+}
+
+/// Servers whose run has no state file (its harness was killed before writing it), or no
+/// secrets any more: `status` and `verify` say so and how to take them down, and `down --run`
+/// does, without a password.
+#[test]
+fn servers_left_without_state_or_secrets_are_named_and_taken_down() {
+    use harness::backend::Backend;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (backend, _x) = rt.block_on(common::one_server("no-state"));
+    let run = backend.run_dir().clone();
+    let dir = arg(run.path()).to_string();
+
+    let refused = |what: &str| {
+        for cmd in ["status", "verify"] {
+            let out = cli::run(&[cmd, "--run", &dir]);
+            let err = cli::stderr(&out);
+            assert_eq!(out.status.code(), Some(2), "{cmd}: {err}");
+            assert!(
+                err.contains(&format!("has servers running (x) but {what}")),
+                "{cmd}: {err}"
+            );
+            assert!(err.contains("pgrehearse down --run"), "{cmd}: {err}");
+        }
+    };
+    refused("no state file");
+
+    // --- a state, but no secrets
+    let state = harness::run::RunState {
+        run_id: run.id().to_string(),
+        scenario: "no-state".into(),
+        owner_pid: 1,
+        owner_start: None,
+        detached: true,
+        backend: harness::backend::BackendKind::Local,
+        pg: Some(common::pg()),
+        database: "app".into(),
+        subscription: "pgrehearse_sub".into(),
+        physical_slot: None,
+        started_at: String::new(),
+        catchup_timeout_ms: None,
+        initial_copy_timeout_ms: None,
+    };
+    let user = harness::os::ServerUser::resolve().unwrap();
+    state.save(&run, None, &user).unwrap();
+    refused("no secrets.json any more");
+
+    let out = cli::run(&["down", "--run", &dir]);
+    assert_eq!(out.status.code(), Some(0), "{}", cli::stderr(&out));
+    cli::assert_cleaned_up(run.path());
+    // Taken down by another process: nothing for this handle to stop any more.
+    backend.detach();
+}
+
+/// `down --all` says which runs it could not take down — a folder that would not go, a record
+/// of nodes it cannot read — and keeps their secrets, instead of reporting them taken down.
+#[test]
+fn down_all_names_what_it_could_not_take_down_and_keeps_its_secrets() {
+    let runs = runs_folder();
+    let run_dir = |id: &str, nodes_json: &str| {
+        let dir = runs.path().join(id);
+        std::fs::create_dir_all(dir.join("nodes")).unwrap();
+        std::fs::write(dir.join("nodes.json"), nodes_json).unwrap();
+        std::fs::write(dir.join("secrets.json"), "{}").unwrap();
+        std::fs::write(dir.join("pgpass"), "").unwrap();
+        dir
+    };
+    // A file stands where node a's folder is: removing it fails.
+    let stuck_id = "20260101-000000-stuck-0001";
+    let stuck = runs.path().join(stuck_id);
+    let nodes = serde_json::json!([{
+        "name": "a",
+        "port": 1,
+        "pid": 0,
+        "data_dir": stuck.join("nodes/a/data"),
+        "log": stuck.join("logs/a.log"),
+    }]);
+    run_dir(stuck_id, &nodes.to_string());
+    std::fs::write(stuck.join("nodes/a"), "").unwrap();
+    let garbled_id = "20260101-000000-garbled-0002";
+    let garbled = run_dir(garbled_id, "[{\"name\": \"a\", \"po");
+
+    let out = cli::run(&["down", "--all", "--runs-dir", arg(runs.path())]);
+    let err = cli::stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        !cli::stdout(&out).contains("took down"),
+        "{}",
+        cli::stdout(&out)
+    );
+    assert!(
+        err.contains(&format!("{stuck_id}: a: cannot remove")),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("{garbled_id}:")) && err.contains("nodes.json is not"),
+        "{err}"
+    );
+    for run in [&stuck, &garbled] {
+        assert!(run.join("secrets.json").exists(), "{}", run.display());
+    }
 }

@@ -75,32 +75,85 @@ pub fn redact(s: &str) -> String {
 /// CONNECTION '... password=...'`, or every statement with `log_statement = all` — and they
 /// stay in the run directory after the run. Returns the files changed.
 ///
+/// The folder belongs to the server user and the harness may scrub it as root: only plain
+/// files and real folders are scrubbed, each opened without following links and below the
+/// folder already opened, so nothing the server user plants (or swaps in meanwhile) can lead
+/// the rewrite to a file elsewhere. Links, special files and files with a second name are left
+/// alone.
+///
 /// # Errors
 /// The first file that cannot be read or rewritten.
 pub fn scrub_dir(dir: &std::path::Path, secrets: &[&Secret]) -> std::io::Result<usize> {
+    match open_dir(dir) {
+        Ok(d) => scrub_open_dir(&d, secrets),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+        Err(e) => Err(e),
+    }
+}
+
+fn open_dir(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+}
+
+fn scrub_open_dir(dir: &std::fs::File, secrets: &[&Secret]) -> std::io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    // Names are looked up in the folder this process holds open, whatever is at its path by
+    // now: /proc/self/fd/N is that very folder.
+    let here = std::path::PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd()));
     let mut changed = 0;
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Ok(0);
-    };
-    for e in entries.flatten() {
-        let path = e.path();
-        if path.is_dir() {
-            changed += scrub_dir(&path, secrets)?;
-            continue;
-        }
-        let bytes = std::fs::read(&path)?;
-        let text = String::from_utf8_lossy(&bytes);
-        let mut out = redact(&text);
-        for s in secrets.iter().filter(|s| !s.0.is_empty()) {
-            out = out.replace(&s.0, "***");
-        }
-        if out != text {
-            // In place: the file keeps its owner (the server user) and mode.
-            std::fs::write(&path, out)?;
+    for e in std::fs::read_dir(&here)?.flatten() {
+        let Ok(kind) = e.file_type() else { continue };
+        let path = here.join(e.file_name());
+        if kind.is_dir() {
+            // Replaced by a link since it was listed: not followed.
+            if let Ok(sub) = open_dir(&path) {
+                changed += scrub_open_dir(&sub, secrets)?;
+            }
+        } else if kind.is_file() && scrub_file(&path, secrets)? {
             changed += 1;
         }
     }
     Ok(changed)
+}
+
+/// Scrub one file in place (it keeps its owner and mode); false when nothing changed or when it
+/// is not a plain file of its own by the time it is opened.
+fn scrub_file(path: &std::path::Path, secrets: &[&Secret]) -> std::io::Result<bool> {
+    use std::io::{Read, Seek, Write};
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let opened = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path);
+    let mut f = match opened {
+        Ok(f) => f,
+        // Replaced by a link since it was listed.
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    let meta = f.metadata()?;
+    if !meta.is_file() || meta.nlink() > 1 {
+        return Ok(false);
+    }
+    let mut bytes = Vec::new();
+    f.read_to_end(&mut bytes)?;
+    let text = String::from_utf8_lossy(&bytes);
+    let mut out = redact(&text);
+    for s in secrets.iter().filter(|s| !s.0.is_empty()) {
+        out = out.replace(&s.0, "***");
+    }
+    if out == text {
+        return Ok(false);
+    }
+    f.set_len(0)?;
+    f.rewind()?;
+    f.write_all(out.as_bytes())?;
+    Ok(true)
 }
 
 #[cfg(test)]
@@ -125,6 +178,43 @@ mod tests {
         assert!(after.contains("password=***") && after.contains("also *** bare"));
         let a = std::fs::read_to_string(dir.path().join("a.log")).unwrap();
         assert_eq!(a, "LOG:  ready\n");
+    }
+
+    #[test]
+    fn scrubbing_follows_no_link_the_server_user_planted() {
+        let dir = tempfile::tempdir().unwrap();
+        let pw = Secret::generate();
+        let secret_text = format!("password={}\n", pw.expose());
+        // Files elsewhere that root may write and the server user may not.
+        let outside = tempfile::tempdir().unwrap();
+        let file = outside.path().join("conf");
+        std::fs::write(&file, &secret_text).unwrap();
+        std::fs::create_dir(outside.path().join("sub")).unwrap();
+        std::fs::write(outside.path().join("sub/conf"), &secret_text).unwrap();
+        // Planted in the logs folder: links to them, a hard link, a FIFO.
+        let logs = dir.path();
+        std::os::unix::fs::symlink(&file, logs.join("a.log")).unwrap();
+        std::os::unix::fs::symlink(outside.path().join("sub"), logs.join("b")).unwrap();
+        std::fs::hard_link(&file, logs.join("c.log")).unwrap();
+        nix::unistd::mkfifo(
+            &logs.join("d.log"),
+            nix::sys::stat::Mode::from_bits_truncate(0o600),
+        )
+        .unwrap();
+        std::fs::write(logs.join("e.log"), &secret_text).unwrap();
+
+        assert_eq!(scrub_dir(logs, &[&pw]).unwrap(), 1);
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), secret_text);
+        assert_eq!(
+            std::fs::read_to_string(outside.path().join("sub/conf")).unwrap(),
+            secret_text
+        );
+        assert_eq!(
+            std::fs::read_to_string(logs.join("e.log")).unwrap(),
+            "password=***\n"
+        );
+        // A folder that is not there has nothing to scrub.
+        assert_eq!(scrub_dir(&logs.join("none"), &[&pw]).unwrap(), 0);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Small helpers shared by reports, errors and the CLI: formatting, quoting, flags.
 
+use std::path::Path;
 use std::time::Duration;
 
 /// "1.25s", "250ms", "<1ms", "2m03s": short and unambiguous.
@@ -76,14 +77,83 @@ fn flag_value(v: &str) -> bool {
 
 /// Open `path` for appending, creating it readable by its owner only: a server log can hold
 /// a password (a failing `CREATE SUBSCRIPTION` logs its connection string) until it is
-/// scrubbed at teardown.
-pub(crate) fn open_private_log(path: &std::path::Path) -> std::io::Result<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(path)
+/// scrubbed at teardown. The logs folder belongs to the server user, so the open is one that
+/// cannot be led elsewhere (see [`open_in_server_dir`]).
+pub(crate) fn open_private_log(path: &Path) -> std::io::Result<std::fs::File> {
+    open_in_server_dir(path, WriteMode::Append, 0o600)
+}
+
+/// How [`open_in_server_dir`] writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WriteMode {
+    /// Add to the end (a log).
+    Append,
+    /// Replace the contents.
+    Replace,
+    /// Read the contents, then add to them (the file must exist).
+    Extend,
+}
+
+/// Open `path`, in a folder the server user owns (its logs, its data directory), for writing
+/// the way a harness running as root must: whatever the server user planted at that name — a
+/// symbolic link, a hard link, a FIFO — is refused, never followed, so root cannot be made to
+/// write to a file of the server user's choosing. A new file gets `mode`.
+///
+/// # Errors
+/// The open failing, or `path` not being a plain file with a single name.
+pub(crate) fn open_in_server_dir(
+    path: &Path,
+    how: WriteMode,
+    mode: u32,
+) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let mut opts = std::fs::OpenOptions::new();
+    match how {
+        WriteMode::Append => opts.append(true).create(true),
+        WriteMode::Replace => opts.write(true).create(true),
+        WriteMode::Extend => opts.read(true).append(true),
+    };
+    // O_NONBLOCK: opening a FIFO for writing would otherwise wait for a reader; it changes
+    // nothing for the regular file this must be.
+    let f = opts
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .mode(mode)
+        .open(path)?;
+    let meta = f.metadata()?;
+    if !meta.is_file() || meta.nlink() > 1 {
+        return Err(std::io::Error::other(format!(
+            "{} is not a plain file of its own (a link or a special file): refusing to write through it",
+            path.display()
+        )));
+    }
+    if how == WriteMode::Replace {
+        f.set_len(0)?;
+    }
+    Ok(f)
+}
+
+/// Replace the contents of `path` in a folder the server user owns (see
+/// [`open_in_server_dir`]).
+///
+/// # Errors
+/// As [`open_in_server_dir`], or the write failing.
+pub(crate) fn write_in_server_dir(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    open_in_server_dir(path, WriteMode::Replace, 0o600)?.write_all(contents)
+}
+
+/// Write `contents` to `path` through a temporary file beside it and a rename, so that a reader
+/// (another pgrehearse process, or this one after a crash) sees the old contents or the new,
+/// never half of them.
+///
+/// # Errors
+/// The write or the rename failing.
+pub(crate) fn write_atomic(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = std::path::PathBuf::from(tmp);
+    std::fs::write(&tmp, contents)?;
+    std::fs::rename(&tmp, path)
 }
 
 #[cfg(test)]
@@ -112,6 +182,33 @@ mod tests {
         for off in ["", "0", "false", "No", " 0 "] {
             assert!(!flag_value(off), "{off:?}");
         }
+    }
+
+    #[test]
+    fn what_the_server_user_plants_in_its_folders_is_not_written_through() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        // A file only root should write, and the server user's links to it.
+        let target = dir.path().join("root-only");
+        std::fs::write(&target, "untouched\n").unwrap();
+        let link = dir.path().join("a.log");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let hard = dir.path().join("b.log");
+        std::fs::hard_link(&target, &hard).unwrap();
+        let fifo = dir.path().join("c.log");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        for planted in [&link, &hard, &fifo] {
+            assert!(open_private_log(planted).is_err(), "{}", planted.display());
+            assert!(write_in_server_dir(planted, b"written\n").is_err());
+        }
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "untouched\n");
+        // A plain file of its own is written as asked.
+        let log = dir.path().join("d.log");
+        open_private_log(&log).unwrap().write_all(b"one\n").unwrap();
+        open_private_log(&log).unwrap().write_all(b"two\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&log).unwrap(), "one\ntwo\n");
+        write_in_server_dir(&log, b"new\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&log).unwrap(), "new\n");
     }
 
     #[test]

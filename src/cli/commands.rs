@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use harness::error::ResultExt;
-use harness::run::{Attached, Rehearsal, RunOptions, pick_run};
+use harness::run::{Attached, Purpose, Rehearsal, RunOptions, pick_run, pick_run_for};
 use harness::scenario::Scenario;
 use harness::util::fmt_duration;
 use harness::verify::{self, VerifyOptions};
@@ -13,23 +13,49 @@ use harness::{Error, Result};
 use super::ui::{BarProgress, Ui, say};
 use super::{ChainArgs, DownArgs, PgCommand, StatusArgs, VerifyArgs};
 
-/// Wait for Ctrl-C or SIGTERM.
+/// Wait for Ctrl-C, SIGTERM or a hangup: those of them this process was not started ignoring.
 pub async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
+    let ignored = inherited_ignored();
     // SIGHUP too: a closed terminal or a dropped SSH session must not leave servers running
-    // (they run in their own process group and would not get it).
-    let (Ok(mut term), Ok(mut hup)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::hangup()),
-    ) else {
-        let _ = tokio::signal::ctrl_c().await;
-        return;
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-        _ = hup.recv() => {}
+    // (they run in their own process group and would not get it) — unless pgrehearse was
+    // started under `nohup`, which asks for the very opposite. Likewise Ctrl-C, which a shell
+    // without job control has its background jobs ignore.
+    let listen = |kind: SignalKind, ignore: bool| (!ignore).then(|| signal(kind).ok()).flatten();
+    let mut int = listen(SignalKind::interrupt(), ignored.interrupt);
+    let mut hup = listen(SignalKind::hangup(), ignored.hangup);
+    let mut term = listen(SignalKind::terminate(), false);
+    async fn recv(s: &mut Option<tokio::signal::unix::Signal>) {
+        match s {
+            Some(s) => {
+                s.recv().await;
+            }
+            None => std::future::pending().await,
+        }
     }
+    tokio::select! {
+        _ = recv(&mut int) => {}
+        _ = recv(&mut term) => {}
+        _ = recv(&mut hup) => {}
+    }
+}
+
+/// Which of Ctrl-C and a hangup this process was started ignoring.
+#[derive(Clone, Copy)]
+struct Ignored {
+    interrupt: bool,
+    hangup: bool,
+}
+
+/// Read once, before the first listener is installed: a listener replaces the disposition, and
+/// what the process was started with could not be told any more.
+fn inherited_ignored() -> Ignored {
+    use nix::sys::signal::Signal;
+    static IGNORED: std::sync::OnceLock<Ignored> = std::sync::OnceLock::new();
+    *IGNORED.get_or_init(|| Ignored {
+        interrupt: harness::os::ignores_signal(Signal::SIGINT),
+        hangup: harness::os::ignores_signal(Signal::SIGHUP),
+    })
 }
 
 pub async fn status(args: StatusArgs, ui: &Ui) -> Result<i32> {
@@ -87,10 +113,12 @@ pub async fn down(args: DownArgs, ui: &Ui) -> Result<i32> {
         }
         return Ok(0);
     }
-    let run = pick_run(args.run.as_deref(), args.runs_dir.as_deref()).await?;
-    if args.run.is_none() {
-        harness::run::refuse_if_driven(&run)?;
-    }
+    let run = pick_run_for(
+        Purpose::TakeDown,
+        args.run.as_deref(),
+        args.runs_dir.as_deref(),
+    )
+    .await?;
     let path = run.path().to_path_buf();
     harness::run::down_run(run).await?;
     ui.out(format!(
@@ -196,10 +224,10 @@ pub async fn run(args: ChainArgs, then: Then, json: bool, ui: &Ui) -> Result<i32
                 print_up(ui, &r, &chain, &runs_dir_flag, json)?;
                 Ok(0)
             }
-            Err(e) => {
-                let _ = r.finish(false).await;
-                Err(e)
-            }
+            Err(e) => match finish_listening(&r, false).await {
+                Some(_) => Err(e),
+                None => Err(forced(r).also(&e)),
+            },
         };
     }
 
@@ -222,7 +250,9 @@ pub async fn run(args: ChainArgs, then: Then, json: bool, ui: &Ui) -> Result<i32
         });
         let _ = r.write_report();
     }
-    let fin = r.finish(keep).await;
+    let Some(fin) = finish_listening(&r, keep).await else {
+        return Err(forced(r));
+    };
     if r.kept() {
         say(format!(
             "pgrehearse: --keep: the chain is still running; `pgrehearse status{runs_dir_flag}` / `pgrehearse down --run {}{runs_dir_flag}`",
@@ -235,10 +265,12 @@ pub async fn run(args: ChainArgs, then: Then, json: bool, ui: &Ui) -> Result<i32
             if let Err(f) = fin {
                 say(format!("pgrehearse: cleanup also failed: {f}"));
             }
-            say(format!(
-                "pgrehearse: report (with the error) in {}",
-                r.run.path().display()
-            ));
+            if r.report_written() {
+                say(format!(
+                    "pgrehearse: report (with the error) in {}",
+                    r.run.path().display()
+                ));
+            }
             // A failure proven before the error keeps exit 1, as report.json says.
             let code = r.exit_code();
             if code != e.exit_code() {
@@ -269,6 +301,59 @@ pub async fn run(args: ChainArgs, then: Then, json: bool, ui: &Ui) -> Result<i32
         return Err(f);
     }
     Ok(report.exit_code)
+}
+
+/// `r.finish(keep)`, listening for signals meanwhile: a teardown can take a while, and a Ctrl-C
+/// then must not go unheard. The first says what is going on; at the second this stops waiting
+/// for the teardown (None), and the caller forces it ([`forced`]).
+async fn finish_listening(r: &Rehearsal, keep: bool) -> Option<Result<()>> {
+    let what = if keep && r.chain_built() {
+        "healing the faults in force before keeping the chain"
+    } else {
+        "stopping the servers and removing their data"
+    };
+    let fin = r.finish(keep);
+    tokio::pin!(fin);
+    tokio::select! {
+        res = &mut fin => return Some(res),
+        _ = shutdown_signal() => {}
+    }
+    say(format!(
+        "pgrehearse: still cleaning up ({what}); press Ctrl-C again to force"
+    ));
+    tokio::select! {
+        res = &mut fin => Some(res),
+        _ = shutdown_signal() => None,
+    }
+}
+
+/// A cleanup cut short by a second signal: dropping the rehearsal kills whatever of it still
+/// runs (SIGKILL: no graceful stop, no healing, nothing kept) and removes what it can. Says
+/// what is left, if anything.
+fn forced(r: Rehearsal) -> Error {
+    say("pgrehearse: forced: killing what still runs and removing what can be removed");
+    let run = r.run.clone();
+    let report = r.report_written();
+    drop(r);
+    if report {
+        say(format!("pgrehearse: report in {}", run.path().display()));
+    }
+    // Containers are removed by the drop itself, or said there to be left; local servers and
+    // folders are looked for.
+    let nodes = harness::backend::local::recorded_nodes(&run);
+    let left = nodes
+        .as_ref()
+        .map_or(true, |n| n.iter().any(|n| n.pid > 0 || n.data_dir.exists()));
+    if left {
+        say(format!(
+            "pgrehearse: some of run {} is left behind; `pgrehearse down --run {}` removes it",
+            run.id(),
+            run.path().display()
+        ));
+    } else if nodes.is_ok_and(|n| !n.is_empty()) {
+        harness::run::forget_secrets(&run);
+    }
+    Error::interrupted()
 }
 
 /// `runs_dir_flag`: ` --runs-dir DIR` when the run is not in the default runs folder, else empty.
@@ -324,10 +409,21 @@ fn print_up(
 
 /// A few lines for the terminal; the report files carry everything.
 pub async fn verify(args: VerifyArgs, ui: &Ui) -> Result<i32> {
-    let run = pick_run(args.run.as_deref(), args.runs_dir.as_deref()).await?;
+    let run = pick_run_for(
+        Purpose::Verify,
+        args.run.as_deref(),
+        args.runs_dir.as_deref(),
+    )
+    .await?;
+    tracing::info!("verifying run {} ({})", run.id(), run.path().display());
     let attached = Attached::open(run).await?;
     let chain = &attached.chain;
     let res = async {
+        let mut compared = vec![chain.primary(), &chain.c];
+        if args.with_standby {
+            compared.push(&chain.b);
+        }
+        attached.require_answering(&compared).await?;
         if !args.no_fence {
             let d = chain
                 .fence()

@@ -12,6 +12,16 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_pgrehearse")
 }
 
+/// A rehearsal that writes for ten minutes: one that is still in progress when the test acts.
+pub const LONG: &str = r#"
+version = 1
+name = "long"
+[workload]
+initial_rows = 100
+rate = 100
+duration = "10m"
+"#;
+
 /// Write a scenario file into a fresh temporary folder and return (folder guard, path).
 pub fn scenario(name: &str, text: &str) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
@@ -100,9 +110,19 @@ impl Background {
     /// Start `pgrehearse args...` with extra environment variables; an empty value removes the
     /// variable, so the test does not depend on what the caller's environment holds.
     pub fn spawn_with_env(args: &[&str], env: &[(&str, &str)]) -> Background {
+        Background::spawn_command(Command::new(bin()), args, env)
+    }
+
+    /// Start `nohup pgrehearse args...`: as from a terminal the user means to close.
+    pub fn spawn_nohup(args: &[&str]) -> Background {
+        let mut nohup = Command::new("nohup");
+        nohup.arg(bin());
+        Background::spawn_command(nohup, args, &[])
+    }
+
+    fn spawn_command(mut command: Command, args: &[&str], env: &[(&str, &str)]) -> Background {
         let dir = tempfile::tempdir().unwrap();
         let (out_path, err_path) = (dir.path().join("out"), dir.path().join("err"));
-        let mut command = Command::new(bin());
         command.args(args).env("RUST_LOG", "info");
         for (name, value) in env {
             if value.is_empty() {
@@ -133,6 +153,27 @@ impl Background {
     /// Send `sig` to pgrehearse, as Ctrl-C, a closed terminal or `kill` would.
     pub fn signal(&self, sig: nix::sys::signal::Signal) {
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), sig).unwrap();
+    }
+
+    /// Whether pgrehearse has exited (reaping it if so).
+    pub fn exited(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_some()
+    }
+
+    /// Wait until stderr says `what`; fail if pgrehearse exits first or it does not within
+    /// `timeout`.
+    pub fn wait_for_stderr(&mut self, what: &str, timeout: Duration) {
+        let (child, err_path) = (&mut self.child, &self.err_path);
+        super::wait_until(&format!("pgrehearse to say {what:?}"), timeout, || {
+            let err = std::fs::read_to_string(err_path).unwrap_or_default();
+            if err.contains(what) {
+                return Ok(Check::Done(()));
+            }
+            if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
+                return Err(format!("pgrehearse exited early ({status}):\n{err}"));
+            }
+            Ok(Check::NotYet(harness::node::tail(&err, 10)))
+        });
     }
 
     /// Wait until the run's workload has started and `ready` holds for its run directory;
@@ -183,6 +224,14 @@ impl Background {
         }
     }
 
+    /// Ctrl-C it: it must exit 130, having removed every server and data directory of `run`.
+    pub fn interrupt(&mut self, run: &Path) {
+        self.signal(nix::sys::signal::Signal::SIGINT);
+        let status = self.wait_exit(Duration::from_secs(60));
+        assert_eq!(status.code(), Some(130), "{}", self.stderr());
+        assert_cleaned_up(run);
+    }
+
     /// SIGKILL it: none of its cleanup code runs.
     pub fn kill(&mut self) {
         self.child.kill().unwrap();
@@ -221,6 +270,29 @@ impl Drop for DownOnDrop {
     }
 }
 
+/// A scenario whose seed script holds the build on A (A and C up, B not made yet) until the
+/// returned file exists, then fails with "division by zero". Returns the scenario's folder (keep
+/// it), the scenario and the file that releases the seed.
+pub fn held_seed_scenario(name: &str) -> (tempfile::TempDir, PathBuf, PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let (dir, path) = scenario(
+        name,
+        &format!("version = 1\nname = \"{name}\"\n[data]\nsql = \"held.sql\"\n"),
+    );
+    // The server runs as another user when the tests run as root: it must see the file appear.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let release = dir.path().join("release");
+    std::fs::write(
+        dir.path().join("held.sql"),
+        format!(
+            "DO $$ BEGIN\n  WHILE pg_stat_file('{}', true) IS NULL LOOP PERFORM pg_sleep(0.05); END LOOP;\nEND $$;\nSELECT 1/0;\n",
+            release.display()
+        ),
+    )
+    .unwrap();
+    (dir, path, release)
+}
+
 /// stderr as text.
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
@@ -237,6 +309,15 @@ pub fn run_dir(stderr: &str) -> Option<PathBuf> {
         .lines()
         .find_map(|l| l.strip_prefix("pgrehearse: run directory "))
         .map(|p| PathBuf::from(p.trim()))
+}
+
+/// How many servers of the run in `run` are running, from its record of nodes.
+pub fn servers_up(run: &Path) -> usize {
+    harness::backend::local::recorded_nodes(&harness::run::RunDir::open(run))
+        .expect("the run's record of nodes")
+        .iter()
+        .filter(|n| n.pid > 0)
+        .count()
 }
 
 /// Assert that no process of the run is alive and its data directories are gone.

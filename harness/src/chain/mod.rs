@@ -739,11 +739,14 @@ pub fn require_standby_decoding(node: &Node) -> Result<()> {
 }
 
 impl Chain {
-    /// Re-attach to a chain left running by another harness process (from its state file).
+    /// Re-attach to a chain left running by another harness process (from its state file). A
+    /// B that answers as a primary (promoted after a primary failure, in a run that kept its
+    /// chain) is the primary: fences and comparisons go to it, not to the A it replaced.
     ///
     /// # Errors
-    /// Internal error when the state lacks a node.
-    pub fn attach(
+    /// Usage error when the run never got as far as making every node (its harness stopped
+    /// while building the chain).
+    pub async fn attach(
         nodes: Vec<Node>,
         state: &crate::run::RunState,
         creds: Credentials,
@@ -753,7 +756,11 @@ impl Chain {
                 .iter()
                 .find(|x| x.name() == n)
                 .cloned()
-                .ok_or_else(|| Error::internal(format!("run state has no node {n}")))
+                .ok_or_else(|| {
+                    Error::usage(format!(
+                        "the chain has no node {n}: its harness stopped before making it"
+                    ))
+                })
         };
         let d = ChainSpec::default();
         let ms = |v: Option<u64>, default: Duration| v.map_or(default, Duration::from_millis);
@@ -773,10 +780,15 @@ impl Chain {
             sync_timeout: spec.sync_timeout,
             owner: None,
         });
+        let (a, b, c) = (find("a")?, find("b")?, find("c")?);
+        if promoted(&b).await {
+            tracing::debug!("b answers as a primary: it was promoted, so it takes the writes");
+            b.found_promoted();
+        }
         Ok(Chain {
-            a: find("a")?,
-            b: find("b")?,
-            c: find("c")?,
+            a,
+            b,
+            c,
             spec,
             replicator,
             creds,
@@ -802,4 +814,16 @@ impl Chain {
         )
         .await
     }
+}
+
+/// Whether standby `b` answers and is out of recovery (promoted). One that does not answer
+/// (stopped, or paused) is taken for what it was built as.
+async fn promoted(b: &Node) -> bool {
+    let Ok(client) = b.admin().connect(Duration::from_secs(3)).await else {
+        return false;
+    };
+    client
+        .query_one("SELECT pg_is_in_recovery()", &[])
+        .await
+        .is_ok_and(|row| !row.get::<_, bool>(0))
 }

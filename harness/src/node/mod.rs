@@ -220,6 +220,12 @@ impl Node {
         *self.inner.role.lock().expect("role lock")
     }
 
+    /// Take note that this standby was promoted before this process adopted it (a kept run
+    /// after a primary failure): it takes the writes now.
+    pub(crate) fn found_promoted(&self) {
+        *self.inner.role.lock().expect("role lock") = Role::Primary;
+    }
+
     /// Server version.
     pub fn version(&self) -> &PgVersion {
         &self.inner.version

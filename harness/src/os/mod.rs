@@ -175,6 +175,9 @@ impl ServerUser {
             .create(true)
             .truncate(true)
             .mode(0o600)
+            // Some of these files go into the server user's folders (a password file for
+            // initdb): a link planted there is refused, not written through.
+            .custom_flags(libc::O_NOFOLLOW)
             .open(path)
             .map_err(|e| io_error("cannot create", path, e))?;
         f.write_all(contents)
@@ -189,9 +192,10 @@ fn lookup(name: &str) -> Result<Option<User>> {
 }
 
 fn chown_tree(path: &Path, uid: Uid, gid: Gid) -> Result<()> {
-    nix::unistd::chown(path, Some(uid), Some(gid)).map_err(|e| {
-        Error::environment(format!("cannot chown {}", path.display())).with_source(e)
-    })?;
+    // lchown: a symbolic link in the tree (one the server user planted in its own folders)
+    // changes owner itself, never its target.
+    std::os::unix::fs::lchown(path, Some(uid.as_raw()), Some(gid.as_raw()))
+        .map_err(|e| io_error("cannot chown", path, e))?;
     let meta = std::fs::symlink_metadata(path).map_err(|e| io_error("cannot stat", path, e))?;
     if meta.is_dir() {
         for entry in std::fs::read_dir(path).map_err(|e| io_error("cannot read", path, e))? {
@@ -231,9 +235,10 @@ pub fn pid_running(pid: i32) -> bool {
 }
 
 /// Whether process `pid`, which started at `start` (None: not known), still runs: a pid that
-/// exists with another start time was reused by an unrelated process after ours died.
+/// exists with another start time was reused by an unrelated process after ours died, and a
+/// zombie (a killed harness its parent has not reaped yet) runs nothing any more.
 pub fn same_process_alive(pid: i32, start: Option<u64>) -> bool {
-    same_process(pid, start, pid_alive, pid_start)
+    same_process(pid, start, pid_running, pid_start)
 }
 
 /// [`same_process_alive`] with how to ask whether a pid exists and when it started.
@@ -265,6 +270,21 @@ fn start_in_stat(stat: &str) -> Option<u64> {
     // The command name is parenthesised and may contain spaces: fields 3 on follow the last ')'.
     let (_, rest) = stat.rsplit_once(')')?;
     rest.split_whitespace().nth(22 - 3)?.parse().ok()
+}
+
+/// Whether this process ignores signal `sig` (its disposition is SIG_IGN), from the SigIgn mask
+/// in /proc/self/status: `nohup` starts a program ignoring SIGHUP, a shell without job control
+/// starts a background job ignoring SIGINT. False when /proc does not say.
+pub fn ignores_signal(sig: nix::sys::signal::Signal) -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| ignored_mask(&status))
+        .is_some_and(|mask| mask & (1u64 << (sig as i32 - 1)) != 0)
+}
+
+fn ignored_mask(status: &str) -> Option<u64> {
+    let hex = status.lines().find_map(|l| l.strip_prefix("SigIgn:"))?;
+    u64::from_str_radix(hex.trim(), 16).ok()
 }
 
 /// `root` and all its descendants, found through /proc. PostgreSQL makes every child of the
@@ -332,6 +352,17 @@ mod tests {
         assert!(!signal0_says_alive(Err(Errno::ESRCH)));
         assert!(pid_alive(std::process::id() as i32));
         assert!(!pid_alive(0));
+    }
+
+    #[test]
+    fn ignored_signals_are_read_from_the_process_status() {
+        let status = "Name:\tpgrehearse\nSigBlk:\t0000000000000000\nSigIgn:\t0000000000001001\nSigCgt:\t0000000000000000\n";
+        assert_eq!(ignored_mask(status), Some(0x1001));
+        assert_eq!(ignored_mask("Name:\tx\n"), None);
+        // The Rust runtime starts every program ignoring SIGPIPE; nothing here ignores SIGTERM.
+        use nix::sys::signal::Signal;
+        assert!(ignores_signal(Signal::SIGPIPE));
+        assert!(!ignores_signal(Signal::SIGTERM));
     }
 
     #[test]

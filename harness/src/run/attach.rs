@@ -7,6 +7,7 @@ use crate::backend::local::LocalBackend;
 use crate::backend::{Backend, BackendKind};
 use crate::chain::Chain;
 use crate::error::{Error, Result};
+use crate::node::Node;
 use crate::os::ServerUser;
 use crate::pg::PgInstall;
 
@@ -31,14 +32,15 @@ enum Adopted {
 }
 
 impl Attached {
-    /// Adopt the run in `run`.
+    /// Adopt the run in `run`. Nothing of the run is changed: it may still be driven by its own
+    /// harness (`status` during a rehearsal).
     ///
     /// # Errors
-    /// Usage error when the directory is not a run; environment error when its backend is not
-    /// supported here.
+    /// Usage error when the directory is not a run, or a run whose chain was never whole;
+    /// environment error when its backend is not supported here.
     pub async fn open(run: RunDir) -> Result<Attached> {
         let (state, creds) = RunState::load(&run)?;
-        if state.backend == BackendKind::Docker {
+        let (nodes, backend) = if state.backend == BackendKind::Docker {
             let version =
                 state
                     .pg
@@ -49,30 +51,59 @@ impl Attached {
                         minor: 0,
                     });
             let nodes = crate::backend::docker::adopt_nodes(&run, &creds, &version).await?;
-            let chain = Chain::attach(nodes, &state, creds)?;
-            return Ok(Attached {
-                chain,
-                state,
-                run,
-                backend: Adopted::Docker,
-            });
-        }
-        let pg: PgInstall = state.pg.clone().ok_or_else(|| {
-            Error::internal(format!(
-                "run {} records no PostgreSQL install",
-                state.run_id
+            (nodes, Adopted::Docker)
+        } else {
+            let pg: PgInstall = state.pg.clone().ok_or_else(|| {
+                Error::internal(format!(
+                    "run {} records no PostgreSQL install",
+                    state.run_id
+                ))
+            })?;
+            let user = ServerUser::resolve()?;
+            let (backend, nodes) = LocalBackend::adopt(
+                pg,
+                user,
+                run.clone(),
+                creds.clone(),
+                &RunState::nodes(&run)?,
+            );
+            (nodes, Adopted::Local(Box::new(backend)))
+        };
+        let chain = Chain::attach(nodes, &state, creds).await.map_err(|e| {
+            e.context(format!("run {}", run.id())).with_hint(format!(
+                "`pgrehearse down --run {}` stops what it started and removes its data",
+                run.path().display()
             ))
         })?;
-        let user = ServerUser::resolve()?;
-        let (backend, nodes) =
-            LocalBackend::adopt(pg, user, run.clone(), creds.clone(), &RunState::nodes(&run))?;
-        let chain = Chain::attach(nodes, &state, creds)?;
         Ok(Attached {
             chain,
             state,
             run,
-            backend: Adopted::Local(Box::new(backend)),
+            backend,
         })
+    }
+
+    /// Fail unless each of `nodes` answers: against servers that are down, `verify` could
+    /// only fail, which would read as a difference found.
+    ///
+    /// # Errors
+    /// Environment error naming the first node that does not answer, with what to do.
+    pub async fn require_answering(&self, nodes: &[&Node]) -> Result<()> {
+        for n in nodes {
+            if let Err(e) = n.connect("postgres").await {
+                let id = self.run.path().display();
+                return Err(Error::environment(format!(
+                    "{} of run {} does not answer",
+                    n.name(),
+                    self.run.id()
+                ))
+                .with_source(e)
+                .with_hint(format!(
+                    "`pgrehearse status --run {id}` shows which nodes are up; `pgrehearse down --run {id}` removes the chain"
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// Stop the servers and remove their data; the run directory keeps logs and reports.
@@ -99,17 +130,34 @@ impl Attached {
 }
 
 /// Take down the chain of `run` (`pgrehearse down --run`). Containers go by the run's label,
-/// so nodes already gone (killed, removed by hand) do not stand in the way.
+/// so nodes already gone (killed, removed by hand) do not stand in the way; local servers go by
+/// the run's record of nodes, which needs no password and no whole chain (a harness killed
+/// while building it leaves some nodes only, or no state at all).
 ///
 /// # Errors
 /// Usage error when `run` is not a run; the failure while stopping or removing, in which case
 /// the run's credentials are kept so that `down` can be tried again.
 pub async fn down_run(run: RunDir) -> Result<()> {
-    let state = RunState::load_state(&run)?;
-    if state.backend == BackendKind::Docker {
-        return down_containers(run, state).await;
+    let state = match RunState::load_state(&run) {
+        Ok(state) => Some(state),
+        // Its containers are found by their label alone.
+        Err(e) if run.file("containers.json").exists() => {
+            return Err(e.with_hint("`pgrehearse down --all` finds its containers by their label"));
+        }
+        Err(_) if run.file(crate::backend::local::NODES_FILE).is_file() => None,
+        Err(e) => return Err(e),
+    };
+    if let Some(state) = state.as_ref().filter(|s| s.backend == BackendKind::Docker) {
+        return down_containers(run, state.clone()).await;
     }
-    Attached::open(run).await?.down().await
+    for line in crate::backend::local::down_recorded(&run).await? {
+        tracing::info!("{}: {line}", run.id());
+    }
+    match state {
+        Some(state) => taken_down(&run, state),
+        None => scrub_and_forget(&run),
+    }
+    Ok(())
 }
 
 async fn down_containers(run: RunDir, state: RunState) -> Result<()> {
@@ -128,8 +176,8 @@ async fn down_containers(run: RunDir, state: RunState) -> Result<()> {
 fn taken_down(run: &RunDir, mut state: RunState) {
     scrub_and_forget(run);
     state.detached = false;
-    if let Ok(text) = serde_json::to_string_pretty(&state) {
-        let _ = std::fs::write(run.state_file(), text);
+    if let Err(e) = state.write(run) {
+        tracing::warn!("{e}");
     }
 }
 
@@ -155,11 +203,16 @@ fn is_docker(run: &RunDir) -> bool {
 
 /// Whether a run whose servers are all down still holds data directories or its password
 /// file (its harness was killed, and the servers died with the machine or crashed).
-fn left_behind(run: &RunDir) -> bool {
-    run.passfile().exists()
-        || crate::backend::local::recorded_nodes(run)
+fn left_behind(run: &RunDir) -> Result<bool> {
+    Ok(run.passfile().exists()
+        || crate::backend::local::recorded_nodes(run)?
             .iter()
-            .any(|n| n.data_dir.exists())
+            .any(|n| n.data_dir.exists()))
+}
+
+/// Whether anything of local run `run` is still there to take down.
+fn anything_left(run: &RunDir) -> Result<bool> {
+    Ok(RunState::anything_running(run)? || left_behind(run)?)
 }
 
 /// Stop every run whose servers are still up, or whose data is still there, and which nobody
@@ -174,51 +227,104 @@ fn left_behind(run: &RunDir) -> bool {
 ///
 /// # Errors
 /// Environment error when the Docker engine cannot be reached although it is expected (a
-/// socket exists, `DOCKER_HOST` is set, or a run here used containers), or when containers or
-/// networks of some run could not be removed (after trying every run).
+/// socket exists, `DOCKER_HOST` is set, or a run here used containers), or when some run could
+/// not be taken down: its record of nodes unreadable, a server that would not stop, a folder
+/// that would not go, containers or networks that could not be removed (after trying every
+/// run; what was taken down meanwhile is in the error's detail).
 pub async fn down_all(base: Option<&Path>, any_host: bool) -> Result<Vec<String>> {
     // Another harness is running this rehearsal (or benchmark, which keeps no state) right now.
     let owned_elsewhere = |run: &RunDir| match RunState::load_state(run) {
-        Ok(st) => !st.owner_gone() && st.owner_pid != std::process::id() && !st.detached,
+        Ok(st) => st.driven(),
         Err(_) => run.creator().is_some_and(|(pid, start)| {
             pid != std::process::id() as i32 && crate::os::same_process_alive(pid, start)
         }),
     };
     let dirs = list_runs(base);
     let mut done = Vec::new();
+    let mut failed = Vec::new();
     for dir in &dirs {
         let run = RunDir::open(dir);
-        if !(RunState::anything_running(&run) || left_behind(&run)) || owned_elsewhere(&run) {
-            continue;
-        }
         // Containers are found by label below; the run's secrets stay until its logs are
         // saved out of them and scrubbed.
-        if is_docker(&run) {
+        if owned_elsewhere(&run) || is_docker(&run) {
             continue;
         }
-        for line in crate::backend::local::down_recorded(&run).await {
-            tracing::info!("{}: {line}", run.id());
+        let res = match anything_left(&run) {
+            Ok(false) => continue,
+            Ok(true) => crate::backend::local::down_recorded(&run).await,
+            Err(e) => Err(e),
+        };
+        match res {
+            Ok(lines) => {
+                for line in lines {
+                    tracing::info!("{}: {line}", run.id());
+                }
+                scrub_and_forget(&run);
+                done.push(run.id().to_string());
+            }
+            // Its secrets stay: whatever is left may still need them.
+            Err(e) => failed.push(format!("{}: {e}", run.id())),
         }
-        scrub_and_forget(&run);
-        done.push(run.id().to_string());
     }
+    let err = match down_container_runs(base, any_host, &dirs, &owned_elsewhere).await {
+        Ok(taken) => {
+            for r in taken {
+                if !done.contains(&r) {
+                    done.push(r);
+                }
+            }
+            None
+        }
+        Err(e) => Some(e),
+    };
+    let err = match (err, failed.is_empty()) {
+        (None, true) => return Ok(done),
+        (Some(e), true) => e,
+        (e, false) => {
+            let local = Error::environment(format!(
+                "could not take down every run: {}",
+                failed.join("; ")
+            ))
+            .with_hint(
+                "see what is left in those run directories, then run `pgrehearse down --all` again",
+            );
+            match e {
+                Some(e) => local.also(&e),
+                None => local,
+            }
+        }
+    };
+    if done.is_empty() {
+        return Err(err);
+    }
+    let also = format!("taken down: {}", done.join(", "));
+    let detail = err.detail().map(|d| format!("{d}\n{also}")).unwrap_or(also);
+    Err(err.with_detail(detail))
+}
+
+/// The container runs of `dirs` (and, by label, of any runs folder unless `base` names one)
+/// that nobody owns any more, taken down. Returns the run ids taken down.
+///
+/// # Errors
+/// As [`down_all`], for containers.
+async fn down_container_runs(
+    base: Option<&Path>,
+    any_host: bool,
+    dirs: &[std::path::PathBuf],
+    owned_elsewhere: &impl Fn(&RunDir) -> bool,
+) -> Result<Vec<String>> {
     // Containers of runs that are gone (or detached): found by label, whatever the state files say.
     let docker = match crate::backend::docker::connect().await {
         Ok(d) => d,
         // No engine on this machine and no run here ever used one: nothing to look for.
-        Err(e) if !crate::backend::docker::engine_expected(&dirs) => {
+        Err(e) if !crate::backend::docker::engine_expected(dirs) => {
             tracing::debug!("no Docker leftovers to look for: {e}");
-            return Ok(done);
+            return Ok(Vec::new());
         }
         Err(e) => {
-            let e = e
+            return Err(e
                 .context("looking for containers of runs left behind")
-                .with_hint("start Docker and run `pgrehearse down --all` again");
-            return Err(if done.is_empty() {
-                e
-            } else {
-                e.with_detail(format!("taken down: {}", done.join(", ")))
-            });
+                .with_hint("start Docker and run `pgrehearse down --all` again"));
         }
     };
     let is_live = |run_id: &str, dir: Option<&Path>| {
@@ -234,33 +340,20 @@ pub async fn down_all(base: Option<&Path>, any_host: bool) -> Result<Vec<String>
     // a run whose containers are gone keeps no password behind.
     let runs =
         crate::backend::docker::down_leftovers(&docker, any_host, is_live, forget_container_run)
-            .await;
-    match runs {
-        Ok(runs) => {
-            // Container runs: their logs are saved now (or the containers were gone already).
-            for dir in &dirs {
-                let run = RunDir::open(dir);
-                if is_docker(&run) && left_behind(&run) && !owned_elsewhere(&run) {
-                    forget_container_run(&run);
-                    if !runs.iter().any(|r| r == run.id()) {
-                        done.push(run.id().to_string());
-                    }
-                }
+            .await?;
+    // Container runs: their logs are saved now (or the containers were gone already).
+    let mut done = Vec::new();
+    for dir in dirs {
+        let run = RunDir::open(dir);
+        if is_docker(&run) && left_behind(&run).unwrap_or(true) && !owned_elsewhere(&run) {
+            forget_container_run(&run);
+            if !runs.iter().any(|r| r == run.id()) {
+                done.push(run.id().to_string());
             }
-            for r in runs {
-                if !done.contains(&r) {
-                    done.push(r);
-                }
-            }
-            Ok(done)
-        }
-        Err(e) if done.is_empty() => Err(e),
-        Err(e) => {
-            let also = format!("taken down: {}", done.join(", "));
-            let detail = e.detail().map(|d| format!("{d}\n{also}")).unwrap_or(also);
-            Err(e.with_detail(detail))
         }
     }
+    done.extend(runs);
+    Ok(done)
 }
 
 /// Whether run `run_id`, whose directory its containers name as `dir` (when they do), belongs to

@@ -118,6 +118,8 @@ pub struct Rehearsal {
     in_force: Mutex<Option<(crate::faults::InForce, Arc<FaultEnv>)>>,
     /// How to take the chain off the harness's own link proxies if it is kept (`--keep`).
     bypass: Mutex<Option<Bypass>>,
+    /// A report was written to the run directory.
+    report_written: std::sync::atomic::AtomicBool,
     /// The sampler's samples while it runs: a run cut short (Ctrl-C) still reports what was
     /// observed up to then.
     live: Mutex<Option<LiveSamples>>,
@@ -236,6 +238,7 @@ impl Rehearsal {
             kept: Default::default(),
             in_force: Mutex::new(None),
             bypass: Mutex::new(None),
+            report_written: std::sync::atomic::AtomicBool::new(false),
             live: Mutex::new(None),
         })
     }
@@ -394,10 +397,22 @@ impl Rehearsal {
             self.report.lock().expect("report").record_error(e);
         }
         self.progress.done();
-        let paths = self.write_report()?;
-        res?;
+        let written = self.write_report();
+        let paths = match (res, written) {
+            (Ok(()), written) => written?,
+            // What stopped the run comes first; that its report is missing too is told after.
+            (Err(e), Err(w)) => return Err(e.also(&w)),
+            (Err(e), Ok(_)) => return Err(e),
+        };
         let report = self.report.lock().expect("report").clone();
         Ok((report, paths))
+    }
+
+    /// Whether a report is in the run directory (a run that failed may not have got to write
+    /// one).
+    pub fn report_written(&self) -> bool {
+        self.report_written
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Whether the whole chain was built, so that `finish(true)` keeps it.
@@ -443,7 +458,10 @@ impl Rehearsal {
         let expectations = report::evaluate(&self.scenario.expect, &RunFacts::of(&r));
         r.expectations = expectations;
         r.conclude(chrono::Utc::now());
-        report::write_all(self.run.path(), &r)
+        let paths = report::write_all(self.run.path(), &r)?;
+        self.report_written
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        Ok(paths)
     }
 
     /// Observations from the samples taken before the run was cut short, with the faults'
@@ -835,6 +853,11 @@ impl Rehearsal {
     /// The first failure while stopping or removing; with `keep`, a hop that does not stream
     /// again once off the harness's proxy (the chain is kept all the same).
     pub async fn finish(&self, keep: bool) -> Result<()> {
+        // For the test that proves a signal during a long cleanup is heard: this one lasts
+        // until it is forced.
+        if std::env::var("PGREHEARSE_FAILPOINT").as_deref() == Ok("hold-cleanup") {
+            std::future::pending::<()>().await;
+        }
         if keep && self.chain_built() {
             let in_force = self.in_force.lock().expect("faults in force").take();
             if let Some((faults, env)) = in_force {

@@ -11,4 +11,4 @@ pub use attach::{Attached, down_all, down_run};
 pub use dir::{RunDir, home};
 pub use execute::{Rehearsal, RunOptions};
 pub use progress::{NoProgress, Progress};
-pub use state::{RunState, forget_secrets, list_runs, pick_run, refuse_if_driven, scrub_logs};
+pub use state::{Purpose, RunState, forget_secrets, list_runs, pick_run, pick_run_for, scrub_logs};

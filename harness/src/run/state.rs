@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::backend::local::ProcState;
+use crate::backend::local::{NODES_FILE, ProcState};
 use crate::backend::{BackendKind, Credentials};
 use crate::error::{Error, Result, io_error};
 use crate::os::ServerUser;
@@ -57,12 +57,7 @@ impl RunState {
     /// # Errors
     /// Environment error naming the file.
     pub fn save(&self, run: &RunDir, creds: Option<&Credentials>, user: &ServerUser) -> Result<()> {
-        let path = run.state_file();
-        let tmp = path.with_extension("json.tmp");
-        let text = serde_json::to_string_pretty(self)
-            .map_err(|e| Error::internal("serialising state").with_source(e))?;
-        std::fs::write(&tmp, text).map_err(|e| io_error("cannot write", &tmp, e))?;
-        std::fs::rename(&tmp, &path).map_err(|e| io_error("cannot write", &path, e))?;
+        self.write(run)?;
         let Some(creds) = creds else { return Ok(()) };
         let secrets = serde_json::to_vec(creds)
             .map_err(|e| Error::internal("serialising credentials").with_source(e))?;
@@ -74,23 +69,40 @@ impl RunState {
         me.private_file(&run.file(SECRETS), &secrets)
     }
 
+    /// Write state.json alone, whole or not at all (another process may be reading it).
+    ///
+    /// # Errors
+    /// Environment error naming the file.
+    pub(crate) fn write(&self, run: &RunDir) -> Result<()> {
+        let path = run.state_file();
+        let text = serde_json::to_vec_pretty(self)
+            .map_err(|e| Error::internal("serialising state").with_source(e))?;
+        crate::util::write_atomic(&path, &text).map_err(|e| io_error("cannot write", &path, e))
+    }
+
     /// Read a run's state and credentials.
     ///
     /// # Errors
-    /// Usage error when the directory holds no run state.
+    /// Usage error when the directory holds no run state, or no credentials any more.
     pub fn load(run: &RunDir) -> Result<(RunState, Credentials)> {
         let state = Self::load_state(run)?;
         let sp = run.file(SECRETS);
         let creds = std::fs::read(&sp).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                return io_error("cannot read", &sp, e);
+            }
+            match live_servers(run) {
                 // Removed with the chain at teardown.
-                Error::usage(format!(
+                None => Error::usage(format!(
                     "run {} is no longer up: its chain was taken down",
                     run.id()
                 ))
-                .with_hint("its logs and reports are still there; `pgrehearse up SCENARIO` starts a new chain")
-            } else {
-                io_error("cannot read", &sp, e)
+                .with_hint("its logs and reports are still there; `pgrehearse up SCENARIO` starts a new chain"),
+                Some(live) => Error::usage(format!(
+                    "run {} has servers running ({live}) but no {SECRETS} any more: pgrehearse cannot log in to them",
+                    run.id()
+                ))
+                .with_hint(take_down_hint(run)),
             }
         })?;
         let creds: Credentials = serde_json::from_slice(&creds)
@@ -104,8 +116,10 @@ impl RunState {
     /// Usage error when the directory holds no run state.
     pub fn load_state(run: &RunDir) -> Result<RunState> {
         let path = run.state_file();
-        let text = std::fs::read_to_string(&path).map_err(|e| {
-            Error::usage(format!("no pgrehearse run at {}", run.path().display())).with_source(e)
+        let text = std::fs::read_to_string(&path).map_err(|e| match live_servers(run) {
+            None => Error::usage(format!("no pgrehearse run at {}", run.path().display()))
+                .with_source(e),
+            Some(live) => no_state_but_servers(run, &live),
         })?;
         serde_json::from_str(&text).map_err(|e| {
             Error::usage(format!("{} is not a pgrehearse state file", path.display()))
@@ -115,13 +129,25 @@ impl RunState {
 
     /// The run's nodes, as the backend recorded them when it created each one, with the pid
     /// of each live postmaster (read from its postmaster.pid).
-    pub fn nodes(run: &RunDir) -> Vec<ProcState> {
+    ///
+    /// # Errors
+    /// Environment error when the record cannot be read.
+    pub fn nodes(run: &RunDir) -> Result<Vec<ProcState>> {
         crate::backend::local::recorded_nodes(run)
     }
 
     /// Whether any node of the run still has a live process.
-    pub fn anything_running(run: &RunDir) -> bool {
-        Self::nodes(run).iter().any(|n| n.pid > 0)
+    ///
+    /// # Errors
+    /// Environment error when the record of nodes cannot be read.
+    pub fn anything_running(run: &RunDir) -> Result<bool> {
+        Ok(Self::nodes(run)?.iter().any(|n| n.pid > 0))
+    }
+
+    /// Whether a pgrehearse process other than this one drives the run right now: a `run` in
+    /// progress, or an `up` still building (one left up by `up` or `run --keep` is not driven).
+    pub fn driven(&self) -> bool {
+        !self.detached && !self.owner_gone() && self.owner_pid != std::process::id()
     }
 
     /// Who may be writing this run's heartbeat. Only the harness process that owns a run writes
@@ -169,7 +195,7 @@ pub fn list_runs(base: Option<&Path>) -> Vec<PathBuf> {
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(&base)
         .map(|rd| {
             rd.filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.join("state.json").is_file() || p.join("nodes.json").is_file())
+                .filter(|p| p.join("state.json").is_file() || p.join(NODES_FILE).is_file())
                 .collect()
         })
         .unwrap_or_default();
@@ -178,75 +204,194 @@ pub fn list_runs(base: Option<&Path>) -> Vec<PathBuf> {
     dirs
 }
 
-/// For `down` without `--run`: refuse a run whose harness process is still alive (a `run` in
-/// progress, or an `up` still building) — the newest running chain is not necessarily the one
-/// the user means, and tearing down a live rehearsal under its harness ruins it.
-///
-/// # Errors
-/// Usage error naming the run and its process.
-pub fn refuse_if_driven(run: &RunDir) -> Result<()> {
-    let Ok((state, _)) = RunState::load(run) else {
-        return Ok(());
-    };
-    if state.detached || state.owner_gone() || state.owner_pid == std::process::id() {
-        return Ok(());
-    }
-    Err(Error::usage(format!(
-        "the newest running chain, {}, belongs to a pgrehearse process that is still running (pid {})",
-        run.id(),
-        state.owner_pid
-    ))
-    .with_hint(format!(
-        "stop that rehearsal with Ctrl-C where it runs (it cleans up after itself), or name the run to take it down anyway: pgrehearse down --run {}",
-        run.id()
-    )))
+/// The local servers of `run` still running, by name ("a, c"), when there are any.
+fn live_servers(run: &RunDir) -> Option<String> {
+    let live: Vec<String> = RunState::nodes(run)
+        .ok()?
+        .into_iter()
+        .filter(|n| n.pid > 0)
+        .map(|n| n.name)
+        .collect();
+    (!live.is_empty()).then(|| live.join(", "))
 }
 
-/// The run to act on: `explicit` (an id or a path), else the newest run that is still running.
+/// A run whose harness was killed before it wrote its state, servers `live` still running.
+fn no_state_but_servers(run: &RunDir, live: &str) -> Error {
+    Error::usage(format!(
+        "run {} has servers running ({live}) but no state file: its harness stopped before writing it",
+        run.id()
+    ))
+    .with_hint(take_down_hint(run))
+}
+
+fn take_down_hint(run: &RunDir) -> String {
+    format!(
+        "`pgrehearse down --run {}` (or `pgrehearse down --all`) stops them and removes their data; it needs no password",
+        run.path().display()
+    )
+}
+
+/// What a command means to do with the run it picks, which decides whether a rehearsal in
+/// progress (a run its harness still drives) may be picked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// Look at it (`status`): any run that is up, a rehearsal in progress included.
+    Observe,
+    /// Verify it: `verify` writes a fence of its own on the primary, which would disturb a
+    /// rehearsal in progress, so such a run is skipped, and refused when named.
+    Verify,
+    /// Take it down: a rehearsal in progress is skipped unless named (its harness cleans up
+    /// after itself, and the newest chain running is not necessarily the one meant).
+    TakeDown,
+}
+
+/// The run to look at: `explicit` (an id or a path), else the newest run that is still up.
 ///
 /// # Errors
 /// Usage error when there is none.
 pub async fn pick_run(explicit: Option<&str>, base: Option<&Path>) -> Result<RunDir> {
-    if let Some(x) = explicit {
-        let p = PathBuf::from(x);
-        let dir = if p.join("state.json").is_file() {
-            p
-        } else {
-            base.map(Path::to_path_buf)
-                .unwrap_or_else(|| home().join("runs"))
-                .join(x)
-        };
-        if !dir.join("state.json").is_file() {
-            return Err(Error::usage(format!(
-                "no pgrehearse run {x} (looked for {})",
-                dir.join("state.json").display()
-            )));
-        }
-        return Ok(RunDir::open(&dir));
-    }
+    pick_run_for(Purpose::Observe, explicit, base).await
+}
+
+/// The run to act on for `purpose`: `explicit` (an id or a path), else the newest run that is
+/// still up and that `purpose` may touch.
+///
+/// # Errors
+/// Usage error when there is none (saying what was passed over, and why), or when the run
+/// named cannot be used for `purpose`.
+pub async fn pick_run_for(
+    purpose: Purpose,
+    explicit: Option<&str>,
+    base: Option<&Path>,
+) -> Result<RunDir> {
     let folder = base
         .map(Path::to_path_buf)
         .unwrap_or_else(|| home().join("runs"));
+    if let Some(x) = explicit {
+        return named_run(purpose, x, &folder);
+    }
+    let mut driven = Vec::new();
+    let mut stranded = Vec::new();
     for dir in list_runs(Some(&folder)) {
         let run = RunDir::open(&dir);
-        // Only chains that status/verify/down can reach: credentials still there.
-        let Ok((state, _)) = RunState::load(&run) else {
-            continue;
+        let state = match RunState::load_state(&run) {
+            Ok(state) => state,
+            Err(_) => {
+                if let Some(live) = live_servers(&run) {
+                    stranded.push(format!("{} ({live}; no state file)", run.id()));
+                }
+                continue;
+            }
         };
         let running = match state.backend {
-            crate::backend::BackendKind::Local => RunState::anything_running(&run),
+            crate::backend::BackendKind::Local => match RunState::anything_running(&run) {
+                Ok(running) => running,
+                Err(e) => {
+                    stranded.push(format!("{} ({e})", run.id()));
+                    continue;
+                }
+            },
             crate::backend::BackendKind::Docker => {
                 crate::backend::docker::run_has_containers(run.id()).await
             }
         };
-        if running {
+        if !running {
+            continue;
+        }
+        if purpose != Purpose::Observe && state.driven() {
+            driven.push((run.id().to_string(), state.owner_pid));
+            continue;
+        }
+        // `down` needs no password; the others can only reach a chain whose credentials are
+        // still there.
+        if purpose != Purpose::TakeDown && !run.file(SECRETS).is_file() {
+            stranded.push(format!("{} (no {SECRETS})", run.id()));
+            continue;
+        }
+        return Ok(run);
+    }
+    Err(nothing_to_pick(purpose, &folder, &driven, &stranded))
+}
+
+/// The run named `x` (a path, or an id in `folder`), when `purpose` may use it.
+fn named_run(purpose: Purpose, x: &str, folder: &Path) -> Result<RunDir> {
+    let is_run = |d: &Path| d.join("state.json").is_file() || d.join(NODES_FILE).is_file();
+    let p = PathBuf::from(x);
+    let dir = if is_run(&p) { p } else { folder.join(x) };
+    let run = RunDir::open(&dir);
+    if !dir.join("state.json").is_file() {
+        // A harness killed before it wrote its state leaves its servers recorded all the same:
+        // `down` takes them down from that record alone.
+        if purpose == Purpose::TakeDown && dir.join(NODES_FILE).is_file() {
             return Ok(run);
         }
+        return Err(match live_servers(&run) {
+            Some(live) => no_state_but_servers(&run, &live),
+            None => Error::usage(format!(
+                "no pgrehearse run {x} (looked for {})",
+                dir.join("state.json").display()
+            )),
+        });
     }
-    Err(
-        Error::usage(format!("no running chain found in {}", folder.display())).with_hint(
-            "start one with `pgrehearse up SCENARIO`, name a run with --run, or give --runs-dir \
-             the folder it was started in",
-        ),
+    if purpose == Purpose::Verify
+        && let Ok(state) = RunState::load_state(&run)
+        && state.driven()
+    {
+        return Err(Error::usage(format!(
+            "run {} is a rehearsal still in progress (pgrehearse pid {}): verify writes a fence of its own on the primary, which would disturb it",
+            run.id(),
+            state.owner_pid
+        ))
+        .with_hint(verify_later_hint(run.id())));
+    }
+    Ok(run)
+}
+
+fn verify_later_hint(id: &str) -> String {
+    format!(
+        "verify it once it is done (`run --keep` leaves its chain up), or watch it meanwhile with `pgrehearse status --run {id}`"
     )
+}
+
+/// Nothing in `folder` for `purpose`: what was passed over, and what to do.
+fn nothing_to_pick(
+    purpose: Purpose,
+    folder: &Path,
+    driven: &[(String, u32)],
+    stranded: &[String],
+) -> Error {
+    let e = match driven.first() {
+        Some((id, _)) => {
+            let owners = driven
+                .iter()
+                .map(|(id, pid)| format!("{id} (pid {pid})"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let (what, hint) = match purpose {
+                Purpose::Verify => ("verify", verify_later_hint(id)),
+                _ => (
+                    "take down",
+                    format!(
+                        "stop that rehearsal with Ctrl-C where it runs (it cleans up after itself), or name the run to take it down anyway: pgrehearse down --run {id}"
+                    ),
+                ),
+            };
+            Error::usage(format!(
+                "no chain to {what} in {}: every chain running there belongs to a pgrehearse process that is still running: {owners}",
+                folder.display()
+            ))
+            .with_hint(hint)
+        }
+        None => Error::usage(format!("no running chain found in {}", folder.display())).with_hint(
+            "start one with `pgrehearse up SCENARIO`, name a run with --run, or give --runs-dir \
+                 the folder it was started in",
+        ),
+    };
+    if stranded.is_empty() {
+        return e;
+    }
+    e.with_detail(format!(
+        "servers still running that pgrehearse cannot reach: {}; `pgrehearse down --all` takes them down",
+        stranded.join(", ")
+    ))
 }

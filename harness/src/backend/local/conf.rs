@@ -19,17 +19,24 @@ pub fn write_node_conf(
     extra: &[(String, String)],
     settings: &[(String, String)],
 ) -> Result<()> {
+    use std::io::{Read, Write};
     let text = node_conf_text(name, "127.0.0.1", port, extra, settings);
     let path = data_dir.join(CONF_FILE);
-    std::fs::write(&path, text).map_err(|e| io_error("cannot write", &path, e))?;
+    crate::util::write_in_server_dir(&path, text.as_bytes())
+        .map_err(|e| io_error("cannot write", &path, e))?;
     user.own(&path)?;
+    // The data directory is the server user's (a standby's is made by pg_basebackup, run as
+    // that user): postgresql.conf is read and extended through one open that refuses links.
     let main = data_dir.join("postgresql.conf");
-    let text = std::fs::read_to_string(&main).map_err(|e| io_error("cannot read", &main, e))?;
+    let mut f = crate::util::open_in_server_dir(&main, crate::util::WriteMode::Extend, 0o600)
+        .map_err(|e| io_error("cannot open", &main, e))?;
+    let mut text = String::new();
+    f.read_to_string(&mut text)
+        .map_err(|e| io_error("cannot read", &main, e))?;
     let include = include_line();
     if !text.contains(&include) {
-        std::fs::write(&main, format!("{text}\n{include}\n"))
+        f.write_all(format!("\n{include}\n").as_bytes())
             .map_err(|e| io_error("cannot write", &main, e))?;
-        user.own(&main)?;
     }
     Ok(())
 }
@@ -94,7 +101,8 @@ pub fn conf_value(v: &str) -> String {
 /// Replace pg_hba.conf: password (SCRAM) logins only, from the given networks.
 pub fn write_hba(data_dir: &Path, user: &ServerUser, networks: &[&str]) -> Result<()> {
     let path = data_dir.join("pg_hba.conf");
-    std::fs::write(&path, hba_text(networks)).map_err(|e| io_error("cannot write", &path, e))?;
+    crate::util::write_in_server_dir(&path, hba_text(networks).as_bytes())
+        .map_err(|e| io_error("cannot write", &path, e))?;
     user.own(&path)
 }
 

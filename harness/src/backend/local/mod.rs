@@ -24,39 +24,87 @@ pub use process::{LocalProc, ProcState};
 pub(crate) use template::INITDB_ARGS;
 
 /// File in the run directory listing the nodes this backend created.
-const NODES_FILE: &str = "nodes.json";
+pub(crate) const NODES_FILE: &str = "nodes.json";
 
 /// The nodes recorded in a run directory, each with the pid of its live postmaster (0 when it
-/// is not running).
-pub fn recorded_nodes(run: &RunDir) -> Vec<ProcState> {
-    let Ok(text) = std::fs::read_to_string(run.file(NODES_FILE)) else {
-        return Vec::new();
+/// is not running); none when the run recorded none (no `nodes.json`).
+///
+/// # Errors
+/// Environment error when `nodes.json` cannot be read or is not a list of nodes: what runs of
+/// that run cannot be told then, and taking for none would leave its servers running.
+pub fn recorded_nodes(run: &RunDir) -> Result<Vec<ProcState>> {
+    let path = run.file(NODES_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(crate::error::io_error("cannot read", &path, e)),
     };
-    let mut nodes: Vec<ProcState> = serde_json::from_str(&text).unwrap_or_default();
+    let mut nodes: Vec<ProcState> = serde_json::from_str(&text).map_err(|e| {
+        Error::environment(format!(
+            "{} is not pgrehearse's record of the run's nodes",
+            path.display()
+        ))
+        .with_source(e)
+        .with_hint(
+            "stop its servers by hand (`ps -ef | grep postgres`, look for the run directory), \
+             then remove the file",
+        )
+    })?;
     for n in &mut nodes {
         n.pid = process::live_postmaster(&n.data_dir).unwrap_or(0);
     }
-    nodes
+    Ok(nodes)
 }
 
-/// Stop (SIGQUIT, then SIGKILL) every live server recorded in `run` and remove its data
-/// directory, without needing credentials: for runs whose harness died. Returns what it did.
-pub async fn down_recorded(run: &RunDir) -> Vec<String> {
+/// Stop (SIGQUIT, then SIGKILL) every live server recorded in `run` and remove its node
+/// folder, without needing credentials or a whole chain: for runs whose harness died, even
+/// before it had built every node. Returns what it did.
+///
+/// # Errors
+/// When the record cannot be read, or (after trying every node) a server that is still alive
+/// or a folder that could not be removed: then nothing of the run is to be forgotten yet.
+pub async fn down_recorded(run: &RunDir) -> Result<Vec<String>> {
     let mut done = Vec::new();
-    for n in recorded_nodes(run) {
+    let mut first_err: Option<Error> = None;
+    for n in recorded_nodes(run)? {
         if n.pid > 0 {
-            process::quit_tree(n.pid).await;
-            done.push(format!("stopped {} (pid {})", n.name, n.pid));
+            if process::quit_tree(n.pid).await {
+                done.push(format!("stopped {} (pid {})", n.name, n.pid));
+            } else {
+                first_err.get_or_insert(
+                    Error::environment(format!(
+                        "{} (pid {}) is still running after SIGKILL",
+                        n.name, n.pid
+                    ))
+                    .with_node(&n.name),
+                );
+                continue;
+            }
         }
-        if let Some(dir) = n.data_dir.parent()
-            && dir.exists()
-            && std::fs::remove_dir_all(dir).is_ok()
-        {
-            done.push(format!("removed {}", dir.display()));
+        let dir = process::node_folder(&n.data_dir);
+        if dir.exists() {
+            match process::remove_node_folder(dir) {
+                Ok(()) => done.push(format!("removed {}", dir.display())),
+                Err(e) => {
+                    first_err.get_or_insert(e.with_node(&n.name));
+                }
+            }
         }
     }
+    if let Some(e) = first_err {
+        let e = e.with_hint(format!(
+            "see what is left in {}, then run `pgrehearse down --run {}` again",
+            run.path().display(),
+            run.id()
+        ));
+        return Err(if done.is_empty() {
+            e
+        } else {
+            e.with_detail(format!("done meanwhile: {}", done.join("; ")))
+        });
+    }
     let _ = std::fs::remove_file(run.passfile());
-    done
+    Ok(done)
 }
 
 /// Runs nodes as local processes.
@@ -89,7 +137,17 @@ impl LocalBackend {
     ) -> Result<LocalBackend> {
         user.can_reach(&run.node_dir("a"))?;
         user.private_file(&run.passfile(), creds.pgpass().as_bytes())?;
-        Ok(LocalBackend {
+        Ok(LocalBackend::of(pg, user, run, creds, false))
+    }
+
+    fn of(
+        pg: PgInstall,
+        user: ServerUser,
+        run: RunDir,
+        creds: Credentials,
+        adopted: bool,
+    ) -> LocalBackend {
+        LocalBackend {
             pg,
             user,
             run,
@@ -98,24 +156,22 @@ impl LocalBackend {
             finished: AtomicBool::new(false),
             primaries: AtomicUsize::new(0),
             copies: Arc::default(),
-            adopted: false,
-        })
+            adopted,
+        }
     }
 
     /// Take over the nodes of a run started by another harness process (for `status`,
-    /// `verify`, `down`). Processes are addressed by the pids in the state file.
-    ///
-    /// # Errors
-    /// Environment error when the password file cannot be written.
+    /// `verify`, `down`). Processes are addressed by the pids in the state file. Nothing of the
+    /// run is written: its password file and its record of nodes are the owner's (which may
+    /// still be running).
     pub fn adopt(
         pg: PgInstall,
         user: ServerUser,
         run: RunDir,
         creds: Credentials,
         nodes: &[ProcState],
-    ) -> Result<(LocalBackend, Vec<Node>)> {
-        let mut b = LocalBackend::new(pg, user, run, creds)?;
-        b.adopted = true;
+    ) -> (LocalBackend, Vec<Node>) {
+        let b = LocalBackend::of(pg, user, run, creds, true);
         let mut out = Vec::new();
         for st in nodes {
             // B may have been promoted since; the role is read from the server when it matters.
@@ -127,10 +183,10 @@ impl LocalBackend {
             let p = b.new_proc(&st.name, st.data_dir.clone(), st.log.clone());
             p.set_port(st.port);
             p.adopt_pid(st.pid);
-            b.track(p.clone());
+            b.procs.lock().expect("procs lock").push(p.clone());
             out.push(b.node(p, role, &b.creds.superuser.clone()));
         }
-        Ok((b, out))
+        (b, out)
     }
 
     /// The installation in use.
@@ -190,18 +246,23 @@ impl LocalBackend {
             .collect()
     }
 
-    fn track(&self, p: Arc<LocalProc>) {
+    fn track(&self, p: Arc<LocalProc>) -> Result<()> {
         self.procs.lock().expect("procs lock").push(p);
-        self.record();
+        self.record()
     }
 
     /// Write `nodes.json`: every data directory this backend created, as soon as it exists, so
     /// that `pgrehearse down --all` finds the servers of a harness that was killed mid-build.
-    fn record(&self) {
-        let states = self.states();
-        if let Ok(text) = serde_json::to_string_pretty(&states) {
-            let _ = std::fs::write(self.run.file(NODES_FILE), text);
-        }
+    /// Whole or not at all (a harness killed while writing it must not leave half a list).
+    ///
+    /// # Errors
+    /// Environment error naming the file: a node nobody could find again is not started.
+    fn record(&self) -> Result<()> {
+        let path = self.run.file(NODES_FILE);
+        let text = serde_json::to_vec_pretty(&self.states())
+            .map_err(|e| Error::internal("serialising the nodes").with_source(e))?;
+        crate::util::write_atomic(&path, &text)
+            .map_err(|e| crate::error::io_error("cannot write", &path, e))
     }
 
     fn node(&self, proc_: Arc<LocalProc>, role: Role, superuser: &Login) -> Node {
@@ -250,10 +311,7 @@ impl LocalBackend {
                 &spec.settings,
             )?;
             match p.start_server().await {
-                Ok(()) => {
-                    self.record();
-                    return Ok(());
-                }
+                Ok(()) => return self.record(),
                 Err(e)
                     if e.kind() == crate::ErrorKind::Environment
                         && spec.port.is_none()
@@ -283,7 +341,7 @@ impl Backend for LocalBackend {
         let dir = self.run.node_dir(&spec.name);
         self.user.private_dir(&dir)?;
         let p = self.new_proc(&spec.name, dir.join("data"), self.run.log(&spec.name));
-        self.track(p.clone());
+        self.track(p.clone())?;
         tracing::info!(
             "initialising {} (PostgreSQL {})",
             spec.name,
@@ -324,7 +382,7 @@ impl Backend for LocalBackend {
         let dir = self.run.node_dir(&spec.name);
         self.user.private_dir(&dir)?;
         let p = self.new_proc(&spec.name, dir.join("data"), self.run.log(&spec.name));
-        self.track(p.clone());
+        self.track(p.clone())?;
         tracing::info!(
             "taking a base backup of {} for {} (pg_basebackup -R -X stream{})",
             upstream.name(),

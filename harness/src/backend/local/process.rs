@@ -133,10 +133,15 @@ impl LocalProc {
             })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
+            // A group of its own, killed whole if the tool is dropped before it ends: the
+            // processes a tool forks (pg_basebackup's WAL streamer) would otherwise outlive
+            // it, still writing into the node's folder while it is being removed.
+            .process_group(0)
             .kill_on_drop(true);
         let mut child = cmd
             .spawn()
             .map_err(|e| io_error("cannot run", self.pg.tool(tool), e))?;
+        let mut group = KillGroupOnDrop(child.id().map(|p| p as i32));
         let pipe = child.stdin.take();
         let feed = async move {
             match (input, pipe) {
@@ -145,6 +150,8 @@ impl LocalProc {
             }
         };
         let (fed, out) = tokio::join!(feed, child.wait_with_output());
+        // It ended (and took what it forked with it); its group id may be reused from now on.
+        group.0 = None;
         let out = out.map_err(|e| io_error("cannot wait for", self.pg.tool(tool), e))?;
         fed.map_err(|e| {
             Error::environment(format!("{tool}: reading its input failed part way")).with_source(e)
@@ -390,7 +397,12 @@ impl LocalProc {
             return Ok(());
         }
         let pid = self.pid.load(Ordering::SeqCst);
-        quit_tree(pid).await;
+        if !quit_tree(pid).await {
+            return Err(Error::environment(format!(
+                "{} (pid {pid}) is still running after SIGKILL",
+                self.name
+            )));
+        }
         // Reap our child, if it is ours.
         if let Some(mut c) = self.child.lock().await.take() {
             let _ = c.wait().await;
@@ -424,20 +436,29 @@ impl LocalProc {
     }
 
     pub(crate) fn remove_data(&self) -> Result<()> {
-        let dir = self.data_dir.parent().unwrap_or(&self.data_dir);
-        // A process killed a moment ago may finish the file it was writing while the folder is
-        // being emptied ("directory not empty"): go again.
-        let mut attempts = 0;
-        loop {
-            attempts += 1;
-            match std::fs::remove_dir_all(dir) {
-                Ok(()) => return Ok(()),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-                Err(e) if e.kind() == std::io::ErrorKind::DirectoryNotEmpty && attempts < 5 => {
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                Err(e) => return Err(io_error("cannot remove", dir, e)),
+        remove_node_folder(node_folder(&self.data_dir))
+    }
+}
+
+/// The node's folder in the run (its data directory and what sits beside it).
+pub(crate) fn node_folder(data_dir: &Path) -> &Path {
+    data_dir.parent().unwrap_or(data_dir)
+}
+
+/// Remove a node's folder (gone already is fine).
+pub(crate) fn remove_node_folder(dir: &Path) -> Result<()> {
+    // A process killed a moment ago may finish the file it was writing while the folder is
+    // being emptied ("directory not empty"): go again.
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        match std::fs::remove_dir_all(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::DirectoryNotEmpty && attempts < 5 => {
+                std::thread::sleep(Duration::from_millis(20));
             }
+            Err(e) => return Err(io_error("cannot remove", dir, e)),
         }
     }
 }
@@ -504,6 +525,17 @@ impl NodeControl for LocalProc {
     }
 }
 
+/// The process group of a tool still running, SIGKILLed when dropped (None: nothing to kill).
+struct KillGroupOnDrop(Option<i32>);
+
+impl Drop for KillGroupOnDrop {
+    fn drop(&mut self) {
+        if let Some(pgid) = self.0.filter(|p| *p > 0) {
+            let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pgid), Signal::SIGKILL);
+        }
+    }
+}
+
 /// Wait until process `pid` is gone; false if it is still there after `timeout`.
 async fn wait_gone(pid: i32, timeout: Duration) -> bool {
     wait_for(format!("process {pid} to exit"), timeout, || async {
@@ -519,20 +551,25 @@ async fn wait_gone(pid: i32, timeout: Duration) -> bool {
 
 /// Stop a server for good, whoever started it: SIGQUIT (immediate shutdown) to the postmaster,
 /// SIGKILL after 10 s, then SIGKILL to any backend left behind. The tree is listed first:
-/// children are orphaned once the postmaster exits.
-pub(crate) async fn quit_tree(pid: i32) {
+/// children are orphaned once the postmaster exits. Returns whether the postmaster is gone.
+pub(crate) async fn quit_tree(pid: i32) -> bool {
     if pid <= 0 {
-        return;
+        return true;
     }
     let tree = crate::os::process_tree(pid);
     signal_tree(pid, Signal::SIGCONT);
     let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGQUIT);
-    if !wait_gone(pid, Duration::from_secs(10)).await {
+    let mut gone = wait_gone(pid, Duration::from_secs(10)).await;
+    if !gone {
         signal_tree(pid, Signal::SIGKILL);
     }
     for p in tree.into_iter().filter(|p| pid_alive(*p)) {
         let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), Signal::SIGKILL);
     }
+    if !gone {
+        gone = wait_gone(pid, Duration::from_secs(10)).await;
+    }
+    gone
 }
 
 /// The pid of the postmaster running on `data_dir`, from its postmaster.pid, if alive.
@@ -546,4 +583,64 @@ fn cmdline_mentions(pid: i32, data_dir: &Path) -> bool {
     std::fs::read(format!("/proc/{pid}/cmdline"))
         .map(|c| String::from_utf8_lossy(&c).contains(&*data_dir.to_string_lossy()))
         .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tool dropped before it ends (Ctrl-C while pg_basebackup runs) takes with it what it
+    /// forked: pg_basebackup's WAL streamer would otherwise go on writing into B's folder.
+    #[tokio::test]
+    async fn a_tool_dropped_before_it_ends_takes_its_children_with_it() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let child_pid = dir.path().join("child.pid");
+        // Forks a child that would run for ten minutes, says which, and waits for it.
+        let tool = dir.path().join("pg_basebackup");
+        std::fs::write(
+            &tool,
+            format!(
+                "#!/bin/sh\nsleep 600 &\necho $! > {}.tmp\nmv {0}.tmp {0}\nwait\n",
+                child_pid.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let pg = PgInstall {
+            bin_dir: dir.path().to_path_buf(),
+            version: crate::pg::PgVersion {
+                major: 17,
+                minor: 0,
+            },
+            source: "test".into(),
+        };
+        let user = ServerUser {
+            switch: false,
+            ..ServerUser::resolve().unwrap()
+        };
+        let p = LocalProc::new(
+            "b",
+            dir.path().join("data"),
+            dir.path().join("b.log"),
+            pg,
+            user,
+            dir.path().join("pgpass"),
+        );
+
+        let forked = tokio::select! {
+            res = p.run("pg_basebackup", &[], None) => panic!("the tool ended: {res:?}"),
+            pid = wait_for("the tool to fork its child", Duration::from_secs(30), || async {
+                Ok(match std::fs::read_to_string(&child_pid) {
+                    Ok(t) => Check::Done(t.trim().parse::<i32>().unwrap()),
+                    Err(e) => Check::NotYet(e.to_string()),
+                })
+            }) => pid.unwrap(),
+        };
+        // The tool's future is dropped here, as a cancelled build drops it.
+        assert!(
+            wait_gone(forked, Duration::from_secs(30)).await,
+            "the tool's child {forked} outlived it"
+        );
+    }
 }

@@ -34,7 +34,7 @@
 //! # act on b, replicator_stop on c, catalog_churn on a). Around a primary_failure: nothing on
 //! # a then or after, b up at that moment, no replay_* on b from then on.
 //!
-//! [observe]                   # sample_every (250ms), heartbeat_every (100ms); up to 10s
+//! [observe]                   # sample_every (250ms), heartbeat_every (100ms); 10ms to 10s
 //!
 //! [expect]                    # consistent, max_catchup, sequences_match, max_e2e_lag,
 //! slot_survives = true        # slot_survives, or slot_invalidated = "wal_removed" |

@@ -14,6 +14,9 @@ use harness::observe::{
     primary_channel, read_heartbeat, render_status, write_heartbeat_sql, writer_connected,
 };
 use harness::wait::{Check, wait_for};
+use serde_json::Value;
+
+use common::report;
 
 /// Longest wait for a condition.
 const WAIT: Duration = Duration::from_secs(60);
@@ -237,4 +240,16 @@ async fn a_status_snapshot_is_bounded_when_a_node_stops_answering() {
     );
     drop(lock);
     backend.teardown(false).await.unwrap();
+}
+
+/// What the sampler leaves in samples.jsonl as the tests read it.
+#[test]
+fn only_a_cut_short_last_sample_is_skipped() {
+    let ok = "{\"t\":1}\n{\"t\":2}\n";
+    assert_eq!(report::parse_samples::<Value>(ok).unwrap().len(), 2);
+    let cut = "{\"t\":1}\n{\"t\":2}\n{\"t\":";
+    assert_eq!(report::parse_samples::<Value>(cut).unwrap().len(), 2);
+    // A bad line anywhere else, or a whole bad last line, is a broken file.
+    assert!(report::parse_samples::<Value>("{\"t\":\n{\"t\":2}\n").is_err());
+    assert!(report::parse_samples::<Value>("{\"t\":1}\nnot json\n").is_err());
 }

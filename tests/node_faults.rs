@@ -41,12 +41,7 @@ fn rehearse_in(name: &str, faults: &str) -> (std::path::PathBuf, Value) {
 
 /// samples.jsonl of a run, in order.
 fn samples(run: &std::path::Path) -> Vec<Sample> {
-    std::fs::read_to_string(run.join("samples.jsonl"))
-        .unwrap()
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    common::report::samples(run)
 }
 
 /// When fault `i` was injected and healed (ms since the workload started).

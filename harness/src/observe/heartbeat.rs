@@ -290,7 +290,12 @@ impl HeartbeatWriter {
     /// or frozen), is abandoned with its session. It stays in the log either way: until C
     /// shows a later one, it is a write that has not arrived.
     async fn unstick(&mut self) {
-        let (Some(f), Some(s)) = (self.in_flight.as_mut(), self.session.as_ref()) else {
+        let Some(s) = self.session.as_ref() else {
+            // No session to cancel on: nothing can come back.
+            self.in_flight = None;
+            return;
+        };
+        let Some(f) = self.in_flight.as_mut() else {
             return;
         };
         if f.since.elapsed() < self.write_timeout {

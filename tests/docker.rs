@@ -534,11 +534,9 @@ fn a_partition_outlives_a_restart_of_the_container_behind_it() {
             .map(String::from)
     };
     let run = std::path::PathBuf::from(r["run_dir"].as_str().unwrap());
-    let samples: Vec<Value> = std::fs::read_to_string(run.join("samples.jsonl"))
-        .unwrap()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .filter(|s: &Value| (8_500..11_800).contains(&s["t_ms"].as_i64().unwrap_or(0)))
+    let samples: Vec<Value> = report::samples::<Value>(&run)
+        .into_iter()
+        .filter(|s| (8_500..11_800).contains(&s["t_ms"].as_i64().unwrap_or(0)))
         .collect();
     let positions: std::collections::BTreeSet<String> =
         samples.iter().filter_map(received).collect();

@@ -41,12 +41,7 @@ fn rehearse_in(name: &str, faults: &str) -> (std::path::PathBuf, Value) {
 
 /// samples.jsonl of a run, in order.
 fn samples(run: &std::path::Path) -> Vec<Sample> {
-    std::fs::read_to_string(run.join("samples.jsonl"))
-        .unwrap()
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    common::report::samples(run)
 }
 
 /// When fault `i` was injected and healed (ms since the workload started).
@@ -362,6 +357,26 @@ fn a_paused_standby_and_a_stopped_target_each_stall_c_and_heal() {
             during.iter().map(|s| seen(s, name)).collect::<Vec<_>>()
         );
     }
+    // B frozen did not slow the sampling of A and C: once a sample had waited for B, the
+    // next ones kept the sampler's pace (250 ms), not one per patience (1 s).
+    let (from, to) = (paused + 1_000, resumed);
+    let during: Vec<&Sample> = samples
+        .iter()
+        .filter(|s| s.t_ms > from && s.t_ms < to)
+        .collect();
+    let at_pace = (to - from) / 250;
+    assert!(
+        during.len() as u64 * 3 >= at_pace * 2,
+        "{} samples from {from} to {to} ms while b was paused (every 250 ms: {at_pace})",
+        during.len()
+    );
+    assert!(
+        during.iter().all(|s| ["a", "c"]
+            .iter()
+            .all(|n| s.node(n).is_some_and(|n| n.reachable))),
+        "a and c answered throughout: {:#?}",
+        during.iter().map(|s| seen(s, "a")).collect::<Vec<_>>()
+    );
     // ... and C fell behind: with B frozen, C (still answering) sees no new heartbeat; with C
     // down, B's slot falls behind B (measured on B, which still answers).
     let secs = |ms: u64| ms as f64 / 1000.0;

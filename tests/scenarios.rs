@@ -667,12 +667,7 @@ fn after_primary_failure_writes_on_promoted_b_reach_c_and_the_lost_ones_are_list
 fn telemetry_is_kept(r: &Value, run: &Path, killed: i64) {
     let utc = regex::Regex::new(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$").unwrap();
     let rfc3339 = |v: &Value| v.as_str().is_some_and(|s| utc.is_match(s));
-    let samples: Vec<Value> = std::fs::read_to_string(run.join("samples.jsonl"))
-        .unwrap()
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let samples: Vec<Value> = report::samples(run);
     let node = |s: &Value, name: &str| -> Value {
         s["nodes"]
             .as_array()

@@ -13,6 +13,29 @@ pub fn read(run: &Path) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+/// The run's samples.jsonl, in order. Every line must parse except the last, which a harness
+/// killed while writing it may have left cut short.
+pub fn samples<T: serde::de::DeserializeOwned>(run: &Path) -> Vec<T> {
+    let path = run.join("samples.jsonl");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    parse_samples(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The lines of a samples.jsonl; an unparsable last line is left out, any other is an error.
+pub fn parse_samples<T: serde::de::DeserializeOwned>(text: &str) -> Result<Vec<T>, String> {
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let mut out = Vec::with_capacity(lines.len());
+    for (i, line) in lines.iter().enumerate() {
+        match serde_json::from_str(line) {
+            Ok(v) => out.push(v),
+            Err(_) if i + 1 == lines.len() && !text.ends_with('\n') => {}
+            Err(e) => return Err(format!("line {}: {e}", i + 1)),
+        }
+    }
+    Ok(out)
+}
+
 /// The entry of the array `list` whose `key` is `value`.
 fn entry<'a>(list: &'a Value, key: &str, value: &str) -> &'a Value {
     list.as_array()

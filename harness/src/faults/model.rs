@@ -96,7 +96,8 @@ pub enum FaultKind {
     Stop {
         /// "a", "b" or "c".
         node: String,
-        /// fast, smart or immediate.
+        /// fast or immediate (a scenario cannot ask for smart: the harness's sessions would
+        /// keep the node from ever going down).
         mode: StopMode,
     },
     /// SIGSTOP every process of a node (it hangs with connections open). Heal: SIGCONT.

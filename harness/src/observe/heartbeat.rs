@@ -13,13 +13,15 @@
 //! and on C ([`read_heartbeat`]) and judges from both ([`assess`]) whether heartbeats are being
 //! written at all — the age of the last row is only a lag while someone writes them.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tokio_postgres::Client;
 use tokio_postgres::error::SqlState;
+use tokio_postgres::{Client, NoTls};
 
 use crate::chain::HARNESS_SCHEMA;
 use crate::node::Node;
@@ -111,6 +113,11 @@ impl HeartbeatLog {
         }
     }
 
+    /// Number of heartbeats issued, committed or not.
+    pub fn issued(&self) -> usize {
+        self.attempts.lock().expect("heartbeat log").len()
+    }
+
     /// Number of heartbeats committed.
     pub fn len(&self) -> usize {
         self.attempts
@@ -139,6 +146,22 @@ pub fn write_heartbeat_sql() -> String {
     )
 }
 
+/// application_name of the heartbeat writer's session: `status` looks for it on the primary
+/// to tell a writer that cannot commit (a lag) from one that has stopped (no lag at all).
+pub const WRITER_APPLICATION_NAME: &str = "pgrehearse-heartbeat";
+
+/// How long the writer waits for a session to the primary. Ten periods, but never less than a
+/// login takes on a loaded machine.
+fn connect_timeout(every: Duration) -> Duration {
+    (every * 10).max(Duration::from_secs(1))
+}
+
+/// How long a heartbeat may wait for its commit before the writer cancels it. Twenty periods,
+/// but never less than a commit takes on a loaded machine.
+fn write_timeout(every: Duration) -> Duration {
+    (every * 20).max(Duration::from_secs(2))
+}
+
 /// Writes heartbeats on whichever node is the primary until dropped.
 pub struct Heartbeat {
     task: JoinHandle<()>,
@@ -155,36 +178,37 @@ impl Heartbeat {
         clock: Instant,
     ) -> Heartbeat {
         let log = Arc::new(HeartbeatLog::default());
-        let l2 = log.clone();
-        let db = db.to_string();
+        let mut w = HeartbeatWriter {
+            primary,
+            db: db.to_string(),
+            sql: write_heartbeat_sql(),
+            connect_timeout: connect_timeout(every),
+            write_timeout: write_timeout(every),
+            clock,
+            log: log.clone(),
+            seq: 0,
+            session: None,
+            in_flight: None,
+        };
         let task = tokio::spawn(async move {
-            let sql = write_heartbeat_sql();
-            let mut seq = 0i64;
-            let mut client: Option<(String, tokio_postgres::Client)> = None;
             let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
-                tick.tick().await;
-                // Issued at the tick, before connecting: a primary that cannot be reached is
-                // lag too (what the application writes now does not reach C either).
-                seq += 1;
-                l2.issue(seq as u64, clock.elapsed().as_millis() as u64);
-                let node = primary.borrow().clone();
-                if client
-                    .as_ref()
-                    .is_none_or(|(n, c)| n != node.name() || c.is_closed())
-                {
-                    client = match tokio::time::timeout(every * 10, node.connect(&db)).await {
-                        Ok(Ok(c)) => Some((node.name().to_string(), c)),
-                        _ => None,
+                let event = {
+                    let reply = async {
+                        match w.in_flight.as_mut() {
+                            Some(f) => f.reply.as_mut().await,
+                            None => std::future::pending().await,
+                        }
                     };
-                }
-                let Some((_, c)) = &client else { continue };
-                // A heartbeat not acknowledged within a few intervals is abandoned, but stays in
-                // the log: until C shows a later one, it is a write that has not arrived.
-                match tokio::time::timeout(every * 20, c.execute(sql.as_str(), &[&seq])).await {
-                    Ok(Ok(_)) => l2.commit(seq as u64),
-                    _ => client = None,
+                    tokio::select! {
+                        _ = tick.tick() => None,
+                        r = reply => Some(r),
+                    }
+                };
+                match event {
+                    None => w.on_tick().await,
+                    Some(r) => w.on_reply(r),
                 }
             }
         });
@@ -201,6 +225,131 @@ impl Drop for Heartbeat {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+/// The writer's session on the primary.
+struct Session {
+    node: String,
+    client: Arc<Client>,
+}
+
+/// The heartbeat INSERT waiting for its commit.
+struct InFlight {
+    seq: u64,
+    /// When it was sent, or when the cancel was.
+    since: Instant,
+    cancel_sent: bool,
+    reply: Pin<Box<dyn Future<Output = Result<u64, tokio_postgres::Error>> + Send>>,
+}
+
+/// The writer's state between ticks. One session, and one INSERT at a time: every heartbeat
+/// updates row id = 1, so a second INSERT sent while the first waits (a commit held for a
+/// synchronous standby that is cut off, say) would queue behind the first's row lock, and a
+/// third behind both — one stuck backend per timeout, until the primary runs out of
+/// connections. Attempts are still logged every tick, so the lag keeps growing meanwhile.
+struct HeartbeatWriter {
+    primary: watch::Receiver<Node>,
+    db: String,
+    sql: String,
+    connect_timeout: Duration,
+    write_timeout: Duration,
+    clock: Instant,
+    log: Arc<HeartbeatLog>,
+    seq: u64,
+    session: Option<Session>,
+    in_flight: Option<InFlight>,
+}
+
+impl HeartbeatWriter {
+    async fn on_tick(&mut self) {
+        // Issued at the tick, before connecting: a primary that cannot be reached is lag too
+        // (what the application writes now does not reach C either).
+        self.seq += 1;
+        self.log
+            .issue(self.seq, self.clock.elapsed().as_millis() as u64);
+        let node = self.primary.borrow().clone();
+        if self.session.as_ref().is_some_and(|s| s.node != node.name()) {
+            // Promoted: what the old primary does with its pending write no longer matters.
+            self.session = None;
+            self.in_flight = None;
+        }
+        if self.in_flight.is_some() {
+            self.unstick().await;
+            return;
+        }
+        if self.session.as_ref().is_none_or(|s| s.client.is_closed()) {
+            self.session = connect_writer(&node, &self.db, self.connect_timeout).await;
+        }
+        if let Some(s) = &self.session {
+            let (client, sql, seq) = (s.client.clone(), self.sql.clone(), self.seq as i64);
+            self.in_flight = Some(InFlight {
+                seq: self.seq,
+                since: Instant::now(),
+                cancel_sent: false,
+                reply: Box::pin(async move { client.execute(sql.as_str(), &[&seq]).await }),
+            });
+        }
+    }
+
+    /// A heartbeat waiting longer than the write timeout is cancelled (a commit waiting for a
+    /// synchronous standby then returns, committed locally); one the cancel does not free
+    /// within another write timeout, or whose cancel cannot be delivered (the server is gone
+    /// or frozen), is abandoned with its session. It stays in the log either way: until C
+    /// shows a later one, it is a write that has not arrived.
+    async fn unstick(&mut self) {
+        let Some(s) = self.session.as_ref() else {
+            // No session to cancel on: nothing can come back.
+            self.in_flight = None;
+            return;
+        };
+        let Some(f) = self.in_flight.as_mut() else {
+            return;
+        };
+        if f.since.elapsed() < self.write_timeout {
+            return;
+        }
+        if !f.cancel_sent {
+            let cancel = s.client.cancel_token();
+            let sent = tokio::time::timeout(self.connect_timeout, cancel.cancel_query(NoTls)).await;
+            if matches!(sent, Ok(Ok(()))) {
+                f.cancel_sent = true;
+                f.since = Instant::now();
+                return;
+            }
+        }
+        self.in_flight = None;
+        self.session = None;
+    }
+
+    fn on_reply(&mut self, r: Result<u64, tokio_postgres::Error>) {
+        let Some(f) = self.in_flight.take() else {
+            return;
+        };
+        // Cancelled or refused, the session goes on (one session: `status` sees the writer
+        // connected throughout); disconnected, the next tick reconnects.
+        if r.is_ok() {
+            self.log.commit(f.seq);
+        }
+    }
+}
+
+/// The writer's session on `node`, named [`WRITER_APPLICATION_NAME`]; None when it cannot be
+/// opened within `timeout`.
+async fn connect_writer(node: &Node, db: &str, timeout: Duration) -> Option<Session> {
+    let open = async {
+        let c = node.connect(db).await.ok()?;
+        c.batch_execute(&format!(
+            "SET application_name = '{WRITER_APPLICATION_NAME}'"
+        ))
+        .await
+        .ok()?;
+        Some(c)
+    };
+    let client = tokio::time::timeout(timeout, open).await.ok().flatten()?;
+    Some(Session {
+        node: node.name().to_string(),
+        client: Arc::new(client),
+    })
 }
 
 /// The heartbeat row as one node shows it.
@@ -254,6 +403,21 @@ pub async fn read_heartbeat(client: &Client) -> Result<HeartbeatRead, tokio_post
     }
 }
 
+/// Whether the heartbeat writer's session ([`WRITER_APPLICATION_NAME`]) is connected to the
+/// server `client` is on.
+///
+/// # Errors
+/// Any database error.
+pub async fn writer_connected(client: &Client) -> Result<bool, tokio_postgres::Error> {
+    let row = client
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE application_name = $1)",
+            &[&WRITER_APPLICATION_NAME],
+        )
+        .await?;
+    Ok(row.get(0))
+}
+
 /// End-to-end lag from the two rows alone, the way [`HeartbeatLog::lag_at`] computes it during a
 /// run: the age, at the moment the primary was read, of the oldest heartbeat C does not show
 /// (zero when C shows the primary's newest). The primary's row keeps only the newest
@@ -282,6 +446,11 @@ pub enum Writer {
     /// The harness process that owns the run is alive: it writes heartbeats while its workload
     /// runs (and not before or after, which the age of the row tells).
     MaybeRunning,
+    /// The owning harness is alive and its heartbeat session ([`WRITER_APPLICATION_NAME`]) is
+    /// connected to the primary: heartbeats are being issued now, so a newest one older than
+    /// [`STOPPED_AFTER`] means the primary cannot commit them (a synchronous standby cut off,
+    /// a lock): a lag of at least its age, not a stop.
+    Connected,
     /// Nobody writes them (the owning harness exited: `up`, `run --keep`); says why.
     Gone(String),
 }
@@ -299,9 +468,14 @@ pub enum EndToEnd {
     Measured {
         /// Seconds.
         lag_s: f64,
-        /// C shows no heartbeat at all yet: the lag is at least `lag_s` (the age of the
-        /// newest), the oldest missing one's time being unknown.
+        /// C shows no heartbeat at all yet, or the primary commits none (`primary_stalled`):
+        /// the lag is at least `lag_s` (the age of the newest), the oldest missing one's time
+        /// being unknown.
         at_least: bool,
+        /// The writer is connected to the primary but none of its heartbeats committed for
+        /// longer than [`STOPPED_AFTER`].
+        #[serde(default)]
+        primary_stalled: bool,
         /// Node the heartbeat is written on.
         primary: String,
         /// Newest heartbeat on the primary.
@@ -394,23 +568,30 @@ pub fn assess(
         }
         Ok(HeartbeatRead::Row(p)) => p,
     };
-    if p.age_s() > STOPPED_AFTER.as_secs_f64() {
-        return stopped(
-            p.age_s(),
-            format!(
-                "the newest heartbeat on {primary} is older than {}s",
-                STOPPED_AFTER.as_secs()
-            ),
-        );
-    }
+    let stalled = p.age_s() > STOPPED_AFTER.as_secs_f64();
     let measured = |lag_s: f64, at_least: bool, seq_on_c: Option<u64>| EndToEnd::Measured {
         lag_s,
         at_least,
+        primary_stalled: stalled,
         primary: primary.to_string(),
         seq_on_primary: p.seq,
         seq_on_c,
         newest_age_s: p.age_s(),
     };
+    if stalled && *writer == Writer::Connected {
+        // Whatever C shows, it lacks every heartbeat issued since the primary's newest.
+        let behind = c.map_or(0.0, |c| lag_from_rows(&p, &c));
+        return measured(p.age_s().max(behind), true, c.map(|c| c.seq));
+    }
+    if stalled {
+        return stopped(
+            p.age_s(),
+            format!(
+                "the newest heartbeat on {primary} is older than {}s and no heartbeat session is connected to it",
+                STOPPED_AFTER.as_secs()
+            ),
+        );
+    }
     match on_c {
         Err(e) => EndToEnd::Unknown {
             why: format!("cannot read the heartbeat on c: {e}"),
@@ -528,6 +709,39 @@ mod tests {
         let c = Ok(HeartbeatRead::Row(row(40, 1000.0, 1030.0)));
         let e = assess("a", p, c, &Writer::MaybeRunning);
         assert!(matches!(e, EndToEnd::Stopped { .. }), "{e:?}");
+    }
+
+    #[test]
+    fn a_writer_that_cannot_commit_is_a_lag_of_at_least_the_age() {
+        // Sync replication cut off for 40 s: the writer is connected to a but nothing commits,
+        // so the newest row is old while heartbeats keep being issued.
+        let p = Ok(HeartbeatRead::Row(row(40, 1000.0, 1040.0)));
+        let c = Ok(HeartbeatRead::Row(row(40, 1000.0, 1040.2)));
+        let e = assess("a", p, c, &Writer::Connected);
+        assert!(
+            matches!(
+                &e,
+                EndToEnd::Measured { lag_s, at_least: true, primary_stalled: true, seq_on_c: Some(40), .. }
+                    if *lag_s == 40.0
+            ),
+            "{e:?}"
+        );
+        assert_eq!(e.lag_s(), None, "a bound, not the lag");
+        // C further behind than the primary's newest: the oldest it lacks bounds it.
+        let p = Ok(HeartbeatRead::Row(row(40, 1000.0, 1040.0)));
+        let c = Ok(HeartbeatRead::Row(row(30, 990.0, 1040.0)));
+        let e = assess("a", p, c, &Writer::Connected);
+        assert!(
+            matches!(&e, EndToEnd::Measured { lag_s, at_least: true, .. } if *lag_s == 49.0),
+            "{e:?}"
+        );
+        // C unreadable: the primary's stall alone bounds the lag.
+        let p = Ok(HeartbeatRead::Row(row(40, 1000.0, 1040.0)));
+        let e = assess("a", p, Err("refused".into()), &Writer::Connected);
+        assert!(
+            matches!(&e, EndToEnd::Measured { lag_s, at_least: true, seq_on_c: None, .. } if *lag_s == 40.0),
+            "{e:?}"
+        );
     }
 
     #[test]

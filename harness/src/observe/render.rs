@@ -30,8 +30,16 @@ fn hop_seconds(h: &HopLag, e2e: Option<&EndToEnd>) -> String {
             Some(EndToEnd::Measured {
                 lag_s,
                 at_least: true,
+                primary_stalled,
+                primary,
                 ..
-            }) => format!("≥{lag_s:.3}s (c shows no heartbeat yet)"),
+            }) => {
+                if *primary_stalled {
+                    format!("≥{lag_s:.3}s ({primary} commits no heartbeat)")
+                } else {
+                    format!("≥{lag_s:.3}s (c shows no heartbeat yet)")
+                }
+            }
             Some(EndToEnd::Stopped { stopped_s_ago, .. }) => {
                 format!("no heartbeat (stopped {} ago)", ago(*stopped_s_ago))
             }
@@ -52,6 +60,18 @@ fn hop_seconds(h: &HopLag, e2e: Option<&EndToEnd>) -> String {
 fn heartbeat_line(e: &EndToEnd) -> String {
     let seq = |s: &Option<u64>| s.map(|s| s.to_string()).unwrap_or_else(|| "none".into());
     match e {
+        EndToEnd::Measured {
+            primary_stalled: true,
+            primary,
+            seq_on_primary,
+            seq_on_c,
+            newest_age_s,
+            ..
+        } => format!(
+            "heartbeat on {primary}: the writer is connected but none committed for {} (c shows seq {} of {seq_on_primary}): end-to-end lag at least that",
+            ago(*newest_age_s),
+            seq(seq_on_c)
+        ),
         EndToEnd::Measured {
             at_least: true,
             primary,
@@ -156,7 +176,8 @@ pub fn render_status(s: &ChainSnapshot) -> String {
         }
         let role = match n.in_recovery {
             Some(true) => "standby",
-            _ if !n.subscriptions.is_empty() => "target",
+            // C is the target even when its subscriptions could not be read.
+            _ if n.name == "c" || !n.subscriptions.is_empty() => "target",
             _ => "primary",
         };
         let mut line = format!("{}  {role:<8} {}", n.name, n.endpoint);
@@ -211,6 +232,9 @@ pub fn render_status(s: &ChainSnapshot) -> String {
                     .map(|s| format!("{s:.1}s ago"))
                     .unwrap_or_else(|| "-".into())
             ));
+        }
+        if let Some(e) = &n.subscriptions_error {
+            out.push(format!("     subscriptions UNKNOWN: {e}"));
         }
     }
     for h in &s.lags {
@@ -367,6 +391,7 @@ mod tests {
         let mut s = idle_chain(Some(EndToEnd::Measured {
             lag_s: 0.25,
             at_least: false,
+            primary_stalled: false,
             primary: "a".into(),
             seq_on_primary: 12,
             seq_on_c: Some(10),
@@ -405,6 +430,49 @@ mod tests {
         assert!(
             slot.contains("CONFLICTING INVALIDATED (rows_removed)"),
             "{slot}"
+        );
+    }
+
+    #[test]
+    fn a_primary_that_commits_no_heartbeat_is_a_lower_bound_on_the_lag() {
+        let out = render_status(&idle_chain(Some(EndToEnd::Measured {
+            lag_s: 42.0,
+            at_least: true,
+            primary_stalled: true,
+            primary: "a".into(),
+            seq_on_primary: 40,
+            seq_on_c: Some(40),
+            newest_age_s: 42.0,
+        })));
+        assert_eq!(
+            seconds_cell(lag_line(&out, "a→c")),
+            "≥42.000s (a commits no heartbeat)",
+            "{out}"
+        );
+        assert!(
+            out.contains("heartbeat on a: the writer is connected but none committed for 42.00s (c shows seq 40 of 40): end-to-end lag at least that"),
+            "{out}"
+        );
+        assert!(!out.contains("not a lag"), "{out}");
+    }
+
+    #[test]
+    fn c_whose_subscriptions_cannot_be_read_is_still_the_target_and_says_why() {
+        let mut s = idle_chain(None);
+        s.nodes.push(NodeSnapshot {
+            name: "c".into(),
+            endpoint: "127.0.0.1:5434".into(),
+            reachable: true,
+            in_recovery: Some(false),
+            subscriptions_error: Some("database \"app\" does not exist".into()),
+            ..Default::default()
+        });
+        let out = render_status(&s);
+        let c = out.lines().find(|l| l.starts_with("c ")).unwrap();
+        assert!(c.starts_with("c  target "), "{out}");
+        assert!(
+            out.contains("     subscriptions UNKNOWN: database \"app\" does not exist"),
+            "{out}"
         );
     }
 

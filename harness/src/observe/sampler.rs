@@ -2,15 +2,17 @@
 //! seen on C, appended to `samples.jsonl` in the run directory and kept for the report.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use futures::future::BoxFuture;
 
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::heartbeat::{HeartbeatLog, HeartbeatRead, read_heartbeat};
-use super::snapshot::{HopLag, NoSeconds, NodeProbe, NodeSnapshot, derive_lags};
+use super::snapshot::{HopLag, NoSeconds, NodeProbe, NodeSnapshot, derive_lags, no_answer_within};
 use crate::error::{Result, io_error};
 use crate::node::Node;
 
@@ -74,58 +76,46 @@ impl Sampler {
     /// # Errors
     /// Environment error when `out` cannot be created.
     pub fn start(cfg: SamplerConfig, out: &Path) -> Result<Sampler> {
-        let mut file = std::io::BufWriter::new(
-            std::fs::File::create(out).map_err(|e| io_error("cannot create", out, e))?,
-        );
+        let mut file = SampleFile::create(out)?;
         let samples: Samples = Arc::default();
         let s2 = samples.clone();
         let task = tokio::spawn(async move {
             let [a, b, c] = cfg.nodes;
-            let (mut pa, mut pb, mut pc) = (
-                NodeProbe::new(a, &cfg.database),
-                NodeProbe::new(b, &cfg.database),
-                NodeProbe::new(c.clone(), &cfg.database),
-            );
-            let mut hb_client: Option<tokio_postgres::Client> = None;
-            let mut last_seq: Option<u64> = None;
             let clock = cfg.clock;
             let now_ms = move || clock.elapsed().as_millis() as u64;
+            let (mut la, mut lb, mut lc) = (
+                Lane::node(a, &cfg.database),
+                Lane::node(b, &cfg.database),
+                Lane::node(c.clone(), &cfg.database),
+            );
+            let mut lhb = Lane::heartbeat(c, &cfg.database, clock);
+            let mut last_seq: Option<u64> = None;
             // A frozen or partitioned node must not stall the sampler: each probe gets a few
-            // periods to answer, then counts as unreachable for this sample.
+            // periods to answer, then counts as unreachable for this sample, and later samples
+            // do not wait for it (see Lane).
             let patience = (cfg.every * 4).max(Duration::from_millis(500));
             let mut tick = tokio::time::interval(cfg.every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
             loop {
                 tick.tick().await;
                 let t_ms = now_ms();
-                let hb = async {
-                    if hb_client.as_ref().is_none_or(|c| c.is_closed()) {
-                        hb_client = c.connect(&cfg.database).await.ok();
-                    }
-                    let read = read_heartbeat(hb_client.as_ref()?).await.ok()?;
-                    // Stamped once C answered: heartbeats issued while the probes ran are ones
-                    // C may lack, and t_ms (before the probes) would leave them out.
-                    Some((seq_on_c(read)?, now_ms()))
-                };
                 let (sa, sb, sc, seq) = tokio::join!(
-                    bounded(&mut pa, patience),
-                    bounded(&mut pb, patience),
-                    bounded(&mut pc, patience),
-                    tokio::time::timeout(patience, hb)
+                    la.snapshot(patience),
+                    lb.snapshot(patience),
+                    lc.snapshot(patience),
+                    lhb.next(patience)
                 );
                 let (seq, read_ms) = match seq {
+                    // Stamped once C answered: heartbeats issued while the probes ran are ones
+                    // C may lack, and t_ms (before the probes) would leave them out.
                     Ok(Some((s, at))) => {
                         last_seq = Some(s);
                         (Some(s), at)
                     }
-                    Ok(None) => (None, now_ms()),
-                    Err(_) => {
-                        // C did not answer: drop the stuck session; C cannot be ahead of what
-                        // it last showed by much, so the lag is computed from that, as of now
-                        // (it grows while C is frozen, as it should).
-                        hb_client = None;
-                        (None, now_ms())
-                    }
+                    // C did not answer: C cannot be ahead of what it last showed by much, so
+                    // the lag is computed from that, as of now (it grows while C is frozen, as
+                    // it should).
+                    Ok(None) | Err(_) => (None, now_ms()),
                 };
                 let mut lags = derive_lags(&sa, &sb, &cfg.logical_slot);
                 if let Some(e2e) = lags.iter_mut().find(|l| l.hop == "a→c") {
@@ -141,10 +131,7 @@ impl Sampler {
                     heartbeat_seq_on_c: seq,
                     heartbeat_read_ms: seq.map(|_| read_ms),
                 };
-                if let Ok(line) = serde_json::to_string(&sample) {
-                    let _ = writeln!(file, "{line}");
-                    let _ = file.flush();
-                }
+                file.append(&sample);
                 s2.lock().expect("samples").push(sample);
             }
         });
@@ -197,18 +184,161 @@ fn seq_on_c(read: HeartbeatRead) -> Option<u64> {
     }
 }
 
-/// One node snapshot, or "unreachable" when it does not answer within `patience` (the probe
-/// then reconnects next time).
-async fn bounded(p: &mut NodeProbe, patience: Duration) -> NodeSnapshot {
-    match tokio::time::timeout(patience, p.take()).await {
-        Ok(s) => s,
-        Err(_) => {
-            p.reset();
-            p.unreachable(format!(
-                "no answer within {}",
-                crate::util::fmt_duration(patience)
-            ))
+/// `samples.jsonl`: one line per sample, each written whole in one call, so that a harness
+/// killed between samples leaves no partial line (one killed mid-write may still: readers skip
+/// an unparsable last line). The first write error is logged and ends the file; the samples
+/// are still kept in memory for the report.
+struct SampleFile {
+    path: PathBuf,
+    file: Option<std::fs::File>,
+}
+
+impl SampleFile {
+    fn create(path: &Path) -> Result<SampleFile> {
+        let file = std::fs::File::create(path).map_err(|e| io_error("cannot create", path, e))?;
+        Ok(SampleFile {
+            path: path.to_path_buf(),
+            file: Some(file),
+        })
+    }
+
+    fn append(&mut self, sample: &Sample) {
+        let Some(file) = self.file.as_mut() else {
+            return;
+        };
+        let written = serde_json::to_string(sample)
+            .map_err(std::io::Error::other)
+            .and_then(|mut line| {
+                line.push('\n');
+                file.write_all(line.as_bytes())
+            });
+        if let Err(e) = written {
+            tracing::warn!(
+                "cannot write {} ({e}): no more samples are written to it; the report still has them all",
+                self.path.display()
+            );
+            self.file = None;
         }
+    }
+}
+
+/// A read that may outlast one sample, with the state it needs between samples (a node's
+/// sessions). A read that has not answered within the patience leaves its lane stuck: later
+/// samples poll it without waiting, so one frozen node does not slow the sampling of the
+/// others, and take its answer when it comes. A read stuck longer than [`GIVE_UP_AFTER`] is
+/// dropped with its sessions and started afresh (a dead connection may never answer).
+struct Lane<S, T> {
+    state: Option<S>,
+    renew: Box<dyn Fn() -> S + Send>,
+    read: fn(S) -> BoxFuture<'static, (S, T)>,
+    pending: Option<(Instant, BoxFuture<'static, (S, T)>)>,
+    stuck: bool,
+}
+
+/// How long a stuck read is waited for before its lane starts afresh.
+const GIVE_UP_AFTER: Duration = Duration::from_secs(10);
+
+impl<S: Send + 'static, T> Lane<S, T> {
+    /// The lane's answer this sample, or how long its read has gone unanswered.
+    async fn next(&mut self, patience: Duration) -> std::result::Result<T, Duration> {
+        if self.pending.is_none() {
+            let state = self.state.take().unwrap_or_else(|| (self.renew)());
+            self.pending = Some((Instant::now(), (self.read)(state)));
+        }
+        let (since, read) = self.pending.as_mut().expect("started above");
+        // A stuck read had the whole period since the last sample; it is polled, not waited on.
+        let wait = if self.stuck { Duration::ZERO } else { patience };
+        match tokio::time::timeout(wait, read.as_mut()).await {
+            Ok((state, answer)) => {
+                self.state = Some(state);
+                self.pending = None;
+                self.stuck = false;
+                Ok(answer)
+            }
+            Err(_) => {
+                let waited = since.elapsed();
+                self.stuck = true;
+                if waited >= GIVE_UP_AFTER {
+                    self.pending = None;
+                }
+                Err(waited)
+            }
+        }
+    }
+}
+
+impl Lane<NodeProbe, NodeSnapshot> {
+    fn node(node: Node, db: &str) -> Self {
+        let db = db.to_string();
+        Lane {
+            state: None,
+            renew: Box::new(move || NodeProbe::new(node.clone(), &db)),
+            read: |mut p| {
+                Box::pin(async move {
+                    let s = p.take().await;
+                    (p, s)
+                })
+            },
+            pending: None,
+            stuck: false,
+        }
+    }
+
+    /// The node's snapshot, or "unreachable" when its read has not answered.
+    async fn snapshot(&mut self, patience: Duration) -> NodeSnapshot {
+        match self.next(patience).await {
+            Ok(s) => s,
+            // A fresh probe only to name the node: it opens no session.
+            Err(waited) => (self.renew)().unreachable(if waited > patience {
+                format!("no answer for {}", crate::util::fmt_duration(waited))
+            } else {
+                no_answer_within(patience)
+            }),
+        }
+    }
+}
+
+/// The heartbeat read on C: its session, and the run clock to stamp the answer with.
+struct HeartbeatReader {
+    node: Node,
+    db: String,
+    client: Option<tokio_postgres::Client>,
+    clock: Instant,
+}
+
+impl Lane<HeartbeatReader, Option<(u64, u64)>> {
+    /// The heartbeat sequence C shows and when it was read (ms on the run clock `clock`), None
+    /// when C cannot tell.
+    fn heartbeat(c: Node, db: &str, clock: Instant) -> Self {
+        let db = db.to_string();
+        Lane {
+            state: None,
+            renew: Box::new(move || HeartbeatReader {
+                node: c.clone(),
+                db: db.clone(),
+                client: None,
+                clock,
+            }),
+            read: |mut r| {
+                Box::pin(async move {
+                    let seen = r.read().await;
+                    (r, seen)
+                })
+            },
+            pending: None,
+            stuck: false,
+        }
+    }
+}
+
+impl HeartbeatReader {
+    async fn read(&mut self) -> Option<(u64, u64)> {
+        if self.client.as_ref().is_none_or(|c| c.is_closed()) {
+            self.client = self.node.connect(&self.db).await.ok();
+        }
+        let read = read_heartbeat(self.client.as_ref()?).await;
+        let seq = seq_on_c(read.ok()?)?;
+        Some((seq, self.clock.elapsed().as_millis() as u64))
     }
 }
 
@@ -221,6 +351,66 @@ pub fn primary_channel(a: &Node) -> (watch::Sender<Node>, watch::Receiver<Node>)
 mod tests {
     use super::*;
     use crate::observe::HeartbeatRow;
+
+    /// A lane whose read answers 7 once `go` is set.
+    fn gated_lane() -> (watch::Sender<bool>, Lane<watch::Receiver<bool>, u32>) {
+        let (go, rx) = watch::channel(false);
+        let lane = Lane {
+            state: None,
+            renew: Box::new(move || rx.clone()),
+            read: |mut rx| {
+                Box::pin(async move {
+                    let _ = rx.wait_for(|go| *go).await;
+                    (rx, 7)
+                })
+            },
+            pending: None,
+            stuck: false,
+        };
+        (go, lane)
+    }
+
+    #[tokio::test]
+    async fn a_stuck_read_holds_up_one_sample_not_every_later_one() {
+        let (go, mut lane) = gated_lane();
+        let patience = Duration::from_secs(2);
+        let t = Instant::now();
+        assert!(lane.next(patience).await.is_err());
+        assert!(t.elapsed() >= patience);
+        // The next samples poll the same read without waiting for it.
+        let t = Instant::now();
+        let waited = lane.next(patience).await.expect_err("still stuck");
+        assert!(t.elapsed() < patience / 2, "waited {:?}", t.elapsed());
+        assert!(waited >= patience, "{waited:?}");
+        // Its answer is taken when it comes, and the lane waits again from then on.
+        go.send(true).unwrap();
+        assert_eq!(lane.next(patience).await, Ok(7));
+        assert!(!lane.stuck);
+        assert_eq!(lane.next(patience).await, Ok(7));
+    }
+
+    #[test]
+    fn a_samples_file_that_cannot_be_written_is_given_up_on_the_first_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let sample = Sample {
+            t_ms: 5,
+            nodes: vec![],
+            lags: vec![],
+            heartbeat_seq_on_c: Some(3),
+        };
+        let path = dir.path().join("samples.jsonl");
+        let mut ok = SampleFile::create(&path).unwrap();
+        ok.append(&sample);
+        ok.append(&sample);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), 2, "{text}");
+        assert!(text.ends_with('\n'));
+        // A full disk: the first error ends the file, later samples are not tried.
+        let mut full = SampleFile::create(Path::new("/dev/full")).unwrap();
+        full.append(&sample);
+        assert!(full.file.is_none());
+        full.append(&sample);
+    }
 
     #[test]
     fn seq_on_c_reads_no_row_as_zero_and_no_table_as_unknown() {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio_postgres::{Client, SimpleQueryMessage};
 
-use super::heartbeat::{EndToEnd, Writer, assess, read_heartbeat};
+use super::heartbeat::{EndToEnd, HeartbeatRead, Writer, assess, read_heartbeat, writer_connected};
 use crate::node::{Lsn, Node};
 
 /// A walsender as pg_stat_replication shows it.
@@ -34,6 +34,12 @@ pub struct WalSenderRow {
     pub replay_lag_s: Option<f64>,
     /// async, sync, potential, quorum.
     pub sync_state: Option<String>,
+    /// Bytes between this node's position (its WAL write position, or its replay position on
+    /// a standby) and `replay_lsn`, computed in the same statement: both ends as of one
+    /// moment. `replay_lsn` is the position the receiver last reported, so this counts what
+    /// the receiver has not reported replaying; None when `replay_lsn` is NULL.
+    #[serde(default)]
+    pub replay_behind_bytes: Option<u64>,
 }
 
 /// A replication slot as pg_replication_slots shows it.
@@ -72,6 +78,10 @@ pub struct SlotRow {
     pub invalidation_reason: Option<String>,
     /// Bytes of WAL the slot retains on its server (current position − restart_lsn).
     pub retained_bytes: Option<u64>,
+    /// Logical slots: bytes between the server's position (replay position on a standby) and
+    /// `confirmed_flush_lsn`, computed in the same statement; None when nothing is confirmed.
+    #[serde(default)]
+    pub confirmed_behind_bytes: Option<u64>,
 }
 
 /// A subscription worker as pg_stat_subscription shows it.
@@ -136,6 +146,10 @@ pub struct NodeSnapshot {
     pub slots: Vec<SlotRow>,
     /// Subscriptions on this node.
     pub subscriptions: Vec<SubscriptionRow>,
+    /// Why `subscriptions` could not be read (the node answered otherwise): then an empty
+    /// list says nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscriptions_error: Option<String>,
 }
 
 /// Lag of one hop, in bytes and (when PostgreSQL knows it) seconds.
@@ -192,6 +206,13 @@ fn opt_bool(v: Option<&str>) -> Option<bool> {
     v.map(|s| s == "t")
 }
 
+/// A byte count PostgreSQL computed; negative (the downstream reported a position past this
+/// node's, which only a moment's race in PostgreSQL's own bookkeeping gives) reads as 0.
+fn opt_bytes(v: Option<&str>) -> Option<u64> {
+    v.and_then(|x| x.parse::<i64>().ok())
+        .map(|x| x.max(0) as u64)
+}
+
 /// SQL turning the timestamptz `expr` into RFC 3339 text in UTC, whatever the session's
 /// DateStyle and TimeZone ("2026-03-14T12:00:01.123456Z"); NULL stays NULL.
 fn iso_utc(expr: &str) -> String {
@@ -222,9 +243,12 @@ impl NodeSnapshot {
             .filter(|_| self.reachable)
     }
 
-    /// Read one node. Never fails: an unreachable node is recorded as such.
+    /// Read one node, waiting at most [`STATUS_PATIENCE`]. Never fails: a node that cannot be
+    /// reached or does not answer in time is recorded as unreachable.
     pub async fn take(node: &Node, db: &str) -> NodeSnapshot {
-        NodeProbe::new(node.clone(), db).take().await
+        NodeProbe::new(node.clone(), db)
+            .take_within(STATUS_PATIENCE)
+            .await
     }
 
     async fn fill(
@@ -259,14 +283,13 @@ impl NodeSnapshot {
             s.current_lsn = opt_lsn(r[0].get(0));
             "pg_current_wal_lsn()"
         };
-        for r in rows(
-            c,
+        let sql = format!(
             "SELECT application_name, state, sent_lsn, write_lsn, flush_lsn, replay_lsn, \
-             extract(epoch FROM write_lag), extract(epoch FROM flush_lag), extract(epoch FROM replay_lag), sync_state \
-             FROM pg_stat_replication ORDER BY application_name",
-        )
-        .await?
-        {
+             extract(epoch FROM write_lag), extract(epoch FROM flush_lag), extract(epoch FROM replay_lag), sync_state, \
+             pg_wal_lsn_diff({here}, replay_lsn)::bigint \
+             FROM pg_stat_replication ORDER BY application_name"
+        );
+        for r in rows(c, &sql).await? {
             s.senders.push(WalSenderRow {
                 application_name: r.get(0).unwrap_or_default().to_string(),
                 state: r.get(1).map(str::to_string),
@@ -278,6 +301,7 @@ impl NodeSnapshot {
                 flush_lag_s: opt_f64(r.get(7)),
                 replay_lag_s: opt_f64(r.get(8)),
                 sync_state: r.get(9).map(str::to_string),
+                replay_behind_bytes: opt_bytes(r.get(10)),
             });
         }
         let conflicting = if v >= 16 { "conflicting" } else { "NULL::bool" };
@@ -303,7 +327,8 @@ impl NodeSnapshot {
              (SELECT setting::bigint FROM pg_settings WHERE name = 'max_slot_wal_keep_size') AS slot_mb, \
              (SELECT setting::bigint FROM pg_settings WHERE name = 'wal_keep_size') AS keep_mb) \
              SELECT slot_name, slot_type, active, restart_lsn, confirmed_flush_lsn, wal_status, safe_wal_size, \
-             xmin, catalog_xmin, {conflicting}, {reason}, pg_wal_lsn_diff({here}, restart_lsn)::bigint, {computed} \
+             xmin, catalog_xmin, {conflicting}, {reason}, pg_wal_lsn_diff({here}, restart_lsn)::bigint, {computed}, \
+             pg_wal_lsn_diff({here}, confirmed_flush_lsn)::bigint \
              FROM pg_replication_slots, k WHERE NOT temporary ORDER BY slot_name"
         );
         for r in rows(c, &sql).await? {
@@ -319,11 +344,9 @@ impl NodeSnapshot {
                 catalog_xmin: r.get(8).map(str::to_string),
                 conflicting: opt_bool(r.get(9)),
                 invalidation_reason: r.get(10).map(str::to_string),
-                retained_bytes: r
-                    .get(11)
-                    .and_then(|x| x.parse::<i64>().ok())
-                    .map(|x| x.max(0) as u64),
+                retained_bytes: opt_bytes(r.get(11)),
                 safe_wal_size_computed: r.get(12).and_then(|x| x.parse().ok()),
+                confirmed_behind_bytes: opt_bytes(r.get(13)),
             });
         }
         Ok(())
@@ -422,37 +445,79 @@ impl NodeProbe {
             }
         }
         if self.dbc.as_ref().is_none_or(|c| c.is_closed()) {
-            self.dbc = node.connect(&self.db).await.ok();
+            match node.connect(&self.db).await {
+                Ok(c) => self.dbc = Some(c),
+                Err(e) => {
+                    self.dbc = None;
+                    s.subscriptions_error = Some(e.to_string());
+                    return s;
+                }
+            }
         }
-        if let Some(c) = &self.dbc {
-            match NodeSnapshot::subscriptions(c).await {
-                Ok(subs) => s.subscriptions = subs,
-                Err(_) => self.dbc = None,
+        let client = self.dbc.as_ref().expect("connected above");
+        match NodeSnapshot::subscriptions(client).await {
+            Ok(subs) => s.subscriptions = subs,
+            Err(e) => {
+                s.subscriptions_error = Some(crate::Error::from(e).to_string());
+                self.dbc = None;
             }
         }
         s
     }
+
+    /// [`NodeProbe::take`], or "unreachable" when the node does not answer within `patience`
+    /// (the sessions are dropped then: the next snapshot reconnects).
+    pub async fn take_within(&mut self, patience: Duration) -> NodeSnapshot {
+        match tokio::time::timeout(patience, self.take()).await {
+            Ok(s) => s,
+            Err(_) => {
+                self.reset();
+                self.unreachable(no_answer_within(patience))
+            }
+        }
+    }
 }
 
-/// How long a heartbeat read may take before the node counts as not answering.
-const HEARTBEAT_PATIENCE: Duration = Duration::from_secs(5);
+/// How long `status` waits for one node's snapshot or heartbeat row before showing it as not
+/// answering (a paused node accepts connections and then never answers).
+pub const STATUS_PATIENCE: Duration = Duration::from_secs(5);
+
+/// Why a node counts as not answering.
+pub(super) fn no_answer_within(patience: Duration) -> String {
+    format!("no answer within {}", crate::util::fmt_duration(patience))
+}
+
+/// The heartbeat row on one node, and whether the heartbeat writer's session is connected there.
+struct HeartbeatOn {
+    row: Result<HeartbeatRead, String>,
+    writer_connected: bool,
+}
 
 /// The heartbeat row on `node`, or why it could not be read.
-async fn heartbeat_on(node: &Node, db: &str) -> Result<super::heartbeat::HeartbeatRead, String> {
+async fn heartbeat_on(node: &Node, db: &str) -> HeartbeatOn {
     let read = async {
         let c = node.connect(db).await.map_err(|e| e.to_string())?;
-        read_heartbeat(&c)
+        let row = read_heartbeat(&c)
             .await
-            .map_err(|e| crate::Error::from(e).to_string())
+            .map_err(|e| crate::Error::from(e).to_string())?;
+        // Not knowing whether the writer is connected is the same as it not being: the row's
+        // age then decides.
+        Ok((row, writer_connected(&c).await.unwrap_or(false)))
     };
-    tokio::time::timeout(HEARTBEAT_PATIENCE, read)
-        .await
-        .unwrap_or_else(|_| {
-            Err(format!(
-                "no answer within {}",
-                crate::util::fmt_duration(HEARTBEAT_PATIENCE)
-            ))
-        })
+    match tokio::time::timeout(STATUS_PATIENCE, read).await {
+        Ok(Ok((row, writer_connected))) => HeartbeatOn {
+            row: Ok(row),
+            writer_connected,
+        },
+        Ok(Err(e)) => HeartbeatOn {
+            row: Err(e),
+            writer_connected: false,
+        },
+        Err(_) => HeartbeatOn {
+            row: Err(no_answer_within(STATUS_PATIENCE)),
+            writer_connected: false,
+        },
+    }
 }
 
 impl ChainSnapshot {
@@ -467,15 +532,30 @@ impl ChainSnapshot {
         logical_slot: &str,
         writer: &Writer,
     ) -> ChainSnapshot {
-        let (sa, sb, sc) = tokio::join!(
+        // Stamped before anything is read: the figures are as of no later than this, and a
+        // node slow to answer must not make them look newer.
+        let taken_at = chrono::Utc::now().to_rfc3339();
+        // Every read at once, each bounded: a paused node costs one patience, not one per read.
+        // The primary's heartbeat row is read on A and on B alike, B's counting once promoted.
+        let (sa, sb, sc, hb_a, hb_b, hb_c) = tokio::join!(
             NodeSnapshot::take(a, db),
             NodeSnapshot::take(b, db),
-            NodeSnapshot::take(c, db)
+            NodeSnapshot::take(c, db),
+            heartbeat_on(a, db),
+            heartbeat_on(b, db),
+            heartbeat_on(c, db)
         );
         let mut lags = derive_lags(&sa, &sb, logical_slot);
-        let primary = if sb.in_recovery == Some(false) { b } else { a };
-        let (on_primary, on_c) = tokio::join!(heartbeat_on(primary, db), heartbeat_on(c, db));
-        let e2e = assess(primary.name(), on_primary, on_c, writer);
+        let (primary, on_primary) = if sb.in_recovery == Some(false) {
+            (b, hb_b)
+        } else {
+            (a, hb_a)
+        };
+        let writer = match writer {
+            Writer::MaybeRunning if on_primary.writer_connected => Writer::Connected,
+            w => w.clone(),
+        };
+        let e2e = assess(primary.name(), on_primary.row, hb_c.row, &writer);
         if let Some(hop) = lags.iter_mut().find(|l| l.hop == "a→c") {
             hop.seconds = e2e.lag_s();
             hop.why_no_seconds = match &e2e {
@@ -487,7 +567,7 @@ impl ChainSnapshot {
             };
         }
         ChainSnapshot {
-            taken_at: chrono::Utc::now().to_rfc3339(),
+            taken_at,
             nodes: vec![sa, sb, sc],
             lags,
             heartbeat: Some(e2e),
@@ -524,10 +604,24 @@ pub fn derive_lags(a: &NodeSnapshot, b: &NodeSnapshot, logical_slot: &str) -> Ve
     };
     let (a_to_b_seconds, a_to_b_why) = seconds(a, "b");
     let (b_to_c_seconds, b_to_c_why) = seconds(b, logical_slot);
+    // Positions read on two nodes are of two moments (B read after A has replayed more than A
+    // had written when read: a lag of 0 while WAL is in flight), so where one node knows both
+    // ends, its own difference counts.
     let diff = |x: Option<Lsn>, y: Option<Lsn>| match (x, y) {
         (Some(x), Some(y)) => Some(x.bytes_since(y)),
         _ => None,
     };
+    let a_to_b_bytes = a
+        .sender("b")
+        .and_then(|w| w.replay_behind_bytes)
+        .or_else(|| diff(a.current_lsn, b_pos));
+    let b_to_c_bytes = b
+        .slots
+        .iter()
+        .find(|s| s.slot_name == logical_slot)
+        .filter(|_| b.reachable)
+        .and_then(|s| s.confirmed_behind_bytes)
+        .or_else(|| diff(b_pos, confirmed));
     let top = if b.in_recovery == Some(false) {
         b.current_lsn
     } else {
@@ -536,13 +630,13 @@ pub fn derive_lags(a: &NodeSnapshot, b: &NodeSnapshot, logical_slot: &str) -> Ve
     vec![
         HopLag {
             hop: "a→b".into(),
-            bytes: diff(a.current_lsn, b_pos),
+            bytes: a_to_b_bytes,
             seconds: a_to_b_seconds,
             why_no_seconds: a_to_b_why,
         },
         HopLag {
             hop: "b→c".into(),
-            bytes: diff(b_pos, confirmed),
+            bytes: b_to_c_bytes,
             seconds: b_to_c_seconds,
             why_no_seconds: b_to_c_why,
         },
@@ -553,4 +647,79 @@ pub fn derive_lags(a: &NodeSnapshot, b: &NodeSnapshot, logical_slot: &str) -> Ve
             why_no_seconds: None,
         },
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lsn(s: &str) -> Option<Lsn> {
+        Some(s.parse().unwrap())
+    }
+
+    fn bytes(lags: &[HopLag], hop: &str) -> Option<u64> {
+        lags.iter().find(|l| l.hop == hop).and_then(|l| l.bytes)
+    }
+
+    /// A read at 0/1000 (A's position then); B read a moment later, having replayed past it;
+    /// C confirmed 0/800 on B's slot.
+    fn chain_read_at_two_moments() -> (NodeSnapshot, NodeSnapshot) {
+        let a = NodeSnapshot {
+            name: "a".into(),
+            reachable: true,
+            in_recovery: Some(false),
+            current_lsn: lsn("0/1000"),
+            senders: vec![WalSenderRow {
+                application_name: "b".into(),
+                replay_lsn: lsn("0/F00"),
+                replay_behind_bytes: Some(0x100),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let b = NodeSnapshot {
+            name: "b".into(),
+            reachable: true,
+            in_recovery: Some(true),
+            replay_lsn: lsn("0/1400"),
+            slots: vec![SlotRow {
+                slot_name: "sub".into(),
+                slot_type: "logical".into(),
+                confirmed_flush_lsn: lsn("0/800"),
+                confirmed_behind_bytes: Some(0x900),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        (a, b)
+    }
+
+    #[test]
+    fn hop_bytes_are_one_node_s_own_difference_not_two_moments_compared() {
+        let (a, b) = chain_read_at_two_moments();
+        let lags = derive_lags(&a, &b, "sub");
+        // Compared across nodes, a→b would be 0/1000 − 0/1400: nothing behind, clamped to 0,
+        // while A's walsender shows 256 bytes B has not replayed.
+        assert_eq!(bytes(&lags, "a→b"), Some(0x100));
+        assert_eq!(bytes(&lags, "b→c"), Some(0x900));
+        // Without the walsender (B not streaming) or the slot figure, positions read on two
+        // nodes are all there is.
+        let (mut a, mut b) = chain_read_at_two_moments();
+        a.senders.clear();
+        b.slots[0].confirmed_behind_bytes = None;
+        let lags = derive_lags(&a, &b, "sub");
+        assert_eq!(bytes(&lags, "a→b"), Some(0));
+        assert_eq!(bytes(&lags, "b→c"), Some(0x1400 - 0x800));
+        // NULL stays unknown: nothing confirmed yet, B not answering.
+        let (a, mut b) = chain_read_at_two_moments();
+        b.slots[0].confirmed_flush_lsn = None;
+        b.slots[0].confirmed_behind_bytes = None;
+        assert_eq!(bytes(&derive_lags(&a, &b, "sub"), "b→c"), None);
+        b.reachable = false;
+        b.replay_lsn = None;
+        b.slots.clear();
+        let lags = derive_lags(&a, &b, "sub");
+        assert_eq!(bytes(&lags, "b→c"), None);
+        assert_eq!(bytes(&lags, "a→b"), Some(0x100), "A alone knows");
+    }
 }

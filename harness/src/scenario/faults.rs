@@ -409,9 +409,24 @@ fn percent(src: &Source, v: &Spanned<toml::Value>) -> Result<f64> {
     }
 }
 
+/// The stop modes a fault may use. `smart` is refused: it waits for every session to end, and the
+/// harness's own sessions (the sampler's and the heartbeat's on every node, the workload's on A)
+/// last as long as the run, so the server would never go down — locally it would be SIGKILLed
+/// after 60 s (a late crash, not a stop), in a container it would stay in shutdown refusing
+/// connections, which the heal cannot undo.
 fn stop_mode(src: &Source, v: &Spanned<String>) -> Result<StopMode> {
+    const MODES: &str = "modes are \"fast\" (the default) and \"immediate\", as pg_ctl stop -m";
     match v.get_ref().trim() {
-        "smart" => Ok(StopMode::Smart),
+        "smart" => Err(src
+            .error(
+                v.span(),
+                "mode = \"smart\" cannot stop a node during a rehearsal: a smart stop waits for \
+                 every session to end, and the harness's own sessions (sampler and heartbeat on \
+                 every node, the workload on a) stay open until the run ends",
+            )
+            .with_hint(format!(
+                "use \"fast\" (sessions are ended, then a clean shutdown); {MODES}"
+            ))),
         "fast" => Ok(StopMode::Fast),
         "immediate" => Ok(StopMode::Immediate),
         _ => Err(src
@@ -419,9 +434,7 @@ fn stop_mode(src: &Source, v: &Spanned<String>) -> Result<StopMode> {
                 v.span(),
                 format!("mode: unknown stop mode {:?}", v.get_ref()),
             )
-            .with_hint(
-                "modes are \"smart\", \"fast\" (the default) and \"immediate\", as pg_ctl stop -m",
-            )),
+            .with_hint(MODES)),
     }
 }
 

@@ -28,12 +28,13 @@
 //!                             # workload; not for primary_failure, checkpoint
 //! # kind-specific keys: latency/jitter (latency), rate = "1MB/s"|"1MiB/s"|bytes (bandwidth),
 //! # loss = "5%" (loss), hop = "a-b"|"b-c" (link kinds),
-//! # mode = "smart"|"fast"|"immediate" (stop), delay (replay_delay), every (catalog_churn)
+//! # mode = "fast"|"immediate" (stop; not "smart", which the harness's own sessions would
+//! # hold up for good), delay (replay_delay), every (catalog_churn)
 //! # Link faults on a hop may overlap; other faults with a heal may not on one node (replay_*
 //! # act on b, replicator_stop on c, catalog_churn on a). Around a primary_failure: nothing on
 //! # a then or after, b up at that moment, no replay_* on b from then on.
 //!
-//! [observe]                   # sample_every (250ms), heartbeat_every (100ms); up to 10s
+//! [observe]                   # sample_every (250ms), heartbeat_every (100ms); 10ms to 10s
 //!
 //! [expect]                    # consistent, max_catchup, sequences_match, max_e2e_lag,
 //! slot_survives = true        # slot_survives, or slot_invalidated = "wal_removed" |

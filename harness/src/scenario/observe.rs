@@ -30,6 +30,11 @@ impl Default for ObservePlan {
 /// Longest period accepted: a slower sample misses whole faults, which last seconds.
 const MAX_PERIOD: Duration = Duration::from_secs(10);
 
+/// Shortest period accepted: each sample is a round of queries on three servers and each
+/// heartbeat a commit; a shorter period only runs them back to back, loading the chain it
+/// measures (and the report's millisecond figures would read 0).
+const MIN_PERIOD: Duration = Duration::from_millis(10);
+
 pub(super) fn validate(src: &Source, raw: Option<RawObserve>) -> Result<ObservePlan> {
     let d = ObservePlan::default();
     let Some(raw) = raw else {
@@ -49,8 +54,8 @@ fn period(src: &Source, v: Option<&Spanned<String>>, key: &str) -> Result<Option
             src,
             v,
             key,
-            Duration::from_nanos(1)..=MAX_PERIOD,
-            "the period must be above zero and at most 10s",
+            MIN_PERIOD..=MAX_PERIOD,
+            "the period must be at least 10ms and at most 10s",
         )
     })
     .transpose()

@@ -661,13 +661,26 @@ fn observe_periods_are_bounded() {
     assert_at(
         "version = 1\n[observe]\nsample_every = \"0s\"\n",
         "3:16",
-        "sample_every = \"0s\": the period must be above zero and at most 10s",
+        "sample_every = \"0s\": the period must be at least 10ms and at most 10s",
     );
     assert_at(
         "version = 1\n[observe]\nheartbeat_every = \"11s\"\n",
         "3:19",
-        "heartbeat_every = \"11s\": the period must be above zero and at most 10s",
+        "heartbeat_every = \"11s\": the period must be at least 10ms and at most 10s",
     );
+    // A nanosecond period would run the heartbeat's commits back to back.
+    assert_at(
+        "version = 1\n[observe]\nheartbeat_every = \"1ns\"\n",
+        "3:19",
+        "heartbeat_every = \"1ns\": the period must be at least 10ms and at most 10s",
+    );
+    assert_at(
+        "version = 1\n[observe]\nsample_every = \"9ms\"\n",
+        "3:16",
+        "the period must be at least 10ms",
+    );
+    let s = parse("version = 1\n[observe]\nsample_every = \"10ms\"\n");
+    assert_eq!(s.observe.sample_every, Duration::from_millis(10));
     let hint = assert_at(
         "version = 1\n[observe]\nsample_every = \"often\"\n",
         "3:16",

@@ -326,6 +326,18 @@ fn unknown_stop_mode_is_rejected() {
 }
 
 #[test]
+fn smart_stop_is_refused_because_the_harness_sessions_never_end() {
+    let hint = assert_at(
+        &with_faults("[[faults]]\nkind = \"stop\"\nnode = \"b\"\nmode = \"smart\"\nat = \"1s\"\n"),
+        "7:8",
+        "a smart stop waits for every session to end, and the harness's own sessions",
+    );
+    let hint = hint.unwrap();
+    assert!(hint.contains("use \"fast\""), "{hint}");
+    assert!(!hint.contains("\"smart\""), "{hint}");
+}
+
+#[test]
 fn key_of_another_kind_names_the_kind_and_the_key() {
     let hint = assert_at(
         &with_faults(

@@ -397,6 +397,7 @@ mod tests {
             nodes: vec![],
             lags: vec![],
             heartbeat_seq_on_c: Some(3),
+            heartbeat_read_ms: Some(6),
         };
         let path = dir.path().join("samples.jsonl");
         let mut ok = SampleFile::create(&path).unwrap();

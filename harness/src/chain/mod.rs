@@ -568,16 +568,23 @@ impl Chain {
         let token = format!("{:016x}", rand::random::<u64>());
         let p = self.primary();
         let start = Instant::now();
-        p.execute(
-            &self.spec.database,
-            &format!(
-                "INSERT INTO {s}.fence (id, token) VALUES (1, {t}) ON CONFLICT (id) DO UPDATE SET token = EXCLUDED.token, written_at = now()",
-                s = HARNESS_SCHEMA,
-                t = quote_literal(&token)
-            ),
-        )
-        .await
-        .step_with(|| format!("writing the fence on {}", p.name()))?;
+        // The fence only has to reach C to be seen. Committed locally it does not wait for a
+        // synchronous standby as well: with B unable to apply, that commit would block forever
+        // and the wait below, which says what is stuck, would never be reached.
+        let write = format!(
+            "BEGIN; SET LOCAL synchronous_commit = local; \
+             INSERT INTO {s}.fence (id, token) VALUES (1, {t}) ON CONFLICT (id) DO UPDATE SET token = EXCLUDED.token, written_at = now(); \
+             COMMIT",
+            s = HARNESS_SCHEMA,
+            t = quote_literal(&token)
+        );
+        let writer = p.connect(&self.spec.database).await?;
+        if let Err(e) =
+            crate::node::batch_execute_within(&writer, &write, self.spec.catchup_timeout).await
+        {
+            let e = e.context("writing the fence").with_node(p.name());
+            return Err(self.with_chain_state(e).await);
+        }
         let client = self.c.connect(&self.spec.database).await?;
         let sql = format!("SELECT token FROM {HARNESS_SCHEMA}.fence WHERE id = 1");
         let res = wait_for(

@@ -29,6 +29,38 @@ fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn b_gets_the_primarys_values_of_the_settings_a_hot_standby_needs() {
+    // --- A with more connections, walsenders and locks than B would have by default
+    let spec = ChainSpec {
+        a_settings: pairs(&[
+            ("max_connections", "150"),
+            ("max_wal_senders", "25"),
+            ("max_locks_per_transaction", "128"),
+        ]),
+        b_settings: pairs(&[("max_locks_per_transaction", "256")]),
+        ..ChainSpec::default()
+    };
+    let (_backend, chain) = common::chain("chain-standby-floor", spec, seed).await;
+
+    // --- B runs as A's hot standby with at least A's values; its own higher value stands
+    let show = |name: &'static str| {
+        let b = chain.b.clone();
+        async move {
+            b.query_one("postgres", &format!("SHOW {name}"))
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(show("max_connections").await.as_deref(), Some("150"));
+    assert_eq!(show("max_wal_senders").await.as_deref(), Some("25"));
+    assert_eq!(
+        show("max_locks_per_transaction").await.as_deref(),
+        Some("256")
+    );
+    assert!(chain.b.in_recovery().await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_a_synchronous_primary_whose_standby_is_down_the_fence_and_the_churn_cleanup_return() {
     // --- A waits for B to apply every commit
     let spec = ChainSpec {

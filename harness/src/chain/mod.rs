@@ -168,7 +168,10 @@ fn a_settings(spec: &ChainSpec) -> Vec<(String, String)> {
     s
 }
 
-fn b_settings(spec: &ChainSpec) -> Vec<(String, String)> {
+/// B's settings, given A's values of the settings a hot standby needs at least as high
+/// ([`crate::pg::STANDBY_FLOOR`]): raised to A's where B would have less, as the scenario
+/// cannot know A's effective values (initdb picks max_connections by the machine).
+fn b_settings(spec: &ChainSpec, a_floor: &[(String, i64)]) -> Vec<(String, String)> {
     let mut s: Vec<(String, String)> = vec![
         ("hot_standby".into(), "on".into()),
         (
@@ -185,7 +188,38 @@ fn b_settings(spec: &ChainSpec) -> Vec<(String, String)> {
         ("max_replication_slots".into(), "20".into()),
     ];
     s.extend(spec.b_settings.iter().cloned());
+    for ((k, v), had) in crate::pg::standby_floor(a_floor, &s) {
+        if let Some(had) = had {
+            tracing::info!(
+                "b: {k} = {v} instead of {had}: a hot standby needs at least a's value, or its \
+                 recovery stops"
+            );
+        }
+        s.push((k, v));
+    }
     s
+}
+
+/// A's values of the settings B needs at least as high.
+async fn standby_floor_of(a: &Node) -> Result<Vec<(String, i64)>> {
+    let names: Vec<String> = crate::pg::STANDBY_FLOOR
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
+    let rows = a
+        .connect("postgres")
+        .await?
+        .query(
+            "SELECT name, setting::bigint FROM pg_settings WHERE name = ANY($1)",
+            &[&names],
+        )
+        .await
+        .map_err(|e| {
+            Error::from(e)
+                .context("reading a's settings")
+                .with_node(a.name())
+        })?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
 fn c_settings(spec: &ChainSpec) -> Vec<(String, String)> {
@@ -344,8 +378,9 @@ impl Chain {
         spec: &ChainSpec,
         creds: &Credentials,
     ) -> Result<Node> {
+        let a_floor = standby_floor_of(a).await?;
         let b_spec = NodeSpec {
-            settings: b_settings(spec),
+            settings: b_settings(spec, &a_floor),
             ..NodeSpec::new("b", creds.superuser.clone())
         }
         .with_port(spec.ports[1])

@@ -7,7 +7,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use harness::ErrorKind;
-use harness::chain::ChainSpec;
+use harness::backend::{Backend, Credentials, LocalBackend};
+use harness::chain::{Chain, ChainSpec, NativeSubscription, Replicator};
 use harness::faults::FaultKind;
 use harness::node::{Node, StopMode};
 
@@ -25,6 +26,54 @@ async fn seed(a: Node) -> harness::Result<()> {
 fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
     p.iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// A, B and C with the schema on C, everything but the subscription (which the test starts
+/// itself).
+async fn chain_without_subscription(
+    label: &str,
+    spec: &ChainSpec,
+) -> (LocalBackend, Credentials, Node, Node, Node) {
+    let (backend, creds) = common::backend(label);
+    let (a, c) = Chain::init_primary_and_target(&backend, spec, &creds)
+        .await
+        .expect("a and c");
+    seed(a.clone()).await.expect("seed");
+    Chain::publish(&a, spec).await.expect("publication");
+    let via = backend.peer_endpoint(&a);
+    let b = Chain::init_standby(&backend, &a, &via, spec, &creds)
+        .await
+        .expect("b");
+    Chain::init_target_schema(&b, &c, spec, &creds)
+        .await
+        .expect("schema on c");
+    (backend, creds, a, b, c)
+}
+
+fn subscription(
+    spec: &ChainSpec,
+    creds: &Credentials,
+    sync_timeout: Duration,
+) -> NativeSubscription {
+    NativeSubscription {
+        name: spec.subscription.clone(),
+        publication: spec.publication.clone(),
+        database: spec.database.clone(),
+        login: creds.replicator.clone(),
+        sync_timeout,
+        owner: None,
+    }
+}
+
+async fn rows(n: &Node, sql: &str) -> Vec<String> {
+    let client = n.connect(DB).await.unwrap();
+    client
+        .query(sql, &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get::<_, String>(0))
         .collect()
 }
 
@@ -58,6 +107,16 @@ async fn b_gets_the_primarys_values_of_the_settings_a_hot_standby_needs() {
         Some("256")
     );
     assert!(chain.b.in_recovery().await.unwrap());
+
+    // --- the subscription pins what 18 would otherwise change
+    assert_eq!(
+        rows(
+            &chain.c,
+            "SELECT substream::text || ' ' || subdisableonerr::text FROM pg_subscription"
+        )
+        .await,
+        ["f false"]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -115,4 +174,80 @@ async fn on_a_synchronous_primary_whose_standby_is_down_the_fence_and_the_churn_
             .as_deref(),
         Some("t")
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_whose_slot_never_comes_is_cancelled_and_says_why() {
+    let spec = ChainSpec::default();
+    let (backend, creds, a, b, c) = chain_without_subscription("chain-slot-never", &spec).await;
+
+    // --- A is down: no running-xacts record can come, and nudging it fails
+    a.stop(StopMode::Fast).await.unwrap();
+    let sub = subscription(&spec, &creds, Duration::from_secs(5));
+    let via = backend.peer_endpoint(&b);
+    let t = Instant::now();
+    let e = tokio::time::timeout(Duration::from_secs(120), sub.start(Some(&a), &b, &c, &via))
+        .await
+        .expect("creating the subscription gave up in time")
+        .expect_err("no slot can be created on b without a running-xacts record");
+
+    // --- nothing goes on behind the harness's back: C runs no CREATE SUBSCRIPTION any more,
+    // has no subscription, and B has no slot
+    assert_eq!(
+        rows(
+            &c,
+            "SELECT pid::text FROM pg_stat_activity WHERE query ILIKE 'CREATE SUBSCRIPTION%'"
+        )
+        .await,
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        rows(&c, "SELECT subname::text FROM pg_subscription").await,
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        rows(&b, "SELECT slot_name::text FROM pg_replication_slots").await,
+        Vec::<String>::new()
+    );
+
+    // --- the error says what happened, and why
+    assert_eq!(e.kind(), ErrorKind::Timeout, "{e:?}");
+    let msg = e.to_string();
+    assert!(msg.contains("was not created within 5.00s"), "{msg}");
+    assert!(msg.contains("no slot was left on b"), "{msg}");
+    assert!(
+        msg.contains("nudging a (pg_log_standby_snapshot()) failed"),
+        "{msg}"
+    );
+    assert!(t.elapsed() < Duration::from_secs(120));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_initial_copy_that_keeps_failing_stops_early_with_the_error_c_logged() {
+    // C retries a failed table sync after a second, not five
+    let spec = ChainSpec {
+        c_settings: pairs(&[("wal_retrieve_retry_interval", "1s")]),
+        ..ChainSpec::default()
+    };
+    let (backend, creds, a, b, c) = chain_without_subscription("chain-sync-fails", &spec).await;
+
+    // --- C's copy of the table refuses every row A has
+    c.execute(
+        DB,
+        "ALTER TABLE accounts ADD CONSTRAINT never CHECK (balance < 0)",
+    )
+    .await
+    .unwrap();
+
+    // --- the initial copy fails over and over; the wait stops long before its timeout
+    let sub = subscription(&spec, &creds, Duration::from_secs(600));
+    let via = backend.peer_endpoint(&b);
+    let e = tokio::time::timeout(Duration::from_secs(180), sub.start(Some(&a), &b, &c, &via))
+        .await
+        .expect("the wait for the initial copy stopped before its 10 min timeout")
+        .expect_err("the copy cannot succeed");
+    let msg = e.to_string();
+    assert!(msg.contains("keep failing"), "{e:?}");
+    assert!(msg.contains("sync_error_count 0 →"), "{e:?}");
+    assert!(msg.contains("violates check constraint"), "{e:?}");
 }

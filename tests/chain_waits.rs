@@ -251,3 +251,31 @@ async fn an_initial_copy_that_keeps_failing_stops_early_with_the_error_c_logged(
     assert!(msg.contains("sync_error_count 0 →"), "{e:?}");
     assert!(msg.contains("violates check constraint"), "{e:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn against_an_idle_primary_the_slot_is_left_waiting_only_once_no_record_can_be_owed() {
+    let spec = ChainSpec {
+        idle_primary: Some(Duration::from_secs(5)),
+        ..ChainSpec::default()
+    };
+    let (_backend, chain) = common::chain("chain-idle-primary", spec, seed).await;
+    let i = chain.idle_primary.expect("the idle primary was rehearsed");
+
+    // --- A's bgwriter can still owe a running-xacts record 15 s + 51 × bgwriter_delay (200 ms)
+    // after A's last write: slot creation is left without a nudge only after that
+    assert!(i.idle_after_ms >= 25_200, "{i:?}");
+    assert!(i.still_waiting_after_idle_wait, "{i:?}");
+    assert!(!i.a_wrote_wal_during_wait, "{i:?}");
+    assert!(i.completed_after_nudge_ms.is_some(), "{i:?}");
+
+    // --- autovacuum, off while A had to stay idle, is A's own again
+    assert_eq!(
+        chain
+            .a
+            .query_one("postgres", "SHOW autovacuum")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("on")
+    );
+}

@@ -129,8 +129,9 @@ pub struct Chain {
 }
 
 /// Slot creation on B against an idle A: a logical slot on a standby cannot start until B
-/// replays a running-xacts record from A, which an idle A writes only every 15 s after
-/// activity, or never, until `pg_log_standby_snapshot()` nudges it.
+/// replays a running-xacts record from A. A's bgwriter logs one at most every 15 s, and only
+/// when A wrote something since its last one: an idle A writes none until
+/// `pg_log_standby_snapshot()` nudges it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct IdlePrimary {
     /// How long the harness waited for A to fall idle before creating the slot.
@@ -141,6 +142,11 @@ pub struct IdlePrimary {
     pub still_waiting_after_idle_wait: bool,
     /// Slot creation finished this long after the first pg_log_standby_snapshot() on A.
     pub completed_after_nudge_ms: Option<u64>,
+    /// A wrote WAL while slot creation was left without a nudge (something other than the
+    /// harness ran on it, a checkpoint say): a slot created then may have had its
+    /// running-xacts record from that, so it shows nothing about an idle A.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub a_wrote_wal_during_wait: bool,
 }
 
 /// Settings applied to A only once B is streaming: with synchronous_standby_names set from the

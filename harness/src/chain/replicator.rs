@@ -10,7 +10,7 @@ use tokio_postgres::Client;
 
 use super::nudge::{Nudger, with_failures};
 use crate::error::{Error, ErrorKind, Result, ResultExt};
-use crate::node::{ConnInfo, Endpoint, Login, Node};
+use crate::node::{ConnInfo, Endpoint, Login, LsnKind, Node};
 use crate::util::quote_literal;
 use crate::wait::{Check, wait_for};
 
@@ -136,6 +136,27 @@ const SLOT_RELEASE_PATIENCE: Duration = Duration::from_secs(30);
 /// failure can pass (a copy on B cancelled by a recovery conflict). Three are not a hiccup, and
 /// the workers would otherwise go on failing until the initial-copy timeout.
 const WORKER_FAILURES_TOLERATED: i64 = 2;
+
+/// The bgwriter's LOG_SNAPSHOT_INTERVAL_MS (src/backend/postmaster/bgwriter.c): it logs a
+/// running-xacts record at most this often, and only when important WAL was written since its
+/// last one.
+const LOG_SNAPSHOT_INTERVAL: Duration = Duration::from_secs(15);
+
+/// How many bgwriter_delay periods can pass between two of the bgwriter's looks at whether a
+/// running-xacts record is due: one ordinary sleep, then, with nothing to do, a hibernation of
+/// HIBERNATE_FACTOR (50) of them (bgwriter.c).
+const BGWRITER_ROUNDS_BETWEEN_LOOKS: u32 = 1 + 50;
+
+/// Slack for a loaded machine, where the bgwriter may run a little after its timer fires.
+const QUIET_MARGIN: Duration = Duration::from_secs(2);
+
+/// How long A must have written no WAL at all before no running-xacts record can be owed any
+/// more: a record owed for A's last write comes at most one snapshot interval after it (the
+/// bgwriter's last record came before that write), plus the longest the bgwriter can sleep
+/// before it looks, so 15 s + 51 × bgwriter_delay (25.2 s with the default 200 ms).
+fn idle_quiet(bgwriter_delay: Duration) -> Duration {
+    LOG_SNAPSHOT_INTERVAL + bgwriter_delay * BGWRITER_ROUNDS_BETWEEN_LOOKS + QUIET_MARGIN
+}
 
 /// Failures of the subscription's workers on C so far (pg_stat_subscription_stats, PG15+).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -264,10 +285,13 @@ impl NativeSubscription {
         )
     }
 
-    /// Rehearse slot creation against an idle primary: wait until A has written nothing for a
-    /// full bgwriter snapshot interval (15 s; after that an idle A logs no running-xacts record
-    /// at all), create the subscription without nudging, check after `wait` that slot creation
-    /// on B is still waiting, then nudge A and time how quickly it completes.
+    /// Rehearse slot creation against an idle primary: wait until A has written no WAL for
+    /// long enough that no running-xacts record is owed any more ([`idle_quiet`]; an idle A
+    /// then logs none at all), create the subscription without nudging, check after `wait` that
+    /// slot creation on B is still waiting, then nudge A and time how quickly it completes.
+    /// Autovacuum, the one thing that writes WAL on an idle A by itself, is off meanwhile; and
+    /// should A write WAL anyway while the slot is left waiting (a checkpoint), that is
+    /// recorded: a slot created then may have had its record from it.
     ///
     /// # Errors
     /// Timeouts with B's replication state; the subscription's own errors.
@@ -279,80 +303,73 @@ impl NativeSubscription {
         via: &Endpoint,
         wait: Duration,
     ) -> Result<crate::chain::IdlePrimary> {
-        const QUIET: Duration = Duration::from_millis(15_500);
-        let t0 = std::time::Instant::now();
-        let client = a.connect("postgres").await?;
-        let last: std::sync::Mutex<Option<(String, std::time::Instant)>> =
-            std::sync::Mutex::new(None);
-        wait_for(
-            "a to stay idle (no WAL) for a full bgwriter snapshot interval",
-            Duration::from_secs(120),
-            || async {
-                let lsn: String = client
-                    .query_one("SELECT pg_current_wal_insert_lsn()::text", &[])
-                    .await?
-                    .get(0);
-                let mut last = last.lock().expect("idle probe");
-                match last.as_ref() {
-                    Some((l, since)) if *l == lsn && since.elapsed() >= QUIET => {
-                        Ok(Check::Done(()))
-                    }
-                    Some((l, since)) if *l == lsn => Ok(Check::NotYet(format!(
-                        "a idle at {lsn} for {:?}",
-                        since.elapsed()
-                    ))),
-                    _ => {
-                        *last = Some((lsn.clone(), std::time::Instant::now()));
-                        Ok(Check::NotYet(format!("a wrote WAL (now at {lsn})")))
-                    }
+        set_autovacuum(a, Some("off")).await?;
+        let rehearsed = async {
+            let t0 = std::time::Instant::now();
+            let quiet = wait_for_quiet(a).await?;
+            let idle_after_ms = t0.elapsed().as_millis() as u64;
+            tracing::info!(
+                "a has written no WAL for {}: no running-xacts record is owed; creating subscription \
+                 {} without nudging a",
+                crate::util::fmt_duration(quiet),
+                self.name
+            );
+            let before = a.lsn(LsnKind::Insert).await?;
+            let sql = self.create_sql(via);
+            let client = self.owner_client(c).await?;
+            // One statement, awaited in two stretches: before and after the nudge.
+            let create = client.batch_execute(&sql);
+            tokio::pin!(create);
+            let still_waiting = match tokio::time::timeout(wait, create.as_mut()).await {
+                Ok(res) => {
+                    res.map_err(|e| statement_failed(e.into(), "CREATE SUBSCRIPTION", c))?;
+                    false
                 }
-            },
-        )
-        .await?;
-        let idle_after_ms = t0.elapsed().as_millis() as u64;
-        tracing::info!(
-            "a has been idle for {}s; creating subscription {} without nudging a",
-            QUIET.as_secs(),
-            self.name
-        );
-        let sql = self.create_sql(via);
-        let client = self.owner_client(c).await?;
-        // One statement, awaited in two stretches: before and after the nudge.
-        let create = client.batch_execute(&sql);
-        tokio::pin!(create);
-        let still_waiting = match tokio::time::timeout(wait, create.as_mut()).await {
-            Ok(res) => {
-                res.map_err(|e| statement_failed(e.into(), "CREATE SUBSCRIPTION", c))?;
-                false
+                Err(_) => true,
+            };
+            let after = a.lsn(LsnKind::Insert).await?;
+            let a_wrote_wal_during_wait = after != before;
+            if a_wrote_wal_during_wait {
+                tracing::warn!(
+                    "a wrote WAL ({before} → {after}) while slot creation on b was left without a \
+                     nudge: a running-xacts record may have come with it"
+                );
             }
-            Err(_) => true,
-        };
-        tracing::info!(
-            "after {}: slot creation on b {}; nudging a (pg_log_standby_snapshot())",
-            crate::util::fmt_duration(wait),
-            if still_waiting {
-                "is still waiting for a running-xacts record from a"
+            tracing::info!(
+                "after {}: slot creation on b {}; nudging a (pg_log_standby_snapshot())",
+                crate::util::fmt_duration(wait),
+                if still_waiting {
+                    "is still waiting for a running-xacts record from a"
+                } else {
+                    "already finished"
+                }
+            );
+            let nudged = std::time::Instant::now();
+            let nudge = Nudger::start(a, Duration::from_millis(100));
+            let completed_after_nudge_ms = if still_waiting {
+                if let Err(e) = self.finish_create(&client, create, b, c).await {
+                    return Err(with_failures(e, Some(&nudge)));
+                }
+                Some(nudged.elapsed().as_millis() as u64)
             } else {
-                "already finished"
-            }
-        );
-        let nudged = std::time::Instant::now();
-        let nudge = Nudger::start(a, Duration::from_millis(100));
-        let completed_after_nudge_ms = if still_waiting {
-            if let Err(e) = self.finish_create(&client, create, b, c).await {
-                return Err(with_failures(e, Some(&nudge)));
-            }
-            Some(nudged.elapsed().as_millis() as u64)
-        } else {
-            None
-        };
-        self.wait_for_sync(b, c, Some(&nudge)).await?;
-        Ok(crate::chain::IdlePrimary {
-            idle_after_ms,
-            waited_without_nudge_ms: wait.as_millis() as u64,
-            still_waiting_after_idle_wait: still_waiting,
-            completed_after_nudge_ms,
-        })
+                None
+            };
+            self.wait_for_sync(b, c, Some(&nudge)).await?;
+            Ok(crate::chain::IdlePrimary {
+                idle_after_ms,
+                waited_without_nudge_ms: wait.as_millis() as u64,
+                still_waiting_after_idle_wait: still_waiting,
+                completed_after_nudge_ms,
+                a_wrote_wal_during_wait,
+            })
+        }
+        .await;
+        let restored = set_autovacuum(a, None).await;
+        match (rehearsed, restored) {
+            (Ok(i), Ok(())) => Ok(i),
+            (Err(e), Ok(())) | (Ok(_), Err(e)) => Err(e),
+            (Err(e), Err(r)) => Err(e.also(&r)),
+        }
     }
 
     /// Failures of this subscription's workers so far.
@@ -457,9 +474,74 @@ fn last_error_line(log: &str) -> Option<&str> {
         .map(str::trim)
 }
 
+/// Set autovacuum on `a` (None: back to what its configuration files say), with a reload.
+async fn set_autovacuum(a: &Node, value: Option<&str>) -> Result<()> {
+    // Two statements: ALTER SYSTEM refuses to run inside a multi-statement query.
+    let alter = match value {
+        Some(v) => format!("ALTER SYSTEM SET autovacuum = {}", quote_literal(v)),
+        None => "ALTER SYSTEM RESET autovacuum".to_string(),
+    };
+    a.execute("postgres", &alter).await?;
+    a.execute("postgres", "SELECT pg_reload_conf()").await
+}
+
+/// Wait until `a` has written no WAL for [`idle_quiet`] of its bgwriter_delay; returns that
+/// quiet.
+async fn wait_for_quiet(a: &Node) -> Result<Duration> {
+    let client = a.connect("postgres").await?;
+    let delay_ms: i32 = client
+        .query_one(
+            "SELECT setting::int FROM pg_settings WHERE name = 'bgwriter_delay'",
+            &[],
+        )
+        .await?
+        .get(0);
+    let quiet = idle_quiet(Duration::from_millis(delay_ms.max(0) as u64));
+    let last: std::sync::Mutex<Option<(String, std::time::Instant)>> = std::sync::Mutex::new(None);
+    wait_for(
+        format!(
+            "a to write no WAL for {} (15 s between the bgwriter's running-xacts records, \
+             plus {BGWRITER_ROUNDS_BETWEEN_LOOKS} × bgwriter_delay = {delay_ms} ms it may sleep)",
+            crate::util::fmt_duration(quiet)
+        ),
+        quiet + Duration::from_secs(120),
+        || async {
+            let lsn: String = client
+                .query_one("SELECT pg_current_wal_insert_lsn()::text", &[])
+                .await?
+                .get(0);
+            let mut last = last.lock().expect("idle probe");
+            match last.as_ref() {
+                Some((l, since)) if *l == lsn && since.elapsed() >= quiet => Ok(Check::Done(())),
+                Some((l, since)) if *l == lsn => Ok(Check::NotYet(format!(
+                    "a idle at {lsn} for {:?}",
+                    since.elapsed()
+                ))),
+                _ => {
+                    *last = Some((lsn.clone(), std::time::Instant::now()));
+                    Ok(Check::NotYet(format!("a wrote WAL (now at {lsn})")))
+                }
+            }
+        },
+    )
+    .await?;
+    Ok(quiet)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_quiet_outlasts_the_latest_record_the_bgwriter_can_still_owe() {
+        // Default bgwriter_delay: a record owed for the last write can come 15 s + 200 ms of
+        // sleep + 10 s of hibernation after it.
+        let latest = Duration::from_millis(15_000 + 200 + 50 * 200);
+        assert!(idle_quiet(Duration::from_millis(200)) > latest);
+        // A slower bgwriter sleeps longer, and the quiet grows with it.
+        let latest = Duration::from_millis(15_000 + 51 * 1_000);
+        assert!(idle_quiet(Duration::from_secs(1)) > latest);
+    }
 
     #[test]
     fn workers_keep_failing_only_past_what_a_retry_explains() {

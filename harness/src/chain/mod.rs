@@ -1,8 +1,9 @@
 //! The chain: A (primary) → physical streaming → B (hot standby) → logical decoding on B → C.
 //!
 //! Built in the order of the migration runbook, one public step per phase so tests can follow
-//! the same procedure: [`Chain::init_primary`], seed A, [`Chain::publish`],
-//! [`Chain::init_standby`], [`Chain::init_target`], [`Chain::replicate`].
+//! the same procedure: [`Chain::init_primary_and_target`], seed A, [`Chain::publish`],
+//! [`Chain::init_standby`], [`Chain::init_target_schema`], then the replicator's
+//! [`Replicator::start`]; [`Chain::build`] runs them all.
 
 mod bypass;
 mod nudge;

@@ -127,18 +127,7 @@ impl Rig {
             ..ChainSpec::default()
         };
         let (backend, chain) = common::chain(label, spec, seed).await;
-        let (primary, _) = tokio::sync::watch::channel(chain.a.clone());
-        let env = FaultEnv::new(
-            chain.a.clone(),
-            chain.b.clone(),
-            chain.c.clone(),
-            chain.replicator.clone(),
-            DB,
-            chain.links.clone(),
-            primary,
-            None,
-            std::time::Instant::now(),
-        );
+        let env = common::fault_env(&chain, DB);
         let probes = [&chain.a, &chain.b, &chain.c].map(|n| NodeProbe::new(n.clone(), DB));
         Rig {
             backend,

@@ -97,6 +97,23 @@ where
     (b, c)
 }
 
+/// What faults act on, for `chain`: its nodes, its replicator and links, A as the primary, the
+/// workload's clock starting now.
+pub fn fault_env(chain: &Chain, db: &str) -> harness::faults::FaultEnv {
+    let (primary, _) = tokio::sync::watch::channel(chain.a.clone());
+    harness::faults::FaultEnv::new(
+        chain.a.clone(),
+        chain.b.clone(),
+        chain.c.clone(),
+        chain.replicator.clone(),
+        db,
+        chain.links.clone(),
+        primary,
+        None,
+        std::time::Instant::now(),
+    )
+}
+
 /// Wait (blocking) until `probe` returns `Check::Done`, through the harness's own
 /// `wait_for`: on timeout the error names what was waited for and the last state the probe
 /// described. A probe `Err` stops the wait at once.

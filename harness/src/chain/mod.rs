@@ -1,8 +1,9 @@
 //! The chain: A (primary) → physical streaming → B (hot standby) → logical decoding on B → C.
 //!
 //! Built in the order of the migration runbook, one public step per phase so tests can follow
-//! the same procedure: [`Chain::init_primary`], seed A, [`Chain::publish`],
-//! [`Chain::init_standby`], [`Chain::init_target`], [`Chain::replicate`].
+//! the same procedure: [`Chain::init_primary_and_target`], seed A, [`Chain::publish`],
+//! [`Chain::init_standby`], [`Chain::init_target_schema`], then the replicator's
+//! [`Replicator::start`]; [`Chain::build`] runs them all.
 
 mod bypass;
 mod nudge;
@@ -129,8 +130,9 @@ pub struct Chain {
 }
 
 /// Slot creation on B against an idle A: a logical slot on a standby cannot start until B
-/// replays a running-xacts record from A, which an idle A writes only every 15 s after
-/// activity, or never, until `pg_log_standby_snapshot()` nudges it.
+/// replays a running-xacts record from A. A's bgwriter logs one at most every 15 s, and only
+/// when A wrote something since its last one: an idle A writes none until
+/// `pg_log_standby_snapshot()` nudges it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct IdlePrimary {
     /// How long the harness waited for A to fall idle before creating the slot.
@@ -141,6 +143,11 @@ pub struct IdlePrimary {
     pub still_waiting_after_idle_wait: bool,
     /// Slot creation finished this long after the first pg_log_standby_snapshot() on A.
     pub completed_after_nudge_ms: Option<u64>,
+    /// A wrote WAL while slot creation was left without a nudge (something other than the
+    /// harness ran on it, a checkpoint say): a slot created then may have had its
+    /// running-xacts record from that, so it shows nothing about an idle A.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub a_wrote_wal_during_wait: bool,
 }
 
 /// Settings applied to A only once B is streaming: with synchronous_standby_names set from the
@@ -168,7 +175,10 @@ fn a_settings(spec: &ChainSpec) -> Vec<(String, String)> {
     s
 }
 
-fn b_settings(spec: &ChainSpec) -> Vec<(String, String)> {
+/// B's settings, given A's values of the settings a hot standby needs at least as high
+/// ([`crate::pg::STANDBY_FLOOR`]): raised to A's where B would have less, as the scenario
+/// cannot know A's effective values (initdb picks max_connections by the machine).
+fn b_settings(spec: &ChainSpec, a_floor: &[(String, i64)]) -> Vec<(String, String)> {
     let mut s: Vec<(String, String)> = vec![
         ("hot_standby".into(), "on".into()),
         (
@@ -185,7 +195,38 @@ fn b_settings(spec: &ChainSpec) -> Vec<(String, String)> {
         ("max_replication_slots".into(), "20".into()),
     ];
     s.extend(spec.b_settings.iter().cloned());
+    for ((k, v), had) in crate::pg::standby_floor(a_floor, &s) {
+        if let Some(had) = had {
+            tracing::info!(
+                "b: {k} = {v} instead of {had}: a hot standby needs at least a's value, or its \
+                 recovery stops"
+            );
+        }
+        s.push((k, v));
+    }
     s
+}
+
+/// A's values of the settings B needs at least as high.
+async fn standby_floor_of(a: &Node) -> Result<Vec<(String, i64)>> {
+    let names: Vec<String> = crate::pg::STANDBY_FLOOR
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
+    let rows = a
+        .connect("postgres")
+        .await?
+        .query(
+            "SELECT name, setting::bigint FROM pg_settings WHERE name = ANY($1)",
+            &[&names],
+        )
+        .await
+        .map_err(|e| {
+            Error::from(e)
+                .context("reading a's settings")
+                .with_node(a.name())
+        })?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
 fn c_settings(spec: &ChainSpec) -> Vec<(String, String)> {
@@ -344,8 +385,9 @@ impl Chain {
         spec: &ChainSpec,
         creds: &Credentials,
     ) -> Result<Node> {
+        let a_floor = standby_floor_of(a).await?;
         let b_spec = NodeSpec {
-            settings: b_settings(spec),
+            settings: b_settings(spec, &a_floor),
             ..NodeSpec::new("b", creds.superuser.clone())
         }
         .with_port(spec.ports[1])
@@ -568,16 +610,23 @@ impl Chain {
         let token = format!("{:016x}", rand::random::<u64>());
         let p = self.primary();
         let start = Instant::now();
-        p.execute(
-            &self.spec.database,
-            &format!(
-                "INSERT INTO {s}.fence (id, token) VALUES (1, {t}) ON CONFLICT (id) DO UPDATE SET token = EXCLUDED.token, written_at = now()",
-                s = HARNESS_SCHEMA,
-                t = quote_literal(&token)
-            ),
-        )
-        .await
-        .step_with(|| format!("writing the fence on {}", p.name()))?;
+        // The fence only has to reach C to be seen. Committed locally it does not wait for a
+        // synchronous standby as well: with B unable to apply, that commit would block forever
+        // and the wait below, which says what is stuck, would never be reached.
+        let write = format!(
+            "BEGIN; SET LOCAL synchronous_commit = local; \
+             INSERT INTO {s}.fence (id, token) VALUES (1, {t}) ON CONFLICT (id) DO UPDATE SET token = EXCLUDED.token, written_at = now(); \
+             COMMIT",
+            s = HARNESS_SCHEMA,
+            t = quote_literal(&token)
+        );
+        let writer = p.connect(&self.spec.database).await?;
+        if let Err(e) =
+            crate::node::batch_execute_within(&writer, &write, self.spec.catchup_timeout).await
+        {
+            let e = e.context("writing the fence").with_node(p.name());
+            return Err(self.with_chain_state(e).await);
+        }
         let client = self.c.connect(&self.spec.database).await?;
         let sql = format!("SELECT token FROM {HARNESS_SCHEMA}.fence WHERE id = 1");
         let res = wait_for(

@@ -329,6 +329,11 @@ const CHURN: &[&str] = &[
 const CHURN_CLEANUP: &str =
     "DROP TABLE IF EXISTS pgrehearse.churn; DROP ROLE IF EXISTS pgrehearse_churn";
 
+/// How long the cleanup after the churn may take: it can also wait for a lock held by a round
+/// the heal cut short (its commit still waiting for a synchronous standby), and it is best
+/// effort, so it gives up rather than hold the heal up.
+const CHURN_CLEANUP_PATIENCE: Duration = Duration::from_secs(10);
+
 /// A's physical slots and the horizons they hold for their standbys.
 const PHYSICAL_SLOTS: &str = "SELECT slot_name, coalesce(xmin::text, 'null'), \
      coalesce(catalog_xmin::text, 'null') FROM pg_replication_slots \
@@ -456,7 +461,15 @@ impl Fault for CatalogChurn {
             // Stopped anywhere, perhaps between a CREATE and its DROP: leave no role or table
             // behind on a. Best effort — a may be down by now, and nothing depends on it.
             let _ = t.await;
-            if let Err(e) = env.a.execute(&env.db, CHURN_CLEANUP).await {
+            // Committed locally, in a session of its own: on a synchronous primary whose
+            // standby cannot apply (the very state a fault may have left), a cleanup waiting
+            // for it would never return.
+            let cleanup = async {
+                let c = env.a.connect(&env.db).await?;
+                let sql = format!("SET synchronous_commit = local; {CHURN_CLEANUP}");
+                crate::node::batch_execute_within(&c, &sql, CHURN_CLEANUP_PATIENCE).await
+            };
+            if let Err(e) = cleanup.await {
                 tracing::debug!("catalog churn cleanup on a: {e}");
             }
         }

@@ -1,5 +1,7 @@
 //! How to reach a server: for the harness itself, and for another node.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
 use tokio_postgres::{Client, NoTls};
@@ -126,4 +128,61 @@ pub fn quote_conn(v: &str) -> String {
     } else {
         format!("'{}'", v.replace('\\', "\\\\").replace('\'', "\\'"))
     }
+}
+
+/// How long a cancelled statement may take to end: it ends at its next interrupt check, which
+/// for a backend waiting on a lock, a walsender or a standby is at once.
+const CANCEL_PATIENCE: Duration = Duration::from_secs(10);
+
+/// Run `sql` (one or more statements) on `client`, giving it at most `timeout`; see
+/// [`finish_within`].
+///
+/// # Errors
+/// As [`finish_within`].
+pub async fn batch_execute_within(client: &Client, sql: &str, timeout: Duration) -> Result<()> {
+    let run = client.batch_execute(sql);
+    tokio::pin!(run);
+    finish_within(client, run, timeout).await
+}
+
+/// Let `run`, a statement under way on `client`, finish within `timeout`. One still running
+/// then is cancelled on the server and awaited, so that when this returns the server is no
+/// longer running it: it holds no lock and cannot finish (commit, create a slot) behind the
+/// caller's back.
+///
+/// # Errors
+/// The statement's own error; [`crate::ErrorKind::Timeout`] when it ran out of time (and was
+/// cancelled, or could not be). A statement that completes as it is being cancelled is done:
+/// that is `Ok`.
+pub async fn finish_within<F>(
+    client: &Client,
+    mut run: Pin<&mut F>,
+    timeout: Duration,
+) -> Result<()>
+where
+    F: Future<Output = std::result::Result<(), tokio_postgres::Error>>,
+{
+    let Ok(res) = tokio::time::timeout(timeout, run.as_mut()).await else {
+        let late = crate::util::fmt_duration(timeout);
+        let cancel = client.cancel_token();
+        let how = match tokio::time::timeout(CANCEL_PATIENCE, cancel.cancel_query(NoTls)).await {
+            Err(_) => "the server did not take the cancel request".to_string(),
+            Ok(Err(e)) => format!("cancelling it failed: {}", Error::from(e)),
+            Ok(Ok(())) => match tokio::time::timeout(CANCEL_PATIENCE, run.as_mut()).await {
+                Ok(Ok(())) => return Ok(()),
+                Ok(Err(e))
+                    if e.code() == Some(&tokio_postgres::error::SqlState::QUERY_CANCELED) =>
+                {
+                    "it was cancelled".to_string()
+                }
+                Ok(Err(e)) => return Err(Error::from(e)),
+                Err(_) => format!(
+                    "it was cancelled but had not ended {} later",
+                    crate::util::fmt_duration(CANCEL_PATIENCE)
+                ),
+            },
+        };
+        return Err(Error::timeout(format!("no answer within {late}; {how}")));
+    };
+    res.map_err(Error::from)
 }

@@ -17,7 +17,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio_postgres::Client;
 
-pub use conn::{ConnInfo, Endpoint, Login, quote_conn};
+pub use conn::{ConnInfo, Endpoint, Login, batch_execute_within, finish_within, quote_conn};
 pub use lsn::Lsn;
 pub use waits::CatchupMode;
 pub(crate) use waits::{append_detail, dump as dump_rows};

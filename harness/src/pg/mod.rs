@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 pub(crate) use fetch::create_public_dir;
 pub use fetch::{cache_dir, install_pinned};
 pub use pins::{PINS, Pin};
-pub use settings::{KnownSettings, PROBE_SCRIPT};
+pub use settings::{KnownSettings, PROBE_SCRIPT, STANDBY_FLOOR, standby_floor};
 pub use version::PgVersion;
 
 use crate::error::{Error, Result};

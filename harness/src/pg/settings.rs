@@ -160,9 +160,88 @@ impl PgInstall {
     }
 }
 
+/// The settings a hot standby needs at least as high as on its primary: with any of them lower,
+/// B's recovery stops at once with "recovery aborted because of insufficient parameter
+/// settings" (CheckRequiredParameterValues, src/backend/access/transam/xlogrecovery.c).
+pub const STANDBY_FLOOR: [&str; 5] = [
+    "max_connections",
+    "max_worker_processes",
+    "max_wal_senders",
+    "max_prepared_transactions",
+    "max_locks_per_transaction",
+];
+
+/// The settings to append to a standby's `standby` settings (later ones win) so that none of
+/// [`STANDBY_FLOOR`] is below the primary's value in `primary` (as pg_settings shows it): each
+/// becomes the higher of the primary's value and the one the standby sets. A standby that sets
+/// none gets the primary's (its own default could be lower). Each entry says what the standby
+/// had set, when it set something lower, for the log.
+pub fn standby_floor(
+    primary: &[(String, i64)],
+    standby: &[(String, String)],
+) -> Vec<((String, String), Option<String>)> {
+    STANDBY_FLOOR
+        .iter()
+        .filter_map(|name| {
+            let (_, floor) = primary.iter().find(|(n, _)| n == name)?;
+            let set = standby
+                .iter()
+                .rev()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v);
+            match set.map(|v| v.trim().parse::<i64>()) {
+                Some(Ok(v)) if v >= *floor => None,
+                Some(_) => Some(((name.to_string(), floor.to_string()), set.cloned())),
+                None => Some(((name.to_string(), floor.to_string()), None)),
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
+        p.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn a_standby_gets_at_least_the_primarys_value_of_each_floor_setting() {
+        let primary: Vec<(String, i64)> = [
+            ("max_connections", 300),
+            ("max_worker_processes", 8),
+            ("max_wal_senders", 20),
+            ("max_prepared_transactions", 0),
+            ("max_locks_per_transaction", 64),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), *v))
+        .collect();
+        let standby = pairs(&[
+            ("max_wal_senders", "20"),
+            ("max_connections", "100"),
+            ("max_worker_processes", "16"),
+            ("MAX_PREPARED_TRANSACTIONS", "5"),
+            ("max_connections", "200"),
+        ]);
+        let add = standby_floor(&primary, &standby);
+        let names: Vec<(&str, &str, Option<&str>)> = add
+            .iter()
+            .map(|((k, v), had)| (k.as_str(), v.as_str(), had.as_deref()))
+            .collect();
+        // Set lower (the last value counts): raised. Not set: the primary's. Set as high or
+        // higher: left alone.
+        assert_eq!(
+            names,
+            [
+                ("max_connections", "300", Some("200")),
+                ("max_locks_per_transaction", "64", None),
+            ]
+        );
+    }
 
     const SAMPLE: &str = "max_slot_wal_keep_size\tsighup\tReplication / Sending Servers\tINTEGER\t-1\t-1\t2147483647\tSets.\t\n\
                           hot_standby_feedback\tsighup\tReplication / Standby Servers\tBOOLEAN\tFALSE\t\t\tAllows.\t\n\

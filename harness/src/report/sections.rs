@@ -729,6 +729,8 @@ fn idle_primary(i: &IdlePrimary) -> Section {
         .into(),
         if i.still_waiting_after_idle_wait {
             "still waiting".into()
+        } else if i.a_wrote_wal_during_wait {
+            "completed, but a wrote WAL meanwhile (inconclusive)".into()
         } else {
             "completed without a nudge".into()
         },
@@ -746,10 +748,11 @@ fn idle_primary(i: &IdlePrimary) -> Section {
     s.para(
         Text::plain(
             "Creating a logical slot on a standby waits for a running-xacts record from the \
-             primary; an idle primary writes one only every 15 s, or never. Run ",
+             primary; the primary logs one at most every 15 s, and only after it wrote \
+             something: an idle primary writes none. Run ",
         )
         .then_code("SELECT pg_log_standby_snapshot()")
-        .then(" on a while the slot (and each table sync's temporary slot) is being created."),
+        .then(" on a while the slot (and the slot each table sync creates for its copy) is being created."),
     );
     s
 }

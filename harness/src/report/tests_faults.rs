@@ -204,6 +204,7 @@ fn lag_run() -> Report {
         waited_without_nudge_ms: 20_000,
         still_waiting_after_idle_wait: true,
         completed_after_nudge_ms: Some(140),
+        a_wrote_wal_during_wait: false,
     });
     r.verify = vec![c_vs("a", Verdict::Valid, matching_tables())];
     r.ledger = vec![ledger_ok()];
@@ -1542,6 +1543,12 @@ fn slot_waits_for_nudge_pass_fail_unknown() {
         waited_without_nudge_ms: 20_000,
         still_waiting_after_idle_wait: waiting,
         completed_after_nudge_ms: after,
+        a_wrote_wal_during_wait: false,
+    };
+    // Completed without a nudge while a wrote WAL: the record may have come with that.
+    let disturbed = IdlePrimary {
+        a_wrote_wal_during_wait: true,
+        ..idle(false, None)
     };
     use Verdict::*;
     for (i, v) in [
@@ -1549,6 +1556,7 @@ fn slot_waits_for_nudge_pass_fail_unknown() {
         (idle(true, Some(5_001)), Invalid),
         (idle(true, None), Invalid),
         (idle(false, Some(0)), Invalid),
+        (disturbed, Unknown),
     ] {
         assert_eq!(one(&e, None, Some(&i), &[]).verdict, v, "{i:?}");
     }

@@ -312,9 +312,6 @@ pub fn write_all(dir: &Path, report: &Report) -> Result<ReportPaths> {
 }
 
 fn write_atomic(path: &Path, text: &str) -> Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    std::fs::write(&tmp, text).map_err(|e| io_error("cannot write report", &tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| io_error("cannot write report", path, e))
+    crate::util::write_atomic(path, text.as_bytes())
+        .map_err(|e| io_error("cannot write report", path, e))
 }

@@ -274,7 +274,15 @@ impl DockerBackend {
 
     fn record(&self) {
         let state = serde_json::json!({ "network": self.network, "containers": self.states() });
-        let _ = std::fs::write(self.run.file("containers.json"), state.to_string());
+        // Written whole or not at all: `down` reads it back, and a torn file would hide every
+        // container of the run from it (the label search of `down --all` still finds them).
+        let path = self.run.file("containers.json");
+        if let Err(e) = crate::util::write_atomic(&path, state.to_string().as_bytes()) {
+            tracing::warn!(
+                "cannot record the run's containers in {}: {e}",
+                path.display()
+            );
+        }
     }
 
     fn node_handle(&self, n: Arc<DockerNode>, spec: &NodeSpec) -> Node {

@@ -223,43 +223,65 @@ impl SampleFile {
 }
 
 /// A read that may outlast one sample, with the state it needs between samples (a node's
-/// sessions). A read that has not answered within the patience leaves its lane stuck: later
-/// samples poll it without waiting, so one frozen node does not slow the sampling of the
-/// others, and take its answer when it comes. A read stuck longer than [`GIVE_UP_AFTER`] is
-/// dropped with its sessions and started afresh (a dead connection may never answer).
+/// sessions). Each read runs as a task of its own, so it makes progress between samples. A
+/// read that has not answered within the patience leaves its lane stuck: later samples look at
+/// it without waiting, so one frozen node does not slow the sampling of the others, and take
+/// its answer when it comes. A read stuck longer than the lane's give-up time is aborted with
+/// its sessions and started afresh (a dead connection may never answer).
 struct Lane<S, T> {
     state: Option<S>,
     renew: Box<dyn Fn() -> S + Send>,
     read: fn(S) -> BoxFuture<'static, (S, T)>,
-    pending: Option<(Instant, BoxFuture<'static, (S, T)>)>,
+    pending: Option<(Instant, JoinHandle<(S, T)>)>,
     stuck: bool,
 }
 
-/// How long a stuck read is waited for before its lane starts afresh.
-const GIVE_UP_AFTER: Duration = Duration::from_secs(10);
+/// How long a stuck read is waited for before its lane starts afresh: long enough for a fresh
+/// read (two logins and a handful of queries) to finish on a node that has just come back.
+fn give_up_after(patience: Duration) -> Duration {
+    (patience * 2).max(Duration::from_secs(10))
+}
 
-impl<S: Send + 'static, T> Lane<S, T> {
+impl<S: Send + 'static, T: Send + 'static> Lane<S, T> {
+    fn new(renew: Box<dyn Fn() -> S + Send>, read: fn(S) -> BoxFuture<'static, (S, T)>) -> Self {
+        Lane {
+            state: None,
+            renew,
+            read,
+            pending: None,
+            stuck: false,
+        }
+    }
+
     /// The lane's answer this sample, or how long its read has gone unanswered.
     async fn next(&mut self, patience: Duration) -> std::result::Result<T, Duration> {
         if self.pending.is_none() {
             let state = self.state.take().unwrap_or_else(|| (self.renew)());
-            self.pending = Some((Instant::now(), (self.read)(state)));
+            self.pending = Some((Instant::now(), tokio::spawn((self.read)(state))));
+            // A fresh read gets the full patience, even where the one before it got stuck.
+            self.stuck = false;
         }
         let (since, read) = self.pending.as_mut().expect("started above");
-        // A stuck read had the whole period since the last sample; it is polled, not waited on.
+        // A stuck read has been running since the last sample; it is looked at, not waited on.
         let wait = if self.stuck { Duration::ZERO } else { patience };
-        match tokio::time::timeout(wait, read.as_mut()).await {
-            Ok((state, answer)) => {
+        match tokio::time::timeout(wait, read).await {
+            Ok(Ok((state, answer))) => {
                 self.state = Some(state);
                 self.pending = None;
                 self.stuck = false;
                 Ok(answer)
             }
+            // The read panicked: start afresh next sample.
+            Ok(Err(_)) => {
+                let waited = since.elapsed();
+                self.pending = None;
+                Err(waited)
+            }
             Err(_) => {
                 let waited = since.elapsed();
                 self.stuck = true;
-                if waited >= GIVE_UP_AFTER {
-                    self.pending = None;
+                if waited >= give_up_after(patience) {
+                    self.abort();
                 }
                 Err(waited)
             }
@@ -267,21 +289,32 @@ impl<S: Send + 'static, T> Lane<S, T> {
     }
 }
 
+impl<S, T> Lane<S, T> {
+    fn abort(&mut self) {
+        if let Some((_, read)) = self.pending.take() {
+            read.abort();
+        }
+    }
+}
+
+impl<S, T> Drop for Lane<S, T> {
+    fn drop(&mut self) {
+        self.abort();
+    }
+}
+
 impl Lane<NodeProbe, NodeSnapshot> {
     fn node(node: Node, db: &str) -> Self {
         let db = db.to_string();
-        Lane {
-            state: None,
-            renew: Box::new(move || NodeProbe::new(node.clone(), &db)),
-            read: |mut p| {
+        Lane::new(
+            Box::new(move || NodeProbe::new(node.clone(), &db)),
+            |mut p| {
                 Box::pin(async move {
                     let s = p.take().await;
                     (p, s)
                 })
             },
-            pending: None,
-            stuck: false,
-        }
+        )
     }
 
     /// The node's snapshot, or "unreachable" when its read has not answered.
@@ -311,23 +344,20 @@ impl Lane<HeartbeatReader, Option<(u64, u64)>> {
     /// when C cannot tell.
     fn heartbeat(c: Node, db: &str, clock: Instant) -> Self {
         let db = db.to_string();
-        Lane {
-            state: None,
-            renew: Box::new(move || HeartbeatReader {
+        Lane::new(
+            Box::new(move || HeartbeatReader {
                 node: c.clone(),
                 db: db.clone(),
                 client: None,
                 clock,
             }),
-            read: |mut r| {
+            |mut r| {
                 Box::pin(async move {
                     let seen = r.read().await;
                     (r, seen)
                 })
             },
-            pending: None,
-            stuck: false,
-        }
+        )
     }
 }
 
@@ -355,18 +385,12 @@ mod tests {
     /// A lane whose read answers 7 once `go` is set.
     fn gated_lane() -> (watch::Sender<bool>, Lane<watch::Receiver<bool>, u32>) {
         let (go, rx) = watch::channel(false);
-        let lane = Lane {
-            state: None,
-            renew: Box::new(move || rx.clone()),
-            read: |mut rx| {
-                Box::pin(async move {
-                    let _ = rx.wait_for(|go| *go).await;
-                    (rx, 7)
-                })
-            },
-            pending: None,
-            stuck: false,
-        };
+        let lane = Lane::new(Box::new(move || rx.clone()), |mut rx| {
+            Box::pin(async move {
+                let _ = rx.wait_for(|go| *go).await;
+                (rx, 7)
+            })
+        });
         (go, lane)
     }
 
@@ -387,6 +411,28 @@ mod tests {
         assert_eq!(lane.next(patience).await, Ok(7));
         assert!(!lane.stuck);
         assert_eq!(lane.next(patience).await, Ok(7));
+    }
+
+    /// A read of many round trips (a login, then queries) on a node that was frozen goes on
+    /// between samples: looking at it once per sample must not be what moves it forward.
+    #[tokio::test]
+    async fn a_stuck_read_makes_progress_between_samples() {
+        let done = Arc::new(tokio::sync::Notify::new());
+        let d = done.clone();
+        let mut lane = Lane::new(Box::new(move || d.clone()), |d| {
+            Box::pin(async move {
+                for _ in 0..50 {
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+                d.notify_one();
+                (d, 7)
+            })
+        });
+        assert!(lane.next(Duration::from_millis(1)).await.is_err());
+        tokio::time::timeout(Duration::from_secs(30), done.notified())
+            .await
+            .expect("the stuck read never finished on its own: it only moves when a sample looks");
+        assert_eq!(lane.next(Duration::from_millis(1)).await, Ok(7));
     }
 
     #[test]

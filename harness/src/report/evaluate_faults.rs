@@ -431,8 +431,13 @@ pub(super) fn rpo_max_writes(
     // bound. Within the limit it settles the RPO; over it, it proves nothing.
     let behind = c_still_behind(rpo, obs, missed) && rpo.lost_writes > 0;
     // A failover while a was not writing: nothing could be lost, so within the limit is no
-    // evidence of anything.
-    let load = obs.failover.as_ref().map(|f| load_at_kill(f, obs));
+    // evidence of anything. Writes seen lost prove it was written to, whatever the ledger's
+    // timing says: the idle rule, and its words, are then left out.
+    let load = obs
+        .failover
+        .as_ref()
+        .map(|f| load_at_kill(f, obs))
+        .filter(|l| l.is_ok() || rpo.lost_writes == 0);
     let idle = matches!(load, Some(Err(_)));
     // Unexplained keys may hide lost writes: within the limit is then only a lower bound.
     let verdict = if ok && (rpo.unexplained_keys > 0 || idle) || !ok && behind {

@@ -1104,6 +1104,16 @@ fn no_write_lost_in_a_failover_while_nothing_was_written_to_a_is_no_pass() {
     let mut slow = failover(Some(13_600_000), None);
     slow.heartbeat_gap_ms = Some(500);
     assert_eq!(one(&e, Some(&slow), None, &[]).verdict, Verdict::Valid);
+    // Writes seen lost show a was written to, however long before the kill its last write
+    // was sent: the verdict is the count's, and nothing says none could be lost.
+    let mut lost = failover(Some(9_002_000), Some(9_002_000));
+    lost.rpo.as_mut().unwrap().lost_writes = 2;
+    let within = expect_only(|e| e.rpo_max_writes = Some(5));
+    let r = one(&within, Some(&lost), None, &[]);
+    assert_eq!(r.verdict, Verdict::Valid, "{r:?}");
+    assert!(!r.evidence.contains("none could be lost"), "{}", r.evidence);
+    assert_eq!(r.observed, "2 acknowledged writes lost on b");
+    assert_eq!(one(&e, Some(&lost), None, &[]).verdict, Verdict::Invalid);
 }
 
 #[test]

@@ -451,3 +451,54 @@ fn a_signal_during_a_long_cleanup_is_heard_and_the_next_one_forces_it() {
     cli::assert_cleaned_up(&run);
     assert!(!run.join("secrets.json").exists(), "the secrets stayed");
 }
+
+/// A rehearsal that had finished before its cleanup was forced keeps its verdict: a proven
+/// failure exits 1, not 130, and report.json says the same code.
+#[test]
+fn a_failed_rehearsal_whose_cleanup_is_forced_still_exits_1() {
+    use nix::sys::signal::Signal;
+    // Native logical replication never carries sequences: this expectation always fails.
+    let (_d, path) = cli::scenario(
+        "forced-after-fail",
+        "version = 1\nname = \"forced-after-fail\"\n[workload]\ninitial_rows = 10\nrate = 50\nduration = \"2s\"\n[expect]\nsequences_match = true\n",
+    );
+    let runs = tempfile::tempdir().unwrap();
+    let mut bg = cli::Background::spawn_with_env(
+        &[
+            "run",
+            path.to_str().unwrap(),
+            "--runs-dir",
+            runs.path().to_str().unwrap(),
+        ],
+        &[("PGREHEARSE_FAILPOINT", "hold-cleanup")],
+    );
+    bg.wait_for_stderr(
+        "failpoint hold-cleanup: the cleanup waits",
+        Duration::from_secs(240),
+    );
+    common::wait_until("the cleanup to be forced", Duration::from_secs(60), || {
+        if bg.exited() {
+            return Ok(harness::wait::Check::Done(()));
+        }
+        bg.signal(Signal::SIGINT);
+        Ok(harness::wait::Check::NotYet(harness::node::tail(
+            &bg.stderr(),
+            5,
+        )))
+    });
+    let status = bg.wait_exit(Duration::from_secs(5));
+    let err = bg.stderr();
+    assert!(err.contains("forced: killing what still runs"), "{err}");
+    assert_eq!(status.code(), Some(1), "{err}");
+    let run = std::fs::read_dir(runs.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.join("report.json").exists())
+        .expect("a run with a report");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["exit_code"], 1, "{report}");
+    assert_eq!(report["verdict"], "invalid", "{report}");
+    cli::assert_cleaned_up(&run);
+}

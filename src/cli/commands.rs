@@ -251,7 +251,19 @@ pub async fn run(args: ChainArgs, then: Then, json: bool, ui: &Ui) -> Result<i32
         let _ = r.write_report();
     }
     let Some(fin) = finish_listening(&r, keep).await else {
-        return Err(forced(r));
+        // A rehearsal that had finished keeps its verdict: a proven failure still exits 1, and
+        // report.json is rewritten to say the teardown was cut short, with the same code.
+        let code = res
+            .is_ok()
+            .then(|| r.record_cleanup_error(&Error::interrupted()));
+        let e = forced(r);
+        return match code {
+            Some(code) if code != e.exit_code() => {
+                super::report_error(&e);
+                Ok(code)
+            }
+            _ => Err(e),
+        };
     };
     if r.kept() {
         say(format!(

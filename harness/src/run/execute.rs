@@ -856,6 +856,7 @@ impl Rehearsal {
         // For the test that proves a signal during a long cleanup is heard: this one lasts
         // until it is forced.
         if std::env::var("PGREHEARSE_FAILPOINT").as_deref() == Ok("hold-cleanup") {
+            tracing::info!("failpoint hold-cleanup: the cleanup waits until it is forced");
             std::future::pending::<()>().await;
         }
         if keep && self.chain_built() {

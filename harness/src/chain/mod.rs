@@ -611,7 +611,7 @@ impl Chain {
         let p = self.primary();
         let start = Instant::now();
         // The fence only has to reach C to be seen. Committed locally it does not wait for a
-        // synchronous standby as well: with B unable to apply, that commit would block forever
+        // synchronous standby as well: with B unable to confirm it (paused, cut off, down), that commit would block forever
         // and the wait below, which says what is stuck, would never be reached.
         let write = format!(
             "BEGIN; SET LOCAL synchronous_commit = local; \

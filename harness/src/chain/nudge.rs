@@ -1,8 +1,8 @@
 //! Nudging A to log a running-transactions record.
 //!
 //! A logical slot created on a standby cannot find its start point until the standby replays
-//! an xl_running_xacts record from the primary. An idle primary writes one only every 15 s (or
-//! never), so slot creation on B — the subscription's slot, and the slot each table-sync worker
+//! an xl_running_xacts record from the primary. A busy primary's bgwriter logs one at most every
+//! 15 s, an idle one none at all, so slot creation on B — the subscription's slot, and the slot each table-sync worker
 //! creates for its copy — would hang. `pg_log_standby_snapshot()` on A writes one at once
 //! (PostgreSQL's own test framework does the same in create_logical_slot_on_standby).
 

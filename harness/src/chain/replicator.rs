@@ -133,9 +133,11 @@ const SLOT_RELEASE_PATIENCE: Duration = Duration::from_secs(30);
 
 /// Worker failures tolerated during the initial copy before the wait gives up on it: PostgreSQL
 /// restarts a failed table-sync or apply worker (after wal_retrieve_retry_interval, 5 s), and one
-/// failure can pass (a copy on B cancelled by a recovery conflict). Three are not a hiccup, and
-/// the workers would otherwise go on failing until the initial-copy timeout.
-const WORKER_FAILURES_TOLERATED: i64 = 2;
+/// incident can pass: B's walsenders dropped, or a recovery conflict on B cancelling the copies,
+/// fails every worker at once — up to max_sync_workers_per_subscription (4, see
+/// `chain::c_settings`) table syncs and the apply worker. More than that is no hiccup, and the
+/// workers would otherwise go on failing until the initial-copy timeout.
+const WORKER_FAILURES_TOLERATED: i64 = 4 + 1;
 
 /// The bgwriter's LOG_SNAPSHOT_INTERVAL_MS (src/backend/postmaster/bgwriter.c): it logs a
 /// running-xacts record at most this often, and only when important WAL was written since its

@@ -462,7 +462,7 @@ impl Fault for CatalogChurn {
             // behind on a. Best effort — a may be down by now, and nothing depends on it.
             let _ = t.await;
             // Committed locally, in a session of its own: on a synchronous primary whose
-            // standby cannot apply (the very state a fault may have left), a cleanup waiting
+            // standby cannot confirm it (the very state a fault may have left), a cleanup waiting
             // for it would never return.
             let cleanup = async {
                 let c = env.a.connect(&env.db).await?;

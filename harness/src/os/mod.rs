@@ -156,9 +156,17 @@ impl ServerUser {
     /// # Errors
     /// Environment error naming the path.
     pub fn private_dir(&self, path: &Path) -> Result<()> {
-        use std::os::unix::fs::PermissionsExt;
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
         std::fs::create_dir_all(path).map_err(|e| io_error("cannot create", path, e))?;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))
+        // chmod through a handle that refuses a link: the folder above may be the server
+        // user's, who could have put a link to any folder in this name's place, and a harness
+        // run as root would then open that folder up to its new mode.
+        let dir = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
+            .open(path)
+            .map_err(|e| io_error("cannot open (a symbolic link is refused)", path, e))?;
+        dir.set_permissions(std::fs::Permissions::from_mode(0o700))
             .map_err(|e| io_error("cannot chmod", path, e))?;
         self.own(path)
     }
@@ -344,6 +352,29 @@ pub fn signal_tree(root: i32, sig: nix::sys::signal::Signal) {
 mod tests {
     use super::*;
     use nix::errno::Errno;
+
+    #[test]
+    fn a_link_put_in_a_private_folder_s_place_is_refused_and_its_target_left_alone() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let elsewhere = d.path().join("elsewhere");
+        std::fs::create_dir(&elsewhere).unwrap();
+        std::fs::set_permissions(&elsewhere, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let node = d.path().join("b");
+        std::os::unix::fs::symlink(&elsewhere, &node).unwrap();
+        let me = ServerUser::resolve().unwrap();
+        let e = me
+            .private_dir(&node)
+            .expect_err("a link is no private folder");
+        assert!(e.to_string().contains("symbolic link"), "{e}");
+        let mode = std::fs::metadata(&elsewhere).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o755, "the link's target was chmodded");
+        // A real folder is made private.
+        let real = d.path().join("c");
+        me.private_dir(&real).unwrap();
+        let mode = std::fs::metadata(&real).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+    }
 
     #[test]
     fn a_process_of_another_user_is_alive() {

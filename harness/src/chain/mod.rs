@@ -868,11 +868,15 @@ impl Chain {
 /// Whether standby `b` answers and is out of recovery (promoted). One that does not answer
 /// (stopped, or paused) is taken for what it was built as.
 async fn promoted(b: &Node) -> bool {
-    let Ok(client) = b.admin().connect(Duration::from_secs(3)).await else {
+    const PATIENCE: Duration = Duration::from_secs(3);
+    let Ok(client) = b.admin().connect(PATIENCE).await else {
         return false;
     };
-    client
-        .query_one("SELECT pg_is_in_recovery()", &[])
-        .await
-        .is_ok_and(|row| !row.get::<_, bool>(0))
+    // A server paused after it let us in would hold the question for as long as it is paused.
+    tokio::time::timeout(
+        PATIENCE,
+        client.query_one("SELECT pg_is_in_recovery()", &[]),
+    )
+    .await
+    .is_ok_and(|row| row.is_ok_and(|row| !row.get::<_, bool>(0)))
 }

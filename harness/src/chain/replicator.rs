@@ -251,7 +251,7 @@ impl NativeSubscription {
             )
             .await?;
             if !left {
-                return Ok::<_, Error>("no slot was left on b".to_string());
+                return Ok::<_, Error>("no slot on b when checked".to_string());
             }
             client
                 .execute("SELECT pg_drop_replication_slot($1)", &[&self.name])

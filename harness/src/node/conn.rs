@@ -146,9 +146,10 @@ pub async fn batch_execute_within(client: &Client, sql: &str, timeout: Duration)
 }
 
 /// Let `run`, a statement under way on `client`, finish within `timeout`. One still running
-/// then is cancelled on the server and awaited, so that when this returns the server is no
-/// longer running it: it holds no lock and cannot finish (commit, create a slot) behind the
-/// caller's back.
+/// then is cancelled on the server and awaited, so that when this returns after "it was
+/// cancelled" the server is no longer running it: it holds no lock and cannot finish (commit,
+/// create a slot) behind the caller's back. When the cancel could not be delivered, or the
+/// statement outlived it, the error says so: it may still be running then.
 ///
 /// # Errors
 /// The statement's own error; [`crate::ErrorKind::Timeout`] when it ran out of time (and was

@@ -548,9 +548,10 @@ mod tests {
     #[test]
     fn workers_keep_failing_only_past_what_a_retry_explains() {
         let start = WorkerErrors { apply: 1, sync: 0 };
-        assert!(!WorkerErrors { apply: 1, sync: 2 }.keep_failing_since(start));
-        assert!(WorkerErrors { apply: 1, sync: 3 }.keep_failing_since(start));
-        assert!(WorkerErrors { apply: 3, sync: 1 }.keep_failing_since(start));
+        // One incident: every copy worker (4) and the apply worker fail at once.
+        assert!(!WorkerErrors { apply: 2, sync: 4 }.keep_failing_since(start));
+        assert!(WorkerErrors { apply: 2, sync: 5 }.keep_failing_since(start));
+        assert!(WorkerErrors { apply: 4, sync: 3 }.keep_failing_since(start));
     }
 
     #[test]

@@ -433,16 +433,7 @@ fn a_signal_during_a_long_cleanup_is_heard_and_the_next_one_forces_it() {
             Ok(harness::wait::Check::NotYet(harness::node::tail(&err, 5)))
         },
     );
-    common::wait_until("the cleanup to be forced", Duration::from_secs(60), || {
-        if bg.exited() {
-            return Ok(harness::wait::Check::Done(()));
-        }
-        bg.signal(Signal::SIGINT);
-        Ok(harness::wait::Check::NotYet(harness::node::tail(
-            &bg.stderr(),
-            5,
-        )))
-    });
+    force_cleanup(&mut bg);
     let status = bg.wait_exit(Duration::from_secs(5));
     let err = bg.stderr();
     assert_eq!(status.code(), Some(130), "{err}");
@@ -456,7 +447,6 @@ fn a_signal_during_a_long_cleanup_is_heard_and_the_next_one_forces_it() {
 /// failure exits 1, not 130, and report.json says the same code.
 #[test]
 fn a_failed_rehearsal_whose_cleanup_is_forced_still_exits_1() {
-    use nix::sys::signal::Signal;
     // Native logical replication never carries sequences: this expectation always fails.
     let (_d, path) = cli::scenario(
         "forced-after-fail",
@@ -476,16 +466,7 @@ fn a_failed_rehearsal_whose_cleanup_is_forced_still_exits_1() {
         "failpoint hold-cleanup: the cleanup waits",
         Duration::from_secs(240),
     );
-    common::wait_until("the cleanup to be forced", Duration::from_secs(60), || {
-        if bg.exited() {
-            return Ok(harness::wait::Check::Done(()));
-        }
-        bg.signal(Signal::SIGINT);
-        Ok(harness::wait::Check::NotYet(harness::node::tail(
-            &bg.stderr(),
-            5,
-        )))
-    });
+    force_cleanup(&mut bg);
     let status = bg.wait_exit(Duration::from_secs(5));
     let err = bg.stderr();
     assert!(err.contains("forced: killing what still runs"), "{err}");
@@ -501,4 +482,18 @@ fn a_failed_rehearsal_whose_cleanup_is_forced_still_exits_1() {
     assert_eq!(report["exit_code"], 1, "{report}");
     assert_eq!(report["verdict"], "invalid", "{report}");
     cli::assert_cleaned_up(&run);
+}
+
+/// Send Ctrl-C until pgrehearse exits: the cleanup it holds is forced.
+fn force_cleanup(bg: &mut cli::Background) {
+    common::wait_until("the cleanup to be forced", Duration::from_secs(60), || {
+        if bg.exited() {
+            return Ok(harness::wait::Check::Done(()));
+        }
+        bg.signal(nix::sys::signal::Signal::SIGINT);
+        Ok(harness::wait::Check::NotYet(harness::node::tail(
+            &bg.stderr(),
+            5,
+        )))
+    });
 }

@@ -66,16 +66,17 @@ pub fn interrupt_and_reap(child: &mut Child, grace: Duration) {
         return;
     }
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    // Reaped by a thread that blocks on it, so the exit is seen the moment it happens.
+    let (exited, exit) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = nix::sys::wait::waitpid(pid, None);
+        let _ = exited.send(());
+    });
     let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT);
-    let deadline = std::time::Instant::now() + grace;
-    while std::time::Instant::now() < deadline {
-        if !matches!(child.try_wait(), Ok(None)) {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
+    if exit.recv_timeout(grace).is_err() {
+        let _ = child.kill();
+        let _ = exit.recv_timeout(Duration::from_secs(10));
     }
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 /// A child process stopped and reaped ([`interrupt_and_reap`]) when the test ends, however it

@@ -417,18 +417,23 @@ mod tests {
     /// between samples: looking at it once per sample must not be what moves it forward.
     #[tokio::test]
     async fn a_stuck_read_makes_progress_between_samples() {
+        // The node thaws (`go`) only after a sample gave up waiting; the read then has many
+        // steps left, which no sample looks at.
+        let go = Arc::new(tokio::sync::Notify::new());
         let done = Arc::new(tokio::sync::Notify::new());
-        let d = done.clone();
-        let mut lane = Lane::new(Box::new(move || d.clone()), |d| {
+        let (g, d) = (go.clone(), done.clone());
+        let mut lane = Lane::new(Box::new(move || (g.clone(), d.clone())), |(g, d)| {
             Box::pin(async move {
+                g.notified().await;
                 for _ in 0..50 {
-                    tokio::time::sleep(Duration::from_millis(2)).await;
+                    tokio::task::yield_now().await;
                 }
                 d.notify_one();
-                (d, 7)
+                ((g, d), 7)
             })
         });
         assert!(lane.next(Duration::from_millis(1)).await.is_err());
+        go.notify_one();
         tokio::time::timeout(Duration::from_secs(30), done.notified())
             .await
             .expect("the stuck read never finished on its own: it only moves when a sample looks");
